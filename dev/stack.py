@@ -1,0 +1,197 @@
+"""The local stack the demo and the tests run against: databases, stand-ins, Airflow environment.
+
+One ``Stack`` owns a name prefix for its databases (``<name>_customer``, ``<name>_sales``,
+``<name>_analytics``), a work folder for the stand-ins' stores, mail and exports, and the ports of
+its three stand-in processes. ``airflow_env()`` gives the environment (connections as
+``AIRFLOW_CONN_*``, a SQLite metadata DB under a local ``AIRFLOW_HOME``) in which the DAG runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+def pg_dsn(dbname: str) -> str:
+    return f"host={PG['host']} port={PG['port']} user={PG['user']} dbname={dbname}"
+
+
+@dataclass
+class Stack:
+    name: str
+    workdir: Path
+    crm_port: int = field(default_factory=free_port)
+    bi_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    crm_token: str = "local-crm-token"
+    bi_token: str = "local-bi-token"
+    procs: dict = field(default_factory=dict)
+
+    # -- databases -----------------------------------------------------------------------------
+    @property
+    def customer_db(self) -> str:
+        return f"{self.name}_customer"
+
+    @property
+    def sales_db(self) -> str:
+        return f"{self.name}_sales"
+
+    @property
+    def analytics_db(self) -> str:
+        return f"{self.name}_analytics"
+
+    @property
+    def crm_store(self) -> Path:
+        return self.workdir / "crm.sqlite"
+
+    @property
+    def bi_store(self) -> Path:
+        return self.workdir / "bi.sqlite"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.workdir / "mail"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.workdir / "exports"
+
+    def _pg_admin(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+            conn.execute(statement)
+
+    def _mysql_admin(self, statement: str) -> None:
+        import MySQLdb
+
+        conn = MySQLdb.connect(**MYSQL)
+        try:
+            conn.cursor().execute(statement)
+        finally:
+            conn.close()
+
+    def create_databases(self, keep_analytics: bool = False) -> None:
+        """(Re)create the source databases, and the analytics database unless kept."""
+        for db in (self.customer_db, *(() if keep_analytics else (self.analytics_db,))):
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            self._pg_admin(f'CREATE DATABASE "{db}"')
+        if keep_analytics:
+            import psycopg
+
+            with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.analytics_db,)).fetchone():
+                    conn.execute(f'CREATE DATABASE "{self.analytics_db}"')
+        self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
+        self._mysql_admin(f"CREATE DATABASE `{self.sales_db}`")
+
+    def drop_databases(self) -> None:
+        for db in (self.customer_db, self.analytics_db):
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
+
+    def generate(self, customers: int, month: str, seed: int = 42, **kwargs) -> dict:
+        sys.path.insert(0, str(ROOT))
+        from dev.generate import generate
+
+        return generate(
+            customers, month, pg_dsn(self.customer_db), {**MYSQL, "db": self.sales_db}, self.crm_store,
+            seed=seed, **kwargs,
+        )
+
+    # -- stand-in processes --------------------------------------------------------------------
+    def start_services(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        py = sys.executable
+        specs = {
+            "crm_api": ([py, "dev/crm_api.py", "--store", str(self.crm_store), "--port", str(self.crm_port),
+                         "--token", self.crm_token], self.crm_port),
+            "bi_api": ([py, "dev/bi_api.py", "--store", str(self.bi_store), "--port", str(self.bi_port),
+                        "--token", self.bi_token], self.bi_port),
+            "smtp_sink": ([py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)],
+                          self.smtp_port),
+        }
+        for name, (cmd, port) in specs.items():
+            log = (self.workdir / f"{name}.log").open("ab")
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            self.procs[name] = proc
+            wait_for_port(port, proc, name)
+
+    def stop_services(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    # -- the Airflow environment ---------------------------------------------------------------
+    def connections(self) -> dict[str, dict]:
+        pg_conn = {"conn_type": "postgres", "host": PG["host"], "port": PG["port"], "login": PG["user"]}
+        return {
+            "customer_db": {**pg_conn, "schema": self.customer_db},
+            "analytics_db": {**pg_conn, "schema": self.analytics_db},
+            "sales_db": {"conn_type": "mysql", "host": MYSQL["host"], "port": MYSQL["port"], "login": MYSQL["user"],
+                         "password": MYSQL["passwd"], "schema": self.sales_db},
+            "crm_api": {"conn_type": "http", "host": "127.0.0.1", "port": self.crm_port, "schema": "http",
+                        "password": self.crm_token},
+            "bi_api": {"conn_type": "http", "host": "127.0.0.1", "port": self.bi_port, "schema": "http",
+                       "password": self.bi_token},
+            "smtp_default": {"conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
+                             "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}},
+        }
+
+    def airflow_env(self, airflow_home: Path) -> dict[str, str]:
+        env = {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "CUSTOMER_PERFORMANCE_EXPORT_LOCATION": str(self.export_dir),
+        }
+        for conn_id, conn in self.connections().items():
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+        return env
+
+    def bi_rows(self, dataset: str = "customer_performance") -> dict[str, int]:
+        import requests
+
+        resp = requests.get(f"http://127.0.0.1:{self.bi_port}/datasets/{dataset}/tables", timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def mails(self) -> list[Path]:
+        return sorted(self.mail_dir.glob("*.eml"))

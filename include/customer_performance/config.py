@@ -1,0 +1,94 @@
+"""The one configuration object of the package: connection ids, schemas, currencies, delivery.
+
+Every setting has a default that works with the local stand-ins; a deployment overrides any of
+them with an environment variable ``CUSTOMER_PERFORMANCE_<FIELD>`` (upper case). Credentials are
+never here: they live in the Airflow connections these ids point at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "CUSTOMER_PERFORMANCE_"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Airflow connection ids (design.md, "Connections").
+    customer_db_conn_id: str = "customer_db"
+    sales_db_conn_id: str = "sales_db"
+    crm_api_conn_id: str = "crm_api"
+    analytics_db_conn_id: str = "analytics_db"
+    bi_api_conn_id: str = "bi_api"
+    smtp_conn_id: str = "smtp_default"
+
+    # Analytics database layout.
+    staging_schema: str = "cp_staging"
+    analytics_schema: str = "analytics"
+
+    # Extraction.
+    crm_page_size: int = 1000
+    crm_connect_timeout: float = 5.0
+    crm_read_timeout: float = 30.0
+    copy_chunk_rows: int = 50_000
+
+    # Transformation.
+    reporting_currency: str = "USD"
+    filter_config: Path = PACKAGE_DIR / "filters.json"
+
+    # Delivery.
+    bi_dataset: str = "customer_performance"
+    bi_batch_rows: int = 10_000
+    export_location: str = field(
+        default_factory=lambda: str(
+            Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "exports" / "customer_performance"
+        )
+    )
+    email_to: tuple[str, ...] = ("stakeholders@example.com",)
+    email_from: str = "customer-performance@example.com"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bi_batch_rows <= 10_000:
+            raise ValueError(f"bi_batch_rows must be between 1 and 10000, got {self.bi_batch_rows}")
+        if self.crm_page_size < 1:
+            raise ValueError(f"crm_page_size must be positive, got {self.crm_page_size}")
+
+
+def _coerce(raw: str, f: dataclasses.Field, current: object) -> object:
+    if isinstance(current, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(current, Path):
+        return Path(raw)
+    if isinstance(current, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from the defaults and ``CUSTOMER_PERFORMANCE_*`` overrides."""
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    overrides = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None:
+            try:
+                overrides[f.name] = _coerce(raw, f, getattr(defaults, f.name))
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not valid: {exc}") from exc
+    return dataclasses.replace(defaults, **overrides)
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings (read once per task process)."""
+    return load_settings()

@@ -1,0 +1,37 @@
+"""Connections to the databases, opened through the Airflow connections named in the settings."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+
+
+@contextlib.contextmanager
+def pg(conn_id: str) -> Iterator[psycopg.Connection]:
+    """A psycopg 3 connection (UTC session, one transaction until commit) from a postgres connection."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    try:
+        conn.execute("SET TIME ZONE 'UTC'")
+        yield conn
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def mysql(conn_id: str) -> Iterator[object]:
+    """A mysqlclient connection from a mysql connection, its session in UTC."""
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    conn = MySqlHook(mysql_conn_id=conn_id).get_conn()
+    try:
+        conn.query("SET time_zone = '+00:00'")
+        yield conn
+    finally:
+        conn.close()

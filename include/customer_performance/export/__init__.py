@@ -1,0 +1,1 @@
+"""Stakeholder exports: the period's CSV files, written to the export location and emailed."""

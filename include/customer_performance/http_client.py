@@ -1,0 +1,92 @@
+"""A small JSON-over-HTTP client for the CRM and BI APIs, configured from an Airflow connection.
+
+One place for the behaviour both APIs need: connect and read timeouts, a bearer token taken from
+the connection's password (never logged), ``429`` honouring ``Retry-After``, retries with
+backoff on 5xx and network errors, and an immediate, non-retryable failure on 401/403.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class AuthError(RuntimeError):
+    """The API refused our credentials (401/403): retrying cannot help, fix the connection."""
+
+
+class ApiError(RuntimeError):
+    """The API kept failing, or answered with something we cannot use."""
+
+
+@dataclass
+class ApiClient:
+    base_url: str
+    token: str | None
+    conn_id: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 5
+    backoff: float = 0.5
+    max_wait: float = 60.0
+
+    @classmethod
+    def from_connection(cls, conn_id: str, **kwargs) -> ApiClient:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+        schema = conn.schema or "http"
+        host = conn.host or ""
+        base = host if "://" in host else f"{schema}://{host}"
+        if conn.port:
+            base = f"{base}:{conn.port}"
+        return cls(base_url=base.rstrip("/"), token=conn.password, conn_id=conn_id, **kwargs)
+
+    def __post_init__(self) -> None:
+        self.session = requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                resp = self.session.request(
+                    method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                wait, why = self.backoff * 2 ** (attempt - 1), f"{type(exc).__name__}"
+            else:
+                if resp.status_code in (401, 403):
+                    raise AuthError(
+                        f"{self.conn_id}: {method} {path} was refused with {resp.status_code}; "
+                        f"check the token in Airflow connection {self.conn_id!r}"
+                    )
+                if resp.status_code == 429:
+                    wait, why = _retry_after(resp, self.backoff * 2 ** (attempt - 1)), "429 Too Many Requests"
+                elif resp.status_code >= 500:
+                    wait, why = self.backoff * 2 ** (attempt - 1), f"{resp.status_code} server error"
+                elif resp.status_code >= 400:
+                    raise ApiError(f"{self.conn_id}: {method} {path} failed with {resp.status_code}: {resp.text[:300]}")
+                else:
+                    return resp
+            if attempt == self.max_attempts:
+                raise ApiError(f"{self.conn_id}: {method} {path} still failing after {attempt} attempts ({why})")
+            wait = min(wait, self.max_wait)
+            log.warning("%s: %s %s: %s; retrying in %.1fs (attempt %s/%s)", self.conn_id, method, path, why, wait, attempt, self.max_attempts)
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+def _retry_after(resp: requests.Response, default: float) -> float:
+    raw = resp.headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,1 @@
+"""Destinations that receive the period's results: the analytics database and the BI API."""

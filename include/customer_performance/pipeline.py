@@ -1,0 +1,148 @@
+"""What each DAG task does, as plain functions of the run; the DAG file only wires them.
+
+Each function reads and writes staged tables in the analytics database and returns a small dict
+(table names and counts) for XCom. Each is idempotent: it replaces what an earlier try wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from include.customer_performance.config import Settings, settings
+from include.customer_performance.db import pg
+from include.customer_performance.staging import Run, make_run
+
+log = logging.getLogger(__name__)
+
+
+def current_run(cfg: Settings | None = None) -> Run:
+    """The Run of the task being executed, from the Airflow context."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    dag_run = ctx["dag_run"]
+    cfg = cfg or settings()
+    return make_run(
+        ctx.get("logical_date"),
+        dag_run.run_id,
+        (ctx.get("params") or {}).get("report_month"),
+        cfg.staging_schema,
+        run_after=getattr(dag_run, "run_after", None),
+    )
+
+
+def extract_customer_db(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.extract.customer_db import extract_customer_db as run_extract
+
+    return run_extract(run, cfg)
+
+
+def extract_sales_db(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.extract.sales_db import extract_sales_db as run_extract
+
+    return run_extract(run, cfg)
+
+
+def extract_crm_api(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.extract.crm_api import extract_crm_api as run_extract
+
+    return run_extract(run, cfg)
+
+
+def filter_period(run: Run, cfg: Settings) -> dict:
+    """Apply the filter configuration to every staged dataset (raw -> flt_ tables)."""
+    from include.customer_performance.transform.filter import apply_filter, load_filters
+
+    filters = load_filters(cfg.filter_config, run.period)
+    out = {}
+    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        for name, flt in filters.items():
+            stats = apply_filter(cur, flt, run.table(name), run.table(f"flt_{name}"))
+            for c in stats["conditions"]:
+                log.info("filter %s: %s %s removed %s rows", name, c["field"], c["operator"], c["removed"])
+            out[name] = {"table": run.table_name(f"flt_{name}"), **stats}
+        conn.commit()
+    return out
+
+
+def calculate(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.transform.calculate import calculate_metrics
+
+    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        out = calculate_metrics(cur, run)
+        conn.commit()
+    return out
+
+
+def validate(run: Run, cfg: Settings) -> dict:
+    """The gate: the report is stored either way; a critical failure then fails the task."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.customer_performance.quality.gate import raise_on_critical
+    from include.customer_performance.quality.gate import validate as run_gate
+
+    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url.render_as_string(hide_password=False)
+    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        result = run_gate(run, url, cur)
+        conn.commit()
+    raise_on_critical(result["critical"], run)
+    return result["summary"]
+
+
+def aggregate(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.transform.aggregate import aggregate as run_aggregate
+
+    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        out = run_aggregate(cur, run)
+        conn.commit()
+    return out
+
+
+def read_kpis(conn, run: Run) -> dict:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
+        row = cur.fetchone() or {}
+    return {k: (float(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, int) else v) for k, v in row.items()}
+
+
+def load_analytics_db(run: Run, cfg: Settings, row_counts: dict, quality: dict) -> dict:
+    from include.customer_performance.load.analytics_db import publish
+
+    with pg(cfg.analytics_db_conn_id) as conn:
+        kpis = read_kpis(conn, run)
+        with conn.cursor() as cur:
+            loaded = publish(cur, run, cfg.analytics_schema, row_counts, quality, kpis)
+        conn.commit()
+    return loaded
+
+
+def push_bi_api(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.http_client import ApiClient
+    from include.customer_performance.load.bi_api import push
+
+    client = ApiClient.from_connection(cfg.bi_api_conn_id)
+    with pg(cfg.analytics_db_conn_id) as conn:
+        return push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows)
+
+
+def email_csv_export(run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.export.csv_email import send, summary_html, write_csvs
+
+    folder = Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
+    with pg(cfg.analytics_db_conn_id) as conn:
+        files = write_csvs(conn, run, folder)
+        kpis = read_kpis(conn, run)
+    subject = f"Customer Performance {run.period.label}: {run.period}"
+    send(
+        cfg.smtp_conn_id,
+        list(cfg.email_to),
+        cfg.email_from,
+        subject,
+        summary_html(run, kpis, files),
+        [f["path"] for f in files.values()],
+    )
+    return {"recipients": len(cfg.email_to), "files": files}

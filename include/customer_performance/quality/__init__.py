@@ -1,0 +1,1 @@
+"""The validation gate: Great Expectations suites run in the analytics database."""

@@ -1,0 +1,105 @@
+"""The source contracts and the staged tables they land in: one column list per dataset.
+
+The same list drives the contract check on the source, the staging DDL, the SELECT pushed down to
+the source, and the filter's field validation, so a column is declared exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Type families a source column may have; the contract check compares families, not exact types,
+# so varchar(40) and text, or int and bigint, both pass.
+FAMILIES = {
+    "integer": {"smallint", "integer", "bigint", "int", "tinyint", "mediumint"},
+    "numeric": {"numeric", "decimal", "double precision", "real", "double", "float"},
+    "text": {"text", "character varying", "varchar", "char", "character", "enum", "tinytext", "mediumtext", "longtext"},
+    "date": {"date"},
+    "timestamp": {"timestamp with time zone", "timestamp without time zone", "datetime", "timestamp"},
+}
+PG_TYPES = {"integer": "bigint", "numeric": "numeric", "text": "text", "date": "date", "timestamp": "timestamptz"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    family: str  # a key of FAMILIES
+
+    @property
+    def pg_type(self) -> str:
+        return PG_TYPES[self.family]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One source dataset: where it lives, its columns, and the column its period window is on."""
+
+    name: str  # staged table prefix and filter-config key
+    source_table: str  # table (or API resource) at the source
+    event_column: str
+    key: str  # business key, unique per row
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}; columns: {', '.join(self.column_names)}")
+
+
+def _cols(*spec: str) -> tuple[Column, ...]:
+    return tuple(Column(*item.split(":")) for item in spec)
+
+
+CUSTOMERS = Dataset(
+    name="customers",
+    source_table="customers",
+    event_column="registration_date",
+    key="customer_id",
+    columns=_cols(
+        "customer_id:integer", "name:text", "email:text", "phone:text", "registration_date:date",
+        "last_login:timestamp", "status:text", "region:text", "country:text", "state:text",
+        "segment:text", "created_at:timestamp", "updated_at:timestamp",
+    ),
+)
+
+ACTIVITY = Dataset(
+    name="customer_activity",
+    source_table="customer_activity",
+    event_column="session_start",
+    key="session_id",
+    columns=_cols(
+        "session_id:integer", "customer_id:integer", "activity_type:text", "session_start:timestamp",
+        "duration_minutes:numeric", "feature:text",
+    ),
+)
+
+TRANSACTIONS = Dataset(
+    name="transactions",
+    source_table="transactions",
+    event_column="order_date",
+    key="transaction_id",
+    columns=_cols(
+        "transaction_id:text", "customer_id:integer", "order_date:timestamp", "amount:numeric",
+        "currency:text", "product_category:text", "quantity:integer", "payment_method:text",
+        "status:text", "discount_applied:numeric", "tax_amount:numeric", "updated_at:timestamp",
+    ),
+)
+
+INTERACTIONS = Dataset(
+    name="interactions",
+    source_table="/v1/interactions",
+    event_column="interaction_date",
+    key="interaction_id",
+    columns=_cols(
+        "interaction_id:text", "customer_id:integer", "interaction_type:text", "interaction_date:timestamp",
+        "duration_minutes:numeric", "satisfaction_score:numeric", "resolution_status:text",
+        "resolution_hours:numeric", "agent_id:text", "department:text",
+    ),
+)
+
+DATASETS = {d.name: d for d in (CUSTOMERS, ACTIVITY, TRANSACTIONS, INTERACTIONS)}

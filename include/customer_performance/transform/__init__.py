@@ -1,0 +1,1 @@
+"""Transformations inside the analytics database: filter, calculate, aggregate."""
