@@ -65,7 +65,7 @@ def customer_performance():
         return pipeline.extract_sales_db(pipeline.current_run(), settings())
 
     @task(task_display_name="Filter to period", retry_policy=NO_RETRY_ON_BAD_DATA)
-    def filter_period(*extracted: dict) -> dict:
+    def filter_period(customer_db: dict, crm_api: dict, sales_db: dict) -> dict:
         """Apply the filter configuration; records the rows each condition removed."""
         return pipeline.filter_period(pipeline.current_run(), settings())
 
@@ -85,13 +85,9 @@ def customer_performance():
         return pipeline.aggregate(pipeline.current_run(), settings())
 
     @task(task_display_name="Load analytics DB")
-    def load_analytics_db(aggregates: dict, quality: dict, **context) -> dict:
+    def load_analytics_db(row_counts: dict, quality: dict) -> dict:
         """Replace the period's partition of every analytics table in one transaction."""
-        counts = {
-            t.task_id: context["ti"].xcom_pull(task_ids=t.task_id)
-            for t in context["task"].get_flat_relatives(upstream=True)
-        }
-        return pipeline.load_analytics_db(pipeline.current_run(), settings(), counts, quality)
+        return pipeline.load_analytics_db(pipeline.current_run(), settings(), row_counts, quality)
 
     @task(task_display_name="Push BI API", retry_policy=API_RETRY_POLICY)
     def push_bi_api(aggregates: dict) -> dict:
@@ -103,10 +99,13 @@ def customer_performance():
         """Write the three CSV files and email them with an HTML summary."""
         return pipeline.email_csv_export(pipeline.current_run(), settings())
 
-    filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())
-    quality = validate(calculate(filtered))
+    extracted = {"customer_db": extract_customer_db(), "crm_api": extract_crm_api(), "sales_db": extract_sales_db()}
+    filtered = filter_period(**extracted)
+    metrics = calculate(filtered)
+    quality = validate(metrics)
     aggregates = aggregate(quality)
-    load_analytics_db(aggregates, quality)
+    row_counts = {**extracted, "filter": filtered, "calculate": metrics, "aggregate": aggregates}
+    load_analytics_db(row_counts, quality)
     push_bi_api(aggregates)
     email_csv_export(aggregates)
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import sqlite3
 import threading
+from typing import Annotated
 
 import uvicorn
 from fastapi import Body, FastAPI, HTTPException
@@ -34,12 +35,13 @@ def create_app(store: str, token: str) -> FastAPI:
     lock = threading.Lock()
     conn = sqlite3.connect(store, check_same_thread=False)
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS rows (dataset text, tbl text, report_month text, seq integer PRIMARY KEY, payload text)"
+        "CREATE TABLE IF NOT EXISTS rows"
+        " (dataset text, tbl text, report_month text, seq integer PRIMARY KEY, payload text)"
     )
     conn.commit()
 
     @app.post("/datasets/{dataset}/tables/{table}/rows")
-    def add_rows(dataset: str, table: str, body: dict = Body(...)) -> dict:
+    def add_rows(dataset: str, table: str, body: Annotated[dict, Body()]) -> dict:
         rows = body.get("rows")
         if not isinstance(rows, list):
             raise HTTPException(400, "body must be {'rows': [...]}")
@@ -58,7 +60,8 @@ def create_app(store: str, token: str) -> FastAPI:
         with lock:
             if report_month:
                 cur = conn.execute(
-                    "DELETE FROM rows WHERE dataset = ? AND tbl = ? AND report_month = ?", (dataset, table, report_month)
+                    "DELETE FROM rows WHERE dataset = ? AND tbl = ? AND report_month = ?",
+                    (dataset, table, report_month),
                 )
             else:
                 cur = conn.execute("DELETE FROM rows WHERE dataset = ? AND tbl = ?", (dataset, table))
@@ -77,7 +80,9 @@ def create_app(store: str, token: str) -> FastAPI:
     @app.get("/datasets/{dataset}/tables")
     def tables(dataset: str) -> dict:
         with lock:
-            return dict(conn.execute("SELECT tbl, count(*) FROM rows WHERE dataset = ? GROUP BY tbl", (dataset,)).fetchall())
+            return dict(
+                conn.execute("SELECT tbl, count(*) FROM rows WHERE dataset = ? GROUP BY tbl", (dataset,)).fetchall()
+            )
 
     return app
 

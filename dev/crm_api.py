@@ -22,8 +22,18 @@ try:
 except ImportError:  # run as a script
     from standin import bad_request, install
 
-FIELDS = ("interaction_id", "customer_id", "interaction_type", "interaction_date", "duration_minutes",
-          "satisfaction_score", "resolution_status", "resolution_hours", "agent_id", "department")
+FIELDS = (
+    "interaction_id",
+    "customer_id",
+    "interaction_type",
+    "interaction_date",
+    "duration_minutes",
+    "satisfaction_score",
+    "resolution_status",
+    "resolution_hours",
+    "agent_id",
+    "department",
+)
 
 
 def _parse_ts(raw: str, name: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import itertools
 import json
 import random
 import sqlite3
@@ -95,8 +96,17 @@ def _tsv(value: object) -> str:
 
 
 class Generator:
-    def __init__(self, customers: int, month: str, history_months: int, tx_per_customer: float,
-                 sessions_per_customer: float, interactions_per_customer: float, seed: int, defects: bool):
+    def __init__(
+        self,
+        customers: int,
+        month: str,
+        history_months: int,
+        tx_per_customer: float,
+        sessions_per_customer: float,
+        interactions_per_customer: float,
+        seed: int,
+        defects: bool,
+    ):
         self.n = customers
         self.start, self.end = month_bounds(month)
         self.history_start = shift_month(self.start, -history_months)
@@ -146,8 +156,21 @@ class Generator:
                 last_login = self._moment(self.end + timedelta(days=2), self.end + timedelta(days=90))
             created = datetime.combine(reg, datetime.min.time()) + timedelta(hours=r.randint(0, 23))
             updated = self._moment(reg, self.end)
-            row = [cid, f"{first} {last}", email, f"+1-555-{cid % 10000:04d}", reg, _ts(last_login), status,
-                   region, country, state, r.choice(SEGMENTS), _ts(created), _ts(updated)]
+            row = [
+                cid,
+                f"{first} {last}",
+                email,
+                f"+1-555-{cid % 10000:04d}",
+                reg,
+                _ts(last_login),
+                status,
+                region,
+                country,
+                state,
+                r.choice(SEGMENTS),
+                _ts(created),
+                _ts(updated),
+            ]
             # a skewed activity level: a few customers buy a lot (Pareto-like revenue)
             self.activity_weight[cid] = r.paretovariate(1.6) if status == "active" else 0.2
             self.rows["customers"] += 1
@@ -195,9 +218,20 @@ class Generator:
                 if in_month and self.plant("transactions.late_arriving"):
                     updated = self._moment(self.end, self.end + timedelta(days=5))
                 qty = r.randint(1, 5)
-                row = [tid, cid, _ts(when), f"{amount:.2f}", currency, r.choice(CATEGORIES), qty,
-                       r.choice(PAYMENTS), status, f"{amount * r.choice([0, 0, 0.05, 0.1]):.2f}",
-                       f"{amount * 0.08:.2f}", _ts(updated)]
+                row = [
+                    tid,
+                    cid,
+                    _ts(when),
+                    f"{amount:.2f}",
+                    currency,
+                    r.choice(CATEGORIES),
+                    qty,
+                    r.choice(PAYMENTS),
+                    status,
+                    f"{amount * r.choice([0, 0, 0.05, 0.1]):.2f}",
+                    f"{amount * 0.08:.2f}",
+                    _ts(updated),
+                ]
                 if in_month:
                     self.rows["transactions"] += 1
                 yield row
@@ -217,10 +251,8 @@ class Generator:
     # -- sessions ------------------------------------------------------------------------------
     def activity(self):
         r = self.rng
-        seq = 0
         lo = shift_month(self.start, -1)
-        for cid in self._customer_ids(self.sess_rate, lo, self.end):
-            seq += 1
+        for seq, cid in enumerate(self._customer_ids(self.sess_rate, lo, self.end), start=1):
             when = self._moment(lo, self.end)
             minutes = round(r.expovariate(1 / 18), 2)
             if when.date() >= self.start:
@@ -232,10 +264,8 @@ class Generator:
     # -- CRM interactions ----------------------------------------------------------------------
     def interactions(self):
         r = self.rng
-        seq = 0
         lo = shift_month(self.start, -1)
-        for cid in self._customer_ids(self.int_rate, lo, self.end):
-            seq += 1
+        for seq, cid in enumerate(self._customer_ids(self.int_rate, lo, self.end), start=1):
             when = self._moment(lo, self.end)
             kind = r.choices(INTERACTION_TYPES, [0.25, 0.3, 0.25, 0.2])[0]
             in_month = when.date() >= self.start
@@ -248,8 +278,18 @@ class Generator:
                     satisfaction = r.choice([0, 11, 42, -1])
             resolution = r.choices(["resolved", "open", "escalated"], [0.75, 0.1, 0.15])[0]
             hours = round(r.expovariate(1 / 16.7), 2) if resolution != "open" else None
-            yield (f"I{seq:010d}", cid, kind, when.isoformat() + "+00:00", round(r.expovariate(1 / 12), 2),
-                   satisfaction, resolution, hours, f"A{r.randint(1, 60):03d}", r.choice(DEPARTMENTS))
+            yield (
+                f"I{seq:010d}",
+                cid,
+                kind,
+                when.isoformat() + "+00:00",
+                round(r.expovariate(1 / 12), 2),
+                satisfaction,
+                resolution,
+                hours,
+                f"A{r.randint(1, 60):03d}",
+                r.choice(DEPARTMENTS),
+            )
 
     def planted(self) -> Planted:
         return Planted(self.counts, self.rows)
@@ -342,28 +382,51 @@ def load_crm_store(gen: Generator, store: Path) -> None:
     try:
         conn.executescript(CRM_DDL)
         rows = gen.interactions()
-        while batch := [row for _, row in zip(range(10_000), rows)]:
+        while batch := list(itertools.islice(rows, 10_000)):
             conn.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
         conn.commit()
     finally:
         conn.close()
 
 
-def generate(customers: int, month: str, customer_dsn: str, mysql_kwargs: dict, crm_store: Path,
-             seed: int = 42, history_months: int = 3, tx_per_customer: float = 10.0,
-             sessions_per_customer: float = 5.0, interactions_per_customer: float = 2.0,
-             defects: bool = True) -> dict:
+def generate(
+    customers: int,
+    month: str,
+    customer_dsn: str,
+    mysql_kwargs: dict,
+    crm_store: Path,
+    seed: int = 42,
+    history_months: int = 3,
+    tx_per_customer: float = 10.0,
+    sessions_per_customer: float = 5.0,
+    interactions_per_customer: float = 2.0,
+    defects: bool = True,
+) -> dict:
     """Create and fill the three sources; returns what was planted, per defect class."""
-    gen = Generator(customers, month, history_months, tx_per_customer, sessions_per_customer,
-                    interactions_per_customer, seed, defects)
+    gen = Generator(
+        customers,
+        month,
+        history_months,
+        tx_per_customer,
+        sessions_per_customer,
+        interactions_per_customer,
+        seed,
+        defects,
+    )
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cp-gen-") as tmp:
         load_customer_db(gen, customer_dsn, Path(tmp))
         load_sales_db(gen, mysql_kwargs, Path(tmp))
         load_crm_store(gen, crm_store)
     planted = gen.planted()
-    return {"month": month, "seed": seed, "seconds": round(time.monotonic() - t0, 1),
-            "rows_in_month": planted.rows, "defects": planted.rates(), "config": asdict(planted)["rows"]}
+    return {
+        "month": month,
+        "seed": seed,
+        "seconds": round(time.monotonic() - t0, 1),
+        "rows_in_month": planted.rows,
+        "defects": planted.rates(),
+        "config": asdict(planted)["rows"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,9 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crm-store", type=Path, required=True)
     a = p.parse_args(argv)
     result = generate(
-        a.customers, a.month, a.customer_dsn,
+        a.customers,
+        a.month,
+        a.customer_dsn,
         {"host": a.mysql_host, "port": a.mysql_port, "user": "root", "passwd": "", "db": a.sales_db},
-        a.crm_store, seed=a.seed, history_months=a.history_months, tx_per_customer=a.tx_per_customer,
+        a.crm_store,
+        seed=a.seed,
+        history_months=a.history_months,
+        tx_per_customer=a.tx_per_customer,
         defects=not a.no_defects,
     )
     json.dump(result, sys.stdout, indent=2)

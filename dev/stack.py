@@ -124,8 +124,13 @@ class Stack:
         from dev.generate import generate
 
         return generate(
-            customers, month, pg_dsn(self.customer_db), {**MYSQL, "db": self.sales_db}, self.crm_store,
-            seed=seed, **kwargs,
+            customers,
+            month,
+            pg_dsn(self.customer_db),
+            {**MYSQL, "db": self.sales_db},
+            self.crm_store,
+            seed=seed,
+            **kwargs,
         )
 
     # -- stand-in processes --------------------------------------------------------------------
@@ -133,12 +138,36 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         py = sys.executable
         specs = {
-            "crm_api": ([py, "dev/crm_api.py", "--store", str(self.crm_store), "--port", str(self.crm_port),
-                         "--token", self.crm_token], self.crm_port),
-            "bi_api": ([py, "dev/bi_api.py", "--store", str(self.bi_store), "--port", str(self.bi_port),
-                        "--token", self.bi_token], self.bi_port),
-            "smtp_sink": ([py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)],
-                          self.smtp_port),
+            "crm_api": (
+                [
+                    py,
+                    "dev/crm_api.py",
+                    "--store",
+                    str(self.crm_store),
+                    "--port",
+                    str(self.crm_port),
+                    "--token",
+                    self.crm_token,
+                ],
+                self.crm_port,
+            ),
+            "bi_api": (
+                [
+                    py,
+                    "dev/bi_api.py",
+                    "--store",
+                    str(self.bi_store),
+                    "--port",
+                    str(self.bi_port),
+                    "--token",
+                    self.bi_token,
+                ],
+                self.bi_port,
+            ),
+            "smtp_sink": (
+                [py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)],
+                self.smtp_port,
+            ),
         }
         for name, (cmd, port) in specs.items():
             log = (self.workdir / f"{name}.log").open("ab")
@@ -162,14 +191,34 @@ class Stack:
         return {
             "customer_db": {**pg_conn, "schema": self.customer_db},
             "analytics_db": {**pg_conn, "schema": self.analytics_db},
-            "sales_db": {"conn_type": "mysql", "host": MYSQL["host"], "port": MYSQL["port"], "login": MYSQL["user"],
-                         "password": MYSQL["passwd"], "schema": self.sales_db},
-            "crm_api": {"conn_type": "http", "host": "127.0.0.1", "port": self.crm_port, "schema": "http",
-                        "password": self.crm_token},
-            "bi_api": {"conn_type": "http", "host": "127.0.0.1", "port": self.bi_port, "schema": "http",
-                       "password": self.bi_token},
-            "smtp_default": {"conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
-                             "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}},
+            "sales_db": {
+                "conn_type": "mysql",
+                "host": MYSQL["host"],
+                "port": MYSQL["port"],
+                "login": MYSQL["user"],
+                "password": MYSQL["passwd"],
+                "schema": self.sales_db,
+            },
+            "crm_api": {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.crm_port,
+                "schema": "http",
+                "password": self.crm_token,
+            },
+            "bi_api": {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.bi_port,
+                "schema": "http",
+                "password": self.bi_token,
+            },
+            "smtp_default": {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": self.smtp_port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10},
+            },
         }
 
     def airflow_env(self, airflow_home: Path) -> dict[str, str]:
@@ -189,7 +238,11 @@ class Stack:
     def bi_rows(self, dataset: str = "customer_performance") -> dict[str, int]:
         import requests
 
-        resp = requests.get(f"http://127.0.0.1:{self.bi_port}/datasets/{dataset}/tables", timeout=10)
+        resp = requests.get(
+            f"http://127.0.0.1:{self.bi_port}/datasets/{dataset}/tables",
+            headers={"Authorization": f"Bearer {self.bi_token}"},
+            timeout=10,
+        )
         resp.raise_for_status()
         return resp.json()
 

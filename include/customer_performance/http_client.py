@@ -57,9 +57,7 @@ class ApiClient:
         url = f"{self.base_url}{path}"
         for attempt in range(1, self.max_attempts + 1):
             try:
-                resp = self.session.request(
-                    method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs
-                )
+                resp = self.session.request(method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 wait, why = self.backoff * 2 ** (attempt - 1), f"{type(exc).__name__}"
             else:
@@ -79,7 +77,16 @@ class ApiClient:
             if attempt == self.max_attempts:
                 raise ApiError(f"{self.conn_id}: {method} {path} still failing after {attempt} attempts ({why})")
             wait = min(wait, self.max_wait)
-            log.warning("%s: %s %s: %s; retrying in %.1fs (attempt %s/%s)", self.conn_id, method, path, why, wait, attempt, self.max_attempts)
+            log.warning(
+                "%s: %s %s: %s; retrying in %.1fs (attempt %s/%s)",
+                self.conn_id,
+                method,
+                path,
+                why,
+                wait,
+                attempt,
+                self.max_attempts,
+            )
             time.sleep(wait)
         raise AssertionError("unreachable")
 

@@ -100,13 +100,16 @@ def aggregate(run: Run, cfg: Settings) -> dict:
 
 
 def read_kpis(conn, run: Run) -> dict:
+    """The run's KPI row, JSON-ready (numerics as floats)."""
+    from decimal import Decimal
+
     from psycopg import sql
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
         row = cur.fetchone() or {}
-    return {k: (float(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, int) else v) for k, v in row.items()}
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
 
 
 def load_analytics_db(run: Run, cfg: Settings, row_counts: dict, quality: dict) -> dict:
@@ -136,7 +139,7 @@ def email_csv_export(run: Run, cfg: Settings) -> dict:
     with pg(cfg.analytics_db_conn_id) as conn:
         files = write_csvs(conn, run, folder)
         kpis = read_kpis(conn, run)
-    subject = f"Customer Performance {run.period.label}: {run.period}"
+    subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
     send(
         cfg.smtp_conn_id,
         list(cfg.email_to),

@@ -12,7 +12,13 @@ _BAD_DATA = [
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.
 NO_RETRY_ON_BAD_DATA = ExceptionRetryPolicy(
-    rules=[RetryRule(exception=_BAD_DATA, action=RetryAction.FAIL, reason="bad data or configuration; fix it, then clear the task")]
+    rules=[
+        RetryRule(
+            exception=_BAD_DATA,
+            action=RetryAction.FAIL,
+            reason="bad data or configuration; fix it, then clear the task",
+        )
+    ]
 )
 
 # Refused credentials never fix themselves; malformed pages neither. Everything else (5xx,

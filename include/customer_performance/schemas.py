@@ -61,9 +61,19 @@ CUSTOMERS = Dataset(
     event_column="registration_date",
     key="customer_id",
     columns=_cols(
-        "customer_id:integer", "name:text", "email:text", "phone:text", "registration_date:date",
-        "last_login:timestamp", "status:text", "region:text", "country:text", "state:text",
-        "segment:text", "created_at:timestamp", "updated_at:timestamp",
+        "customer_id:integer",
+        "name:text",
+        "email:text",
+        "phone:text",
+        "registration_date:date",
+        "last_login:timestamp",
+        "status:text",
+        "region:text",
+        "country:text",
+        "state:text",
+        "segment:text",
+        "created_at:timestamp",
+        "updated_at:timestamp",
     ),
 )
 
@@ -73,8 +83,12 @@ ACTIVITY = Dataset(
     event_column="session_start",
     key="session_id",
     columns=_cols(
-        "session_id:integer", "customer_id:integer", "activity_type:text", "session_start:timestamp",
-        "duration_minutes:numeric", "feature:text",
+        "session_id:integer",
+        "customer_id:integer",
+        "activity_type:text",
+        "session_start:timestamp",
+        "duration_minutes:numeric",
+        "feature:text",
     ),
 )
 
@@ -84,9 +98,18 @@ TRANSACTIONS = Dataset(
     event_column="order_date",
     key="transaction_id",
     columns=_cols(
-        "transaction_id:text", "customer_id:integer", "order_date:timestamp", "amount:numeric",
-        "currency:text", "product_category:text", "quantity:integer", "payment_method:text",
-        "status:text", "discount_applied:numeric", "tax_amount:numeric", "updated_at:timestamp",
+        "transaction_id:text",
+        "customer_id:integer",
+        "order_date:timestamp",
+        "amount:numeric",
+        "currency:text",
+        "product_category:text",
+        "quantity:integer",
+        "payment_method:text",
+        "status:text",
+        "discount_applied:numeric",
+        "tax_amount:numeric",
+        "updated_at:timestamp",
     ),
 )
 
@@ -96,9 +119,16 @@ INTERACTIONS = Dataset(
     event_column="interaction_date",
     key="interaction_id",
     columns=_cols(
-        "interaction_id:text", "customer_id:integer", "interaction_type:text", "interaction_date:timestamp",
-        "duration_minutes:numeric", "satisfaction_score:numeric", "resolution_status:text",
-        "resolution_hours:numeric", "agent_id:text", "department:text",
+        "interaction_id:text",
+        "customer_id:integer",
+        "interaction_type:text",
+        "interaction_date:timestamp",
+        "duration_minutes:numeric",
+        "satisfaction_score:numeric",
+        "resolution_status:text",
+        "resolution_hours:numeric",
+        "agent_id:text",
+        "department:text",
     ),
 )
 

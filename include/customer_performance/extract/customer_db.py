@@ -45,7 +45,9 @@ def extract_customer_db(run: Run, settings: Settings) -> dict[str, dict]:
     with pg(settings.customer_db_conn_id) as src, pg(settings.analytics_db_conn_id) as dst:
         for dataset in (CUSTOMERS, ACTIVITY):
             check_columns(
-                _source_columns(src, dataset.source_table), dataset, f"{settings.customer_db_conn_id}: {dataset.source_table}"
+                _source_columns(src, dataset.source_table),
+                dataset,
+                f"{settings.customer_db_conn_id}: {dataset.source_table}",
             )
         with dst.cursor() as cur:
             ensure_schema(cur, run.schema)

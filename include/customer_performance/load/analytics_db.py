@@ -2,8 +2,9 @@
 
 The period's data replaces the month's partition in one transaction, under an advisory lock per
 month, so readers see the old month or the new one, never a mix, and two runs for the same month
-are serialised. The run's quality results and run record replace only this run's earlier rows,
-which keeps the history of the month's daily runs.
+are serialised. Quality results and the run record replace only the rows of the same period
+(the same month-to-date window), which keeps the history of the month's daily runs while a rerun
+or a second run of the same period never adds rows.
 """
 
 from __future__ import annotations
@@ -80,14 +81,15 @@ def publish(cur, run: Run, schema: str, row_counts: dict, quality: dict, kpis: d
         loaded[table] = _insert_from_stage(cur, schema, table, run, stage)
     for table, stage in RUN_TABLES.items():
         part = ensure_partition(cur, schema, table, run)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(part), (run.run_id,))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
         loaded[table] = _insert_from_stage(cur, schema, table, run, stage)
     part = ensure_partition(cur, schema, "pipeline_runs", run)
-    cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(part), (run.run_id,))
+    cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
     cur.execute(
         sql.SQL(
             "INSERT INTO {} (report_month, period_start, period_end, run_id, row_counts, quality, kpis)"
-            " VALUES (%(report_month)s, %(period_start)s, %(period_end)s, %(run_id)s, %(counts)s, %(quality)s, %(kpis)s)"
+            " VALUES (%(report_month)s, %(period_start)s, %(period_end)s, %(run_id)s,"
+            " %(counts)s, %(quality)s, %(kpis)s)"
         ).format(sql.Identifier(schema, "pipeline_runs")),
         {
             **run.period.as_params(),

@@ -53,7 +53,8 @@ def push(conn, run: Run, client: ApiClient, dataset: str, batch_rows: int) -> di
             while batch := cur.fetchmany(batch_rows):
                 names = names or [d.name for d in cur.description]
                 rows = [
-                    {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}} for row in batch
+                    {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}}
+                    for row in batch
                 ]
                 client.request("POST", path, json={"rows": rows})
                 n += len(rows)

@@ -19,8 +19,15 @@ from include.customer_performance.staging import Run
 log = logging.getLogger(__name__)
 
 DQ_COLUMNS = (
-    "suite", "table_name", "column_name", "expectation", "severity", "rows_checked",
-    "failing_rows", "success", "examples",
+    "suite",
+    "table_name",
+    "column_name",
+    "expectation",
+    "severity",
+    "rows_checked",
+    "failing_rows",
+    "success",
+    "examples",
 )
 
 
@@ -63,9 +70,7 @@ def run_suite(context, datasource, run: Run, suite: Suite) -> list[CheckResult]:
     gx_suite = gx.ExpectationSuite(name=suite.name)
     for check in suite.checks:
         gx_suite.add_expectation(getattr(gxe, check.expectation)(**check.kwargs, meta={"severity": check.severity}))
-    result = batch.validate(
-        gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}
-    )
+    result = batch.validate(gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
     out = []
     for r in result.results:
         cfg = r.expectation_config
@@ -74,7 +79,7 @@ def run_suite(context, datasource, run: Run, suite: Suite) -> list[CheckResult]:
         out.append(
             CheckResult(
                 suite=suite.name,
-                table_name=table,
+                table_name=suite.stage,
                 column_name=cfg.kwargs.get("column"),
                 expectation=cfg.type,
                 severity=cfg.meta.get("severity", CRITICAL),
@@ -106,11 +111,22 @@ def validate(run: Run, sqlalchemy_url: str, cur) -> dict:
             " severity text, rows_checked bigint, failing_rows bigint, success boolean, examples jsonb)"
         ).format(target)
     )
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, DQ_COLUMNS)))) as copy:
+    with cur.copy(
+        sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, DQ_COLUMNS)))
+    ) as copy:
         for r in results:
             copy.write_row(
-                (r.suite, r.table_name, r.column_name, r.expectation, r.severity, r.rows_checked,
-                 r.failing_rows, r.success, json.dumps(r.examples))
+                (
+                    r.suite,
+                    r.table_name,
+                    r.column_name,
+                    r.expectation,
+                    r.severity,
+                    r.rows_checked,
+                    r.failing_rows,
+                    r.success,
+                    json.dumps(r.examples),
+                )
             )
     failed = [r for r in results if not r.success]
     for r in failed:

@@ -48,7 +48,9 @@ CUSTOMER_METRICS = Suite(
         Check("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}, WARNING),
         Check("ExpectColumnValuesToNotBeNull", {"column": "region", "mostly": REQUIRED_COMPLETENESS}, WARNING),
         Check("ExpectColumnValuesToBeBetween", {"column": "transaction_count", "min_value": 0}),
-        Check("ExpectColumnValuesToBeBetween", {"column": "avg_satisfaction", "min_value": 1, "max_value": 10}, WARNING),
+        Check(
+            "ExpectColumnValuesToBeBetween", {"column": "avg_satisfaction", "min_value": 1, "max_value": 10}, WARNING
+        ),
     ),
 )
 

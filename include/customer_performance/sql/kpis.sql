@@ -2,10 +2,10 @@
 SELECT
     count(*) AS customers,
     count(*) FILTER (WHERE transaction_count > 0) AS active_customers,
-    coalesce(sum(transaction_count), 0) AS transactions,
+    coalesce(sum(transaction_count), 0)::bigint AS transactions,
     coalesce(sum(revenue), 0) AS revenue,
-    coalesce(sum(interaction_count), 0) AS interactions,
-    coalesce(sum(ticket_count), 0) AS tickets,
+    coalesce(sum(interaction_count), 0)::bigint AS interactions,
+    coalesce(sum(ticket_count), 0)::bigint AS tickets,
     avg(avg_satisfaction) AS avg_satisfaction,
     (
         SELECT region FROM {metrics}

@@ -22,9 +22,7 @@ def calculate_metrics(cur, run: Run) -> dict:
     )
     rows = replace_table_as(cur, run.table("customer_metrics"), select)
     # One row per customer is what every later stage assumes; the join must not multiply rows.
-    cur.execute(
-        sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics"))
-    )
+    cur.execute(sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics")))
     dupes = cur.fetchone()[0]
     if dupes:
         raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")

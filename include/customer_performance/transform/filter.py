@@ -134,7 +134,9 @@ def _parse_condition(dataset: Dataset, raw: object, index: int, where: str, temp
         raise FilterConfigError(f"{where}: expected an object with field, operator, value, logic")
     field, op = raw.get("field"), raw.get("operator")
     if field not in dataset.column_names:
-        raise FilterConfigError(f"{where}: unknown field {field!r}; {dataset.name} has {', '.join(dataset.column_names)}")
+        raise FilterConfigError(
+            f"{where}: unknown field {field!r}; {dataset.name} has {', '.join(dataset.column_names)}"
+        )
     if op not in OPERATORS:
         raise FilterConfigError(f"{where}: unknown operator {op!r}; known: {', '.join(sorted(OPERATORS))}")
     logic = str(raw.get("logic", "AND")).upper()
@@ -230,6 +232,7 @@ def apply_filter(cur, flt: DatasetFilter, source: sql.Composable, target: sql.Co
         "rows_in": rows_in,
         "rows_out": rows_out,
         "conditions": [
-            {"field": c.field, "operator": c.operator, "removed": n} for c, n in zip(flt.conditions, removed, strict=True)
+            {"field": c.field, "operator": c.operator, "removed": n}
+            for c, n in zip(flt.conditions, removed, strict=True)
         ],
     }
