@@ -85,8 +85,11 @@ def customer_performance():
         return pipeline.aggregate(pipeline.current_run(), settings())
 
     @task(task_display_name="Load analytics DB")
-    def load_analytics_db(row_counts: dict, quality: dict) -> dict:
+    def load_analytics_db(aggregates: dict, quality: dict, ti=None) -> dict:
         """Replace the period's partition of every analytics table in one transaction."""
+        upstream = ("extract_customer_db", "extract_crm_api", "extract_sales_db", "filter_period", "calculate")
+        row_counts = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
+        row_counts["aggregate"] = aggregates
         return pipeline.load_analytics_db(pipeline.current_run(), settings(), row_counts, quality)
 
     @task(task_display_name="Push BI API", retry_policy=API_RETRY_POLICY)
@@ -99,13 +102,10 @@ def customer_performance():
         """Write the three CSV files and email them with an HTML summary."""
         return pipeline.email_csv_export(pipeline.current_run(), settings())
 
-    extracted = {"customer_db": extract_customer_db(), "crm_api": extract_crm_api(), "sales_db": extract_sales_db()}
-    filtered = filter_period(**extracted)
-    metrics = calculate(filtered)
-    quality = validate(metrics)
+    filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())
+    quality = validate(calculate(filtered))
     aggregates = aggregate(quality)
-    row_counts = {**extracted, "filter": filtered, "calculate": metrics, "aggregate": aggregates}
-    load_analytics_db(row_counts, quality)
+    load_analytics_db(aggregates, quality)
     push_bi_api(aggregates)
     email_csv_export(aggregates)
 

@@ -171,8 +171,13 @@ def condition_sql(cond: Condition, flt: DatasetFilter) -> tuple[sql.Composable, 
     fold = text and not flt.case_sensitive
     params: list = []
 
+    def fold_case(x: object) -> object:
+        if isinstance(x, list):
+            return [fold_case(i) for i in x]
+        return x.lower() if fold and isinstance(x, str) else x
+
     def v(x: object) -> sql.Composable:
-        params.append(x.lower() if fold and isinstance(x, str) else x)
+        params.append(fold_case(x))
         return sql.Placeholder()
 
     lhs = sql.SQL("lower({})").format(col) if fold else col

@@ -1,0 +1,92 @@
+"""Test harness: a private Airflow home (SQLite metadata), and one real local stack per session.
+
+The stack is uniquely named databases on the machine's PostgreSQL and MariaDB plus the CRM, BI
+and SMTP stand-ins as real processes on free loopback ports; all of it is dropped at the end.
+Nothing is skipped when a service is missing: the fixtures fail with the connection error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cp-test-airflow-"))
+# Airflow reads its configuration at import: set it before anything imports airflow.
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+    }
+)
+sys.path.insert(0, str(ROOT))
+
+from dev.stack import Stack, pg_dsn  # noqa: E402
+
+TEST_MONTH = "2025-07"
+TEST_CUSTOMERS = 400
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata DB (SQLite), migrated once per session."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """Sources seeded for July 2025, an empty analytics DB, stand-ins running, connections set."""
+    s = Stack(f"cp_t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("stack"))
+    s.create_databases()
+    try:
+        s.planted = s.generate(TEST_CUSTOMERS, TEST_MONTH, seed=7, history_months=2)
+        s.start_services()
+        saved = {k: os.environ.get(k) for k in s.airflow_env(AIRFLOW_HOME)}
+        os.environ.update({k: v for k, v in s.airflow_env(AIRFLOW_HOME).items() if k != "PYTHONPATH"})
+        from include.customer_performance.config import settings
+
+        settings.cache_clear()
+        yield s
+    finally:
+        s.stop_services()
+        s.drop_databases()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def pg_db():
+    """A fresh, uniquely named PostgreSQL database (a libpq DSN), dropped afterwards."""
+    import psycopg
+
+    name = f"cp_u{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_dsn(name)
+    finally:
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,162 @@
+"""The API client and the CRM extract against the real CRM/BI stand-ins, with injected faults."""
+
+import dataclasses
+import smtplib
+import sqlite3
+import time
+from datetime import datetime
+from email.message import EmailMessage
+
+import psycopg
+import pytest
+import requests
+
+from dev.stack import free_port, pg_dsn
+from include.customer_performance.config import settings
+from include.customer_performance.extract.crm_api import MalformedPageError, extract_crm_api, iter_pages
+from include.customer_performance.http_client import ApiClient, ApiError, AuthError
+from include.customer_performance.staging import make_run
+
+JULY_START, AUG_START = datetime(2025, 7, 1), datetime(2025, 8, 1)
+
+
+def control(port: int, method: str, path: str, body=None):
+    resp = requests.request(method, f"http://127.0.0.1:{port}/_control/{path}", json=body, timeout=5)
+    resp.raise_for_status()
+    return resp.json()
+
+
+@pytest.fixture
+def crm(stack):
+    control(stack.crm_port, "DELETE", "faults")
+    client = ApiClient(f"http://127.0.0.1:{stack.crm_port}", stack.crm_token, "crm_api", backoff=0.05, read_timeout=5)
+    yield client
+    control(stack.crm_port, "DELETE", "faults")
+
+
+def statuses(stack):
+    return [r["status"] for r in control(stack.crm_port, "GET", "requests")]
+
+
+def july_interactions_in_store(stack) -> list[str]:
+    with sqlite3.connect(stack.crm_store) as conn:
+        rows = conn.execute(
+            "SELECT interaction_id FROM interactions WHERE interaction_date >= '2025-07-01' AND"
+            " interaction_date < '2025-08-01' ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_pagination_returns_every_row_of_the_period_once(stack, crm):
+    ids = [r["interaction_id"] for _, page in iter_pages(crm, JULY_START, AUG_START, 97) for r in page]
+    expected = july_interactions_in_store(stack)
+    assert len(expected) > 97 * 3  # several pages
+    assert ids == expected
+
+
+def test_openapi_document_describes_the_endpoint(stack):
+    doc = requests.get(f"http://127.0.0.1:{stack.crm_port}/openapi.json", timeout=5).json()
+    params = {p["name"] for p in doc["paths"]["/v1/interactions"]["get"]["parameters"]}
+    assert {"start", "end", "limit", "cursor"} <= params
+
+
+def test_refused_token_fails_at_once_without_retry(stack, crm):
+    bad = dataclasses.replace(crm, token="wrong")
+    with pytest.raises(AuthError, match="refused with 401.*crm_api"):
+        bad.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-07-02"})
+    assert statuses(stack) == [401]
+    control(stack.crm_port, "POST", "faults", [{"status": 403}])
+    with pytest.raises(AuthError, match="403"):
+        crm.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-07-02"})
+
+
+def test_server_errors_are_retried_with_backoff(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"status": 503, "times": 2}])
+    resp = crm.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-07-02"})
+    assert resp.status_code == 200
+    assert statuses(stack)[-3:] == [503, 503, 200]
+
+
+def test_server_errors_give_up_after_the_last_attempt(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"status": 500, "times": 10}])
+    with pytest.raises(ApiError, match="still failing after 3 attempts"):
+        dataclasses.replace(crm, max_attempts=3).request("GET", "/v1/interactions", params={"start": "x", "end": "y"})
+
+
+def test_rate_limit_waits_for_retry_after(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"status": 429, "retry_after": 1}])
+    t0 = time.monotonic()
+    crm.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-07-02"})
+    assert time.monotonic() - t0 >= 1.0
+    assert statuses(stack)[-2:] == [429, 200]
+
+
+def test_read_timeout_is_retried(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"kind": "delay", "seconds": 2}])
+    slow = dataclasses.replace(crm, read_timeout=0.5)
+    resp = slow.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-07-02"})
+    assert resp.status_code == 200
+
+
+def test_connection_errors_are_retried_then_reported():
+    client = ApiClient(f"http://127.0.0.1:{free_port()}", "t", "crm_api", backoff=0.01, max_attempts=3)
+    with pytest.raises(ApiError, match="after 3 attempts \\(ConnectionError\\)"):
+        client.request("GET", "/v1/interactions")
+
+
+def test_malformed_page_is_an_error_naming_the_cursor(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"kind": "malformed"}])
+    with pytest.raises(MalformedPageError, match="cursor <first> lacks field 'data'"):
+        list(iter_pages(crm, JULY_START, AUG_START, 50))
+
+
+def run_for_july():
+    return make_run(datetime(2025, 8, 1, 2), "test_extract", None, settings().staging_schema)
+
+
+def staged_ids(stack, run) -> list[str]:
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        rows = conn.execute(f"SELECT interaction_id FROM {run.schema}.{run.table_name('interactions')} ORDER BY 1")
+        return [r[0] for r in rows]
+
+
+def test_missing_field_fails_the_extract_naming_field_and_cursor(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"kind": "missing_field", "field": "customer_id"}])
+    with pytest.raises(MalformedPageError, match="cursor <first>, record 0 lacks field\\(s\\) customer_id"):
+        extract_crm_api(run_for_july(), dataclasses.replace(settings(), crm_page_size=100))
+
+
+def test_extract_rerun_replaces_the_staged_table(stack, crm):
+    run = run_for_july()
+    cfg = dataclasses.replace(settings(), crm_page_size=100)
+    first = extract_crm_api(run, cfg)
+    control(stack.crm_port, "POST", "faults", [{"status": 502}])  # the rerun also survives a blip
+    second = extract_crm_api(run, cfg)
+    assert first["interactions"]["rows"] == second["interactions"]["rows"] == len(july_interactions_in_store(stack))
+    assert staged_ids(stack, run) == july_interactions_in_store(stack)
+
+
+def test_bi_stand_in_enforces_the_batch_limit_and_replaces_by_month(stack):
+    bi = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api")
+    path = "/datasets/test/tables/t/rows"
+    with pytest.raises(ApiError, match="413"):
+        bi.request("POST", path, json={"rows": [{"report_month": "2025-07"}] * 10_001})
+    bi.request("POST", path, json={"rows": [{"report_month": "2025-07", "v": i} for i in range(3)]})
+    bi.request("POST", path, json={"rows": [{"report_month": "2025-06", "v": 9}]})
+    bi.request("DELETE", path, params={"report_month": "2025-07"})
+    rows = bi.request("GET", path).json()["rows"]
+    assert rows == [{"report_month": "2025-06", "v": 9}]
+
+
+def test_smtp_sink_keeps_each_message_as_a_file(stack):
+    before = len(stack.mails())
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.com", "b@example.com", "sink test"
+    msg.set_content("hello")
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=10) as smtp:
+        smtp.send_message(msg)
+    for _ in range(50):
+        if len(stack.mails()) > before:
+            break
+        time.sleep(0.1)
+    assert b"Subject: sink test" in stack.mails()[-1].read_bytes()

@@ -1,0 +1,79 @@
+"""The DAG file imports cleanly and has the shape of design.md."""
+
+import pytest
+
+from tests.conftest import ROOT
+
+EXPECTED_EDGES = {
+    "extract_customer_db": {"filter_period"},
+    "extract_crm_api": {"filter_period"},
+    "extract_sales_db": {"filter_period"},
+    "filter_period": {"calculate"},
+    "calculate": {"validate"},
+    "validate": {"aggregate", "load_analytics_db"},
+    "aggregate": {"load_analytics_db", "push_bi_api", "email_csv_export"},
+    "load_analytics_db": set(),
+    "push_bi_api": set(),
+    "email_csv_export": set(),
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags["customer_performance"]
+
+
+def test_dagbag_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert list(dagbag.dag_ids) == ["customer_performance"]
+
+
+def test_exactly_the_ten_tasks_wired_as_designed(dag):
+    assert {t.task_id: set(t.downstream_task_ids) for t in dag.tasks} == EXPECTED_EDGES
+
+
+def test_extracts_and_destinations_run_in_parallel(dag):
+    for task_id in ("extract_customer_db", "extract_crm_api", "extract_sales_db"):
+        assert not dag.get_task(task_id).upstream_task_ids
+    for task_id in ("push_bi_api", "email_csv_export"):
+        assert dag.get_task(task_id).upstream_task_ids == {"aggregate"}
+
+
+def test_schedule_and_run_policy(dag):
+    assert dag.schedule == "0 2 * * *" or str(dag.timetable.summary) == "0 2 * * *"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.doc_md and "Report period" in dag.doc_md
+
+
+def test_every_task_retries_and_reads_like_the_runbook(dag):
+    for t in dag.tasks:
+        assert t.retries >= 1, t.task_id
+        assert t.task_display_name != t.task_id, t.task_id
+        assert t.doc_md or t.doc, t.task_id
+
+
+def test_report_month_param_is_validated(dag):
+    param = dag.params.get_param("report_month")
+    assert param.schema["pattern"]
+    param.resolve("2025-07")
+    with pytest.raises(Exception, match="does not match"):
+        param.resolve("July")
+
+
+def test_non_retryable_failures_are_declared(dag):
+    from include.customer_performance.http_client import AuthError
+    from include.customer_performance.quality.gate import QualityGateError
+
+    crm = dag.get_task("extract_crm_api").retry_policy
+    assert crm.evaluate(AuthError("no"), 1, 3).action.name == "FAIL"
+    gate = dag.get_task("validate").retry_policy
+    assert gate.evaluate(QualityGateError("bad"), 1, 3).action.name == "FAIL"
+    assert gate.evaluate(ConnectionError("blip"), 1, 3).action.name != "FAIL"

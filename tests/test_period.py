@@ -1,0 +1,56 @@
+from datetime import date, datetime, timezone
+
+import pytest
+
+from include.customer_performance.period import ReportPeriod, month_close_dates, month_period, period_for
+
+
+def at(y, m, d):
+    return datetime(y, m, d, 2, tzinfo=timezone.utc)
+
+
+def test_run_on_first_of_month_closes_previous_month():
+    p = period_for(at(2025, 8, 1))
+    assert (p.start, p.end) == (date(2025, 7, 1), date(2025, 8, 1))
+    assert p.is_complete_month
+    assert p.label == "july2025"
+    assert p.report_month == date(2025, 7, 1)
+
+
+def test_mid_month_run_covers_month_to_date_through_yesterday():
+    p = period_for(at(2025, 8, 15))
+    assert (p.start, p.end) == (date(2025, 8, 1), date(2025, 8, 15))
+    assert not p.is_complete_month
+    assert str(p) == "2025-08-01..2025-08-14"
+
+
+def test_second_of_month_covers_only_the_first():
+    p = period_for(at(2025, 8, 2))
+    assert (p.start, p.end) == (date(2025, 8, 1), date(2025, 8, 2))
+
+
+def test_new_year_run_closes_december():
+    p = period_for(at(2026, 1, 1))
+    assert (p.start, p.end) == (date(2025, 12, 1), date(2026, 1, 1))
+    assert p.previous_month == ReportPeriod(date(2025, 11, 1), date(2025, 12, 1))
+
+
+def test_report_month_param_forces_whole_month():
+    assert period_for(at(2025, 8, 15), "2025-02") == ReportPeriod(date(2025, 2, 1), date(2025, 3, 1))
+
+
+@pytest.mark.parametrize("bad", ["2025-13", "2025-7", "July", "2025-00", ""])
+def test_bad_report_month_is_rejected_with_the_value(bad):
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        month_period(bad)
+
+
+def test_month_close_dates_cover_the_range():
+    assert month_close_dates("2024-11", "2025-02") == [
+        date(2024, 12, 1),
+        date(2025, 1, 1),
+        date(2025, 2, 1),
+        date(2025, 3, 1),
+    ]
+    with pytest.raises(ValueError):
+        month_close_dates("2025-03", "2025-01")

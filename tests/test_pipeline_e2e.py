@@ -1,0 +1,171 @@
+"""The whole DAG with dag.test() against the real databases and stand-ins.
+
+Each check compares a destination with a figure worked out independently from the sources, so a
+destination that is empty, short or doubled fails.
+"""
+
+import csv
+import email
+import io
+import sqlite3
+from collections import defaultdict
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import MySQLdb
+import psycopg
+import pytest
+import requests
+
+from dev.stack import MYSQL, pg_dsn
+from tests.conftest import ROOT
+
+LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=timezone.utc)  # closes July 2025
+TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
+BI_TABLES = ("kpis", "regional_summary", "performance_trends", "top_customers")
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
+
+
+def snapshot(stack) -> dict:
+    """Every destination's rows for July 2025, in a comparable form."""
+    out = {}
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        for t in TABLES:
+            rows = conn.execute(f"SELECT * FROM analytics.{t} WHERE report_month = '2025-07-01'").fetchall()
+            cols = [d.name for d in conn.execute(f"SELECT * FROM analytics.{t} LIMIT 0").description]
+            drop = {cols.index(c) for c in ("run_id", "loaded_at") if c in cols}
+            out[t] = sorted((tuple(v for i, v in enumerate(r) if i not in drop) for r in rows), key=repr)
+    headers = {"Authorization": f"Bearer {stack.bi_token}"}
+    for t in BI_TABLES:
+        resp = requests.get(
+            f"http://127.0.0.1:{stack.bi_port}/datasets/customer_performance/tables/{t}/rows",
+            params={"report_month": "2025-07"},
+            headers=headers,
+            timeout=10,
+        )
+        out[f"bi.{t}"] = sorted(map(repr, resp.json()["rows"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(stack, dag):
+    mails_before = len(stack.mails())
+    dr = dag.test(logical_date=LOGICAL_DATE)
+    assert dr.state == "success"
+    return {"snapshot": snapshot(stack), "mails": stack.mails()[mails_before:]}
+
+
+def source_revenue_by_customer(stack) -> dict[int, Decimal]:
+    """July revenue per known customer straight from the sources: latest version of each
+    transaction_id, completed minus refunded."""
+    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
+        known = {r[0] for r in conn.execute("SELECT customer_id FROM customers")}
+    conn = MySQLdb.connect(**MYSQL, db=stack.sales_db)
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT transaction_id, customer_id, amount, status, updated_at FROM transactions"
+        " WHERE order_date >= '2025-07-01' AND order_date < '2025-08-01'"
+    )
+    latest = {}
+    for tid, cid, amount, status, updated in cur.fetchall():
+        if tid not in latest or updated > latest[tid][3]:
+            latest[tid] = (cid, amount, status, updated)
+    conn.close()
+    revenue = defaultdict(Decimal)
+    for cid, amount, status, _ in latest.values():
+        if cid in known:
+            revenue[cid] += {"completed": amount, "refunded": -amount}.get(status, Decimal(0))
+    return revenue
+
+
+def test_every_destination_holds_july(first_run):
+    snap = first_run["snapshot"]
+    for t in TABLES:
+        assert snap[t], f"analytics.{t} has no July rows"
+    for t in BI_TABLES:
+        assert snap[f"bi.{t}"], f"BI table {t} has no July rows"
+    assert len(first_run["mails"]) == 1
+
+
+def test_customers_are_deduplicated_and_all_present(stack, first_run):
+    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
+        distinct = conn.execute("SELECT count(DISTINCT customer_id) FROM customers").fetchone()[0]
+    assert len(first_run["snapshot"]["customer_performance"]) == distinct
+
+
+def test_revenue_matches_the_sources(stack, first_run):
+    expected = source_revenue_by_customer(stack)
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        got = dict(
+            conn.execute(
+                "SELECT customer_id, revenue FROM analytics.customer_performance WHERE report_month = '2025-07-01'"
+            ).fetchall()
+        )
+        total = conn.execute(
+            "SELECT revenue FROM analytics.regional_summary WHERE report_month = '2025-07-01'"
+            " AND grouping_level = 'total'"
+        ).fetchone()[0]
+    assert {c: v for c, v in got.items() if v} == {c: v for c, v in expected.items() if v}
+    assert total == sum(expected.values())
+
+
+def test_interactions_match_the_crm(stack, first_run):
+    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
+        known = {r[0] for r in conn.execute("SELECT customer_id FROM customers")}
+    with sqlite3.connect(stack.crm_store) as conn:
+        per_customer = dict(
+            conn.execute(
+                "SELECT customer_id, count(*) FROM interactions WHERE interaction_date >= '2025-07-01'"
+                " AND interaction_date < '2025-08-01' GROUP BY customer_id"
+            ).fetchall()
+        )
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        got = dict(
+            conn.execute(
+                "SELECT customer_id, interaction_count FROM analytics.customer_performance"
+                " WHERE report_month = '2025-07-01' AND interaction_count > 0"
+            ).fetchall()
+        )
+    assert got == {c: n for c, n in per_customer.items() if c in known}
+    assert sum(got.values()) > 0
+
+
+def test_bi_rows_match_the_analytics_tables(stack, first_run):
+    snap = first_run["snapshot"]
+    assert len(snap["bi.regional_summary"]) == len(snap["regional_summary"])
+    assert len(snap["bi.performance_trends"]) == len(snap["performance_trends"])
+    assert len(snap["bi.kpis"]) == 1
+
+
+def test_email_attachments_parse_back_to_the_analytics_rows(stack, first_run):
+    msg = email.message_from_bytes(first_run["mails"][0].read_bytes())
+    assert "July 2025" in msg["Subject"]
+    files = {p.get_filename(): p.get_payload(decode=True).decode() for p in msg.walk() if p.get_filename()}
+    assert set(files) == {
+        "customer_performance_july2025.csv",
+        "regional_summary_july2025.csv",
+        "data_quality_report_july2025.csv",
+    }
+    rows = list(csv.DictReader(io.StringIO(files["customer_performance_july2025.csv"])))
+    assert "email" not in rows[0] and "phone" not in rows[0]  # PII is opt-in
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        expected = dict(
+            conn.execute(
+                "SELECT customer_id, revenue FROM analytics.customer_performance WHERE report_month = '2025-07-01'"
+            ).fetchall()
+        )
+    assert {int(r["customer_id"]): Decimal(r["revenue"]) for r in rows} == expected
+    dq = list(csv.DictReader(io.StringIO(files["data_quality_report_july2025.csv"])))
+    assert len(dq) == len(first_run["snapshot"]["data_quality_results"])
+
+
+def test_a_second_run_of_the_same_period_leaves_every_destination_identical(stack, dag, first_run):
+    dr = dag.test(logical_date=LOGICAL_DATE)
+    assert dr.state == "success"
+    assert snapshot(stack) == first_run["snapshot"]

@@ -1,0 +1,71 @@
+"""The validation gate with GX Core on a real staged table."""
+
+from datetime import datetime
+
+import psycopg
+import pytest
+
+from include.customer_performance.quality.gate import QualityGateError, raise_on_critical, validate
+from include.customer_performance.staging import make_run
+
+
+def staged_metrics(dsn, rows):
+    run = make_run(datetime(2025, 8, 1, 2), "gate_test", None, "cp_staging")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE SCHEMA cp_staging")
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('customer_metrics')} (customer_id bigint, email text,"
+            " region text, transaction_count bigint, avg_satisfaction numeric)"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO cp_staging.{run.table_name('customer_metrics')} VALUES (%s, %s, %s, %s, %s)", rows
+            )
+    return run
+
+
+def gate(dsn, run):
+    params = dict(p.split("=") for p in dsn.split())
+    url = f"postgresql+psycopg://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        result = validate(run, url, cur)
+        conn.commit()
+        rows = conn.execute(f"SELECT expectation, column_name, success FROM cp_staging.dq_results_{run.key}")
+        return result, rows.fetchall()
+
+
+def test_clean_data_passes_and_the_report_is_stored(pg_db):
+    run = staged_metrics(pg_db, [(i, f"c{i}@example.com", "Europe", i % 3, 7) for i in range(1, 51)])
+    result, report = gate(pg_db, run)
+    assert result["summary"]["success"] and not result["critical"]
+    assert len(report) == result["summary"]["checks"] > 5
+    assert all(ok for _, _, ok in report)
+    raise_on_critical(result["critical"], run)  # nothing to raise
+
+
+def test_critical_failures_stop_the_run_naming_what_failed(pg_db):
+    rows = [(i, f"c{i}@example.com" if i % 10 else None, "Europe", 1, 7) for i in range(1, 51)]
+    rows.append((7, "dup@example.com", "Europe", 1, 7))  # customer 7 twice
+    run = staged_metrics(pg_db, rows)
+    result, report = gate(pg_db, run)
+    assert not result["summary"]["success"]
+    failed = {(e, c) for e, c, ok in report if not ok}
+    assert ("expect_column_values_to_be_unique", "customer_id") in failed
+    assert ("expect_column_values_to_not_be_null", "email") in failed  # 10 % null < 95 % complete
+    with pytest.raises(QualityGateError) as err:
+        raise_on_critical(result["critical"], run)
+    msg = str(err.value)
+    assert "no destination was touched" in msg
+    assert "expect_column_values_to_be_unique on customer_metrics, column customer_id: 2 of 51 rows fail" in msg
+    assert "examples: ['7', '7']" in msg
+    assert "column email: 5 of 51 rows fail" in msg
+
+
+def test_warnings_are_reported_without_stopping(pg_db):
+    rows = [
+        (i, "not-an-email" if i == 3 else f"c{i}@example.com", "Europe", 1, 12 if i == 4 else 7) for i in range(1, 51)
+    ]
+    result, report = gate(pg_db, staged_metrics(pg_db, rows))
+    assert result["summary"]["success"]
+    assert result["summary"]["failed"] == 2
+    assert {c for _, c, ok in report if not ok} == {"email", "avg_satisfaction"}
