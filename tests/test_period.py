@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -6,7 +6,7 @@ from include.customer_performance.period import ReportPeriod, month_close_dates,
 
 
 def at(y, m, d):
-    return datetime(y, m, d, 2, tzinfo=timezone.utc)
+    return datetime(y, m, d, 2, tzinfo=UTC)
 
 
 def test_run_on_first_of_month_closes_previous_month():

@@ -9,7 +9,7 @@ import email
 import io
 import sqlite3
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import MySQLdb
@@ -20,7 +20,7 @@ import requests
 from dev.stack import MYSQL, pg_dsn
 from tests.conftest import ROOT
 
-LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=timezone.utc)  # closes July 2025
+LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=UTC)  # closes July 2025
 TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
 BI_TABLES = ("kpis", "regional_summary", "performance_trends", "top_customers")
 
