@@ -438,16 +438,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-defects", action="store_true")
     p.add_argument("--customer-dsn", required=True, help="libpq DSN of the customer database")
-    p.add_argument("--sales-db", required=True, help="MariaDB/MySQL database name (root@127.0.0.1)")
+    p.add_argument("--sales-db", required=True, help="MariaDB/MySQL database name")
     p.add_argument("--mysql-host", default="127.0.0.1")
     p.add_argument("--mysql-port", type=int, default=3306)
+    p.add_argument("--mysql-user", default="root")
+    p.add_argument("--mysql-password", default="")
     p.add_argument("--crm-store", type=Path, required=True)
     a = p.parse_args(argv)
     result = generate(
         a.customers,
         a.month,
         a.customer_dsn,
-        {"host": a.mysql_host, "port": a.mysql_port, "user": "root", "passwd": "", "db": a.sales_db},
+        {
+            "host": a.mysql_host,
+            "port": a.mysql_port,
+            "user": a.mysql_user,
+            "passwd": a.mysql_password,
+            "db": a.sales_db,
+        },
         a.crm_store,
         seed=a.seed,
         history_months=a.history_months,
