@@ -153,3 +153,26 @@ def test_values_are_bound_not_spliced(staged):
     assert kept == []
     kept, _ = run(staged, [{"field": "status", "operator": "equals", "value": "o'brien%_"}])
     assert kept == ["t6"]
+
+
+def test_housekeeping_drops_only_expired_runs(pg_db):
+    from datetime import datetime
+
+    from include.customer_performance.staging import drop_expired, make_run, register_run
+
+    old = make_run(datetime(2025, 7, 1, 2), "old", None, "cp_staging")
+    new = make_run(datetime(2025, 8, 1, 2), "new", None, "cp_staging")
+    with psycopg.connect(pg_db) as conn, conn.cursor() as cur:
+        for run in (old, new):
+            register_run(cur, run)
+            for stage in ("transactions", "customer_metrics"):
+                cur.execute(sql.SQL("CREATE TABLE {} (x int)").format(run.table(stage)))
+        cur.execute("UPDATE cp_staging._runs SET created_at = now() - interval '8 days' WHERE run_id = 'old'")
+        cur.execute("CREATE TABLE cp_staging.unrelated_table (x int)")
+        dropped = drop_expired(cur, new, retention_days=7)
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'cp_staging' ORDER BY 1")
+        left = [r[0] for r in cur.fetchall()]
+    assert sorted(dropped) == sorted(old.table_name(s) for s in ("transactions", "customer_metrics"))
+    assert left == sorted(
+        ["_runs", "unrelated_table", *(new.table_name(s) for s in ("transactions", "customer_metrics"))]
+    )

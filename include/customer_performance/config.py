@@ -29,6 +29,7 @@ class Settings:
 
     # Analytics database layout.
     staging_schema: str = "cp_staging"
+    staging_retention_days: int = 7  # staged tables of older runs are dropped
     analytics_schema: str = "analytics"
 
     # Extraction.

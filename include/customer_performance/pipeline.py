@@ -51,12 +51,21 @@ def extract_crm_api(run: Run, cfg: Settings) -> dict:
 
 
 def filter_period(run: Run, cfg: Settings) -> dict:
-    """Apply the filter configuration to every staged dataset (raw -> flt_ tables)."""
+    """Apply the filter configuration to every staged dataset (raw -> flt_ tables).
+
+    Also the run's housekeeping: staged tables of runs older than the retention are dropped here,
+    the first task that runs once per DAG run.
+    """
+    from include.customer_performance.staging import drop_expired, register_run
     from include.customer_performance.transform.filter import apply_filter, load_filters
 
     filters = load_filters(cfg.filter_config, run.period)
     out = {}
     with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        register_run(cur, run)
+        dropped = drop_expired(cur, run, cfg.staging_retention_days)
+        if dropped:
+            log.info("dropped %s staged tables of runs older than %s days", len(dropped), cfg.staging_retention_days)
         for name, flt in filters.items():
             stats = apply_filter(cur, flt, run.table(name), run.table(f"flt_{name}"))
             for c in stats["conditions"]:

@@ -50,6 +50,47 @@ def make_run(
 
 def ensure_schema(cur, schema: str) -> None:
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    cur.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (run_key text PRIMARY KEY, run_id text, created_at timestamptz)").format(
+            sql.Identifier(schema, "_runs")
+        )
+    )
+
+
+def register_run(cur, run: Run) -> None:
+    """Record when a run first staged something, for :func:`drop_expired`."""
+    ensure_schema(cur, run.schema)
+    cur.execute(
+        sql.SQL("INSERT INTO {} VALUES (%s, %s, now()) ON CONFLICT (run_key) DO NOTHING").format(
+            sql.Identifier(run.schema, "_runs")
+        ),
+        (run.key, run.run_id),
+    )
+
+
+def drop_expired(cur, run: Run, retention_days: int) -> list[str]:
+    """Drop the staged tables of other runs first registered more than ``retention_days`` ago.
+
+    Staged tables outlive their run so that any task of a recent run can be cleared and rerun;
+    past the retention they are only clutter.
+    """
+    cur.execute(
+        sql.SQL("SELECT run_key FROM {} WHERE created_at < now() - make_interval(days => %s) AND run_key <> %s").format(
+            sql.Identifier(run.schema, "_runs")
+        ),
+        (retention_days, run.key),
+    )
+    dropped = []
+    for (key,) in cur.fetchall():
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND right(tablename, %s) = %s",
+            (run.schema, len(key) + 1, f"_{key}"),
+        )
+        for (table,) in cur.fetchall():
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(run.schema, table)))
+            dropped.append(table)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE run_key = %s").format(sql.Identifier(run.schema, "_runs")), (key,))
+    return dropped
 
 
 def recreate_table(cur, table: sql.Composable, dataset: Dataset) -> None:
