@@ -49,19 +49,21 @@ from include.customer_performance.retry import API_RETRY_POLICY, NO_RETRY_ON_BAD
     tags=["customer-performance", "analytics"],
 )
 def customer_performance():
-    @task(task_display_name="Extract customer DB", retry_policy=NO_RETRY_ON_BAD_DATA)
+    cfg = settings()
+
+    @task(task_display_name="Extract customer DB", pool=cfg.customer_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA)
     def extract_customer_db() -> dict:
         """Customers and their sessions for the period, COPY to COPY into staging."""
         return pipeline.extract_customer_db(pipeline.current_run(), settings())
 
-    @task(task_display_name="Extract CRM API", retry_policy=API_RETRY_POLICY)
+    @task(task_display_name="Extract CRM API", pool=cfg.crm_api_conn_id, retry_policy=API_RETRY_POLICY)
     def extract_crm_api() -> dict:
         """The period's CRM interactions, page by page, into staging."""
         return pipeline.extract_crm_api(pipeline.current_run(), settings())
 
-    @task(task_display_name="Extract sales DB", retry_policy=NO_RETRY_ON_BAD_DATA)
+    @task(task_display_name="Extract sales DB", pool=cfg.sales_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA)
     def extract_sales_db() -> dict:
-        """The period's transactions, streamed from MySQL into staging."""
+        """The period's transactions and the lifetime purchase summary, streamed from MySQL into staging."""
         return pipeline.extract_sales_db(pipeline.current_run(), settings())
 
     @task(task_display_name="Filter to period", retry_policy=NO_RETRY_ON_BAD_DATA)

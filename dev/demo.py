@@ -84,10 +84,13 @@ def main() -> int:
 
     airflow_home = ROOT / ".airflow"
     env = {**os.environ, **stack.airflow_env(airflow_home)}
+    steps = [["pools", "import", str(ROOT / "pools.json")]]
     if not (airflow_home / "airflow.db").exists():
         print("[demo] initialising Airflow's metadata DB (SQLite) in .airflow/")
-        if airflow(["db", "migrate"], env, log) != 0:
-            print(f"[demo] airflow db migrate failed; see {log}")
+        steps.insert(0, ["db", "migrate"])
+    for args in steps:
+        if airflow(args, env, log) != 0:
+            print(f"[demo] airflow {' '.join(args)} failed; see {log}")
             return 1
 
     stack.start_services()

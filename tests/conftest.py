@@ -44,12 +44,9 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's metadata DB (SQLite), migrated once per session."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
+    airflow = str(Path(sys.executable).parent / "airflow")
+    for args in (["db", "migrate"], ["pools", "import", str(ROOT / "pools.json")]):
+        subprocess.run([airflow, *args], check=True, capture_output=True, env=os.environ.copy())
     return AIRFLOW_HOME
 
 

@@ -77,3 +77,16 @@ def test_non_retryable_failures_are_declared(dag):
     gate = dag.get_task("validate").retry_policy
     assert gate.evaluate(QualityGateError("bad"), 1, 3).action.name == "FAIL"
     assert gate.evaluate(ConnectionError("blip"), 1, 3).action.name != "FAIL"
+
+
+def test_each_source_has_its_own_pool_and_the_pools_file_defines_them(dag):
+    import json
+
+    pools = json.loads((ROOT / "pools.json").read_text())
+    for task_id, pool in (
+        ("extract_customer_db", "customer_db"),
+        ("extract_sales_db", "sales_db"),
+        ("extract_crm_api", "crm_api"),
+    ):
+        assert dag.get_task(task_id).pool == pool
+        assert pools[pool]["slots"] >= 1 and pools[pool]["description"]

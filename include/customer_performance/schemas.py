@@ -133,3 +133,23 @@ INTERACTIONS = Dataset(
 )
 
 DATASETS = {d.name: d for d in (CUSTOMERS, ACTIVITY, TRANSACTIONS, INTERACTIONS)}
+
+# Staged only (not filtered): the lifetime purchase summary per customer up to the period end,
+# aggregated inside the sales database. One row per (customer, currency) with that currency's
+# monetary value, plus one row per customer with currency NULL covering all currencies (recency,
+# purchase count and distinct purchase days for the churn model).
+CUSTOMER_HISTORY = Dataset(
+    name="customer_history",
+    source_table="transactions",
+    event_column="last_purchase",
+    key="customer_id",
+    columns=_cols(
+        "customer_id:integer",
+        "currency:text",
+        "first_purchase:timestamp",
+        "last_purchase:timestamp",
+        "purchases:integer",
+        "purchase_days:integer",
+        "monetary:numeric",
+    ),
+)
