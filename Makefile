@@ -1,7 +1,7 @@
 # The few commands people type. Each prepares the machine first (dev/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint format lock clean
+.PHONY: setup demo test bench lint format lock clean
 
 setup:
 	@bash dev/setup.sh
@@ -25,3 +25,6 @@ lock:  ## re-resolve the whole transitive set after editing requirements*.txt
 
 clean:
 	rm -rf .demo .airflow .pytest_cache .ruff_cache
+
+bench: setup  ## the DAG at N customers (default 1,000,000) against the I/O floor and a naive baseline
+	@$(PY) bench/run.py $(if $(N),--customers $(N))

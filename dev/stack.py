@@ -85,12 +85,6 @@ class Stack:
     def export_dir(self) -> Path:
         return self.workdir / "exports"
 
-    def _pg_admin(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
-            conn.execute(statement)
-
     def _mysql_admin(self, statement: str) -> None:
         import MySQLdb
 
@@ -100,23 +94,27 @@ class Stack:
         finally:
             conn.close()
 
-    def create_databases(self, keep_analytics: bool = False) -> None:
-        """(Re)create the source databases, and the analytics database unless kept."""
-        for db in (self.customer_db, *(() if keep_analytics else (self.analytics_db,))):
-            self._pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            self._pg_admin(f'CREATE DATABASE "{db}"')
-        if keep_analytics:
-            import psycopg
+    def create_databases(self, keep_analytics: bool = False, keep_sources: bool = False) -> None:
+        """(Re)create the databases; a kept one is only created when missing."""
+        import psycopg
 
-            with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
-                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.analytics_db,)).fetchone():
-                    conn.execute(f'CREATE DATABASE "{self.analytics_db}"')
-        self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
-        self._mysql_admin(f"CREATE DATABASE `{self.sales_db}`")
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+            for db, keep in ((self.customer_db, keep_sources), (self.analytics_db, keep_analytics)):
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
+                if exists and keep:
+                    continue
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{db}"')
+        if not keep_sources:
+            self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
+        self._mysql_admin(f"CREATE DATABASE IF NOT EXISTS `{self.sales_db}`")
 
     def drop_databases(self) -> None:
-        for db in (self.customer_db, self.analytics_db):
-            self._pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        import psycopg
+
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
+            for db in (self.customer_db, self.analytics_db):
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
 
     def generate(self, customers: int, month: str, seed: int = 42, **kwargs) -> dict:

@@ -40,6 +40,7 @@ class Settings:
 
     # Transformation.
     reporting_currency: str = "USD"
+    transform_work_mem: str = "128MB"  # PostgreSQL work_mem of the transform sessions
     filter_config: Path = PACKAGE_DIR / "filters.json"
 
     # Delivery.

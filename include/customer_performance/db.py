@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg
+from psycopg import sql
 
 
 @contextlib.contextmanager
@@ -35,3 +36,12 @@ def mysql(conn_id: str) -> Iterator[object]:
         yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def analytics(cfg) -> Iterator[psycopg.Connection]:
+    """The analytics database, with the memory the in-database transforms are allowed per sort or
+    hash (``transform_work_mem``): at a million customers the default 4MB spills to disk."""
+    with pg(cfg.analytics_db_conn_id) as conn:
+        conn.execute(sql.SQL("SET work_mem = {}").format(sql.Literal(cfg.transform_work_mem)))
+        yield conn

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from include.customer_performance.config import Settings, settings
-from include.customer_performance.db import pg
+from include.customer_performance.db import analytics
 from include.customer_performance.staging import Run, make_run
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def filter_period(run: Run, cfg: Settings) -> dict:
 
     filters = load_filters(cfg.filter_config, run.period)
     out = {}
-    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+    with analytics(cfg) as conn, conn.cursor() as cur:
         register_run(cur, run)
         dropped = drop_expired(cur, run, cfg.staging_retention_days)
         if dropped:
@@ -78,7 +78,7 @@ def filter_period(run: Run, cfg: Settings) -> dict:
 def calculate(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.transform.calculate import calculate_metrics
 
-    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+    with analytics(cfg) as conn, conn.cursor() as cur:
         out = calculate_metrics(cur, run)
         conn.commit()
     return out
@@ -92,7 +92,7 @@ def validate(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.quality.gate import validate as run_gate
 
     url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url.render_as_string(hide_password=False)
-    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+    with analytics(cfg) as conn, conn.cursor() as cur:
         result = run_gate(run, url, cur)
         conn.commit()
     raise_on_critical(result["critical"], run)
@@ -102,7 +102,7 @@ def validate(run: Run, cfg: Settings) -> dict:
 def aggregate(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.transform.aggregate import aggregate as run_aggregate
 
-    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+    with analytics(cfg) as conn, conn.cursor() as cur:
         out = run_aggregate(cur, run)
         conn.commit()
     return out
@@ -124,7 +124,7 @@ def read_kpis(conn, run: Run) -> dict:
 def load_analytics_db(run: Run, cfg: Settings, row_counts: dict, quality: dict) -> dict:
     from include.customer_performance.load.analytics_db import publish
 
-    with pg(cfg.analytics_db_conn_id) as conn:
+    with analytics(cfg) as conn:
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
             loaded = publish(cur, run, cfg.analytics_schema, row_counts, quality, kpis)
@@ -137,7 +137,7 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.load.bi_api import push
 
     client = ApiClient.from_connection(cfg.bi_api_conn_id)
-    with pg(cfg.analytics_db_conn_id) as conn:
+    with analytics(cfg) as conn:
         return push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows)
 
 
@@ -145,7 +145,7 @@ def email_csv_export(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.export.csv_email import send, summary_html, write_csvs
 
     folder = Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
-    with pg(cfg.analytics_db_conn_id) as conn:
+    with analytics(cfg) as conn:
         files = write_csvs(conn, run, folder)
         kpis = read_kpis(conn, run)
     subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"

@@ -103,10 +103,18 @@ def recreate_table(cur, table: sql.Composable, dataset: Dataset) -> None:
 
 
 def replace_table_as(cur, table: sql.Composable, select: sql.Composable, params: dict | None = None) -> int:
-    """``DROP`` + ``CREATE UNLOGGED TABLE ... AS <select>``; returns the row count."""
+    """``DROP`` + ``CREATE UNLOGGED TABLE ... AS <select>`` + ``ANALYZE``; returns the row count."""
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(table) + select, params)
-    return cur.rowcount
+    rows = cur.rowcount
+    analyze(cur, table)
+    return rows
+
+
+def analyze(cur, table: sql.Composable) -> None:
+    """Fresh statistics for a just-written staged table: without them the planner assumes a
+    tiny table and picks plans that spill to disk at a million rows."""
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
 
 
 def count_rows(cur, table: sql.Composable) -> int:

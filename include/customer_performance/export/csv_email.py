@@ -7,7 +7,6 @@ a spreadsheet would run as a formula are neutralised; email and phone are left o
 
 from __future__ import annotations
 
-import csv
 import html
 import logging
 from pathlib import Path
@@ -19,6 +18,7 @@ from include.customer_performance.staging import Run
 log = logging.getLogger(__name__)
 
 PII_COLUMNS = {"email", "phone"}
+# A text cell starting with one of these is run as a formula by spreadsheets: it gets a ' prefix.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 EXPORTS = {
@@ -28,44 +28,48 @@ EXPORTS = {
 }
 
 
-def safe_cell(value: object) -> object:
-    """Neutralise a text cell a spreadsheet would evaluate (CSV formula injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def file_names(run: Run) -> dict[str, str]:
     return {name: f"{name}_{run.period.label}.csv" for name in EXPORTS}
 
 
-def write_csvs(conn, run: Run, folder: Path, include_pii: bool = False, chunk_rows: int = 10_000) -> dict[str, dict]:
-    """Stream each staged table into its CSV file; returns ``{name: {path, rows}}``."""
+def export_select(cur, run: Run, stage: str, order: str, include_pii: bool) -> sql.Composed:
+    """SELECT of a staged table for export: PII columns dropped unless enabled, text neutralised."""
+    cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (run.schema, run.table_name(stage)),
+    )
+    guard = sql.SQL(", ").join(map(sql.Literal, FORMULA_PREFIXES))
+    cols = []
+    for name, dtype in cur.fetchall():
+        if name in PII_COLUMNS and not include_pii:
+            continue
+        col = sql.Identifier(name)
+        if dtype == "text":
+            col = sql.SQL("CASE WHEN left({c}, 1) IN ({g}) THEN {q} || {c} ELSE {c} END AS {c}").format(
+                c=col, g=guard, q=sql.Literal("'")
+            )
+        cols.append(col)
+    return sql.SQL("SELECT {} FROM {} ORDER BY " + order).format(sql.SQL(", ").join(cols), run.table(stage))
+
+
+def write_csvs(conn, run: Run, folder: Path, include_pii: bool = False) -> dict[str, dict]:
+    """Stream each staged table into its CSV file with COPY; returns ``{name: {path, rows}}``."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, filename in file_names(run).items():
-        stage, order = EXPORTS[name]
-        path = folder / filename
-        tmp = path.with_suffix(".csv.part")
-        with conn.cursor(name=f"csv_{name}") as cur:
-            cur.execute(sql.SQL("SELECT * FROM {} ORDER BY " + order).format(run.table(stage)))
-            rows = 0
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                header = None
-                while batch := cur.fetchmany(chunk_rows):
-                    if header is None:
-                        header = [d.name for d in cur.description]
-                        keep = [i for i, c in enumerate(header) if include_pii or c not in PII_COLUMNS]
-                        writer.writerow([header[i] for i in keep])
-                    for row in batch:
-                        writer.writerow([safe_cell(row[i]) for i in keep])
-                    rows += len(batch)
-                if header is None:  # empty table: still write the header
-                    header = [d.name for d in cur.description]
-                    writer.writerow([c for c in header if include_pii or c not in PII_COLUMNS])
-        tmp.replace(path)  # readers never see a half-written file
-        out[name] = {"path": str(path), "rows": rows}
+    with conn.cursor() as cur:
+        for name, filename in file_names(run).items():
+            stage, order = EXPORTS[name]
+            path = folder / filename
+            tmp = path.with_suffix(".csv.part")
+            query = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
+                export_select(cur, run, stage, order, include_pii)
+            )
+            with tmp.open("wb") as fh, cur.copy(query) as copy:
+                for block in copy:
+                    fh.write(block)
+            tmp.replace(path)  # readers never see a half-written file
+            out[name] = {"path": str(path), "rows": cur.rowcount}
     return out
 
 

@@ -11,7 +11,7 @@ from include.customer_performance.config import Settings
 from include.customer_performance.db import pg
 from include.customer_performance.http_client import ApiClient, ApiError
 from include.customer_performance.schemas import INTERACTIONS
-from include.customer_performance.staging import Run, ensure_schema, recreate_table
+from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def extract_crm_api(run: Run, settings: Settings) -> dict[str, dict]:
                     copy.write_row(_row(record, cursor, i))
                 rows += len(records)
                 pages += 1
+        analyze(cur, target)
         dst.commit()
     log.info("staged %s interactions from %s pages into %s", rows, pages, run.table_name(INTERACTIONS.name))
     return {INTERACTIONS.name: {"table": run.table_name(INTERACTIONS.name), "rows": rows, "pages": pages}}

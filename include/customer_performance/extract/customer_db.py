@@ -10,7 +10,7 @@ from include.customer_performance.config import Settings
 from include.customer_performance.db import pg
 from include.customer_performance.extract.contract import check_columns
 from include.customer_performance.schemas import ACTIVITY, CUSTOMERS, Dataset
-from include.customer_performance.staging import Run, ensure_schema, recreate_table
+from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def extract_customer_db(run: Run, settings: Settings) -> dict[str, dict]:
                     with cur.copy(copy_in) as in_copy:
                         for block in out_copy:
                             in_copy.write(block)
-                rows = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]
+                rows = cur.rowcount  # the COPY command tag: rows written
+                analyze(cur, target)
                 log.info("staged %s rows of %s into %s", rows, dataset.source_table, run.table_name(dataset.name))
                 out[dataset.name] = {"table": run.table_name(dataset.name), "rows": rows}
         dst.commit()

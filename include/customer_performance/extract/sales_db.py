@@ -1,14 +1,16 @@
 """Extract the period's transactions, and the lifetime purchase summary, from the MySQL sales DB.
 
-The rows travel as ready-made PostgreSQL COPY text: MariaDB/MySQL formats each row as one
-tab-separated line (``CONCAT_WS``, NULL as ``\\N``, text escaped), mysqlclient hands those lines
-over as raw bytes from an unbuffered result (``use_result``), and they are written to the staging
-table with COPY in chunks. No Python object per value, and memory bounded by one chunk.
+Rows come from an unbuffered result (mysqlclient ``use_result``) as raw bytes, are joined into
+PostgreSQL COPY text a chunk at a time, and written to staging with COPY: no Python object per
+value beyond the driver's bytes, memory bounded by one chunk. The lifetime summary is one
+aggregate query run inside the sales database, concurrently with the period's rows on a second
+connection pair, since the two are independent.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from psycopg import sql
 
@@ -16,38 +18,42 @@ from include.customer_performance.config import Settings
 from include.customer_performance.db import mysql, pg
 from include.customer_performance.extract.contract import check_columns
 from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTIONS, Dataset
-from include.customer_performance.staging import Run, ensure_schema, recreate_table
+from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
 log = logging.getLogger(__name__)
 
-# Character codes rather than backslash literals, so the SQL means the same under any sql_mode
-# (NO_BACKSLASH_ESCAPES included).
-_BS, _TAB, _LF, _CR = (f"CHAR({n} USING utf8mb4)" for n in (92, 9, 10, 13))
-_NULL = f"CONCAT({_BS}, 'N')"
+NULL = b"\\N"
 
 
-def copy_text(expr: str, family: str) -> str:
-    """A SQL expression giving ``expr`` as one PostgreSQL COPY text field."""
-    if family == "text":
-        for char, escaped in (
-            (_BS, f"CONCAT({_BS}, {_BS})"),
-            (_TAB, f"CONCAT({_BS}, 't')"),
-            (_LF, f"CONCAT({_BS}, 'n')"),
-            (_CR, f"CONCAT({_BS}, 'r')"),
-        ):
-            expr = f"REPLACE({expr}, {char}, {escaped})"
-    return f"IFNULL({expr}, {_NULL})"
+def _escape(value: bytes) -> bytes:
+    return value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
 
 
-def copy_line(exprs: list[tuple[str, str]]) -> str:
-    return f"CONCAT_WS({_TAB}, " + ", ".join(copy_text(e, f) for e, f in exprs) + ")"
+def copy_chunk(rows: tuple[tuple[bytes | None, ...], ...], width: int) -> bytes:
+    """Rows of raw bytes as PostgreSQL COPY text.
+
+    The fast path joins without escaping and then proves it was safe: every tab and newline is
+    one of ours and every backslash belongs to one of our NULL markers. Otherwise the chunk is
+    rebuilt escaping each value, so a value containing a tab, a newline or a literal ``\\N``
+    arrives unchanged.
+    """
+    chunk = b"\n".join([b"\t".join([NULL if v is None else v for v in row]) for row in rows]) + b"\n"
+    nulls = sum(row.count(None) for row in rows)
+    if (
+        chunk.count(b"\t") == len(rows) * (width - 1)
+        and chunk.count(b"\n") == len(rows)
+        and chunk.count(b"\\") == nulls
+        and b"\r" not in chunk
+    ):
+        return chunk
+    return b"".join(b"\t".join([NULL if v is None else _escape(v) for v in row]) + b"\n" for row in rows)
 
 
-def window_sql(conn) -> str:
+def window_sql() -> str:
     """The period's transactions; the ``order_date`` range uses the source's index."""
-    line = copy_line([(f"`{c.name}`", c.family) for c in TRANSACTIONS.columns])
+    cols = ", ".join(f"`{c}`" for c in TRANSACTIONS.column_names)
     ev = f"`{TRANSACTIONS.event_column}`"
-    return f"SELECT {line} FROM `{TRANSACTIONS.source_table}` WHERE {ev} >= %s AND {ev} < %s"
+    return f"SELECT {cols} FROM `{TRANSACTIONS.source_table}` WHERE {ev} >= %s AND {ev} < %s"
 
 
 def history_sql() -> str:
@@ -57,25 +63,14 @@ def history_sql() -> str:
     the source groups as '' so it cannot be mistaken for that row. The grand total is dropped.
     """
     cur = "COALESCE(`currency`, '')"
-    line = copy_line(
-        [
-            ("`customer_id`", "integer"),
-            ("grp_currency", "text"),
-            ("first_purchase", "timestamp"),
-            ("last_purchase", "timestamp"),
-            ("purchases", "integer"),
-            ("purchase_days", "integer"),
-            ("monetary", "numeric"),
-        ]
-    )
     return (
-        f"SELECT {line} FROM ("
-        f" SELECT `customer_id`, {cur} AS grp_currency, MIN(`order_date`) AS first_purchase,"
+        "SELECT customer_id, currency, first_purchase, last_purchase, purchases, purchase_days, monetary FROM ("
+        f" SELECT `customer_id`, {cur} AS currency, MIN(`order_date`) AS first_purchase,"
         " MAX(`order_date`) AS last_purchase, COUNT(DISTINCT `transaction_id`) AS purchases,"
         " COUNT(DISTINCT DATE(`order_date`)) AS purchase_days, SUM(`amount`) AS monetary"
         f" FROM `{TRANSACTIONS.source_table}` WHERE `order_date` < %s AND `status` = 'completed'"
         f" GROUP BY `customer_id`, {cur} WITH ROLLUP"
-        ") AS h WHERE `customer_id` IS NOT NULL"
+        ") AS h WHERE customer_id IS NOT NULL"
     )
 
 
@@ -91,46 +86,58 @@ def _source_columns(conn, table: str) -> dict[str, str]:
     return {name: dtype for name, dtype in rows}
 
 
-def stream_lines(src, query: str, params: tuple, dst_cur, target: sql.Composable, dataset: Dataset, chunk: int) -> int:
-    """Run ``query`` unbuffered on MySQL and COPY its one-column line results into ``target``."""
-    bound = query % tuple(src.literal(p).decode() for p in params)  # mysqlclient's own quoting
+def stream(src, query: str, params: tuple, dst, target: sql.Composable, dataset: Dataset, chunk: int) -> int:
+    """Replace ``target`` with the rows of ``query`` (run unbuffered on MySQL); commits ``dst``."""
+    src.set_character_set("utf8mb4")
+    src.converter = {}  # raw bytes, formatted by MySQL itself; nothing decoded in Python
+    # The lifetime GROUP BY needs a large in-memory temporary table to stay fast.
+    src.query("SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912")
+    src.query(query % tuple(src.literal(p).decode() for p in params))  # mysqlclient's own quoting
+    result = src.use_result()
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(
         target, sql.SQL(", ").join(map(sql.Identifier, dataset.column_names))
     )
-    src.query(bound)
-    result = src.use_result()
-    rows = 0
-    with dst_cur.copy(copy_in) as copy:
-        while batch := result.fetch_row(maxrows=chunk):
-            copy.write(b"\n".join(r[0] for r in batch) + b"\n")
-            rows += len(batch)
+    rows, width = 0, len(dataset.columns)
+    with dst.cursor() as cur:
+        recreate_table(cur, target, dataset)
+        with cur.copy(copy_in) as copy:
+            while batch := result.fetch_row(maxrows=chunk):
+                copy.write(copy_chunk(batch, width))
+                rows += len(batch)
+        analyze(cur, target)
+    dst.commit()
     return rows
 
 
 def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
     """Stream the period's ``transactions`` and the lifetime summary into staging."""
-    out = {}
-    with mysql(settings.sales_db_conn_id) as src, pg(settings.analytics_db_conn_id) as dst:
+    jobs = (
+        (TRANSACTIONS, window_sql(), (run.period.start, run.period.end)),
+        (CUSTOMER_HISTORY, history_sql(), (run.period.end,)),
+    )
+    # Connections are opened here, in the task's thread; the worker threads only use them.
+    with (
+        mysql(settings.sales_db_conn_id) as src1,
+        mysql(settings.sales_db_conn_id) as src2,
+        pg(settings.analytics_db_conn_id) as dst1,
+        pg(settings.analytics_db_conn_id) as dst2,
+    ):
         check_columns(
-            _source_columns(src, TRANSACTIONS.source_table),
+            _source_columns(src1, TRANSACTIONS.source_table),
             TRANSACTIONS,
             f"{settings.sales_db_conn_id}: {TRANSACTIONS.source_table}",
         )
-        src.set_character_set("utf8mb4")
-        src.converter = {}  # raw bytes: the lines are already COPY text
-        # The lifetime GROUP BY needs a large in-memory temporary table to stay fast.
-        src.query("SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912")
-        with dst.cursor() as cur:
+        with dst1.cursor() as cur:
             ensure_schema(cur, run.schema)
-            jobs = (
-                (TRANSACTIONS, window_sql(src), (run.period.start, run.period.end)),
-                (CUSTOMER_HISTORY, history_sql(), (run.period.end,)),
-            )
-            for dataset, query, params in jobs:
-                target = run.table(dataset.name)
-                recreate_table(cur, target, dataset)
-                rows = stream_lines(src, query, params, cur, target, dataset, settings.copy_chunk_rows)
-                log.info("staged %s rows of %s into %s", rows, dataset.name, run.table_name(dataset.name))
-                out[dataset.name] = {"table": run.table_name(dataset.name), "rows": rows}
-        dst.commit()
+        dst1.commit()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sales_db") as pool:
+            futures = [
+                pool.submit(stream, src, query, params, dst, run.table(ds.name), ds, settings.copy_chunk_rows)
+                for (ds, query, params), src, dst in zip(jobs, (src1, src2), (dst1, dst2), strict=True)
+            ]
+            counts = [f.result() for f in futures]
+    out = {}
+    for (dataset, _, _), rows in zip(jobs, counts, strict=True):
+        log.info("staged %s rows of %s into %s", rows, dataset.name, run.table_name(dataset.name))
+        out[dataset.name] = {"table": run.table_name(dataset.name), "rows": rows}
     return out

@@ -40,12 +40,7 @@ LEFT JOIN (
         sum(quantity) FILTER (WHERE status = 'completed') AS units,
         min(order_date) FILTER (WHERE status = 'completed') AS first_purchase,
         max(order_date) FILTER (WHERE status = 'completed') AS last_purchase
-    FROM (
-        -- the same transaction_id counts once: its latest version wins
-        SELECT DISTINCT ON (transaction_id) *
-        FROM {transactions}
-        ORDER BY transaction_id, updated_at DESC NULLS LAST
-    ) AS latest
+    FROM {transactions}  -- int_transactions: each transaction_id once, its latest version
     GROUP BY customer_id
 ) AS s USING (customer_id)
 LEFT JOIN (

@@ -7,7 +7,7 @@ from include.customer_performance.staging import Run, replace_table_as
 
 
 def aggregate(cur, run: Run) -> dict:
-    inputs = {"metrics": run.table("customer_metrics"), "transactions": run.table("flt_transactions")}
+    inputs = {"metrics": run.table("customer_metrics"), "transactions": run.table("int_transactions")}
     out = {}
     for name in ("regional_summary", "performance_trends", "kpis"):
         rows = replace_table_as(cur, run.table(name), model(name, **inputs))

@@ -13,10 +13,14 @@ log = logging.getLogger(__name__)
 
 
 def calculate_metrics(cur, run: Run) -> dict:
+    deduped = replace_table_as(
+        cur, run.table("int_transactions"), model("int_transactions", transactions=run.table("flt_transactions"))
+    )
+    log.info("int_transactions: %s distinct transactions", deduped)
     select = model(
         "customer_metrics",
         customers=run.table("flt_customers"),
-        transactions=run.table("flt_transactions"),
+        transactions=run.table("int_transactions"),
         activity=run.table("flt_customer_activity"),
         interactions=run.table("flt_interactions"),
     )

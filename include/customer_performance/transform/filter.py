@@ -21,6 +21,7 @@ from psycopg import sql
 
 from include.customer_performance.period import ReportPeriod
 from include.customer_performance.schemas import DATASETS, Dataset
+from include.customer_performance.staging import analyze
 
 COMPARISONS = {
     "equals": "=",
@@ -233,6 +234,7 @@ def apply_filter(cur, flt: DatasetFilter, source: sql.Composable, target: sql.Co
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(target, source))
     cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {}").format(target, source, where), params)
     rows_out = cur.rowcount
+    analyze(cur, target)
     return {
         "rows_in": rows_in,
         "rows_out": rows_out,

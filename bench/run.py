@@ -1,0 +1,278 @@
+"""`make bench`: the whole DAG at scale, against the I/O floor of this machine and a naive baseline.
+
+    python bench/run.py --customers 1000000        # about 10M transactions in the month
+
+In one run it
+1. generates N customers with about 10 transactions, 5 sessions and 2 CRM interactions each in
+   July 2025 (plus one month of purchase history), reusing the sources when N and the seed match;
+2. runs the full DAG (`airflow dags test`, tasks one after another) and reads each task's wall
+   time from Airflow's metadata, and the worker's peak RSS from the kernel (getrusage);
+3. measures the floor: the same source rows moved into PostgreSQL by the plainest fast route
+   (`mariadb --quick -B | psql COPY`, `psql COPY TO | psql COPY FROM`, `sqlite3 | psql COPY`),
+   plus a plain GROUP BY of the transactions per customer;
+4. measures the naive baseline: pandas `read_sql` + `to_sql` of the month's transactions;
+5. prints every figure and the ratios pipeline/floor and naive/pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dev.stack import MYSQL, PG, Stack, pg_dsn  # noqa: E402
+from include.customer_performance.schemas import (  # noqa: E402
+    ACTIVITY,
+    CUSTOMER_HISTORY,
+    CUSTOMERS,
+    INTERACTIONS,
+    TRANSACTIONS,
+)
+
+LOGICAL_DATE = "2025-08-01T02:00:00+00:00"
+START, END = "2025-07-01", "2025-08-01"
+RSS = [sys.executable, str(ROOT / "bench" / "peak_rss.py")]
+FLOOR_SCHEMA = "bench_floor"
+
+
+def sh(cmd: str) -> float:
+    """Run a shell pipeline, fail loudly, return its wall time."""
+    t0 = time.monotonic()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
+    return time.monotonic() - t0
+
+
+def psql(db: str, sql: str) -> str:
+    return f'psql -h {PG["host"]} -p {PG["port"]} -U {PG["user"]} -d {db} -v ON_ERROR_STOP=1 -q -c "{sql}"'
+
+
+def floor_create(stack: Stack) -> None:
+    ddl = [f"DROP SCHEMA IF EXISTS {FLOOR_SCHEMA} CASCADE", f"CREATE SCHEMA {FLOOR_SCHEMA}"]
+    for ds in (CUSTOMERS, ACTIVITY, TRANSACTIONS, INTERACTIONS, CUSTOMER_HISTORY):
+        cols = ", ".join(f"{c.name} {c.pg_type}" for c in ds.columns)
+        ddl.append(f"CREATE UNLOGGED TABLE {FLOOR_SCHEMA}.{ds.name} ({cols})")
+    import psycopg
+
+    with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as conn:
+        for stmt in ddl:
+            conn.execute(stmt)
+
+
+def measure_floor(stack: Stack) -> dict[str, float]:
+    """The plain routes, one after another (as the DAG test runs its tasks)."""
+    floor_create(stack)
+    mysql = f"mariadb --quick -B -N -h {MYSQL['host']} -P {MYSQL['port']} -u {MYSQL['user']} {stack.sales_db}"
+
+    def window(col: str) -> str:
+        return f"{col} >= '{START}' AND {col} < '{END}'"
+
+    def into(table: str, null: str = r"\N") -> str:
+        # mariadb -B prints NULL as the word NULL and escapes tab, newline and backslash like COPY
+        return psql(stack.analytics_db, f"COPY {FLOOR_SCHEMA}.{table} FROM STDIN (NULL '{null}')")
+
+    def from_pg(ds, where: str) -> str:
+        query = f"SELECT {', '.join(ds.column_names)} FROM {ds.source_table} WHERE {where}"
+        return psql(stack.customer_db, f"COPY ({query}) TO STDOUT")
+
+    transactions = f"SELECT {', '.join(TRANSACTIONS.column_names)} FROM transactions WHERE {window('order_date')}"
+    history = (
+        "SELECT customer_id, NULLIF(c, ''), first_purchase, last_purchase, purchases, purchase_days, monetary FROM ("
+        " SELECT customer_id, COALESCE(currency, '') AS c, MIN(order_date) AS first_purchase,"
+        " MAX(order_date) AS last_purchase, COUNT(DISTINCT transaction_id) AS purchases,"
+        " COUNT(DISTINCT DATE(order_date)) AS purchase_days, SUM(amount) AS monetary FROM transactions"
+        f" WHERE order_date < '{END}' AND status = 'completed' GROUP BY customer_id, COALESCE(currency, '')"
+        " WITH ROLLUP) h WHERE customer_id IS NOT NULL"
+    )
+    interactions = f"SELECT {', '.join(INTERACTIONS.column_names)} FROM interactions WHERE {window('interaction_date')}"
+    out = {
+        "customers": sh(f"{from_pg(CUSTOMERS, f'registration_date < {END!r}')} | {into('customers')}"),
+        "customer_activity": sh(f"{from_pg(ACTIVITY, window('session_start'))} | {into('customer_activity')}"),
+        "transactions": sh(f'{mysql} -e "{transactions}" | {into("transactions", "NULL")}'),
+        "customer_history": sh(f'{mysql} -e "{history}" | {into("customer_history", "NULL")}'),
+        "interactions": sh(
+            f"sqlite3 -separator $'\\t' -nullvalue '\\N' {stack.crm_store} \"{interactions}\" | {into('interactions')}"
+        ),
+    }
+    out["group_by"] = sh(
+        psql(
+            stack.analytics_db,
+            f"CREATE UNLOGGED TABLE {FLOOR_SCHEMA}.per_customer AS SELECT customer_id, count(*) AS n,"
+            f" sum(amount) AS amount FROM {FLOOR_SCHEMA}.transactions GROUP BY customer_id",
+        )
+    )
+    return out
+
+
+def measure_naive(stack: Stack, limit: int | None) -> dict:
+    """pandas read_sql + to_sql of the month's transactions, in its own process (for its RSS)."""
+    code = f"""
+import time, pandas as pd, sqlalchemy as sa
+src = sa.create_engine("mysql+mysqldb://{MYSQL["user"]}:@{MYSQL["host"]}:{MYSQL["port"]}/{stack.sales_db}")
+dst = sa.create_engine("postgresql+psycopg://{PG["user"]}@{PG["host"]}:{PG["port"]}/{stack.analytics_db}")
+t0 = time.monotonic()
+df = pd.read_sql("SELECT * FROM transactions WHERE order_date >= '{START}' AND order_date < '{END}'"
+                 + ("" if {limit!r} is None else " LIMIT {limit}"), src)
+t1 = time.monotonic()
+df.to_sql("naive_transactions", dst, schema="{FLOOR_SCHEMA}", if_exists="replace", index=False, chunksize=50000)
+print("NAIVE", len(df), t1 - t0, time.monotonic() - t1)
+"""
+    out = subprocess.run([*RSS, sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("NAIVE"))
+    _, rows, read, write = line.split()
+    return {
+        "rows": int(rows),
+        "read_sql": float(read),
+        "to_sql": float(write),
+        "seconds": float(read) + float(write),
+        "peak_rss_mb": _rss(out.stdout),
+    }
+
+
+def _rss(stdout: str) -> float:
+    return float(next(x for x in stdout.splitlines() if x.startswith("PEAK_RSS_MB")).split()[1])
+
+
+def run_dag(stack: Stack, env: dict) -> dict:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [*RSS, airflow, "dags", "test", "customer_performance", LOGICAL_DATE],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    wall = time.monotonic() - t0
+    (stack.workdir / "dag_test.log").write_text(out.stdout + out.stderr)
+    db = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    run_id, state = db.execute(
+        "SELECT run_id, state FROM dag_run WHERE dag_id = 'customer_performance' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    tasks = dict(
+        db.execute(
+            "SELECT task_id, (julianday(end_date) - julianday(start_date)) * 86400 FROM task_instance"
+            " WHERE dag_id = 'customer_performance' AND run_id = ?",
+            (run_id,),
+        ).fetchall()
+    )
+    if state != "success":
+        raise SystemExit(f"the DAG run ended {state}; see {stack.workdir / 'dag_test.log'}")
+    return {"wall": wall, "tasks": tasks, "peak_rss_mb": _rss(out.stdout)}
+
+
+def staged_rows(stack: Stack) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        return dict(
+            conn.execute(
+                "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE schemaname = %s", (FLOOR_SCHEMA,)
+            ).fetchall()
+        )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--customers", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--naive-limit", type=int, default=None, help="cap the naive baseline's rows (default: all)")
+    p.add_argument("--skip-naive", action="store_true")
+    a = p.parse_args()
+    work = ROOT / ".bench"
+    stack = Stack("cp_bench", work)
+    work.mkdir(exist_ok=True)
+    marker = work / "generated.json"
+    wanted = {"customers": a.customers, "seed": a.seed}
+    previous = json.loads(marker.read_text()) if marker.exists() else {}
+    if previous.get("params") != wanted:
+        print(f"[bench] generating {a.customers:,} customers (July 2025 + 1 month of history)...", flush=True)
+        stack.create_databases()
+        planted = stack.generate(a.customers, "2025-07", seed=a.seed, history_months=1)
+        marker.write_text(json.dumps({"params": wanted, "planted": planted}))
+        print(f"[bench] generated in {planted['seconds']:.0f}s", flush=True)
+    else:
+        planted = previous["planted"]
+        stack.create_databases(keep_analytics=True, keep_sources=True)
+    rows = planted["rows_in_month"]
+    print(
+        f"[bench] sources: {rows['customers']:,} customers, {rows['transactions']:,} transactions, "
+        f"{rows['activity']:,} sessions, {rows['interactions']:,} interactions in July 2025",
+        flush=True,
+    )
+
+    env = {**os.environ, **stack.airflow_env(work / "airflow")}
+    airflow = str(Path(sys.executable).parent / "airflow")
+    if not (work / "airflow" / "airflow.db").exists():
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "pools", "import", str(ROOT / "pools.json")], env=env, check=True, capture_output=True)
+
+    stack.start_services()
+    try:
+        print("[bench] running the DAG...", flush=True)
+        dag = run_dag(stack, env)
+    finally:
+        stack.stop_services()
+    print("[bench] measuring the floor...", flush=True)
+    floor = measure_floor(stack)
+    moved = staged_rows(stack)
+    naive = None
+    if not a.skip_naive:
+        print("[bench] measuring the naive baseline (pandas read_sql + to_sql)...", flush=True)
+        naive = measure_naive(stack, a.naive_limit)
+
+    extract_tasks = ("extract_customer_db", "extract_crm_api", "extract_sales_db")
+    extract = sum(dag["tasks"][t] for t in extract_tasks)
+    floor_move = sum(v for k, v in floor.items() if k != "group_by")
+    floor_total = floor_move + floor["group_by"]
+    source_rows = sum(moved.get(t, 0) for t in ("customers", "customer_activity", "transactions", "interactions"))
+
+    print()
+    print(f"Customer Performance benchmark: {a.customers:,} customers, July 2025")
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+    print("rows moved: " + ", ".join(f"{k} {v:,}" for k, v in sorted(moved.items()) if k != "per_customer"))
+    print("\nDAG (airflow dags test, tasks in sequence)")
+    for task, seconds in sorted(dag["tasks"].items(), key=lambda kv: -kv[1]):
+        print(f"  {task:<22} {seconds:8.1f} s")
+    print(f"  {'sum of tasks':<22} {sum(dag['tasks'].values()):8.1f} s")
+    print(f"  {'wall (incl. startup)':<22} {dag['wall']:8.1f} s   {source_rows / dag['wall']:,.0f} source rows/s")
+    print(f"  worker peak RSS         {dag['peak_rss_mb']:8.0f} MB")
+    print("\nFloor (plain routes)")
+    for k, v in floor.items():
+        print(f"  {k:<22} {v:8.1f} s")
+    print(f"  {'move total':<22} {floor_move:8.1f} s")
+    if naive:
+        print(f"\nNaive (pandas read_sql + to_sql, {naive['rows']:,} transactions)")
+        print(
+            f"  read_sql {naive['read_sql']:.1f} s + to_sql {naive['to_sql']:.1f} s = {naive['seconds']:.1f} s,"
+            f" peak RSS {naive['peak_rss_mb']:.0f} MB"
+        )
+    print("\nRatios (target)")
+    ratio = "  {:<32}{:5.2f}x  (target {})  {:.1f} s vs {:.1f} s"
+    print(ratio.format("extract stage / floor move", extract / floor_move, "<= 1.5", extract, floor_move))
+    print(ratio.format("whole DAG / floor (move+group)", dag["wall"] / floor_total, "<= 3", dag["wall"], floor_total))
+    print(f"  sum of tasks / floor            {sum(dag['tasks'].values()) / floor_total:5.2f}x")
+    print(f"  worker peak RSS                 {dag['peak_rss_mb'] / 1024:5.2f} GiB (<= 1)")
+    if naive:
+        per_row = naive["seconds"] / naive["rows"] * moved.get("transactions", naive["rows"])
+        print(
+            f"  naive / pipeline (transactions) {per_row / dag['tasks']['extract_sales_db']:5.2f}x"
+            f"  naive {per_row:.1f} s vs extract_sales_db {dag['tasks']['extract_sales_db']:.1f} s"
+        )
+        print(f"  naive / whole DAG               {per_row / dag['wall']:5.2f}x")
+    (work / "result.json").write_text(
+        json.dumps({"customers": a.customers, "dag": dag, "floor": floor, "naive": naive, "moved": moved}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

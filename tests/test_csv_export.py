@@ -1,0 +1,55 @@
+"""CSV export on real PostgreSQL: formula injection neutralised, PII opt-in, stable files."""
+
+import csv
+from datetime import datetime
+
+import psycopg
+
+from include.customer_performance.export.csv_email import file_names, write_csvs
+from include.customer_performance.staging import make_run
+
+
+def staged(dsn):
+    run = make_run(datetime(2025, 8, 1, 2), "csv_test", None, "cp_staging")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE SCHEMA cp_staging")
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('customer_metrics')} AS SELECT * FROM (VALUES"
+            " (1, '=HYPERLINK(\"http://x\")', 'a@example.com', -12.5::numeric, '+1-555'),"
+            " (2, '@SUM(A1)', NULL, 0::numeric, 'plain, \"quoted\"\nnew line'),"
+            " (3, 'Zoë', 'z@example.com', 7::numeric, '-minus')"
+            ") AS t (customer_id, name, email, revenue, note)"
+        )
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('regional_summary')} (grouping_level text, region text,"
+            " country text, state text, revenue numeric)"
+        )
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('dq_results')} (suite text, table_name text, expectation text,"
+            " column_name text, success boolean)"
+        )
+    return run
+
+
+def test_formula_cells_are_neutralised_and_numbers_kept(pg_db, tmp_path):
+    run = staged(pg_db)
+    with psycopg.connect(pg_db) as conn:
+        files = write_csvs(conn, run, tmp_path)
+    assert files["customer_performance"]["rows"] == 3
+    with open(files["customer_performance"]["path"], newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["customer_id", "name", "revenue", "note"]  # email left out by default
+    assert [r["name"] for r in rows] == ['\'=HYPERLINK("http://x")', "'@SUM(A1)", "Zoë"]
+    assert [r["note"] for r in rows] == ["'+1-555", 'plain, "quoted"\nnew line', "'-minus"]
+    assert [r["revenue"] for r in rows] == ["-12.5", "0", "7"]  # a negative number is not a formula
+
+
+def test_pii_is_opt_in_and_empty_tables_still_have_headers(pg_db, tmp_path):
+    run = staged(pg_db)
+    with psycopg.connect(pg_db) as conn:
+        files = write_csvs(conn, run, tmp_path, include_pii=True)
+    with open(files["customer_performance"]["path"], encoding="utf-8") as fh:
+        assert next(csv.reader(fh)) == ["customer_id", "name", "email", "revenue", "note"]
+    with open(files["regional_summary"]["path"], encoding="utf-8") as fh:
+        assert fh.read() == "grouping_level,region,country,state,revenue\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(file_names(run).values())
