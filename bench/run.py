@@ -97,7 +97,11 @@ def measure_floor(stack: Stack) -> dict[str, float]:
         "customers": sh(f"{from_pg(CUSTOMERS, f'registration_date < {END!r}')} | {into('customers')}"),
         "customer_activity": sh(f"{from_pg(ACTIVITY, window('session_start'))} | {into('customer_activity')}"),
         "transactions": sh(f'{mysql} -e "{transactions}" | {into("transactions", "NULL")}'),
-        "customer_history": sh(f'{mysql} -e "{history}" | {into("customer_history", "NULL")}'),
+        # with the same large in-memory temporary table the pipeline's session asks for
+        "customer_history": sh(
+            f'{mysql} -e "SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912; {history}"'
+            f" | {into('customer_history', 'NULL')}"
+        ),
         "interactions": sh(
             f"sqlite3 -separator $'\\t' -nullvalue '\\N' {stack.crm_store} \"{interactions}\" | {into('interactions')}"
         ),

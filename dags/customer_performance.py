@@ -36,7 +36,10 @@ from include.customer_performance.retry import API_RETRY_POLICY, NO_RETRY_ON_BAD
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={
+        "retries": settings().task_retries,
+        "retry_delay": pendulum.duration(seconds=settings().retry_delay_seconds),
+    },
     params={
         "report_month": Param(
             None,

@@ -120,13 +120,35 @@ def main() -> int:
     failed = s["failed_checks"]
     print()
     print(f"Customer Performance, July 2025 ({s['period_start']} .. {s['period_end']} exclusive), run {s['run_id']}")
-    print(f"  customers            {k['customers']:>12,}   active {k['active_customers']:,}")
-    print(f"  revenue (net)        {k['revenue']:>12,.2f}   over {k['transactions']:,} transactions")
     print(
-        f"  CRM interactions     {k['interactions']:>12,}   tickets {k['tickets']:,},"
-        f" avg satisfaction {k['avg_satisfaction']:.2f}"
+        f"  customers            {k['customers']:>12,}   active {k['active_customers']:,}, new {k['new_customers']:,}"
     )
-    print(f"  top region           {k['top_region']:>12}")
+    print(
+        f"  revenue (net, USD)   {k['revenue']:>12,.2f}   over {k['transactions']:,} transactions;"
+        f" top 20% of customers hold {k['top20_revenue_share']:.0%}"
+    )
+    print(
+        f"  segments                           VIP {k['segment_vip']:,}, regular {k['segment_regular']:,},"
+        f" new {k['new_customers']:,}, at-risk {k['segment_at_risk']:,}"
+    )
+    print(
+        f"  health                             green {k['health_green']:,}, yellow {k['health_yellow']:,},"
+        f" red {k['health_red']:,}; average {k['avg_health_score']}"
+    )
+    print(
+        f"  churn risk           {k['high_risk_customers']:>12,}   high-risk customers ({k['high_risk_share']:.0%}),"
+        f" revenue at risk {k['revenue_at_risk']:,.2f} ({k['revenue_at_risk_share']:.0%});"
+        f" likely to renew {k['renewal_likely_share']:.0%}"
+    )
+    print(
+        f"  support              {k['tickets']:>12,}   tickets, {k['resolved_share']:.0%} resolved,"
+        f" {k['escalated_share']:.0%} escalated, {k['avg_resolution_hours']} h to resolve;"
+        f" satisfaction {k['avg_satisfaction']}/10"
+    )
+    print(
+        f"  top region           {k['top_region']:>12}   alerts {len(s['alerts'])}: "
+        + "; ".join(a["message"] for a in s["alerts"][:3])
+    )
     q = s["quality"]
     print(
         f"  data quality         {'PASSED' if q['success'] else 'FAILED'}: {q['checks']} checks, "

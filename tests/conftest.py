@@ -27,6 +27,8 @@ os.environ.update(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        # a failing task fails the test at once instead of waiting out production retries
+        "CUSTOMER_PERFORMANCE_TASK_RETRIES": "0",
     }
 )
 sys.path.insert(0, str(ROOT))

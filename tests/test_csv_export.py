@@ -53,3 +53,23 @@ def test_pii_is_opt_in_and_empty_tables_still_have_headers(pg_db, tmp_path):
     with open(files["regional_summary"]["path"], encoding="utf-8") as fh:
         assert fh.read() == "grouping_level,region,country,state,revenue\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(file_names(run).values())
+
+
+def test_large_exports_are_compressed_then_linked(tmp_path):
+    import gzip
+
+    from include.customer_performance.export.csv_email import attachments
+
+    small = tmp_path / "small.csv"
+    small.write_text("a,b\n1,2\n")
+    big = tmp_path / "big.csv"
+    big.write_text("customer_id,revenue\n" + "".join(f"{i},{i % 97}.50\n" for i in range(200_000)))
+    files = {"small": {"path": str(small)}, "big": {"path": str(big)}}
+    size = small.stat().st_size + big.stat().st_size
+
+    assert attachments(files, size) == ([str(small), str(big)], [])  # fits: attached as is
+    attached, linked = attachments(files, size // 2)  # compresses well: attached gzipped
+    assert attached == [str(small) + ".gz", str(big) + ".gz"] and linked == []
+    assert gzip.decompress((tmp_path / "big.csv.gz").read_bytes()) == big.read_bytes()
+    attached, linked = attachments(files, 10)  # too large even compressed: linked
+    assert attached == [] and linked == [str(small) + ".gz", str(big) + ".gz"]

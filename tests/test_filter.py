@@ -176,3 +176,23 @@ def test_housekeeping_drops_only_expired_runs(pg_db):
     assert left == sorted(
         ["_runs", "unrelated_table", *(new.table_name(s) for s in ("transactions", "customer_metrics"))]
     )
+
+
+def test_an_invalid_configuration_stops_the_extracts_before_any_data_moves(tmp_path):
+    import dataclasses
+    import json as _json
+    from datetime import datetime
+
+    from include.customer_performance import pipeline
+    from include.customer_performance.config import Settings
+    from include.customer_performance.staging import make_run
+
+    bad = tmp_path / "filters.json"
+    bad.write_text(
+        _json.dumps({"transactions": {"conditions": [{"field": "amount", "operator": "bigger", "value": 1}]}})
+    )
+    cfg = dataclasses.replace(Settings(), filter_config=bad, sales_db_conn_id="no_such_connection")
+    run = make_run(datetime(2025, 8, 1, 2), "r", None, "cp_staging")
+    # the configuration is checked first: the (unreachable) source is never contacted
+    with pytest.raises(FilterConfigError, match="transactions condition 1: unknown operator 'bigger'"):
+        pipeline.extract_sales_db(run, cfg)

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from include.customer_performance import metrics
+
 ENV_PREFIX = "CUSTOMER_PERFORMANCE_"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -32,8 +34,12 @@ class Settings:
     staging_retention_days: int = 7  # staged tables of older runs are dropped
     analytics_schema: str = "analytics"
 
+    # Failure handling: retries of a task after a retryable failure, and the wait between them.
+    task_retries: int = 2
+    retry_delay_seconds: int = 120
+
     # Extraction.
-    crm_page_size: int = 1000
+    crm_page_size: int = 5000
     crm_connect_timeout: float = 5.0
     crm_read_timeout: float = 30.0
     copy_chunk_rows: int = 50_000
@@ -41,6 +47,9 @@ class Settings:
     # Transformation.
     reporting_currency: str = "USD"
     transform_work_mem: str = "128MB"  # PostgreSQL work_mem of the transform sessions
+    alert_region_revenue_drop: float = metrics.ALERT_REGION_REVENUE_DROP
+    alert_revenue_at_risk_share: float = metrics.ALERT_REVENUE_AT_RISK_SHARE
+    alert_completeness_min: float = metrics.ALERT_COMPLETENESS_MIN
     filter_config: Path = PACKAGE_DIR / "filters.json"
 
     # Delivery.
@@ -53,6 +62,7 @@ class Settings:
     )
     email_to: tuple[str, ...] = ("stakeholders@example.com",)
     email_from: str = "customer-performance@example.com"
+    email_attachment_limit_mb: int = 10  # larger exports are compressed, then linked if still too large
 
     def __post_init__(self) -> None:
         if not 1 <= self.bi_batch_rows <= 10_000:

@@ -32,21 +32,31 @@ def current_run(cfg: Settings | None = None) -> Run:
     )
 
 
+def check_filter_config(run: Run, cfg: Settings) -> None:
+    """Reject an invalid filter configuration before any data moves (each extract calls this)."""
+    from include.customer_performance.transform.filter import load_filters
+
+    load_filters(cfg.filter_config, run.period)
+
+
 def extract_customer_db(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.customer_db import extract_customer_db as run_extract
 
+    check_filter_config(run, cfg)
     return run_extract(run, cfg)
 
 
 def extract_sales_db(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.sales_db import extract_sales_db as run_extract
 
+    check_filter_config(run, cfg)
     return run_extract(run, cfg)
 
 
 def extract_crm_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.crm_api import extract_crm_api as run_extract
 
+    check_filter_config(run, cfg)
     return run_extract(run, cfg)
 
 
@@ -78,8 +88,8 @@ def filter_period(run: Run, cfg: Settings) -> dict:
 def calculate(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.transform.calculate import calculate_metrics
 
-    with analytics(cfg) as conn, conn.cursor() as cur:
-        out = calculate_metrics(cur, run)
+    with analytics(cfg) as conn:
+        out = calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema)
         conn.commit()
     return out
 
@@ -103,7 +113,7 @@ def aggregate(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.transform.aggregate import aggregate as run_aggregate
 
     with analytics(cfg) as conn, conn.cursor() as cur:
-        out = run_aggregate(cur, run)
+        out = run_aggregate(cur, run, cfg)
         conn.commit()
     return out
 
@@ -142,19 +152,15 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
 
 
 def email_csv_export(run: Run, cfg: Settings) -> dict:
-    from include.customer_performance.export.csv_email import send, summary_html, write_csvs
+    from include.customer_performance.export.csv_email import attachments, send, summary_html, write_csvs
 
     folder = Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
     with analytics(cfg) as conn:
         files = write_csvs(conn, run, folder)
         kpis = read_kpis(conn, run)
+    attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024)
     subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
     send(
-        cfg.smtp_conn_id,
-        list(cfg.email_to),
-        cfg.email_from,
-        subject,
-        summary_html(run, kpis, files),
-        [f["path"] for f in files.values()],
+        cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, summary_html(run, kpis, files, linked), attached
     )
-    return {"recipients": len(cfg.email_to), "files": files}
+    return {"recipients": len(cfg.email_to), "files": files, "attached": attached, "linked": linked}

@@ -29,7 +29,13 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
                 f"{report_month:%Y-%m} has not been loaded into {schema}; run the DAG for it first"
             )
         counts = {}
-        for table in ("customer_performance", "regional_summary", "performance_trends", "data_quality_results"):
+        for table in (
+            "customer_performance",
+            "regional_summary",
+            "performance_trends",
+            "data_quality_results",
+            "alerts",
+        ):
             cur.execute(
                 sql.SQL("SELECT count(*) AS n FROM {} WHERE report_month = %s").format(sql.Identifier(schema, table)),
                 (report_month,),
@@ -43,4 +49,12 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
             (report_month, run["run_id"]),
         )
         failed = cur.fetchall()
-    return {**run, "row_counts": counts, "failed_checks": failed}
+        cur.execute(
+            sql.SQL(
+                "SELECT alert, severity, scope, message FROM {} WHERE report_month = %s AND period_end = %s"
+                " ORDER BY severity, alert, scope"
+            ).format(sql.Identifier(schema, "alerts")),
+            (report_month, run["period_end"]),
+        )
+        alerts = cur.fetchall()
+    return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts}

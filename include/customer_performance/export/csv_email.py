@@ -7,8 +7,10 @@ a spreadsheet would run as a formula are neutralised; email and phone are left o
 
 from __future__ import annotations
 
+import gzip
 import html
 import logging
+import shutil
 from pathlib import Path
 
 from psycopg import sql
@@ -73,15 +75,43 @@ def write_csvs(conn, run: Run, folder: Path, include_pii: bool = False) -> dict[
     return out
 
 
-def summary_html(run: Run, kpis: dict, files: dict[str, dict]) -> str:
+def attachments(files: dict[str, dict], limit_bytes: int) -> tuple[list[str], list[str]]:
+    """Which files to attach and which to link, so that a message stays under ``limit_bytes``.
+
+    Under the limit, the CSV files are attached as they are; over it, they are gzip-compressed
+    next to the originals and attached if that fits; otherwise they are linked, not attached.
+    Returns ``(attached paths, linked paths)``.
+    """
+    paths = [Path(f["path"]) for f in files.values()]
+    if sum(p.stat().st_size for p in paths) <= limit_bytes:
+        return [str(p) for p in paths], []
+    compressed = []
+    for path in paths:
+        target = path.with_name(path.name + ".gz")
+        with path.open("rb") as src, gzip.open(target, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, length=1 << 20)
+        compressed.append(target)
+    if sum(p.stat().st_size for p in compressed) <= limit_bytes:
+        return [str(p) for p in compressed], []
+    return [], [str(p) for p in compressed]
+
+
+def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] = ()) -> str:
     def fmt(v: object) -> str:
         return html.escape(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
 
     rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in kpis.items())
     listed = "".join(f"<li>{html.escape(Path(f['path']).name)} ({f['rows']:,} rows)</li>" for f in files.values())
+    where = (
+        "<p>The files are too large to attach; they are here:</p><ul>"
+        + "".join(f"<li>{html.escape(link)}</li>" for link in links)
+        + "</ul>"
+        if links
+        else "<p>Attached:</p>"
+    )
     return (
         f"<h2>Customer Performance: {html.escape(str(run.period))}</h2>"
-        f"<table>{rows}</table><p>Attached:</p><ul>{listed}</ul>"
+        f"<table>{rows}</table>{where}<ul>{listed}</ul>"
         f"<p style='color:#666'>Run {html.escape(run.run_id)}</p>"
     )
 

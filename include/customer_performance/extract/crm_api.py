@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from psycopg import sql
@@ -33,26 +34,38 @@ def _row(record: object, cursor: str | None, index: int) -> tuple:
     return tuple(record[c] for c in INTERACTIONS.column_names)
 
 
+def fetch_page(client: ApiClient, start: datetime, end: datetime, page_size: int, cursor: str | None):
+    """One page: ``(cursor, records, next_cursor)``, its shape checked."""
+    params = {"start": start.isoformat(), "end": end.isoformat(), "limit": page_size}
+    if cursor:
+        params["cursor"] = cursor
+    resp = client.request("GET", "/v1/interactions", params=params)
+    try:
+        body = resp.json()
+    except ValueError as exc:
+        raise MalformedPageError(f"crm_api: page at cursor {cursor or '<first>'} is not JSON") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list) or "next_cursor" not in body:
+        raise MalformedPageError(
+            f"crm_api: page at cursor {cursor or '<first>'} lacks field 'data' (a list) or 'next_cursor'"
+        )
+    return cursor, body["data"], body["next_cursor"]
+
+
 def iter_pages(client: ApiClient, start: datetime, end: datetime, page_size: int):
-    """Yield ``(cursor, records)`` per page until the API says there is no next page."""
-    cursor = None
-    while True:
-        params = {"start": start.isoformat(), "end": end.isoformat(), "limit": page_size}
-        if cursor:
-            params["cursor"] = cursor
-        resp = client.request("GET", "/v1/interactions", params=params)
-        try:
-            body = resp.json()
-        except ValueError as exc:
-            raise MalformedPageError(f"crm_api: page at cursor {cursor or '<first>'} is not JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list) or "next_cursor" not in body:
-            raise MalformedPageError(
-                f"crm_api: page at cursor {cursor or '<first>'} lacks field 'data' (a list) or 'next_cursor'"
-            )
-        yield cursor, body["data"]
-        if not body["next_cursor"]:
-            return
-        cursor = body["next_cursor"]
+    """Yield ``(cursor, records)`` per page until the API says there is no next page.
+
+    The next page is fetched in the background while the caller handles the current one, so
+    the API's time and ours overlap; at most two pages are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_api") as pool:
+        pending = pool.submit(fetch_page, client, start, end, page_size, None)
+        while True:
+            cursor, records, next_cursor = pending.result()
+            if next_cursor:
+                pending = pool.submit(fetch_page, client, start, end, page_size, next_cursor)
+            yield cursor, records
+            if not next_cursor:
+                return
 
 
 def extract_crm_api(run: Run, settings: Settings) -> dict[str, dict]:

@@ -25,7 +25,7 @@ PARTITION_TABLES = {
     "regional_summary": "regional_summary",
     "performance_trends": "performance_trends",
 }
-RUN_TABLES = {"data_quality_results": "dq_results"}
+RUN_TABLES = {"data_quality_results": "dq_results", "alerts": "alerts"}
 
 
 def ensure_schema(cur, schema: str) -> None:
@@ -44,22 +44,31 @@ def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
     return part
 
 
-def _columns(cur, schema: str, table: str) -> list[str]:
+def _columns(cur, schema: str, table: str) -> dict[str, str]:
+    """``{column: SQL type}`` of a table, in column order."""
     cur.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-        " ORDER BY ordinal_position",
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a"
+        " JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         (schema, table),
     )
-    return [r[0] for r in cur.fetchall()]
+    return dict(cur.fetchall())
 
 
 def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str) -> int:
-    cols = _columns(cur, run.schema, run.table_name(stage))
-    dest = set(_columns(cur, schema, table))
-    missing = [c for c in cols if c not in dest]
-    if missing:
-        raise RuntimeError(f"{schema}.{table} lacks column(s) {missing} produced by stage {stage}")
-    ident = sql.SQL(", ").join(map(sql.Identifier, cols))
+    """Insert the staged rows; a column the model produces that the table lacks is added first
+    (additive evolution: the SQL model is the one place a destination column is declared)."""
+    staged = _columns(cur, run.schema, run.table_name(stage))
+    dest = _columns(cur, schema, table)
+    for name, sql_type in staged.items():
+        if name not in dest:
+            log.info("adding column %s %s to %s.%s", name, sql_type, schema, table)
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(schema, table), sql.Identifier(name), sql.SQL(sql_type)
+                )
+            )
+    ident = sql.SQL(", ").join(map(sql.Identifier, staged))
     cur.execute(
         sql.SQL(
             "INSERT INTO {dest} (report_month, period_start, period_end, run_id, {cols})"

@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 BI_TABLES = {
     "kpis": "SELECT * FROM {kpis}",
     "regional_summary": "SELECT * FROM {regional_summary} ORDER BY grouping_level, region, country, state",
-    "performance_trends": "SELECT * FROM {performance_trends} ORDER BY grain, bucket_start",
+    "performance_trends": "SELECT * FROM {performance_trends} ORDER BY grain, bucket_start, scope, region",
+    "alerts": "SELECT * FROM {alerts} ORDER BY alert, scope",
     "top_customers": (
-        "SELECT customer_id, name, region, country, crm_segment, revenue, transaction_count"
-        " FROM {customer_metrics} WHERE revenue > 0 ORDER BY revenue DESC, customer_id LIMIT 100"
+        "SELECT customer_id, name, region, country, segment, revenue, transaction_count, health_score,"
+        " health_band, churn_probability, clv_12m FROM {customer_metrics} WHERE revenue > 0"
+        " ORDER BY revenue DESC, customer_id LIMIT 100"
     ),
 }
 
@@ -40,7 +42,10 @@ def _json_value(v: object) -> object:
 
 def push(conn, run: Run, client: ApiClient, dataset: str, batch_rows: int) -> dict[str, int]:
     month = run.period.report_month.strftime("%Y-%m")
-    stages = {name: run.table(name) for name in ("kpis", "regional_summary", "performance_trends", "customer_metrics")}
+    stages = {
+        name: run.table(name)
+        for name in ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
+    }
     sent = {}
     for table, query in BI_TABLES.items():
         path = f"/datasets/{dataset}/tables/{table}/rows"

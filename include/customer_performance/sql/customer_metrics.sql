@@ -1,63 +1,195 @@
--- customer_metrics: one row per customer known by the end of the period, with the period's
--- purchases, sessions and CRM interactions. Inputs are the filtered staged tables of this run.
--- Walking-skeleton metrics; amounts are in the transaction's own currency until conversion lands.
-SELECT
-    c.customer_id,
-    c.name,
-    c.email,
-    c.status,
-    c.region,
-    c.country,
-    c.state,
-    c.segment AS crm_segment,
-    c.registration_date,
-    coalesce(s.transaction_count, 0) AS transaction_count,
-    coalesce(s.gross_revenue, 0) - coalesce(s.refunds, 0) AS revenue,
-    coalesce(s.refunds, 0) AS refunds,
-    s.gross_revenue / nullif(s.transaction_count, 0) AS avg_order_value,
-    coalesce(s.units, 0) AS units,
-    s.first_purchase,
-    s.last_purchase,
-    coalesce(a.login_count, 0) AS login_count,
-    coalesce(a.session_minutes, 0) AS session_minutes,
-    coalesce(a.features_used, 0) AS features_used,
-    coalesce(i.interaction_count, 0) AS interaction_count,
-    coalesce(i.ticket_count, 0) AS ticket_count,
-    i.avg_satisfaction
-FROM (
+-- customer_metrics: one row per customer known by the end of the period, with every metric of
+-- the period. Weights and thresholds are bound parameters from metrics.py; the README's metrics
+-- table explains each column and its edge cases. Money is in the reporting currency.
+WITH customers AS (
     -- a customer appearing twice in the source keeps its latest version
     SELECT DISTINCT ON (customer_id) *
     FROM {customers}
     WHERE customer_id IS NOT NULL
     ORDER BY customer_id, updated_at DESC NULLS LAST
-) AS c
-LEFT JOIN (
+),
+sales AS (
     SELECT
         customer_id,
         count(*) FILTER (WHERE status = 'completed') AS transaction_count,
-        sum(amount) FILTER (WHERE status = 'completed') AS gross_revenue,
-        sum(amount) FILTER (WHERE status = 'refunded') AS refunds,
+        sum(amount_reporting) FILTER (WHERE status = 'completed') AS gross_revenue,
+        sum(amount_reporting) FILTER (WHERE status = 'refunded') AS refunds,
         sum(quantity) FILTER (WHERE status = 'completed') AS units,
+        sum(discount_reporting) FILTER (WHERE status = 'completed') AS discounts,
+        sum(tax_reporting) FILTER (WHERE status = 'completed') AS tax,
         min(order_date) FILTER (WHERE status = 'completed') AS first_purchase,
-        max(order_date) FILTER (WHERE status = 'completed') AS last_purchase
-    FROM {transactions}  -- int_transactions: each transaction_id once, its latest version
+        max(order_date) FILTER (WHERE status = 'completed') AS last_purchase,
+        count(*) FILTER (WHERE probable_duplicate) AS probable_duplicates,
+        count(DISTINCT currency) AS currencies
+    FROM {transactions}
     GROUP BY customer_id
-) AS s USING (customer_id)
-LEFT JOIN (
+),
+sessions AS (
     SELECT
         customer_id,
         count(*) AS login_count,
-        sum(duration_minutes) AS session_minutes,
-        count(DISTINCT feature) AS features_used
+        -- a negative duration is a recording error: the session counts, its minutes do not
+        coalesce(sum(duration_minutes) FILTER (WHERE duration_minutes >= 0), 0) AS session_minutes,
+        count(DISTINCT feature) AS features_used,
+        max(session_start) AS last_session
     FROM {activity}
     GROUP BY customer_id
-) AS a USING (customer_id)
-LEFT JOIN (
+),
+crm AS (
     SELECT
         customer_id,
         count(*) AS interaction_count,
+        count(*) FILTER (WHERE interaction_type = 'call') AS calls,
+        count(*) FILTER (WHERE interaction_type = 'email') AS emails,
+        count(*) FILTER (WHERE interaction_type = 'chat') AS chats,
         count(*) FILTER (WHERE interaction_type = 'ticket') AS ticket_count,
-        avg(satisfaction_score) AS avg_satisfaction
+        avg(satisfaction_score)
+            FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction,
+        avg(resolution_hours) FILTER (WHERE resolution_status IN ('resolved', 'escalated')) AS avg_resolution_hours,
+        (count(*) FILTER (WHERE resolution_status = 'resolved'))::numeric / count(*) AS resolution_rate,
+        (count(*) FILTER (WHERE resolution_status = 'escalated'))::numeric / count(*) AS escalation_rate
     FROM {interactions}
     GROUP BY customer_id
-) AS i USING (customer_id)
+),
+source_present AS (
+    -- a whole source empty for the period (an outage, not a quiet month) makes its parts NULL
+    SELECT EXISTS (SELECT 1 FROM {activity}) AS activity, EXISTS (SELECT 1 FROM {interactions}) AS crm
+),
+base AS (
+    SELECT
+        c.customer_id, c.name, c.email, c.status, c.region, c.country, c.state,
+        c.segment AS crm_segment, c.registration_date,
+        c.registration_date >= %(period_start)s AS is_new,
+        coalesce(s.transaction_count, 0) AS transaction_count,
+        coalesce(s.gross_revenue, 0) - coalesce(s.refunds, 0) AS revenue,
+        coalesce(s.gross_revenue, 0) AS gross_revenue,
+        coalesce(s.refunds, 0) AS refunds,
+        s.gross_revenue / nullif(s.transaction_count, 0) AS avg_order_value,
+        coalesce(s.units, 0) AS units,
+        coalesce(s.discounts, 0) AS discounts,
+        coalesce(s.tax, 0) AS tax,
+        s.first_purchase,
+        s.last_purchase,
+        coalesce(s.probable_duplicates, 0) AS probable_duplicates,
+        h.first_purchase AS lifetime_first_purchase,
+        coalesce(h.purchases, 0) AS lifetime_purchases,
+        coalesce(h.lifetime_revenue, 0) AS lifetime_revenue,
+        %(period_end)s::date - 1 - (h.last_purchase AT TIME ZONE 'UTC')::date AS days_since_last_purchase,
+        CASE WHEN p.activity THEN coalesce(a.login_count, 0) END AS login_count,
+        CASE WHEN p.activity THEN coalesce(a.session_minutes, 0) END AS session_minutes,
+        CASE WHEN p.activity THEN coalesce(a.features_used, 0) END AS features_used,
+        -- the latest sign of a login up to the period end; a last_login after it is ignored
+        %(period_end)s::date - 1 - (greatest(
+            a.last_session,
+            CASE WHEN c.last_login < %(period_end)s::timestamptz THEN c.last_login END
+        ) AT TIME ZONE 'UTC')::date AS days_since_last_login,
+        CASE WHEN p.crm THEN coalesce(i.interaction_count, 0) END AS interaction_count,
+        coalesce(i.calls, 0) AS calls,
+        coalesce(i.emails, 0) AS emails,
+        coalesce(i.chats, 0) AS chats,
+        coalesce(i.ticket_count, 0) AS ticket_count,
+        i.avg_satisfaction,
+        i.avg_resolution_hours,
+        i.resolution_rate,
+        i.escalation_rate,
+        ch.churn_probability,
+        ch.expected_purchases_12m,
+        coalesce(ch.clv_12m, 0) AS clv_12m,
+        ch.churn_method,
+        prev.health_score AS previous_health_score
+    FROM customers AS c
+    CROSS JOIN source_present AS p
+    LEFT JOIN sales AS s USING (customer_id)
+    LEFT JOIN sessions AS a USING (customer_id)
+    LEFT JOIN crm AS i USING (customer_id)
+    LEFT JOIN {history} AS h USING (customer_id)
+    LEFT JOIN {churn} AS ch USING (customer_id)
+    LEFT JOIN {previous} AS prev USING (customer_id)
+),
+ranked AS (
+    SELECT
+        b.*,
+        percent_rank() OVER (ORDER BY login_count) AS pr_logins,
+        percent_rank() OVER (ORDER BY features_used) AS pr_features,
+        percent_rank() OVER (ORDER BY session_minutes) AS pr_session_minutes,
+        percent_rank() OVER (ORDER BY interaction_count) AS pr_interactions,
+        row_number() OVER (ORDER BY revenue DESC, customer_id) AS revenue_rank,
+        count(*) OVER () AS customers
+    FROM base AS b
+),
+scored AS (
+    SELECT
+        r.*,
+        round((100 * (
+            coalesce(%(engagement_w_logins)s * CASE WHEN login_count IS NOT NULL THEN pr_logins END, 0)
+            + coalesce(%(engagement_w_features)s * CASE WHEN features_used IS NOT NULL THEN pr_features END, 0)
+            + coalesce(%(engagement_w_session_minutes)s
+                       * CASE WHEN session_minutes IS NOT NULL THEN pr_session_minutes END, 0)
+            + coalesce(%(engagement_w_interactions)s * CASE WHEN interaction_count IS NOT NULL THEN pr_interactions END, 0)
+        ) / nullif(
+            CASE WHEN login_count IS NOT NULL THEN %(engagement_w_logins)s ELSE 0 END
+            + CASE WHEN features_used IS NOT NULL THEN %(engagement_w_features)s ELSE 0 END
+            + CASE WHEN session_minutes IS NOT NULL THEN %(engagement_w_session_minutes)s ELSE 0 END
+            + CASE WHEN interaction_count IS NOT NULL THEN %(engagement_w_interactions)s ELSE 0 END,
+            0
+        ))::numeric, 1) AS engagement_score,
+        revenue > 0 AND revenue_rank <= ceil(%(pareto_top_share)s * customers) AS is_top_20pct,
+        revenue > 0 AND revenue_rank <= ceil(%(segment_vip_share)s * customers) AS is_top_vip
+    FROM ranked AS r
+),
+health AS (
+    SELECT
+        s.*,
+        round(((
+            coalesce(%(health_w_engagement)s * engagement_score, 0)
+            + coalesce(%(health_w_retention)s * 100 * (1 - churn_probability), 0)
+            + coalesce(%(health_w_satisfaction)s * 100 * (avg_satisfaction - %(satisfaction_min)s)
+                       / (%(satisfaction_max)s - %(satisfaction_min)s), 0)
+            + coalesce(%(health_w_support)s * 100 * (1 - escalation_rate), 0)
+        ) / nullif(
+            CASE WHEN engagement_score IS NOT NULL THEN %(health_w_engagement)s ELSE 0 END
+            + CASE WHEN churn_probability IS NOT NULL THEN %(health_w_retention)s ELSE 0 END
+            + CASE WHEN avg_satisfaction IS NOT NULL THEN %(health_w_satisfaction)s ELSE 0 END
+            + CASE WHEN escalation_rate IS NOT NULL THEN %(health_w_support)s ELSE 0 END,
+            0
+        ))::numeric, 1) AS health_score
+    FROM scored AS s
+)
+SELECT
+    customer_id, name, email, status, region, country, state, crm_segment, registration_date,
+    transaction_count, revenue, gross_revenue, refunds, avg_order_value, units, discounts, tax,
+    first_purchase, last_purchase, probable_duplicates, lifetime_first_purchase, lifetime_purchases,
+    lifetime_revenue, days_since_last_purchase,
+    login_count, session_minutes, features_used, days_since_last_login,
+    interaction_count, calls, emails, chats, ticket_count, avg_satisfaction, avg_resolution_hours,
+    resolution_rate, escalation_rate,
+    engagement_score,
+    CASE
+        WHEN engagement_score >= %(activity_high_engagement)s AND transaction_count >= %(activity_high_min_purchases)s
+            THEN 'high'
+        WHEN coalesce(engagement_score, 0) < %(activity_low_engagement)s AND transaction_count = 0 THEN 'low'
+        ELSE 'medium'
+    END AS activity_level,
+    churn_probability, churn_method, expected_purchases_12m, clv_12m,
+    CASE
+        WHEN is_new THEN 'new'
+        WHEN lifetime_purchases > 0 AND churn_probability >= %(segment_at_risk_churn)s THEN 'at-risk'
+        WHEN is_top_vip THEN 'VIP'
+        ELSE 'regular'
+    END AS segment,
+    health_score,
+    CASE
+        WHEN health_score >= %(health_green)s THEN 'green'
+        WHEN health_score >= %(health_yellow)s THEN 'yellow'
+        WHEN health_score IS NOT NULL THEN 'red'
+    END AS health_band,
+    previous_health_score,
+    CASE
+        WHEN previous_health_score IS NULL OR health_score IS NULL THEN NULL
+        WHEN health_score - previous_health_score >= %(health_trend_delta)s THEN 'up'
+        WHEN previous_health_score - health_score >= %(health_trend_delta)s THEN 'down'
+        ELSE 'flat'
+    END AS health_trend,
+    round(greatest(revenue, 0) * coalesce(churn_probability, 0), 2) AS revenue_at_risk,
+    is_top_20pct
+FROM health

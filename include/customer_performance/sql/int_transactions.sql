@@ -1,6 +1,38 @@
--- int_transactions: the period's transactions with each transaction_id once, in its latest
--- version (a later update of the same id replaces the earlier one). Read by customer_metrics and
--- performance_trends, so the deduplication runs once per run.
-SELECT DISTINCT ON (transaction_id) *
-FROM {transactions}
-ORDER BY transaction_id, updated_at DESC NULLS LAST
+-- int_transactions: the period's transactions, each transaction_id once in its latest version
+-- (a later update of the same id replaces the earlier one), with amounts converted to the
+-- reporting currency at the ECB rate of the transaction's day (UTC). Read by customer_metrics,
+-- the trends and the regional summary, so this work happens once per run.
+--   fx_rate            reporting-currency units per unit of the transaction's currency
+--   amount_reporting   amount x fx_rate (the original amount and currency are kept beside it)
+--   probable_duplicate a second row with the same customer, amount, currency and timestamp under
+--                      another transaction_id: flagged, still counted
+--   quarantine_reason  why the row cannot be converted (unknown currency, no rate): such rows
+--                      are moved to quarantine_transactions by calculate, never counted as zero
+WITH latest AS (
+    SELECT DISTINCT ON (transaction_id) *
+    FROM {transactions}
+    ORDER BY transaction_id, updated_at DESC NULLS LAST
+)
+SELECT
+    l.*,
+    rep.units_per_eur / cur.units_per_eur AS fx_rate,
+    round(l.amount * rep.units_per_eur / cur.units_per_eur, 2) AS amount_reporting,
+    round(coalesce(l.discount_applied, 0) * rep.units_per_eur / cur.units_per_eur, 2) AS discount_reporting,
+    round(coalesce(l.tax_amount, 0) * rep.units_per_eur / cur.units_per_eur, 2) AS tax_reporting,
+    row_number() OVER (
+        PARTITION BY l.customer_id, l.amount, l.currency, l.order_date ORDER BY l.transaction_id
+    ) > 1 AS probable_duplicate,
+    CASE
+        WHEN l.currency IS NULL THEN 'currency is missing'
+        WHEN NOT EXISTS (SELECT 1 FROM {rates} AS k WHERE k.currency = l.currency)
+            THEN 'unknown currency ' || l.currency
+        WHEN cur.currency IS NULL
+            THEN 'no ECB rate for ' || l.currency || ' on ' || (l.order_date AT TIME ZONE 'UTC')::date
+        WHEN rep.currency IS NULL
+            THEN 'no ECB rate for the reporting currency on ' || (l.order_date AT TIME ZONE 'UTC')::date
+    END AS quarantine_reason
+FROM latest AS l
+LEFT JOIN {rates} AS cur
+    ON cur.currency = l.currency AND cur.day = (l.order_date AT TIME ZONE 'UTC')::date
+LEFT JOIN {rates} AS rep
+    ON rep.currency = %(reporting_currency)s AND rep.day = (l.order_date AT TIME ZONE 'UTC')::date

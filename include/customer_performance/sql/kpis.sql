@@ -1,15 +1,56 @@
--- kpis: one row per run, the executive summary of the period.
+-- kpis: one row per run, the executive summary of the seed's customer health dashboard
+-- (customer overview, support performance, satisfaction) plus revenue, segments and health.
+-- Support figures are over the period's tickets (interaction_type 'ticket').
+WITH m AS (SELECT * FROM {metrics}),
+tickets AS (
+    SELECT
+        count(*) AS tickets,
+        count(*) FILTER (WHERE resolution_status = 'resolved') AS resolved,
+        count(*) FILTER (WHERE resolution_status = 'escalated') AS escalated,
+        avg(resolution_hours) FILTER (WHERE resolution_status IN ('resolved', 'escalated')) AS avg_resolution_hours
+    FROM {interactions}
+    WHERE interaction_type = 'ticket' AND customer_id IN (SELECT customer_id FROM m)
+),
+crm AS (
+    SELECT avg(satisfaction_score)
+        FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction
+    FROM {interactions}
+    WHERE customer_id IN (SELECT customer_id FROM m)
+)
 SELECT
     count(*) AS customers,
     count(*) FILTER (WHERE transaction_count > 0) AS active_customers,
+    count(*) FILTER (WHERE segment = 'new') AS new_customers,
+    count(*) FILTER (WHERE churn_probability >= %(segment_at_risk_churn)s) AS high_risk_customers,
+    round((count(*) FILTER (WHERE churn_probability >= %(segment_at_risk_churn)s))::numeric
+          / nullif(count(*), 0), 4) AS high_risk_share,
     coalesce(sum(transaction_count), 0)::bigint AS transactions,
     coalesce(sum(revenue), 0) AS revenue,
+    coalesce(sum(refunds), 0) AS refunds,
+    coalesce(sum(revenue_at_risk), 0) AS revenue_at_risk,
+    round(coalesce(sum(revenue_at_risk), 0) / nullif(sum(greatest(revenue, 0)), 0), 4) AS revenue_at_risk_share,
+    round(sum(revenue) FILTER (WHERE is_top_20pct) / nullif(sum(revenue) FILTER (WHERE revenue > 0), 0), 4)
+        AS top20_revenue_share,
+    coalesce(sum(clv_12m), 0) AS clv_12m,
     coalesce(sum(interaction_count), 0)::bigint AS interactions,
-    coalesce(sum(ticket_count), 0)::bigint AS tickets,
-    avg(avg_satisfaction) AS avg_satisfaction,
+    (SELECT tickets FROM tickets) AS tickets,
+    (SELECT resolved FROM tickets) AS tickets_resolved,
+    round((SELECT resolved FROM tickets)::numeric / nullif((SELECT tickets FROM tickets), 0), 4) AS resolved_share,
+    round((SELECT escalated FROM tickets)::numeric / nullif((SELECT tickets FROM tickets), 0), 4) AS escalated_share,
+    round((SELECT avg_resolution_hours FROM tickets), 2) AS avg_resolution_hours,
+    round((SELECT avg_satisfaction FROM crm), 2) AS avg_satisfaction,
+    round((count(*) FILTER (WHERE churn_probability < %(renewal_likely_churn)s))::numeric
+          / nullif(count(churn_probability), 0), 4) AS renewal_likely_share,
+    round(avg(engagement_score), 1) AS avg_engagement_score,
+    round(avg(health_score), 1) AS avg_health_score,
+    count(*) FILTER (WHERE health_band = 'green') AS health_green,
+    count(*) FILTER (WHERE health_band = 'yellow') AS health_yellow,
+    count(*) FILTER (WHERE health_band = 'red') AS health_red,
+    count(*) FILTER (WHERE segment = 'VIP') AS segment_vip,
+    count(*) FILTER (WHERE segment = 'regular') AS segment_regular,
+    count(*) FILTER (WHERE segment = 'at-risk') AS segment_at_risk,
     (
-        SELECT region FROM {metrics}
-        WHERE region IS NOT NULL
+        SELECT region FROM m WHERE region IS NOT NULL
         GROUP BY region ORDER BY sum(revenue) DESC NULLS LAST, region LIMIT 1
     ) AS top_region
-FROM {metrics}
+FROM m

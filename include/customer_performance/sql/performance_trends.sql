@@ -1,22 +1,84 @@
--- performance_trends: daily and ISO-weekly revenue, transactions and active customers within the
--- period. One pass groups the transactions by (day, customer); days and weeks are built from it,
--- so active customers are counted exactly without sorting every transaction twice. Weeks start
--- on Monday and hold only the days inside the period.
-WITH daily AS (
+-- performance_trends: daily and ISO-weekly figures within the period, overall (scope 'all') and
+-- per region (scope 'region'): revenue, transactions, active customers (bought that day or
+-- week), new customers (registered), CRM interactions and average satisfaction. Every day and
+-- week of the period has a row, zero when nothing happened. Weeks start on Monday and hold only
+-- the period's days. Purchases by customers unknown to the customer database are not counted
+-- (as in customer_metrics).
+WITH buckets AS (
+    SELECT d::date AS day, b.grain, b.bucket_start
+    FROM generate_series(%(period_start)s::timestamp, %(period_end)s::timestamp - interval '1 day', interval '1 day') AS d
+    CROSS JOIN LATERAL (
+        VALUES ('day', d::date), ('week', d::date - (extract(isodow FROM d)::int - 1))
+    ) AS b (grain, bucket_start)
+),
+daily AS (
     SELECT
         (order_date AT TIME ZONE 'UTC')::date AS day,
         customer_id,
         count(*) FILTER (WHERE status = 'completed') AS transactions,
-        coalesce(sum(amount) FILTER (WHERE status = 'completed'), 0)
-            - coalesce(sum(amount) FILTER (WHERE status = 'refunded'), 0) AS revenue
+        coalesce(sum(amount_reporting) FILTER (WHERE status = 'completed'), 0)
+            - coalesce(sum(amount_reporting) FILTER (WHERE status = 'refunded'), 0) AS revenue
     FROM {transactions}
     GROUP BY 1, 2
+),
+per_customer AS (
+    SELECT b.grain, b.bucket_start, m.region, d.customer_id,
+           sum(d.transactions) AS transactions, sum(d.revenue) AS revenue
+    FROM daily AS d
+    JOIN buckets AS b USING (day)
+    JOIN {metrics} AS m USING (customer_id)
+    GROUP BY 1, 2, 3, 4
+),
+sales AS (
+    SELECT grain, bucket_start, region, grouping(region) = 1 AS overall,
+           sum(transactions)::bigint AS transactions, sum(revenue) AS revenue,
+           count(*) FILTER (WHERE transactions > 0) AS active_customers
+    FROM per_customer
+    GROUP BY GROUPING SETS ((grain, bucket_start), (grain, bucket_start, region))
+),
+crm AS (
+    SELECT b.grain, b.bucket_start, m.region, grouping(m.region) = 1 AS overall,
+           count(*) AS interactions,
+           round(avg(i.satisfaction_score)
+               FILTER (WHERE i.satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s), 2)
+               AS avg_satisfaction
+    FROM {interactions} AS i
+    JOIN buckets AS b ON b.day = (i.interaction_date AT TIME ZONE 'UTC')::date
+    JOIN {metrics} AS m USING (customer_id)
+    GROUP BY GROUPING SETS ((b.grain, b.bucket_start), (b.grain, b.bucket_start, m.region))
+),
+signups AS (
+    SELECT b.grain, b.bucket_start, m.region, grouping(m.region) = 1 AS overall, count(*) AS new_customers
+    FROM {metrics} AS m
+    JOIN buckets AS b ON b.day = m.registration_date
+    GROUP BY GROUPING SETS ((b.grain, b.bucket_start), (b.grain, b.bucket_start, m.region))
+),
+scaffold AS (
+    SELECT DISTINCT b.grain, b.bucket_start, r.region, r.overall
+    FROM buckets AS b
+    CROSS JOIN (
+        SELECT NULL::text AS region, true AS overall
+        UNION ALL
+        SELECT DISTINCT region, false FROM {metrics}
+    ) AS r
 )
-SELECT 'day' AS grain, day AS bucket_start, sum(transactions)::bigint AS transactions, sum(revenue) AS revenue,
-       count(*) FILTER (WHERE transactions > 0) AS active_customers
-FROM daily
-GROUP BY day
-UNION ALL
-SELECT 'week', week, sum(transactions)::bigint, sum(revenue), count(DISTINCT customer_id) FILTER (WHERE transactions > 0)
-FROM (SELECT *, day - (extract(isodow FROM day)::int - 1) AS week FROM daily) AS d
-GROUP BY week
+SELECT
+    s.grain, s.bucket_start,
+    CASE WHEN s.overall THEN 'all' ELSE 'region' END AS scope,
+    s.region,
+    coalesce(sa.transactions, 0) AS transactions,
+    coalesce(sa.revenue, 0) AS revenue,
+    coalesce(sa.active_customers, 0) AS active_customers,
+    coalesce(su.new_customers, 0) AS new_customers,
+    coalesce(c.interactions, 0) AS interactions,
+    c.avg_satisfaction
+FROM scaffold AS s
+LEFT JOIN sales AS sa
+    ON (sa.grain, sa.bucket_start, sa.overall) = (s.grain, s.bucket_start, s.overall)
+    AND sa.region IS NOT DISTINCT FROM s.region
+LEFT JOIN crm AS c
+    ON (c.grain, c.bucket_start, c.overall) = (s.grain, s.bucket_start, s.overall)
+    AND c.region IS NOT DISTINCT FROM s.region
+LEFT JOIN signups AS su
+    ON (su.grain, su.bucket_start, su.overall) = (s.grain, s.bucket_start, s.overall)
+    AND su.region IS NOT DISTINCT FROM s.region

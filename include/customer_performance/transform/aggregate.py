@@ -1,15 +1,45 @@
-"""Aggregates of the validated data: regional summary, daily/weekly trends and the KPI row."""
+"""Aggregates of the validated data: regional summary, daily/weekly trends, the KPI row, alerts."""
 
 from __future__ import annotations
 
+from psycopg import sql
+
+from include.customer_performance import metrics
+from include.customer_performance.config import Settings
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, replace_table_as
 
+AGGREGATES = ("regional_summary", "performance_trends", "kpis", "alerts")
 
-def aggregate(cur, run: Run) -> dict:
-    inputs = {"metrics": run.table("customer_metrics"), "transactions": run.table("int_transactions")}
+
+def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
+    """Last month's revenue per region from the analytics database, or an empty relation."""
+    cur.execute("SELECT to_regclass(%s)", (f"{analytics_schema}.regional_summary",))
+    if cur.fetchone()[0] is None:
+        return sql.SQL("(SELECT NULL::text AS region, NULL::numeric AS revenue WHERE false)")
+    return sql.SQL("(SELECT region, revenue FROM {} WHERE report_month = {} AND grouping_level = 'region')").format(
+        sql.Identifier(analytics_schema, "regional_summary"), sql.Literal(run.period.previous_month.report_month)
+    )
+
+
+def aggregate(cur, run: Run, cfg: Settings) -> dict:
+    previous = run.period.previous_month
+    inputs = {
+        "metrics": run.table("customer_metrics"),
+        "transactions": run.table("int_transactions"),
+        "interactions": run.table("flt_interactions"),
+        "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
+    }
+    params = {
+        **metrics.sql_params(),
+        **run.period.as_params(),
+        "period_share": (run.period.end - run.period.start).days / (previous.end - previous.start).days,
+        "region_drop": cfg.alert_region_revenue_drop,
+        "risk_share": cfg.alert_revenue_at_risk_share,
+        "completeness_min": cfg.alert_completeness_min,
+    }
     out = {}
-    for name in ("regional_summary", "performance_trends", "kpis"):
-        rows = replace_table_as(cur, run.table(name), model(name, **inputs))
+    for name in AGGREGATES:
+        rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
         out[name] = {"table": run.table_name(name), "rows": rows}
     return out

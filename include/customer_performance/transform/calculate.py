@@ -1,34 +1,163 @@
-"""Per-customer metrics for the period, computed in the analytics database from filtered staging."""
+"""Per-customer metrics for the period, computed in the analytics database from filtered staging.
+
+Steps, each a staged table of the run: ``fx_rates`` (daily ECB rates of the period),
+``int_transactions`` (deduplicated, converted; unconvertible rows moved to
+``quarantine_transactions``), ``int_customer_history`` (lifetime history, converted), ``churn``
+(MBG/NBD or the recency ratio, computed in Python on three numbers per customer) and finally
+``customer_metrics``.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+import numpy as np
 from psycopg import sql
 
+from include.customer_performance import metrics
+from include.customer_performance.churn import churn_and_clv
+from include.customer_performance.fx import stage_rates
 from include.customer_performance.sql import model
-from include.customer_performance.staging import Run, replace_table_as
+from include.customer_performance.staging import Run, analyze, replace_table_as
 
 log = logging.getLogger(__name__)
 
 
-def calculate_metrics(cur, run: Run) -> dict:
-    deduped = replace_table_as(
-        cur, run.table("int_transactions"), model("int_transactions", transactions=run.table("flt_transactions"))
+def convert_transactions(cur, run: Run, reporting_currency: str) -> dict:
+    stage_rates(cur, run.table("fx_rates"), run.period.start, run.period.end - timedelta(days=1))
+    analyze(cur, run.table("fx_rates"))
+    select = model("int_transactions", transactions=run.table("flt_transactions"), rates=run.table("fx_rates"))
+    rows = replace_table_as(cur, run.table("int_transactions"), select, {"reporting_currency": reporting_currency})
+    quarantine = run.table("quarantine_transactions")
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quarantine))
+    cur.execute(
+        sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT * FROM {} WHERE quarantine_reason IS NOT NULL").format(
+            quarantine, run.table("int_transactions")
+        )
     )
-    log.info("int_transactions: %s distinct transactions", deduped)
-    select = model(
-        "customer_metrics",
-        customers=run.table("flt_customers"),
-        transactions=run.table("int_transactions"),
-        activity=run.table("flt_customer_activity"),
-        interactions=run.table("flt_interactions"),
+    quarantined = cur.rowcount
+    if quarantined:
+        cur.execute(sql.SQL("DELETE FROM {} WHERE quarantine_reason IS NOT NULL").format(run.table("int_transactions")))
+        cur.execute(
+            sql.SQL("SELECT quarantine_reason, count(*) FROM {} GROUP BY 1 ORDER BY 2 DESC LIMIT 5").format(quarantine)
+        )
+        log.warning(
+            "quarantined %s transactions that cannot be converted to %s: %s",
+            quarantined,
+            reporting_currency,
+            "; ".join(f"{r} ({n})" for r, n in cur.fetchall()),
+        )
+    # Versions of one transaction_id that disagree on what was sold: the latest wins, say so.
+    cur.execute(
+        sql.SQL(
+            "SELECT transaction_id FROM {} GROUP BY transaction_id"
+            " HAVING count(DISTINCT (amount, currency, status, customer_id)) > 1"
+        ).format(run.table("flt_transactions"))
     )
-    rows = replace_table_as(cur, run.table("customer_metrics"), select)
-    # One row per customer is what every later stage assumes; the join must not multiply rows.
-    cur.execute(sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics")))
-    dupes = cur.fetchone()[0]
-    if dupes:
-        raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")
+    conflicts = [r[0] for r in cur.fetchall()]
+    if conflicts:
+        log.warning(
+            "%s transaction_id(s) arrived in conflicting versions; the latest (by updated_at) counts, e.g. %s",
+            len(conflicts),
+            ", ".join(conflicts[:5]),
+        )
+    analyze(cur, run.table("int_transactions"))
+    return {"rows": rows - quarantined, "quarantined": quarantined, "conflicting_versions": len(conflicts)}
+
+
+def _fetch_arrays(cur, query: sql.Composable, params: dict, chunk: int = 100_000) -> list[np.ndarray]:
+    """Columns of a numeric query as numpy arrays, fetched a chunk at a time."""
+    parts: list[list[np.ndarray]] = []
+    cur.execute(query, params)
+    while rows := cur.fetchmany(chunk):
+        parts.append([np.asarray(col, dtype=float) for col in zip(*rows, strict=True)])
+    if not parts:
+        return []
+    return [np.concatenate(cols) for cols in zip(*parts, strict=True)]
+
+
+def compute_churn(conn, run: Run) -> dict:
+    """Fit churn and CLV on the lifetime history and stage them as ``churn``."""
+    query = sql.SQL(
+        "SELECT customer_id, purchase_days - 1,"
+        " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
+        " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
+        " lifetime_revenue / purchases"
+        " FROM {} WHERE purchases > 0 ORDER BY customer_id"
+    ).format(run.table("int_customer_history"))
+    with conn.cursor(name="churn_input") as cur:
+        cols = _fetch_arrays(cur, query, {"last_day": run.period.end - timedelta(days=1)})
+    target = run.table("churn")
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        cur.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {} (customer_id bigint PRIMARY KEY, churn_probability numeric,"
+                " expected_purchases_12m numeric, clv_12m numeric, churn_method text)"
+            ).format(target)
+        )
+        if not cols:
+            return {"customers": 0, "method": None}
+        ids, frequency, recency, T, aov = cols  # noqa: N806
+        churn, expected, clv, method = churn_and_clv(frequency, recency, T, aov)
+        with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
+            for row in zip(
+                ids.astype(np.int64).tolist(),
+                np.round(churn, 4).tolist(),
+                np.round(expected, 3).tolist(),
+                np.round(clv, 2).tolist(),
+                strict=True,
+            ):
+                copy.write_row((*row, method))
+        analyze(cur, target)
+    log.info("churn: %s customers with purchase history, method %s", len(ids), method)
+    return {"customers": len(ids), "method": method}
+
+
+def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
+    """Last month's health scores, or an empty relation before the first load of that shape."""
+    cur.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"
+        " AND column_name = 'health_score'",
+        (analytics_schema,),
+    )
+    if cur.fetchone() is None:
+        return sql.SQL("(SELECT NULL::bigint AS customer_id, NULL::numeric AS health_score WHERE false)")
+    return sql.SQL("(SELECT customer_id, health_score FROM {} WHERE report_month = {})").format(
+        sql.Identifier(analytics_schema, "customer_performance"), sql.Literal(run.period.previous_month.report_month)
+    )
+
+
+def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema: str) -> dict:
+    with conn.cursor() as cur:
+        converted = convert_transactions(cur, run, reporting_currency)
+        replace_table_as(
+            cur,
+            run.table("int_customer_history"),
+            model("int_customer_history", history=run.table("customer_history"), rates=run.table("fx_rates")),
+            {"reporting_currency": reporting_currency, "rate_day": run.period.end - timedelta(days=1)},
+        )
+    churn = compute_churn(conn, run)
+    with conn.cursor() as cur:
+        select = model(
+            "customer_metrics",
+            customers=run.table("flt_customers"),
+            transactions=run.table("int_transactions"),
+            activity=run.table("flt_customer_activity"),
+            interactions=run.table("flt_interactions"),
+            history=run.table("int_customer_history"),
+            churn=run.table("churn"),
+            previous=previous_health(cur, run, analytics_schema),
+        )
+        params = {**metrics.sql_params(), **run.period.as_params()}
+        rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
+        # One row per customer is what every later stage assumes; a join must not multiply rows.
+        cur.execute(
+            sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics"))
+        )
+        dupes = cur.fetchone()[0]
+        if dupes:
+            raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")
     log.info("customer_metrics: %s customers", rows)
-    return {"table": run.table_name("customer_metrics"), "rows": rows}
+    return {"table": run.table_name("customer_metrics"), "rows": rows, "transactions": converted, "churn": churn}
