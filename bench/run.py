@@ -197,7 +197,7 @@ def main() -> int:
     marker = work / "generated.json"
     wanted = {"customers": a.customers, "seed": a.seed}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
-    if previous.get("params") != wanted:
+    if previous.get("params") != wanted or not stack.crm_store.exists():
         print(f"[bench] generating {a.customers:,} customers (July 2025 + 1 month of history)...", flush=True)
         stack.create_databases()
         planted = stack.generate(a.customers, "2025-07", seed=a.seed, history_months=1)
