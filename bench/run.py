@@ -177,11 +177,8 @@ def staged_rows(stack: Stack) -> dict[str, int]:
     import psycopg
 
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
-        return dict(
-            conn.execute(
-                "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE schemaname = %s", (FLOOR_SCHEMA,)
-            ).fetchall()
-        )
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (FLOOR_SCHEMA,))]
+        return {t: conn.execute(f"SELECT count(*) FROM {FLOOR_SCHEMA}.{t}").fetchone()[0] for t in tables}
 
 
 def main() -> int:

@@ -196,3 +196,27 @@ def test_an_invalid_configuration_stops_the_extracts_before_any_data_moves(tmp_p
     # the configuration is checked first: the (unreachable) source is never contacted
     with pytest.raises(FilterConfigError, match="transactions condition 1: unknown operator 'bigger'"):
         pipeline.extract_sales_db(run, cfg)
+
+
+def test_a_filter_that_removes_nothing_is_a_view_and_reruns_switch_cleanly(staged):
+    cur, src = staged
+    target = sql.Identifier("public", "flt_tx")
+
+    def kind():
+        cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('public.flt_tx')")
+        return cur.fetchone()[0]
+
+    keep_all = tx_filter([{"field": "transaction_id", "operator": "is_not_null"}])
+    stats = apply_filter(cur, keep_all, src, target)
+    assert (stats["rows_in"], stats["rows_out"], kind()) == (6, 6, "v")
+    cur.execute("SELECT count(*) FROM flt_tx")
+    assert cur.fetchone()[0] == 6
+    # the same run filtered again with a filter that removes rows: the view becomes a table
+    stats = apply_filter(cur, tx_filter([{"field": "amount", "operator": "greater", "value": 25}]), src, target)
+    assert (stats["rows_out"], kind()) == (3, "r")
+    # and back; then the extract rerun replaces the raw table, taking the view with it
+    apply_filter(cur, keep_all, src, target)
+    recreate_table(cur, src, TRANSACTIONS)
+    cur.execute("SELECT to_regclass('public.flt_tx')")
+    assert cur.fetchone()[0] is None
+    assert apply_filter(cur, keep_all, src, target)["rows_in"] == 0

@@ -347,3 +347,10 @@ def test_kpis_and_alerts(metrics_db, m):
     assert k["top_region"] == "Europe"
     alerts = {(a["alert"], a["scope"]) for a in rows(metrics_db[0], "alerts")}
     assert ("data_completeness", "customers.email") in alerts  # 6 of 7 = 86 % < 95 %
+
+
+def test_conflicting_versions_are_counted(metrics_db):
+    dsn, result = metrics_db
+    assert result["transactions"]["conflicting_versions"] == 1  # T1: pending, then completed
+    flagged = [t["transaction_id"] for t in rows(dsn, "int_transactions") if t["version_conflict"]]
+    assert flagged == ["T1"]

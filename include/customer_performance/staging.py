@@ -87,7 +87,7 @@ def drop_expired(cur, run: Run, retention_days: int) -> list[str]:
             (run.schema, len(key) + 1, f"_{key}"),
         )
         for (table,) in cur.fetchall():
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(run.schema, table)))
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(run.schema, table)))
             dropped.append(table)
         cur.execute(sql.SQL("DELETE FROM {} WHERE run_key = %s").format(sql.Identifier(run.schema, "_runs")), (key,))
     return dropped
@@ -98,7 +98,8 @@ def recreate_table(cur, table: sql.Composable, dataset: Dataset) -> None:
     cols = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in dataset.columns
     )
-    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    # CASCADE: the run's filtered view of this table, if any, goes too; filter_period recreates it
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, cols))
 
 
@@ -117,6 +118,12 @@ def analyze(cur, table: sql.Composable) -> None:
     cur.execute(sql.SQL("ANALYZE {}").format(table))
 
 
-def count_rows(cur, table: sql.Composable) -> int:
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-    return cur.fetchone()[0]
+def drop_relation(cur, name: sql.Composable) -> None:
+    """Drop a staged table or view, whichever ``name`` is (``DROP VIEW`` refuses tables)."""
+    cur.execute(
+        sql.SQL("SELECT relkind FROM pg_class WHERE oid = to_regclass({})").format(sql.Literal(name.as_string(cur)))
+    )
+    row = cur.fetchone()
+    if row:
+        kind = "VIEW" if row[0] == "v" else "TABLE"
+        cur.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), name))

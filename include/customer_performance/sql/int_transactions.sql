@@ -4,13 +4,26 @@
 -- the trends and the regional summary, so this work happens once per run.
 --   fx_rate            reporting-currency units per unit of the transaction's currency
 --   amount_reporting   amount x fx_rate (the original amount and currency are kept beside it)
+--   version_conflict   earlier versions of the transaction_id differed in amount, currency,
+--                      status or customer (the latest version counts; calculate logs them)
 --   probable_duplicate a second row with the same customer, amount, currency and timestamp under
 --                      another transaction_id: flagged, still counted
 --   quarantine_reason  why the row cannot be converted (unknown currency, no rate): such rows
 --                      are moved to quarantine_transactions by calculate, never counted as zero
 WITH latest AS (
-    SELECT DISTINCT ON (transaction_id) *
+    -- version_conflict: the versions of this transaction_id disagree on what was sold (the
+    -- window shares the DISTINCT ON's sort, so this costs no second pass)
+    SELECT DISTINCT ON (transaction_id)
+        *,
+        (min(amount) OVER w IS DISTINCT FROM max(amount) OVER w
+         OR min(currency) OVER w IS DISTINCT FROM max(currency) OVER w
+         OR min(status) OVER w IS DISTINCT FROM max(status) OVER w
+         OR min(customer_id) OVER w IS DISTINCT FROM max(customer_id) OVER w) AS version_conflict
     FROM {transactions}
+    WINDOW w AS (
+        PARTITION BY transaction_id ORDER BY updated_at DESC NULLS LAST
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
     ORDER BY transaction_id, updated_at DESC NULLS LAST
 )
 SELECT

@@ -51,19 +51,18 @@ def convert_transactions(cur, run: Run, reporting_currency: str) -> dict:
     # Versions of one transaction_id that disagree on what was sold: the latest wins, say so.
     cur.execute(
         sql.SQL(
-            "SELECT transaction_id FROM {} GROUP BY transaction_id"
-            " HAVING count(DISTINCT (amount, currency, status, customer_id)) > 1"
-        ).format(run.table("flt_transactions"))
+            "SELECT count(*), (array_agg(transaction_id ORDER BY transaction_id))[1:5] FROM {} WHERE version_conflict"
+        ).format(run.table("int_transactions"))
     )
-    conflicts = [r[0] for r in cur.fetchall()]
+    conflicts, examples = cur.fetchone()
     if conflicts:
         log.warning(
             "%s transaction_id(s) arrived in conflicting versions; the latest (by updated_at) counts, e.g. %s",
-            len(conflicts),
-            ", ".join(conflicts[:5]),
+            conflicts,
+            ", ".join(examples),
         )
     analyze(cur, run.table("int_transactions"))
-    return {"rows": rows - quarantined, "quarantined": quarantined, "conflicting_versions": len(conflicts)}
+    return {"rows": rows - quarantined, "quarantined": quarantined, "conflicting_versions": conflicts}
 
 
 def _fetch_arrays(cur, query: sql.Composable, params: dict, chunk: int = 100_000) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from include.customer_performance.period import ReportPeriod
 from include.customer_performance.schemas import DATASETS, Dataset
-from include.customer_performance.staging import analyze
+from include.customer_performance.staging import analyze, drop_relation
 
 COMPARISONS = {
     "equals": "=",
@@ -217,27 +217,31 @@ def where_sql(flt: DatasetFilter) -> tuple[sql.Composable, list]:
 
 
 def apply_filter(cur, flt: DatasetFilter, source: sql.Composable, target: sql.Composable) -> dict:
-    """Write the rows of ``source`` that pass into ``target``; count what each condition removed.
+    """Make ``target`` hold the rows of ``source`` that pass; count what each condition removed.
 
-    A condition's ``removed`` is the number of rows that fail it, whatever the other conditions
-    say; ``rows_out`` is what the combined expression keeps.
+    One scan counts, per condition, the rows that fail it (whatever the other conditions say) and
+    the rows the combined expression removes. When it removes none, which is the usual case since
+    the period window is already pushed down to the sources, ``target`` is a view of ``source``
+    rather than a copy of every row.
     """
-    counts, params = [sql.SQL("count(*)")], []
+    where, where_params = where_sql(flt)
+    counts, params = [sql.SQL("count(*)"), sql.SQL("count(*) FILTER (WHERE NOT {})").format(where)], list(where_params)
     for cond in flt.conditions:
         expr, more = condition_sql(cond, flt)
         counts.append(sql.SQL("count(*) FILTER (WHERE NOT {})").format(expr))
         params += more
     cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(counts), source), params)
-    rows_in, *removed = cur.fetchone()
-    where, params = where_sql(flt)
-    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(target, source))
-    cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {}").format(target, source, where), params)
-    rows_out = cur.rowcount
-    analyze(cur, target)
+    rows_in, removed_total, *removed = cur.fetchone()
+    drop_relation(cur, target)
+    if removed_total == 0:
+        cur.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(target, source))
+    else:
+        cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(target, source))
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {}").format(target, source, where), where_params)
+        analyze(cur, target)
     return {
         "rows_in": rows_in,
-        "rows_out": rows_out,
+        "rows_out": rows_in - removed_total,
         "conditions": [
             {"field": c.field, "operator": c.operator, "removed": n}
             for c, n in zip(flt.conditions, removed, strict=True)
