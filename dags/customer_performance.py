@@ -76,7 +76,7 @@ def customer_performance():
 
     @task(task_display_name="Calculate metrics")
     def calculate(filtered: dict) -> dict:
-        """Per-customer metrics for the period."""
+        """Converts and deduplicates sales, fits churn and CLV, computes every per-customer metric."""
         return pipeline.calculate(pipeline.current_run(), settings())
 
     @task(task_display_name="Validate (quality gate)", retry_policy=NO_RETRY_ON_BAD_DATA)
@@ -86,7 +86,7 @@ def customer_performance():
 
     @task(task_display_name="Aggregate")
     def aggregate(quality: dict) -> dict:
-        """Regional summary, daily and weekly trends, KPIs."""
+        """Regional summary (grouping sets), daily and ISO-weekly trends, the KPI row and alerts."""
         return pipeline.aggregate(pipeline.current_run(), settings())
 
     @task(task_display_name="Load analytics DB")
@@ -104,7 +104,7 @@ def customer_performance():
 
     @task(task_display_name="Email CSV export")
     def email_csv_export(aggregates: dict) -> dict:
-        """Write the three CSV files and email them with an HTML summary."""
+        """Write the three CSV files and email them with an HTML summary (large files compressed or linked)."""
         return pipeline.email_csv_export(pipeline.current_run(), settings())
 
     filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())

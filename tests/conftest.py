@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from dev.stack import Stack, pg_dsn  # noqa: E402
 
 TEST_MONTH = "2025-07"
-TEST_CUSTOMERS = 400
+TEST_CUSTOMERS = 1500
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -89,3 +90,49 @@ def pg_db():
     finally:
         with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the July run every end-to-end test looks at ------------------------------------------------
+LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=UTC)  # closes July 2025
+TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
+BI_TABLES = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
+
+
+def snapshot(stack) -> dict:
+    """Every destination's rows for July 2025, in a comparable form."""
+    import psycopg
+    import requests
+
+    out = {}
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        for t in TABLES:
+            rows = conn.execute(f"SELECT * FROM analytics.{t} WHERE report_month = '2025-07-01'").fetchall()
+            cols = [d.name for d in conn.execute(f"SELECT * FROM analytics.{t} LIMIT 0").description]
+            drop = {cols.index(c) for c in ("run_id", "loaded_at") if c in cols}
+            out[t] = sorted((tuple(v for i, v in enumerate(r) if i not in drop) for r in rows), key=repr)
+    headers = {"Authorization": f"Bearer {stack.bi_token}"}
+    for t in BI_TABLES:
+        resp = requests.get(
+            f"http://127.0.0.1:{stack.bi_port}/datasets/customer_performance/tables/{t}/rows",
+            params={"report_month": "2025-07"},
+            headers=headers,
+            timeout=10,
+        )
+        out[f"bi.{t}"] = sorted(map(repr, resp.json()["rows"]))
+    return out
+
+
+@pytest.fixture(scope="session")
+def july_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
+
+
+@pytest.fixture(scope="session")
+def july_run(stack, july_dag):
+    """The run that closes July 2025, once per session, and what it delivered right after."""
+    mails_before = len(stack.mails())
+    dr = july_dag.test(logical_date=LOGICAL_DATE)
+    assert dr.state == "success"
+    return {"snapshot": snapshot(stack), "mails": stack.mails()[mails_before:], "run_id": dr.run_id}

@@ -9,57 +9,26 @@ import email
 import io
 import sqlite3
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import MySQLdb
 import psycopg
 import pytest
-import requests
 
 from dev.stack import MYSQL, pg_dsn
 from include.customer_performance.fx import daily_rates
-from tests.conftest import ROOT
-
-LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=UTC)  # closes July 2025
-TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
-BI_TABLES = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
+from tests.conftest import BI_TABLES, LOGICAL_DATE, TABLES, snapshot
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
-
-
-def snapshot(stack) -> dict:
-    """Every destination's rows for July 2025, in a comparable form."""
-    out = {}
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
-        for t in TABLES:
-            rows = conn.execute(f"SELECT * FROM analytics.{t} WHERE report_month = '2025-07-01'").fetchall()
-            cols = [d.name for d in conn.execute(f"SELECT * FROM analytics.{t} LIMIT 0").description]
-            drop = {cols.index(c) for c in ("run_id", "loaded_at") if c in cols}
-            out[t] = sorted((tuple(v for i, v in enumerate(r) if i not in drop) for r in rows), key=repr)
-    headers = {"Authorization": f"Bearer {stack.bi_token}"}
-    for t in BI_TABLES:
-        resp = requests.get(
-            f"http://127.0.0.1:{stack.bi_port}/datasets/customer_performance/tables/{t}/rows",
-            params={"report_month": "2025-07"},
-            headers=headers,
-            timeout=10,
-        )
-        out[f"bi.{t}"] = sorted(map(repr, resp.json()["rows"]))
-    return out
+def dag(july_dag):
+    return july_dag
 
 
 @pytest.fixture(scope="module")
-def first_run(stack, dag):
-    mails_before = len(stack.mails())
-    dr = dag.test(logical_date=LOGICAL_DATE)
-    assert dr.state == "success"
-    return {"snapshot": snapshot(stack), "mails": stack.mails()[mails_before:]}
+def first_run(july_run):
+    return july_run
 
 
 def source_revenue_by_customer(stack) -> dict[int, tuple[Decimal, int]]:

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from include.customer_performance.quality.gate import QualityGateError, raise_on_critical, validate
+from include.customer_performance.quality.suites import CUSTOMER_METRICS
 from include.customer_performance.staging import make_run
 
 
@@ -15,11 +16,14 @@ def staged_metrics(dsn, rows):
         conn.execute("CREATE SCHEMA cp_staging")
         conn.execute(
             f"CREATE TABLE cp_staging.{run.table_name('customer_metrics')} (customer_id bigint, email text,"
-            " region text, transaction_count bigint, avg_satisfaction numeric)"
+            " region text, transaction_count bigint, avg_satisfaction numeric, engagement_score numeric DEFAULT 50,"
+            " churn_probability numeric DEFAULT 0.2)"
         )
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO cp_staging.{run.table_name('customer_metrics')} VALUES (%s, %s, %s, %s, %s)", rows
+                f"INSERT INTO cp_staging.{run.table_name('customer_metrics')}"
+                " (customer_id, email, region, transaction_count, avg_satisfaction) VALUES (%s, %s, %s, %s, %s)",
+                rows,
             )
     return run
 
@@ -28,7 +32,7 @@ def gate(dsn, run):
     params = dict(p.split("=") for p in dsn.split())
     url = f"postgresql+psycopg://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        result = validate(run, url, cur)
+        result = validate(run, url, cur, suites=(CUSTOMER_METRICS,))
         conn.commit()
         rows = conn.execute(f"SELECT expectation, column_name, success FROM cp_staging.dq_results_{run.key}")
         return result, rows.fetchall()
@@ -56,7 +60,10 @@ def test_critical_failures_stop_the_run_naming_what_failed(pg_db):
         raise_on_critical(result["critical"], run)
     msg = str(err.value)
     assert "no destination was touched" in msg
-    assert "expect_column_values_to_be_unique on customer_metrics, column customer_id: 2 of 51 rows fail" in msg
+    assert (
+        "expect_column_values_to_be_unique (customer_metrics.customer_id.unique) on customer_metrics,"
+        " column customer_id: 2 of 51 rows fail" in msg
+    )
     assert "examples: ['7', '7']" in msg
     assert "column email: 5 of 51 rows fail" in msg
 

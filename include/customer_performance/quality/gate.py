@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from include.customer_performance.quality.suites import CRITICAL, SUITES, Suite
+from include.customer_performance.quality.suites import CRITICAL, SUITES, TRANSACTIONS, WARNING, Check, Suite
 from include.customer_performance.staging import Run
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ DQ_COLUMNS = (
     "suite",
     "table_name",
     "column_name",
+    "rule",
     "expectation",
     "severity",
     "rows_checked",
@@ -40,6 +41,7 @@ class CheckResult:
     suite: str
     table_name: str
     column_name: str | None
+    rule: str
     expectation: str
     severity: str
     rows_checked: int | None
@@ -50,9 +52,35 @@ class CheckResult:
     def describe(self) -> str:
         col = f", column {self.column_name}" if self.column_name else ""
         return (
-            f"{self.expectation} on {self.table_name}{col}: {self.failing_rows} of {self.rows_checked} rows fail"
-            f" (examples: {self.examples[:5]})"
+            f"{self.expectation} ({self.rule}) on {self.table_name}{col}: {self.failing_rows} of"
+            f" {self.rows_checked} rows fail (examples: {self.examples[:5]})"
         )
+
+
+def suite_checks(suite: Suite) -> tuple[Check, ...]:
+    """The suite's checks, plus those whose parameters come from data shipped with the package."""
+    if suite is not TRANSACTIONS:
+        return suite.checks
+    from include.customer_performance.fx import ecb_history
+
+    currencies = sorted({*ecb_history(), "EUR"})
+    known = Check(
+        "transactions.currency.known",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "currency", "value_set": currencies},
+        WARNING,
+        catches="transactions.unknown_currency",
+    )
+    return (*suite.checks, known)
+
+
+def _templates(run: Run) -> dict[str, str]:
+    return {
+        "batch": "{batch}",  # left for GX to fill in
+        "customers": run.table("flt_customers").as_string(None),
+        "period_start": f"'{run.period.start.isoformat()}'",
+        "period_end": f"'{run.period.end.isoformat()}'",
+    }
 
 
 def _quiet_gx() -> None:
@@ -60,40 +88,67 @@ def _quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_suite(context, datasource, run: Run, suite: Suite) -> list[CheckResult]:
+def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckResult]:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     table = run.table_name(suite.stage)
     asset = datasource.add_table_asset(suite.name, table_name=table, schema_name=run.schema)
     batch = asset.add_batch_definition_whole_table("whole").get_batch()
+    checks = suite_checks(suite)
+    templates = _templates(run)
     gx_suite = gx.ExpectationSuite(name=suite.name)
-    for check in suite.checks:
-        gx_suite.add_expectation(getattr(gxe, check.expectation)(**check.kwargs, meta={"severity": check.severity}))
+    for check in checks:
+        kwargs = dict(check.kwargs)
+        if check.bad_rows:
+            kwargs.pop("column", None)  # reported only; a row rule's query names its columns
+            kwargs["unexpected_rows_query"] = kwargs["unexpected_rows_query"].format(**templates)
+        gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
     result = batch.validate(gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table(suite.stage)))
+    table_rows = cur.fetchone()[0]
+    by_rule = {c.rule: c for c in checks}
     out = []
     for r in result.results:
-        cfg = r.expectation_config
+        check = by_rule[r.expectation_config.meta["rule"]]
         res = r.result or {}
         observed = res.get("observed_value")
+        if check.bad_rows:
+            failing = observed if isinstance(observed, int) else None
+            examples = _examples(cur, run, suite, check, templates) if failing else []
+        else:
+            failing = res.get("unexpected_count", 0 if r.success else None)
+            examples = [str(x) for x in res.get("partial_unexpected_list") or []]
         out.append(
             CheckResult(
                 suite=suite.name,
-                table_name=suite.stage,
-                column_name=cfg.kwargs.get("column"),
-                expectation=cfg.type,
-                severity=cfg.meta.get("severity", CRITICAL),
-                rows_checked=res.get("element_count", observed if isinstance(observed, int) else None),
-                failing_rows=res.get("unexpected_count", 0 if r.success else None),
+                table_name=suite.name,
+                column_name=check.column,
+                rule=check.rule,
+                expectation=r.expectation_config.type,
+                severity=check.severity,
+                rows_checked=res.get("element_count", table_rows),
+                failing_rows=failing,
                 success=bool(r.success),
-                examples=[str(x) for x in res.get("partial_unexpected_list") or []],
+                examples=examples,
             )
         )
     return out
 
 
-def validate(run: Run, sqlalchemy_url: str, cur) -> dict:
-    """Run every suite, store the results in staging, and fail on any critical failure."""
+def _examples(cur, run: Run, suite: Suite, check: Check, templates: dict) -> list[str]:
+    """A few keys of the rows a row-level rule rejects."""
+    where = check.bad_rows.format(**{**templates, "batch": run.table(suite.stage).as_string(cur)})
+    cur.execute(
+        sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY 1 LIMIT 5").format(
+            sql.Identifier(suite.key), run.table(suite.stage)
+        )
+    )
+    return [str(r[0]) for r in cur.fetchall()]
+
+
+def validate(run: Run, sqlalchemy_url: str, cur, suites: tuple[Suite, ...] = SUITES) -> dict:
+    """Run the suites, store the results in staging; the caller fails on a critical failure."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -101,13 +156,13 @@ def validate(run: Run, sqlalchemy_url: str, cur) -> dict:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
-    results = [r for suite in SUITES for r in run_suite(context, datasource, run, suite)]
+    results = [r for suite in suites for r in run_suite(context, datasource, run, suite, cur)]
 
     target = run.table("dq_results")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
     cur.execute(
         sql.SQL(
-            "CREATE UNLOGGED TABLE {} (suite text, table_name text, column_name text, expectation text,"
+            "CREATE UNLOGGED TABLE {} (suite text, table_name text, column_name text, rule text, expectation text,"
             " severity text, rows_checked bigint, failing_rows bigint, success boolean, examples jsonb)"
         ).format(target)
     )
@@ -120,6 +175,7 @@ def validate(run: Run, sqlalchemy_url: str, cur) -> dict:
                     r.suite,
                     r.table_name,
                     r.column_name,
+                    r.rule,
                     r.expectation,
                     r.severity,
                     r.rows_checked,

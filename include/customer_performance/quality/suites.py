@@ -1,7 +1,12 @@
 """Expectation suites as code, one per staged table, each expectation with a severity.
 
 ``critical``: a failure stops the run before any destination is touched.
-``warning``: recorded in the data quality report; the run continues.
+``warning``: reported in the data quality report (with the failing rows counted); the run goes on.
+
+Row-level rules are SQL predicates of the offending rows (``bad_rows``), run by GX as an
+``UnexpectedRowsExpectation``; the same predicate is what names the rows in the report. Templates
+in them: ``{batch}`` (the table under test, filled in by GX), ``{customers}`` (the run's staged
+customers), ``{period_start}`` / ``{period_end}`` (quoted dates).
 """
 
 from __future__ import annotations
@@ -13,19 +18,34 @@ WARNING = "warning"
 
 # Completeness of a required field under this share is critical (design.md).
 REQUIRED_COMPLETENESS = 0.95
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+TRANSACTION_STATUSES = ["completed", "refunded", "pending", "cancelled"]
+CUSTOMER_STATUSES = ["active", "inactive", "suspended"]
+INTERACTION_TYPES = ["call", "email", "chat", "ticket"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One expectation: the GX expectation class name, its kwargs, and its severity."""
+    """One expectation: its rule name, the GX expectation and kwargs, its severity."""
 
+    rule: str
     expectation: str
     kwargs: dict = field(default_factory=dict)
     severity: str = CRITICAL
+    bad_rows: str | None = None  # SQL predicate of the offending rows, for row-level rules
+    catches: str | None = None  # the generator's defect class this rule is there to catch
 
     @property
     def column(self) -> str | None:
         return self.kwargs.get("column")
+
+
+def rows_rule(rule: str, bad_rows: str, severity: str = WARNING, column: str | None = None, catches=None) -> Check:
+    """A row-level rule: the rows matching ``bad_rows`` are the failures."""
+    kwargs = {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {bad_rows}"}
+    if column:
+        kwargs["column"] = column  # reported, not passed to GX (see gate.expectation_kwargs)
+    return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches)
 
 
 @dataclass(frozen=True)
@@ -36,22 +56,208 @@ class Suite:
     checks: tuple[Check, ...]
 
 
+CUSTOMERS = Suite(
+    name="customers",
+    stage="flt_customers",
+    key="customer_id",
+    checks=(
+        Check("customers.not_empty", "ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        Check("customers.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
+        Check(
+            "customers.email.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "email", "mostly": REQUIRED_COMPLETENESS},
+            catches="customers.null_email",
+        ),
+        rows_rule(
+            "customers.email.format",
+            f"email IS NOT NULL AND email !~ '{EMAIL_PATTERN}'",
+            column="email",
+            catches="customers.bad_email",
+        ),
+        Check(
+            "customers.region.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "region", "mostly": REQUIRED_COMPLETENESS},
+            WARNING,
+            catches="customers.null_region",
+        ),
+        rows_rule(
+            "customers.last_login.not_future",
+            "last_login >= {period_end}",
+            column="last_login",
+            catches="customers.future_last_login",
+        ),
+        Check(
+            "customers.customer_id.unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "customer_id"},
+            WARNING,
+            catches="customers.duplicate_row",
+        ),
+        Check(
+            "customers.status.allowed",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "status", "value_set": CUSTOMER_STATUSES},
+            WARNING,
+        ),
+    ),
+)
+
+TRANSACTIONS = Suite(
+    name="transactions",
+    stage="flt_transactions",
+    key="transaction_id",
+    checks=(
+        Check(
+            "transactions.amount.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "amount", "mostly": REQUIRED_COMPLETENESS},
+        ),
+        Check("transactions.transaction_id.required", "ExpectColumnValuesToNotBeNull", {"column": "transaction_id"}),
+        rows_rule(
+            "transactions.order_date.in_period",
+            "order_date < {period_start} OR order_date >= {period_end}",
+            CRITICAL,
+            column="order_date",
+        ),
+        Check(
+            "transactions.transaction_id.unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "transaction_id"},
+            WARNING,
+            catches="transactions.duplicate_id",
+        ),
+        rows_rule(
+            "transactions.amount.negative",
+            "amount < 0",
+            column="amount",
+            catches="transactions.negative_amount",
+        ),
+        rows_rule("transactions.amount.zero", "amount = 0", column="amount", catches="transactions.zero_amount"),
+        rows_rule(
+            "transactions.customer_id.known",
+            "customer_id NOT IN (SELECT customer_id FROM {customers} WHERE customer_id IS NOT NULL)",
+            column="customer_id",
+            catches="transactions.unknown_customer",
+        ),
+        rows_rule(
+            "transactions.updated_at.late_arriving",
+            "updated_at >= {period_end}",
+            column="updated_at",
+            catches="transactions.late_arriving",
+        ),
+        rows_rule(
+            "transactions.probable_duplicate",
+            "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date"
+            " FROM {batch} GROUP BY 1, 2, 3, 4 HAVING count(DISTINCT transaction_id) > 1)",
+            catches="transactions.probable_duplicate",
+        ),
+        Check(
+            "transactions.status.allowed",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "status", "value_set": TRANSACTION_STATUSES},
+            WARNING,
+        ),
+        # currency.known is added at run time with the currencies of the ECB history (gate.py)
+    ),
+)
+
+INTERACTIONS = Suite(
+    name="interactions",
+    stage="flt_interactions",
+    key="interaction_id",
+    checks=(
+        Check("interactions.interaction_id.unique", "ExpectColumnValuesToBeUnique", {"column": "interaction_id"}),
+        rows_rule(
+            "interactions.satisfaction.scale",
+            "satisfaction_score NOT BETWEEN 1 AND 10",
+            column="satisfaction_score",
+            catches="interactions.satisfaction_out_of_range",
+        ),
+        Check(
+            "interactions.satisfaction.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "satisfaction_score", "mostly": 0.9},
+            WARNING,
+            catches="interactions.null_satisfaction",
+        ),
+        Check(
+            "interactions.interaction_type.allowed",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "interaction_type", "value_set": INTERACTION_TYPES},
+            WARNING,
+        ),
+        rows_rule(
+            "interactions.customer_id.known",
+            "customer_id NOT IN (SELECT customer_id FROM {customers} WHERE customer_id IS NOT NULL)",
+            column="customer_id",
+        ),
+    ),
+)
+
+ACTIVITY = Suite(
+    name="customer_activity",
+    stage="flt_customer_activity",
+    key="session_id",
+    checks=(
+        Check("activity.session_id.unique", "ExpectColumnValuesToBeUnique", {"column": "session_id"}),
+        rows_rule(
+            "activity.duration.non_negative",
+            "duration_minutes < 0",
+            column="duration_minutes",
+            catches="activity.negative_duration",
+        ),
+    ),
+)
+
 CUSTOMER_METRICS = Suite(
     name="customer_metrics",
     stage="customer_metrics",
     key="customer_id",
     checks=(
-        Check("ExpectTableRowCountToBeBetween", {"min_value": 1}),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
-        Check("ExpectColumnValuesToBeUnique", {"column": "customer_id"}),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "email", "mostly": REQUIRED_COMPLETENESS}),
-        Check("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}, WARNING),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "region", "mostly": REQUIRED_COMPLETENESS}, WARNING),
-        Check("ExpectColumnValuesToBeBetween", {"column": "transaction_count", "min_value": 0}),
+        Check("customer_metrics.not_empty", "ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        Check("customer_metrics.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
+        Check("customer_metrics.customer_id.unique", "ExpectColumnValuesToBeUnique", {"column": "customer_id"}),
         Check(
-            "ExpectColumnValuesToBeBetween", {"column": "avg_satisfaction", "min_value": 1, "max_value": 10}, WARNING
+            "customer_metrics.email.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "email", "mostly": REQUIRED_COMPLETENESS},
+        ),
+        Check(
+            "customer_metrics.email.format",
+            "ExpectColumnValuesToMatchRegex",
+            {"column": "email", "regex": EMAIL_PATTERN},
+            WARNING,
+        ),
+        Check(
+            "customer_metrics.region.completeness",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "region", "mostly": REQUIRED_COMPLETENESS},
+            WARNING,
+        ),
+        Check(
+            "customer_metrics.transaction_count.range",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "transaction_count", "min_value": 0},
+        ),
+        Check(
+            "customer_metrics.avg_satisfaction.scale",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "avg_satisfaction", "min_value": 1, "max_value": 10},
+            WARNING,
+        ),
+        Check(
+            "customer_metrics.engagement_score.range",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "engagement_score", "min_value": 0, "max_value": 100},
+        ),
+        Check(
+            "customer_metrics.churn_probability.range",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "churn_probability", "min_value": 0, "max_value": 1},
         ),
     ),
 )
 
-SUITES = (CUSTOMER_METRICS,)
+SUITES = (CUSTOMERS, TRANSACTIONS, INTERACTIONS, ACTIVITY, CUSTOMER_METRICS)

@@ -1,0 +1,58 @@
+"""Every defect class the generator plants is caught, at the planted rate, by an expectation.
+
+The generator counts what it planted exactly. Copies of rows (a customer's stale second version, a
+transaction's later version, a probable-duplicate twin) inherit their original's defects, so for
+classes they can overlap with, the failing rows lie between the planted count and the planted
+count plus those copies; for the others they must match exactly.
+"""
+
+import psycopg
+import pytest
+
+from dev.generate import DEFECT_RATES
+from dev.stack import pg_dsn
+from include.customer_performance.quality.gate import suite_checks
+from include.customer_performance.quality.suites import SUITES
+
+RULE_FOR = {c.catches: c.rule for s in SUITES for c in suite_checks(s) if c.catches}
+
+
+@pytest.fixture(scope="module")
+def results(stack, july_run):
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        rows = conn.execute(
+            "SELECT rule, failing_rows, rows_checked, severity FROM analytics.data_quality_results"
+            " WHERE report_month = '2025-07-01' AND run_id = %s",
+            (july_run["run_id"],),
+        ).fetchall()
+    return {rule: (failing, checked, severity) for rule, failing, checked, severity in rows}
+
+
+def planted(stack, defect: str) -> int:
+    return stack.planted["defects"][defect]["rows"]
+
+
+def test_every_planted_class_has_a_rule():
+    assert set(RULE_FOR) == set(DEFECT_RATES)
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECT_RATES))
+def test_defect_class_is_caught_at_the_planted_rate(stack, results, defect):
+    n = planted(stack, defect)
+    assert n > 0, f"the test data plants no {defect}; the test would prove nothing"
+    failing, checked, severity = results[RULE_FOR[defect]]
+    customer_copies = planted(stack, "customers.duplicate_row")
+    tx_copies = planted(stack, "transactions.duplicate_id") + planted(stack, "transactions.probable_duplicate")
+    if defect in ("customers.duplicate_row", "transactions.duplicate_id"):
+        assert failing == 2 * n  # the original and its copy share the id
+    elif defect == "transactions.probable_duplicate":
+        assert 2 * n <= failing <= 2 * n + planted(stack, "transactions.duplicate_id")
+    elif defect.startswith("customers."):
+        assert n <= failing <= n + customer_copies
+    elif defect.startswith("transactions."):
+        assert n <= failing <= n + tx_copies
+    else:
+        assert failing == n
+    assert checked > failing
+    rate = stack.planted["defects"][defect]["rate"]
+    assert failing / checked == pytest.approx(rate * (2 if "duplicate" in defect else 1), rel=0.35, abs=0.002)
