@@ -21,9 +21,9 @@ RULE_FOR = {c.catches: c.rule for s in SUITES for c in suite_checks(s) if c.catc
 def results(stack, july_run):
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         rows = conn.execute(
+            # the period's rows: a later run of the same period (the rerun test) replaces them
             "SELECT rule, failing_rows, rows_checked, severity FROM analytics.data_quality_results"
-            " WHERE report_month = '2025-07-01' AND run_id = %s",
-            (july_run["run_id"],),
+            " WHERE report_month = '2025-07-01' AND period_end = '2025-08-01'"
         ).fetchall()
     return {rule: (failing, checked, severity) for rule, failing, checked, severity in rows}
 
