@@ -158,6 +158,11 @@ def metrics_db(tmp_path_factory):
                 stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
                 stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
             result = calculate_metrics(conn, RUN, "USD", "analytics")
+            conn.execute(
+                "CREATE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
+                    RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
+                )
+            )  # as the gate leaves it
             with conn.cursor() as cur:
                 aggregate(cur, RUN, Settings())
             conn.commit()

@@ -94,19 +94,31 @@ def calculate(run: Run, cfg: Settings) -> dict:
     return out
 
 
-def validate(run: Run, cfg: Settings) -> dict:
-    """The gate: the report is stored either way; a critical failure then fails the task."""
+def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
+    """The gate. Source suites first: rows failing a warning rule are quarantined and the metrics
+    recomputed without them (and always on a rerun of the gate, so that clearing ``validate``
+    after fixing the staged data judges the data as it is now); then the metrics suite. The
+    report is stored either way; a critical failure then fails the task, before any destination."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.customer_performance.quality.gate import raise_on_critical
-    from include.customer_performance.quality.gate import validate as run_gate
+    from include.customer_performance.quality import gate
+    from include.customer_performance.quality.suites import CUSTOMER_METRICS, SOURCE_SUITES
+    from include.customer_performance.transform.calculate import calculate_metrics
 
     url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url.render_as_string(hide_password=False)
-    with analytics(cfg) as conn, conn.cursor() as cur:
-        result = run_gate(run, url, cur)
+    with analytics(cfg) as conn:
+        with conn.cursor() as cur:
+            results = gate.run_suites(run, url, cur, SOURCE_SUITES)
+            moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
+        if rerun or any(moved.values()):
+            calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
+        conn.commit()  # GX reads the recomputed metrics through its own connection
+        with conn.cursor() as cur:
+            results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,))
+            summary = gate.store_results(cur, run, results, moved)
         conn.commit()
-    raise_on_critical(result["critical"], run)
-    return result["summary"]
+    gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
+    return summary
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:

@@ -106,16 +106,22 @@ base AS (
     LEFT JOIN {churn} AS ch USING (customer_id)
     LEFT JOIN {previous} AS prev USING (customer_id)
 ),
-ranked AS (
+ranks AS (
+    -- ranks over a narrow projection: sorting a few numbers per customer, not whole rows
     SELECT
-        b.*,
+        customer_id,
         percent_rank() OVER (ORDER BY login_count) AS pr_logins,
         percent_rank() OVER (ORDER BY features_used) AS pr_features,
         percent_rank() OVER (ORDER BY session_minutes) AS pr_session_minutes,
         percent_rank() OVER (ORDER BY interaction_count) AS pr_interactions,
         row_number() OVER (ORDER BY revenue DESC, customer_id) AS revenue_rank,
         count(*) OVER () AS customers
+    FROM (SELECT customer_id, login_count, features_used, session_minutes, interaction_count, revenue FROM base) AS n
+),
+ranked AS (
+    SELECT b.*, r.pr_logins, r.pr_features, r.pr_session_minutes, r.pr_interactions, r.revenue_rank, r.customers
     FROM base AS b
+    JOIN ranks AS r USING (customer_id)
 ),
 scored AS (
     SELECT

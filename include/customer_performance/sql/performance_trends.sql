@@ -12,29 +12,36 @@ WITH buckets AS (
     ) AS b (grain, bucket_start)
 ),
 daily AS (
+    -- one pass over the transactions: per day and (known) customer
     SELECT
-        (order_date AT TIME ZONE 'UTC')::date AS day,
-        customer_id,
-        count(*) FILTER (WHERE status = 'completed') AS transactions,
-        coalesce(sum(amount_reporting) FILTER (WHERE status = 'completed'), 0)
-            - coalesce(sum(amount_reporting) FILTER (WHERE status = 'refunded'), 0) AS revenue
-    FROM {transactions}
-    GROUP BY 1, 2
-),
-per_customer AS (
-    SELECT b.grain, b.bucket_start, m.region, d.customer_id,
-           sum(d.transactions) AS transactions, sum(d.revenue) AS revenue
-    FROM daily AS d
-    JOIN buckets AS b USING (day)
+        (t.order_date AT TIME ZONE 'UTC')::date AS day,
+        t.customer_id,
+        m.region,
+        count(*) FILTER (WHERE t.status = 'completed') AS transactions,
+        coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'completed'), 0)
+            - coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'refunded'), 0) AS revenue
+    FROM {transactions} AS t
     JOIN {metrics} AS m USING (customer_id)
-    GROUP BY 1, 2, 3, 4
+    GROUP BY 1, 2, 3
+),
+weekly AS (
+    SELECT day - (extract(isodow FROM day)::int - 1) AS week, customer_id, region,
+           sum(transactions) AS transactions, sum(revenue) AS revenue
+    FROM daily
+    GROUP BY 1, 2, 3
 ),
 sales AS (
-    SELECT grain, bucket_start, region, grouping(region) = 1 AS overall,
+    -- each row of daily (weekly) is one customer in one day (week): active customers are rows
+    SELECT 'day' AS grain, day AS bucket_start, region, grouping(region) = 1 AS overall,
            sum(transactions)::bigint AS transactions, sum(revenue) AS revenue,
            count(*) FILTER (WHERE transactions > 0) AS active_customers
-    FROM per_customer
-    GROUP BY GROUPING SETS ((grain, bucket_start), (grain, bucket_start, region))
+    FROM daily
+    GROUP BY GROUPING SETS ((day), (day, region))
+    UNION ALL
+    SELECT 'week', week, region, grouping(region) = 1,
+           sum(transactions)::bigint, sum(revenue), count(*) FILTER (WHERE transactions > 0)
+    FROM weekly
+    GROUP BY GROUPING SETS ((week), (week, region))
 ),
 crm AS (
     SELECT b.grain, b.bucket_start, m.region, grouping(m.region) = 1 AS overall,

@@ -27,7 +27,7 @@ def aggregate(cur, run: Run, cfg: Settings) -> dict:
     inputs = {
         "metrics": run.table("customer_metrics"),
         "transactions": run.table("int_transactions"),
-        "interactions": run.table("flt_interactions"),
+        "interactions": run.table("vld_interactions"),  # without the rows the gate quarantined
         "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
     }
     params = {

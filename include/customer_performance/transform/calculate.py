@@ -24,10 +24,10 @@ from include.customer_performance.staging import Run, analyze, replace_table_as
 log = logging.getLogger(__name__)
 
 
-def convert_transactions(cur, run: Run, reporting_currency: str) -> dict:
+def convert_transactions(cur, run: Run, reporting_currency: str, source: str = "flt") -> dict:
     stage_rates(cur, run.table("fx_rates"), run.period.start, run.period.end - timedelta(days=1))
     analyze(cur, run.table("fx_rates"))
-    select = model("int_transactions", transactions=run.table("flt_transactions"), rates=run.table("fx_rates"))
+    select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
     rows = replace_table_as(cur, run.table("int_transactions"), select, {"reporting_currency": reporting_currency})
     quarantine = run.table("quarantine_transactions")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quarantine))
@@ -128,9 +128,11 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
-def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema: str) -> dict:
+def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema: str, source: str = "flt") -> dict:
+    """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
+    calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes."""
     with conn.cursor() as cur:
-        converted = convert_transactions(cur, run, reporting_currency)
+        converted = convert_transactions(cur, run, reporting_currency, source)
         replace_table_as(
             cur,
             run.table("int_customer_history"),
@@ -141,10 +143,10 @@ def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema:
     with conn.cursor() as cur:
         select = model(
             "customer_metrics",
-            customers=run.table("flt_customers"),
+            customers=run.table(f"{source}_customers"),
             transactions=run.table("int_transactions"),
-            activity=run.table("flt_customer_activity"),
-            interactions=run.table("flt_interactions"),
+            activity=run.table(f"{source}_customer_activity"),
+            interactions=run.table(f"{source}_interactions"),
             history=run.table("int_customer_history"),
             churn=run.table("churn"),
             previous=previous_health(cur, run, analytics_schema),

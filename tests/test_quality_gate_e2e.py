@@ -1,0 +1,74 @@
+"""A critical quality failure on a stack of its own: nothing reaches any destination, the failure
+is named, and after fixing the data the run resumes from validate and completes."""
+
+import os
+import uuid
+
+import psycopg
+import pytest
+
+from dev.stack import Stack, pg_dsn
+from tests.conftest import AIRFLOW_HOME, LOGICAL_DATE
+
+
+@pytest.fixture(scope="module")
+def broken_stack(tmp_path_factory, stack):
+    """Its own sources (emails of every 8th customer removed: completeness under 95 %) and
+    destinations; the session stack's environment is restored afterwards."""
+    s = Stack(f"cp_g{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("broken"))
+    s.create_databases()
+    saved = {k: os.environ.get(k) for k in s.airflow_env(AIRFLOW_HOME)}
+    try:
+        s.generate(300, "2025-07", seed=11, history_months=1)
+        with psycopg.connect(pg_dsn(s.customer_db)) as conn:
+            conn.execute("UPDATE customers SET email = NULL WHERE customer_id % 8 = 0")
+        s.start_services()
+        os.environ.update({k: v for k, v in s.airflow_env(AIRFLOW_HOME).items() if k != "PYTHONPATH"})
+        from include.customer_performance.config import settings
+
+        settings.cache_clear()
+        yield s
+    finally:
+        s.stop_services()
+        s.drop_databases()
+        for k, v in saved.items():
+            if v is not None:
+                os.environ[k] = v
+        from include.customer_performance.config import settings
+
+        settings.cache_clear()
+
+
+def destinations(s: Stack) -> dict:
+    with psycopg.connect(pg_dsn(s.analytics_db)) as conn:
+        loaded = conn.execute("SELECT to_regclass('analytics.customer_performance')").fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM analytics.customer_performance").fetchone()[0] if loaded else 0
+    return {"analytics_rows": rows, "bi": s.bi_rows(), "mails": len(s.mails())}
+
+
+def test_a_critical_failure_publishes_nothing_and_resumes_after_the_fix(broken_stack, july_dag, capfd):
+    dr = july_dag.test(logical_date=LOGICAL_DATE)
+    assert dr.state == "failed"
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert states["validate"] == "failed"
+    assert {states[t] for t in ("aggregate", "load_analytics_db", "push_bi_api", "email_csv_export")} == {
+        "upstream_failed"
+    }
+    assert destinations(broken_stack) == {"analytics_rows": 0, "bi": {}, "mails": 0}
+    log = capfd.readouterr()
+    out = log.out + log.err
+    assert "data quality gate failed" in out and "no destination was touched" in out
+    assert "customers.email.completeness" in out
+
+    # the fix: the missing emails are filled in the staged customers, and the gate runs again
+    with psycopg.connect(pg_dsn(broken_stack.analytics_db)) as conn:
+        table = conn.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'customers\\_2025%%' AND relkind = 'r'"
+        ).fetchone()[0]
+        conn.execute(
+            f"UPDATE cp_staging.{table} SET email = 'fixed' || customer_id || '@example.com' WHERE email IS NULL"
+        )
+    dr = july_dag.test(logical_date=LOGICAL_DATE, mark_success_pattern=r"^(extract_.*|filter_period|calculate)$")
+    assert dr.state == "success"
+    after = destinations(broken_stack)
+    assert after["analytics_rows"] > 0 and after["bi"] and after["mails"] == 1
