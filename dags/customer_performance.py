@@ -85,9 +85,9 @@ def customer_performance():
         destination."""
         return pipeline.validate(pipeline.current_run(), settings(), rerun=ti.try_number > 1)
 
-    @task(task_display_name="Aggregate")
+    @task(task_display_name="Aggregate", retry_policy=NO_RETRY_ON_BAD_DATA)
     def aggregate(quality: dict) -> dict:
-        """Regional summary (grouping sets), daily and ISO-weekly trends, the KPI row and alerts."""
+        """Regional summary (grouping sets), daily and ISO-weekly trends, the KPI row and alerts; then their suite."""
         return pipeline.aggregate(pipeline.current_run(), settings())
 
     @task(task_display_name="Load analytics DB")

@@ -34,7 +34,8 @@ def first_run(july_run):
 def source_revenue_by_customer(stack) -> dict[int, tuple[Decimal, int]]:
     """July revenue per known customer straight from the sources, converted here in Python:
     latest version of each transaction_id, completed minus refunded, at the day's ECB rate (the
-    last one published); unconvertible rows and negative sale amounts (quarantined) left out. Returns (revenue, transactions counted)."""
+    last one published); unconvertible rows and negative sale amounts (quarantined) left out.
+    Returns (revenue, transactions counted)."""
     rates = {(c, d): Decimal(str(r)) for c, d, r, _ in daily_rates(date(2025, 7, 1), date(2025, 7, 31))}
     with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
         known = {r[0] for r in conn.execute("SELECT customer_id FROM customers")}

@@ -56,3 +56,33 @@ def test_defect_class_is_caught_at_the_planted_rate(stack, results, defect):
     assert checked > failing
     rate = stack.planted["defects"][defect]["rate"]
     assert failing / checked == pytest.approx(rate * (2 if "duplicate" in defect else 1), rel=0.35, abs=0.002)
+
+
+def test_data_docs_are_written_with_the_run_artifacts(stack, july_run):
+    docs = stack.export_dir / "2025-07" / "data_docs" / "20250801t020000"
+    for part in ("sources", "customer_metrics", "aggregates"):
+        assert (docs / part / "index.html").is_file(), part
+    validations = docs / "sources" / "validations"
+    assert {p.name for p in validations.iterdir()} == {"customers", "transactions", "interactions", "customer_activity"}
+    pages = [p.read_text() for p in validations.rglob("*.html")]
+    assert any("transactions.amount.negative" in p or "amount &lt; 0" in p or "amount < 0" in p for p in pages)
+
+
+def test_quarantined_rows_are_kept_with_rule_reason_and_run(stack, july_run):
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        rows = conn.execute(
+            "SELECT rule, count(*), min(reason), count(DISTINCT run_id) FROM"
+            " cp_staging.dq_quarantine_transactions_20250801t020000 GROUP BY rule ORDER BY rule"
+        ).fetchall()
+        reported = dict(
+            conn.execute(
+                "SELECT rule, quarantined_rows FROM analytics.data_quality_results"
+                " WHERE report_month = '2025-07-01' AND period_end = '2025-08-01' AND quarantined_rows > 0"
+            ).fetchall()
+        )
+    by_rule = {rule: n for rule, n, _, _ in rows}
+    assert {"transactions.amount.negative", "transactions.customer_id.known", "transactions.currency.known"} <= set(
+        by_rule
+    )
+    assert all(reason.startswith(rule) and runs == 1 for rule, _, reason, runs in rows)
+    assert {r: n for r, n in by_rule.items()} == {r: n for r, n in reported.items() if r.startswith("transactions.")}

@@ -79,3 +79,31 @@ def test_warnings_are_reported_without_stopping(pg_db):
     assert result["summary"]["success"]
     assert result["summary"]["failed"] == 2
     assert {c for _, c, ok in report if not ok} == {"email", "avg_satisfaction"}
+
+
+def test_volume_bounds_come_from_recent_periods(pg_db):
+    import dataclasses
+    import json as _json
+
+    from include.customer_performance.config import Settings
+    from include.customer_performance.quality.gate import volume_bounds
+
+    run = make_run(datetime(2025, 8, 1, 2), "volume_test", None, "cp_staging")
+    cfg = dataclasses.replace(Settings(), analytics_schema="analytics")
+    with psycopg.connect(pg_db) as conn, conn.cursor() as cur:
+        assert volume_bounds(cur, run, cfg) is None  # no history yet
+        cur.execute(
+            "CREATE SCHEMA analytics; CREATE TABLE analytics.pipeline_runs"
+            " (period_start date, period_end date, row_counts jsonb)"
+        )
+        for start, end, rows in (
+            ("2025-04-01", "2025-05-01", 3000),
+            ("2025-05-01", "2025-06-01", 3100),
+            ("2025-06-01", "2025-07-01", 3000),
+            ("2025-01-01", "2025-02-01", 99999),
+        ):
+            counts = {"extract_sales_db": {"transactions": {"rows": rows}}}
+            cur.execute("INSERT INTO analytics.pipeline_runs VALUES (%s, %s, %s)", (start, end, _json.dumps(counts)))
+        low, high = volume_bounds(cur, run, cfg)
+    per_day = (3000 / 30 + 3100 / 31 + 3000 / 30) / 3  # the last three periods; January is older
+    assert (low, high) == (int(per_day * 31 * 0.5), int(per_day * 31 * 2.0) + 1)

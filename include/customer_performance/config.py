@@ -52,6 +52,12 @@ class Settings:
     alert_completeness_min: float = metrics.ALERT_COMPLETENESS_MIN
     filter_config: Path = PACKAGE_DIR / "filters.json"
 
+    # Quality gate thresholds.
+    quality_required_completeness: float = 0.95  # a required field less complete than this is critical
+    quality_volume_min_ratio: float = 0.5  # transactions per day against recent periods, below: reported
+    quality_volume_max_ratio: float = 2.0  # ... and above
+    quality_freshness_days: int = 2  # the latest transaction update older than this before the period end
+
     # Delivery.
     bi_dataset: str = "customer_performance"
     bi_batch_rows: int = 10_000

@@ -86,47 +86,83 @@ def filter_period(run: Run, cfg: Settings) -> dict:
 
 
 def calculate(run: Run, cfg: Settings) -> dict:
+    """The metrics, from the staged tables without the rows the gate's warning rules reject."""
+    from include.customer_performance.quality.gate import create_valid_views
+    from include.customer_performance.quality.suites import SOURCE_SUITES
     from include.customer_performance.transform.calculate import calculate_metrics
 
     with analytics(cfg) as conn:
-        out = calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema)
+        with conn.cursor() as cur:
+            create_valid_views(cur, run, SOURCE_SUITES)
+        out = calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
         conn.commit()
     return out
 
 
-def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
-    """The gate. Source suites first: rows failing a warning rule are quarantined and the metrics
-    recomputed without them (and always on a rerun of the gate, so that clearing ``validate``
-    after fixing the staged data judges the data as it is now); then the metrics suite. The
-    report is stored either way; a critical failure then fails the task, before any destination."""
+def gx_url(cfg: Settings) -> str:
+    """The analytics database for GX's own connection, with the transforms' work_mem."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url
+    url = url.update_query_dict({"options": f"-c work_mem={cfg.transform_work_mem}"})
+    return url.render_as_string(hide_password=False)
+
+
+def export_dir(run: Run, cfg: Settings) -> Path:
+    """The month's folder of run artifacts: the CSV exports and the GX Data Docs."""
+    return Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
+
+
+def data_docs_dir(run: Run, cfg: Settings) -> Path:
+    return export_dir(run, cfg) / "data_docs" / run.key
+
+
+def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
+    """The gate. Source suites first: rows failing a warning rule are kept in quarantine (calculate
+    already left them out of the metrics); on a rerun of the gate the metrics are recomputed, so
+    that clearing ``validate`` after fixing the staged data judges the data as it is now; then the
+    metrics suite. The report is stored either way; a critical failure then fails the task,
+    before any destination."""
 
     from include.customer_performance.quality import gate
     from include.customer_performance.quality.suites import CUSTOMER_METRICS, SOURCE_SUITES
     from include.customer_performance.transform.calculate import calculate_metrics
 
-    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url.render_as_string(hide_password=False)
+    url = gx_url(cfg)
+    docs = data_docs_dir(run, cfg)
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
-            results = gate.run_suites(run, url, cur, SOURCE_SUITES)
+            results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs / "sources")
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
-        if rerun or any(moved.values()):
+        if rerun:
             calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
-            results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,))
+            results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
-    return summary
+    return {**summary, "data_docs": str(docs)}
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:
+    """The aggregates, then their suite (still before any destination): a critical failure here
+    also publishes nothing."""
+
+    from include.customer_performance.quality import gate
+    from include.customer_performance.quality.suites import AGGREGATE_SUITES
     from include.customer_performance.transform.aggregate import aggregate as run_aggregate
 
-    with analytics(cfg) as conn, conn.cursor() as cur:
-        out = run_aggregate(cur, run, cfg)
+    url = gx_url(cfg)
+    with analytics(cfg) as conn:
+        with conn.cursor() as cur:
+            out = run_aggregate(cur, run, cfg)
         conn.commit()
+        with conn.cursor() as cur:
+            results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, data_docs_dir(run, cfg) / "aggregates")
+            gate.append_results(cur, run, results, {})
+        conn.commit()
+    gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return out
 
 
@@ -166,9 +202,8 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
 def email_csv_export(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.export.csv_email import attachments, send, summary_html, write_csvs
 
-    folder = Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
     with analytics(cfg) as conn:
-        files = write_csvs(conn, run, folder)
+        files = write_csvs(conn, run, export_dir(run, cfg))
         kpis = read_kpis(conn, run)
     attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024)
     subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from psycopg import sql
 
 from include.customer_performance.quality.suites import (
     CRITICAL,
+    INFO,
     SUITES,
     TRANSACTIONS,
     WARNING,
@@ -65,8 +67,33 @@ class CheckResult:
         )
 
 
-def suite_checks(suite: Suite) -> tuple[Check, ...]:
-    """The suite's checks, plus those whose parameters come from data shipped with the package."""
+def volume_bounds(cur, run: Run, cfg) -> tuple[int, int] | None:
+    """Expected transaction rows for the period from the last three loaded periods' rate per day,
+    widened by the configured ratios; None without history."""
+    cur.execute("SELECT to_regclass(%s)", (f"{cfg.analytics_schema}.pipeline_runs",))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(
+        sql.SQL(
+            "SELECT avg((row_counts->'extract_sales_db'->'transactions'->>'rows')::numeric"
+            " / (period_end - period_start)) FROM (SELECT * FROM {} WHERE period_end < %s"
+            " AND row_counts->'extract_sales_db'->'transactions' IS NOT NULL"
+            " ORDER BY period_end DESC LIMIT 3) AS recent"
+        ).format(sql.Identifier(cfg.analytics_schema, "pipeline_runs")),
+        (run.period.end,),
+    )
+    per_day = cur.fetchone()[0]
+    if per_day is None:
+        return None
+    days = (run.period.end - run.period.start).days
+    return int(float(per_day) * days * cfg.quality_volume_min_ratio), int(
+        float(per_day) * days * cfg.quality_volume_max_ratio
+    ) + 1
+
+
+def suite_checks(suite: Suite, run: Run | None = None, cur=None) -> tuple[Check, ...]:
+    """The suite's checks, plus those whose parameters come from data: the ECB currencies shipped
+    with the package, and (given the run) freshness and volume against recent periods."""
     if suite is not TRANSACTIONS:
         return suite.checks
     from include.customer_performance.fx import ecb_history
@@ -79,13 +106,38 @@ def suite_checks(suite: Suite) -> tuple[Check, ...]:
         column="currency",
         catches="transactions.unknown_currency",
     )
-    return (*suite.checks, known)
+    extra = [known]
+    if run is not None:
+        from include.customer_performance.config import settings
+
+        cfg = settings()
+        extra.append(
+            rows_rule(
+                "transactions.freshness",
+                # one row (the freshest) stands for the table when even it is too old
+                "updated_at = (SELECT max(updated_at) FROM {batch}) AND updated_at < {period_end}::timestamptz"
+                f" - interval '{int(cfg.quality_freshness_days)} days'",
+                column="updated_at",
+            )
+        )
+        bounds = volume_bounds(cur, run, cfg) if cur is not None else None
+        if bounds:
+            extra.append(
+                Check(
+                    "transactions.volume",
+                    "ExpectTableRowCountToBeBetween",
+                    {"min_value": bounds[0], "max_value": bounds[1]},
+                    INFO,
+                )
+            )
+    return (*suite.checks, *extra)
 
 
 def _templates(run: Run) -> dict[str, str]:
     return {
         "batch": "{batch}",  # left for GX to fill in
         "customers": run.table("flt_customers").as_string(None),
+        "metrics": run.table("customer_metrics").as_string(None),
         "period_start": f"'{run.period.start.isoformat()}'",
         "period_end": f"'{run.period.end.isoformat()}'",
     }
@@ -102,17 +154,29 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckRes
 
     table = run.table_name(suite.stage)
     asset = datasource.add_table_asset(suite.name, table_name=table, schema_name=run.schema)
-    batch = asset.add_batch_definition_whole_table("whole").get_batch()
-    checks = suite_checks(suite)
+    batch_definition = asset.add_batch_definition_whole_table("whole")
+    checks = suite_checks(suite, run, cur)
     templates = _templates(run)
-    gx_suite = gx.ExpectationSuite(name=suite.name)
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
     for check in checks:
         kwargs = dict(check.kwargs)
         if check.bad_rows:
             kwargs.pop("column", None)  # reported only; a row rule's query names its columns
             kwargs["unexpected_rows_query"] = kwargs["unexpected_rows_query"].format(**templates)
         gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
-    result = batch.validate(gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=gx_suite)
+    )
+    docs = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if context.get_site_names() else []
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=suite.name,
+            validation_definitions=[definition],
+            actions=docs,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        )
+    )
+    (result,) = checkpoint.run().run_results.values()
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table(suite.stage)))
     table_rows = cur.fetchone()[0]
     by_rule = {c.rule: c for c in checks}
@@ -155,36 +219,59 @@ def _examples(cur, run: Run, suite: Suite, check: Check, templates: dict) -> lis
     return [str(r[0]) for r in cur.fetchall()]
 
 
-def run_suites(run: Run, sqlalchemy_url: str, cur, suites: tuple[Suite, ...] = SUITES) -> list[CheckResult]:
-    """Run the suites with GX on the committed staged tables."""
+def run_suites(
+    run: Run, sqlalchemy_url: str, cur, suites: tuple[Suite, ...] = SUITES, docs_dir: Path | None = None
+) -> list[CheckResult]:
+    """Run the suites with GX on the committed staged tables; with ``docs_dir``, GX also writes its
+    Data Docs (an HTML site of the suites and their results) there."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="run",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            },
+        )
     datasource = context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
     return [r for suite in suites for r in run_suite(context, datasource, run, suite, cur)]
 
 
-def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, ...]) -> dict[str, int]:
-    """Move the rows failing a warning rule out of the way, keeping them with rule, reason and run.
+def warning_predicates(cur, run: Run, suite: Suite) -> list[tuple[Check, str]]:
+    """The suite's warning rules with their predicates bound to the run's tables."""
+    templates = {**_templates(run), "batch": run.table(suite.stage).as_string(cur)}
+    return [(c, c.bad_rows.format(**templates)) for c in suite_checks(suite, run) if c.severity == WARNING]
 
-    For each suite: ``dq_quarantine_<name>`` holds the offending rows (a row failing two rules
-    twice, once per rule) and ``vld_<dataset>`` is a view of the staged table without them, from
-    which the metrics are recomputed. Both are rebuilt on every run of the gate, so clearing
-    ``validate`` after fixing the data starts from the staged tables again.
-    """
+
+def create_valid_views(cur, run: Run, suites: tuple[Suite, ...]) -> None:
+    """``vld_<dataset>``: the staged table without the rows any warning rule rejects. calculate
+    reads these, so the rows the gate quarantines never reach a metric; rebuilt on every call."""
+    for suite in suites:
+        src = run.table(suite.stage)
+        view = run.table(suite.stage.replace("flt_", "vld_", 1))
+        keep = " OR ".join(f"({p})" for _, p in warning_predicates(cur, run, suite)) or "false"
+        drop_relation(cur, view)
+        cur.execute(
+            sql.SQL("CREATE VIEW {} AS SELECT * FROM {} WHERE NOT coalesce(" + keep + ", false)").format(view, src)
+        )
+
+
+def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, ...]) -> dict[str, int]:
+    """Keep the rows failing a warning rule, with rule, reason and run, in ``dq_quarantine_<name>``
+    (a row failing two rules twice, once per rule); ``vld_<dataset>`` (see create_valid_views),
+    which the metrics are computed from, leaves them out. Rebuilt on every run of the gate."""
     failed = {r.rule for r in results if r.severity == WARNING and r.failing_rows}
     templates = _templates(run)
     moved = {}
     for suite in suites:
         src = run.table(suite.stage)
         target = run.table(f"dq_quarantine_{suite.name}")
-        view = run.table(suite.stage.replace("flt_", "vld_", 1))
-        rules = [c for c in suite_checks(suite) if c.rule in failed]
-        preds = [c.bad_rows.format(**{**templates, "batch": src.as_string(cur)}) for c in rules]
-        drop_relation(cur, view)
         drop_relation(cur, target)
         cur.execute(
             sql.SQL(
@@ -192,16 +279,15 @@ def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, .
                 " NULL::timestamptz AS quarantined_at FROM {} WITH NO DATA"
             ).format(target, src)
         )
-        for check, pred in zip(rules, preds, strict=True):
+        for check, pred in warning_predicates(cur, run, suite):
+            if check.rule not in failed:
+                continue
             cur.execute(
                 sql.SQL("INSERT INTO {} SELECT *, %s, %s, %s, now() FROM {} WHERE " + pred).format(target, src),
                 (check.rule, f"{check.rule}: {check.bad_rows.format(**templates)}", run.run_id),
             )
             moved[check.rule] = cur.rowcount
-        keep = " OR ".join(f"({p})" for p in preds) or "false"
-        cur.execute(
-            sql.SQL("CREATE VIEW {} AS SELECT * FROM {} WHERE NOT coalesce(" + keep + ", false)").format(view, src)
-        )
+    create_valid_views(cur, run, suites)
     if moved:
         log.warning("quarantined rows per rule: %s", moved)
     return moved
@@ -218,6 +304,12 @@ def store_results(cur, run: Run, results: list[CheckResult], moved: dict[str, in
             " quarantined_rows bigint, score numeric)"
         ).format(target)
     )
+    return append_results(cur, run, results, moved, with_scores=True)
+
+
+def append_results(cur, run: Run, results: list[CheckResult], moved: dict[str, int], with_scores: bool = False) -> dict:
+    """Add results to the run's report (``store_results`` creates it); returns their summary."""
+    target = run.table("dq_results")
     with cur.copy(
         sql.SQL("COPY {} ({}) FROM STDIN").format(
             target, sql.SQL(", ").join(map(sql.Identifier, (*DQ_COLUMNS, "quarantined_rows", "score")))
@@ -241,7 +333,7 @@ def store_results(cur, run: Run, results: list[CheckResult], moved: dict[str, in
                 )
             )
         # the per-table scores, as rows of the same report
-        for table, table_scores in scores(results).items():
+        for table, table_scores in (scores(results) if with_scores else {}).items():
             for name, value in table_scores.items():
                 copy.write_row(
                     (table, table, None, f"{table}.{name}", f"{name}_score", "info", None, None, True, "[]", 0, value)

@@ -9,23 +9,31 @@ off-scale scores and negative durations ignored), or dropping the row would lose
 Row-level rules are SQL predicates of the offending rows (``bad_rows``), run by GX as an
 ``UnexpectedRowsExpectation``; the same predicate is what names the rows in the report. Templates
 in them: ``{batch}`` (the table under test, filled in by GX), ``{customers}`` (the run's staged
-customers), ``{period_start}`` / ``{period_end}`` (quoted dates).
+customers), ``{metrics}`` (its customer metrics), ``{period_start}`` / ``{period_end}`` (quoted
+dates).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from include.customer_performance.config import settings
+
 CRITICAL = "critical"
 WARNING = "warning"
 INFO = "info"
 
-# Completeness of a required field under this share is critical (design.md).
-REQUIRED_COMPLETENESS = 0.95
+# Completeness of a required field under this share is critical (design.md; configurable:
+# CUSTOMER_PERFORMANCE_QUALITY_REQUIRED_COMPLETENESS).
+REQUIRED_COMPLETENESS = settings().quality_required_completeness
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 TRANSACTION_STATUSES = ["completed", "refunded", "pending", "cancelled"]
 CUSTOMER_STATUSES = ["active", "inactive", "suspended"]
 INTERACTION_TYPES = ["call", "email", "chat", "ticket"]
+# Rows whose customer_id the customer database does not know. Written as IN over EXCEPT (hashed
+# set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
+# the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
+UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {customers})"
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ TRANSACTIONS = Suite(
         ),
         rows_rule(
             "transactions.customer_id.known",
-            "customer_id NOT IN (SELECT customer_id FROM {customers} WHERE customer_id IS NOT NULL)",
+            UNKNOWN_CUSTOMER,
             WARNING,
             column="customer_id",
             catches="transactions.unknown_customer",
@@ -200,7 +208,7 @@ INTERACTIONS = Suite(
         ),
         rows_rule(
             "interactions.customer_id.known",
-            "customer_id NOT IN (SELECT customer_id FROM {customers} WHERE customer_id IS NOT NULL)",
+            UNKNOWN_CUSTOMER,
             WARNING,
             column="customer_id",
         ),
@@ -271,5 +279,57 @@ CUSTOMER_METRICS = Suite(
     ),
 )
 
+# The aggregates are checked at the end of `aggregate`, still before any destination.
+REGIONAL_SUMMARY = Suite(
+    name="regional_summary",
+    stage="regional_summary",
+    key="grouping_level",
+    checks=(
+        rows_rule(
+            "regional_summary.total.matches_customers",
+            "grouping_level = 'total' AND revenue IS DISTINCT FROM (SELECT sum(revenue) FROM {metrics})",
+            CRITICAL,
+            column="revenue",
+        ),
+        rows_rule(
+            "regional_summary.regions.sum_to_total",
+            "grouping_level = 'region' AND (SELECT sum(revenue) FROM {batch} WHERE grouping_level = 'region')"
+            " IS DISTINCT FROM (SELECT revenue FROM {batch} WHERE grouping_level = 'total')",
+            CRITICAL,
+            column="revenue",
+        ),
+    ),
+)
+PERFORMANCE_TRENDS = Suite(
+    name="performance_trends",
+    stage="performance_trends",
+    key="bucket_start",
+    checks=(
+        rows_rule(
+            "performance_trends.days.sum_to_total",
+            "grain = 'day' AND scope = 'all'"
+            " AND (SELECT sum(revenue) FROM {batch} WHERE grain = 'day' AND scope = 'all')"
+            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {metrics})",
+            CRITICAL,
+            column="revenue",
+        ),
+        rows_rule(
+            "performance_trends.weeks.sum_to_total",
+            "grain = 'week' AND scope = 'all'"
+            " AND (SELECT sum(revenue) FROM {batch} WHERE grain = 'week' AND scope = 'all')"
+            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {metrics})",
+            CRITICAL,
+            column="revenue",
+        ),
+    ),
+)
+KPIS = Suite(
+    name="kpis",
+    stage="kpis",
+    key="customers",
+    checks=(Check("kpis.one_row", "ExpectTableRowCountToEqual", {"value": 1}),),
+)
+
 SOURCE_SUITES = (CUSTOMERS, TRANSACTIONS, INTERACTIONS, ACTIVITY)
+AGGREGATE_SUITES = (REGIONAL_SUMMARY, PERFORMANCE_TRENDS, KPIS)
 SUITES = (*SOURCE_SUITES, CUSTOMER_METRICS)
