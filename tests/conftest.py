@@ -7,6 +7,7 @@ Nothing is skipped when a service is missing: the fixtures fail with the connect
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -53,28 +54,40 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """Sources seeded for July 2025, an empty analytics DB, stand-ins running, connections set."""
-    s = Stack(f"cp_t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("stack"))
-    s.create_databases()
-    try:
-        s.planted = s.generate(TEST_CUSTOMERS, TEST_MONTH, seed=7, history_months=2)
-        s.start_services()
-        saved = {k: os.environ.get(k) for k in s.airflow_env(AIRFLOW_HOME)}
-        os.environ.update({k: v for k, v in s.airflow_env(AIRFLOW_HOME).items() if k != "PYTHONPATH"})
-        from include.customer_performance.config import settings
+@contextlib.contextmanager
+def running_stack(name: str, workdir: Path, customers: int, seed: int, prepare=None):
+    """A stack with July 2025 generated (``prepare(stack)`` may then damage the sources), its
+    stand-ins running and the Airflow connections pointing at it; all undone on exit."""
+    from include.customer_performance.config import settings
 
+    s = Stack(f"{name}{uuid.uuid4().hex[:8]}", workdir)
+    s.create_databases()
+    env = s.airflow_env(AIRFLOW_HOME)
+    saved = {k: os.environ.get(k) for k in env}
+    try:
+        s.planted = s.generate(customers, TEST_MONTH, seed=seed, history_months=2)
+        if prepare:
+            prepare(s)
+        s.start_services()
+        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
         settings.cache_clear()
         yield s
     finally:
         s.stop_services()
         s.drop_databases()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """Sources seeded for July 2025, an empty analytics DB, stand-ins running, connections set."""
+    with running_stack("cp_t", tmp_path_factory.mktemp("stack"), TEST_CUSTOMERS, seed=7) as s:
+        yield s
 
 
 @pytest.fixture

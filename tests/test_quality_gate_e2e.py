@@ -1,42 +1,24 @@
 """A critical quality failure on a stack of its own: nothing reaches any destination, the failure
 is named, and after fixing the data the run resumes from validate and completes."""
 
-import os
-import uuid
-
 import psycopg
 import pytest
 
 from dev.stack import Stack, pg_dsn
-from tests.conftest import AIRFLOW_HOME, LOGICAL_DATE
+from tests.conftest import LOGICAL_DATE, running_stack
 
 
 @pytest.fixture(scope="module")
 def broken_stack(tmp_path_factory, stack):
     """Its own sources (emails of every 8th customer removed: completeness under 95 %) and
     destinations; the session stack's environment is restored afterwards."""
-    s = Stack(f"cp_g{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("broken"))
-    s.create_databases()
-    saved = {k: os.environ.get(k) for k in s.airflow_env(AIRFLOW_HOME)}
-    try:
-        s.generate(300, "2025-07", seed=11, history_months=1)
+
+    def remove_emails(s: Stack) -> None:
         with psycopg.connect(pg_dsn(s.customer_db)) as conn:
             conn.execute("UPDATE customers SET email = NULL WHERE customer_id % 8 = 0")
-        s.start_services()
-        os.environ.update({k: v for k, v in s.airflow_env(AIRFLOW_HOME).items() if k != "PYTHONPATH"})
-        from include.customer_performance.config import settings
 
-        settings.cache_clear()
+    with running_stack("cp_g", tmp_path_factory.mktemp("broken"), 300, seed=11, prepare=remove_emails) as s:
         yield s
-    finally:
-        s.stop_services()
-        s.drop_databases()
-        for k, v in saved.items():
-            if v is not None:
-                os.environ[k] = v
-        from include.customer_performance.config import settings
-
-        settings.cache_clear()
 
 
 def destinations(s: Stack) -> dict:
