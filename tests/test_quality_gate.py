@@ -5,7 +5,13 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from include.customer_performance.quality.gate import QualityGateError, raise_on_critical, validate
+from include.customer_performance.quality.gate import (
+    CRITICAL,
+    QualityGateError,
+    raise_on_critical,
+    run_suites,
+    store_results,
+)
 from include.customer_performance.quality.suites import CUSTOMER_METRICS
 from include.customer_performance.staging import make_run
 
@@ -32,7 +38,9 @@ def gate(dsn, run):
     params = dict(p.split("=") for p in dsn.split())
     url = f"postgresql+psycopg://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        result = validate(run, url, cur, suites=(CUSTOMER_METRICS,))
+        results = run_suites(run, url, cur, (CUSTOMER_METRICS,))
+        summary = store_results(cur, run, results, {})
+        result = {"summary": summary, "critical": [r for r in results if r.severity == CRITICAL and not r.success]}
         conn.commit()
         rows = conn.execute(
             f"SELECT expectation, column_name, success FROM cp_staging.dq_results_{run.key}"

@@ -37,7 +37,6 @@ class Dataset:
     name: str  # staged table prefix and filter-config key
     source_table: str  # table (or API resource) at the source
     event_column: str
-    key: str  # business key, unique per row
     columns: tuple[Column, ...]
 
     @property
@@ -59,7 +58,6 @@ CUSTOMERS = Dataset(
     name="customers",
     source_table="customers",
     event_column="registration_date",
-    key="customer_id",
     columns=_cols(
         "customer_id:integer",
         "name:text",
@@ -81,7 +79,6 @@ ACTIVITY = Dataset(
     name="customer_activity",
     source_table="customer_activity",
     event_column="session_start",
-    key="session_id",
     columns=_cols(
         "session_id:integer",
         "customer_id:integer",
@@ -96,7 +93,6 @@ TRANSACTIONS = Dataset(
     name="transactions",
     source_table="transactions",
     event_column="order_date",
-    key="transaction_id",
     columns=_cols(
         "transaction_id:text",
         "customer_id:integer",
@@ -117,7 +113,6 @@ INTERACTIONS = Dataset(
     name="interactions",
     source_table="/v1/interactions",
     event_column="interaction_date",
-    key="interaction_id",
     columns=_cols(
         "interaction_id:text",
         "customer_id:integer",
@@ -142,7 +137,6 @@ CUSTOMER_HISTORY = Dataset(
     name="customer_history",
     source_table="transactions",
     event_column="last_purchase",
-    key="customer_id",
     columns=_cols(
         "customer_id:integer",
         "currency:text",

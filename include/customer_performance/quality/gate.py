@@ -375,13 +375,6 @@ def scores(results: list[CheckResult]) -> dict[str, dict[str, float]]:
     return out
 
 
-def validate(run: Run, sqlalchemy_url: str, cur, suites: tuple[Suite, ...] = SUITES) -> dict:
-    """Run the suites and store the report (no quarantine); the caller fails on a critical one."""
-    results = run_suites(run, sqlalchemy_url, cur, suites)
-    summary = store_results(cur, run, results, {})
-    return {"summary": summary, "critical": [r for r in results if r.severity == CRITICAL and not r.success]}
-
-
 def raise_on_critical(critical: list[CheckResult], run: Run) -> None:
     if critical:
         lines = "\n".join(f"  - {r.describe()}" for r in critical)
