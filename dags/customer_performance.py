@@ -104,9 +104,11 @@ def customer_performance():
         return pipeline.push_bi_api(pipeline.current_run(), settings())
 
     @task(task_display_name="Email CSV export")
-    def email_csv_export(aggregates: dict) -> dict:
-        """Write the three CSV files and email them with an HTML summary (large files compressed or linked)."""
-        return pipeline.email_csv_export(pipeline.current_run(), settings())
+    def email_csv_export(aggregates: dict, dag_run=None) -> dict:
+        """Write the three CSV files; email them with an HTML summary (large files compressed or
+        linked) when the month closes or the run is manual (``email_policy``)."""
+        manual = dag_run is not None and dag_run.run_type == "manual"
+        return pipeline.email_csv_export(pipeline.current_run(), settings(), manual=manual)
 
     filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())
     quality = validate(calculate(filtered))

@@ -109,56 +109,16 @@ def main() -> int:
 
     import psycopg
 
-    from include.customer_performance.report import month_summary
+    from include.customer_performance.report import breakdowns, executive_dashboard, month_summary
 
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         s = month_summary(conn, "analytics", date(2025, 7, 1))
-    k = s["kpis"]
+        parts = breakdowns(conn, "analytics", date(2025, 7, 1))
     mail = stack.mails()[-1]
     msg = email.message_from_bytes(mail.read_bytes())
     attachments = [part.get_filename() for part in msg.walk() if part.get_filename()]
-    failed = s["failed_checks"]
     print()
-    print(f"Customer Performance, July 2025 ({s['period_start']} .. {s['period_end']} exclusive), run {s['run_id']}")
-    print(
-        f"  customers            {k['customers']:>12,}   active {k['active_customers']:,}, new {k['new_customers']:,}"
-    )
-    print(
-        f"  revenue (net, USD)   {k['revenue']:>12,.2f}   over {k['transactions']:,} transactions;"
-        f" top 20% of customers hold {k['top20_revenue_share']:.0%}"
-    )
-    print(
-        f"  segments                           VIP {k['segment_vip']:,}, regular {k['segment_regular']:,},"
-        f" new {k['new_customers']:,}, at-risk {k['segment_at_risk']:,}"
-    )
-    print(
-        f"  health                             green {k['health_green']:,}, yellow {k['health_yellow']:,},"
-        f" red {k['health_red']:,}; average {k['avg_health_score']}"
-    )
-    print(
-        f"  churn risk           {k['high_risk_customers']:>12,}   high-risk customers ({k['high_risk_share']:.0%}),"
-        f" revenue at risk {k['revenue_at_risk']:,.2f} ({k['revenue_at_risk_share']:.0%});"
-        f" likely to renew {k['renewal_likely_share']:.0%}"
-    )
-    print(
-        f"  support              {k['tickets']:>12,}   tickets, {k['resolved_share']:.0%} resolved,"
-        f" {k['escalated_share']:.0%} escalated, {k['avg_resolution_hours']} h to resolve;"
-        f" satisfaction {k['avg_satisfaction']}/10"
-    )
-    print(
-        f"  top region           {k['top_region']:>12}   alerts {len(s['alerts'])}: "
-        + "; ".join(a["message"] for a in s["alerts"][:3])
-    )
-    q = s["quality"]
-    print(
-        f"  data quality         {'PASSED' if q['success'] else 'FAILED'}: {q['checks']} checks, "
-        f"{q['failed']} warnings, {q['critical_failed']} critical"
-    )
-    for f in failed:
-        print(
-            f"    {f['severity']:<8} {f['expectation']} {f['table_name']}.{f['column_name']}: "
-            f"{f['failing_rows']} of {f['rows_checked']}"
-        )
+    print(executive_dashboard(s, parts, "USD"))
     print()
     print("Where the outputs are:")
     print(

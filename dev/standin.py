@@ -2,7 +2,8 @@
 
 A test queues faults with ``POST /_control/faults`` (a list of ``{"status": 503, "times": 2,
 "retry_after": 1}``, ``{"kind": "malformed"}``, ``{"kind": "missing_field", "field": "customer_id"}``,
-``{"kind": "delay", "seconds": 3}``), each applied to the next matching API requests; ``GET
+``{"kind": "delay", "seconds": 3}``), each applied to the next matching API requests (``path``: a
+part of the request path, ``method``: e.g. ``POST``; both optional); ``GET
 /_control/requests`` returns the log of requests served (method, path, status), tokens omitted.
 """
 
@@ -27,10 +28,10 @@ class Faults:
             for f in faults:
                 self._queue.append({"times": 1, **f})
 
-    def take(self, path: str) -> dict | None:
+    def take(self, method: str, path: str) -> dict | None:
         with self._lock:
             for f in self._queue:
-                if f.get("path", "") in path:
+                if f.get("path", "") in path and f.get("method", method).upper() == method:
                     f["times"] -= 1
                     if f["times"] <= 0:
                         self._queue.remove(f)
@@ -70,7 +71,7 @@ def install(app: FastAPI, token: str, api_prefix: str) -> Faults:
         if not path.startswith(api_prefix):
             return await call_next(request)
         entry = {"method": request.method, "path": path, "query": str(request.url.query)}
-        fault = faults.take(path)
+        fault = faults.take(request.method, path)
         if fault and fault.get("kind") == "delay":
             await asyncio.sleep(float(fault["seconds"]))
             fault = None

@@ -17,6 +17,7 @@ from include.customer_performance import metrics
 
 ENV_PREFIX = "CUSTOMER_PERFORMANCE_"
 PACKAGE_DIR = Path(__file__).resolve().parent
+EMAIL_POLICIES = ("month_close", "daily", "manual")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Settings:
     staging_schema: str = "cp_staging"
     staging_retention_days: int = 7  # staged tables of older runs are dropped
     analytics_schema: str = "analytics"
+    analytics_retention_months: int = 24  # monthly partitions older than this are dropped by the load
 
     # Failure handling: retries of a task after a retryable failure, and the wait between them.
     task_retries: int = 2
@@ -60,6 +62,7 @@ class Settings:
 
     # Delivery.
     bi_dataset: str = "customer_performance"
+    bi_tables: tuple[str, ...] = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
     bi_batch_rows: int = 10_000
     export_location: str = field(
         default_factory=lambda: str(
@@ -69,10 +72,17 @@ class Settings:
     email_to: tuple[str, ...] = ("stakeholders@example.com",)
     email_from: str = "customer-performance@example.com"
     email_attachment_limit_mb: int = 10  # larger exports are compressed, then linked if still too large
+    # When the export is emailed: "month_close" (the run that closes a month, and manual runs),
+    # "daily" (every run) or "manual" (manual runs only). The CSV files are written on every run.
+    email_policy: str = "month_close"
 
     def __post_init__(self) -> None:
         if not 1 <= self.bi_batch_rows <= 10_000:
             raise ValueError(f"bi_batch_rows must be between 1 and 10000, got {self.bi_batch_rows}")
+        if self.email_policy not in EMAIL_POLICIES:
+            raise ValueError(f"email_policy must be one of {', '.join(EMAIL_POLICIES)}, got {self.email_policy!r}")
+        if self.analytics_retention_months < 1:
+            raise ValueError(f"analytics_retention_months must be positive, got {self.analytics_retention_months}")
         if self.crm_page_size < 1:
             raise ValueError(f"crm_page_size must be positive, got {self.crm_page_size}")
 

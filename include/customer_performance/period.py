@@ -56,6 +56,12 @@ def _next_month(d: date) -> date:
     return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+def add_months(month: date, n: int) -> date:
+    """The first day of the month ``n`` months after (before, when negative) ``month``'s."""
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def month_period(report_month: str) -> ReportPeriod:
     """The whole month ``YYYY-MM``."""
     m = _MONTH.match(report_month or "")

@@ -6,7 +6,10 @@ Each function reads and writes staged tables in the analytics database and retur
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 
 from include.customer_performance.config import Settings, settings
@@ -108,13 +111,30 @@ def gx_url(cfg: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def export_dir(run: Run, cfg: Settings) -> Path:
-    """The month's folder of run artifacts: the CSV exports and the GX Data Docs."""
-    return Path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
+def export_dir(run: Run, cfg: Settings):
+    """The month's folder of run artifacts (an ``ObjectStoragePath``): CSV exports, Data Docs."""
+    from include.customer_performance.export.csv_email import storage_path
+
+    return storage_path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
 
 
-def data_docs_dir(run: Run, cfg: Settings) -> Path:
-    return export_dir(run, cfg) / "data_docs" / run.key
+@contextlib.contextmanager
+def data_docs_dir(run: Run, cfg: Settings, part: str):
+    """A local folder for GX to write the run's Data Docs into: the export folder itself when it
+    is local, else a temporary folder copied into the export location afterwards."""
+    from include.customer_performance.export.csv_email import is_local
+
+    target = export_dir(run, cfg) / "data_docs" / run.key / part
+    if is_local(target):
+        yield Path(target.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="customer_performance_docs_") as tmp:
+        yield Path(tmp)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in Path(tmp).rglob("*"):
+            if path.is_file():
+                with path.open("rb") as src, (target / str(path.relative_to(tmp))).open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
 
 
 def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
@@ -129,20 +149,21 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
     from include.customer_performance.transform.calculate import calculate_metrics
 
     url = gx_url(cfg)
-    docs = data_docs_dir(run, cfg)
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
-            results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs / "sources")
+            with data_docs_dir(run, cfg, "sources") as docs:
+                results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs)
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
             calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
-            results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
+            with data_docs_dir(run, cfg, "customer_metrics") as docs:
+                results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs)
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
-    return {**summary, "data_docs": str(docs)}
+    return {**summary, "data_docs": str(export_dir(run, cfg) / "data_docs" / run.key)}
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:
@@ -159,7 +180,8 @@ def aggregate(run: Run, cfg: Settings) -> dict:
             out = run_aggregate(cur, run, cfg)
         conn.commit()
         with conn.cursor() as cur:
-            results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, data_docs_dir(run, cfg) / "aggregates")
+            with data_docs_dir(run, cfg, "aggregates") as docs:
+                results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, docs)
             gate.append_results(cur, run, results, {})
         conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
@@ -185,7 +207,7 @@ def load_analytics_db(run: Run, cfg: Settings, row_counts: dict, quality: dict) 
     with analytics(cfg) as conn:
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
-            loaded = publish(cur, run, cfg.analytics_schema, row_counts, quality, kpis)
+            loaded = publish(cur, run, cfg.analytics_schema, row_counts, quality, kpis, cfg.analytics_retention_months)
         conn.commit()
     return loaded
 
@@ -196,18 +218,38 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
 
     client = ApiClient.from_connection(cfg.bi_api_conn_id)
     with analytics(cfg) as conn:
-        return push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows)
+        return push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows, cfg.bi_tables)
 
 
-def email_csv_export(run: Run, cfg: Settings) -> dict:
-    from include.customer_performance.export.csv_email import attachments, send, summary_html, write_csvs
+def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
+    """Write the month's CSV files to the export location on every run; email them when the
+    email policy says so (by default: the run that closes a month, and manual runs)."""
+    from include.customer_performance.export.csv_email import (
+        attachments,
+        send,
+        should_email,
+        summary_html,
+        write_csvs,
+    )
 
     with analytics(cfg) as conn:
         files = write_csvs(conn, run, export_dir(run, cfg))
         kpis = read_kpis(conn, run)
-    attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024)
-    subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
-    send(
-        cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, summary_html(run, kpis, files, linked), attached
-    )
-    return {"recipients": len(cfg.email_to), "files": files, "attached": attached, "linked": linked}
+    email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
+    if not email:
+        log.info("CSV files written, not emailed: %s", why)
+        return {"recipients": 0, "files": files, "attached": [], "linked": [], "emailed": False, "why": why}
+    with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
+        attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
+        subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
+        body = summary_html(run, kpis, files, linked)
+        send(cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, body, attached)
+    log.info("emailed the export: %s", why)
+    return {
+        "recipients": len(cfg.email_to),
+        "files": files,
+        "attached": [Path(a).name for a in attached],
+        "linked": linked,
+        "emailed": True,
+        "why": why,
+    }

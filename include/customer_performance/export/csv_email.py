@@ -3,6 +3,11 @@
 Files: ``customer_performance_<month><year>.csv``, ``regional_summary_<month><year>.csv`` and
 ``data_quality_report_<month><year>.csv`` (e.g. ``_july2025``), UTF-8 with a header. Text cells that
 a spreadsheet would run as a formula are neutralised; email and phone are left out unless enabled.
+
+The files go to the export location, an ``ObjectStoragePath``: a local folder by default, or any
+URL Airflow's object storage knows (``s3://bucket/prefix`` with the Amazon provider and a
+connection, ``gs://``, ...). Local files appear whole or not at all (written aside, then renamed);
+object stores publish an object only when its upload completes.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ PII_COLUMNS = {"email", "phone"}
 # A text cell starting with one of these is run as a formula by spreadsheets: it gets a ' prefix.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
+# The files' row order: a total order of each table, so the same run always writes the same bytes.
+REGIONAL_ORDER = "grouping_level, region, country, state, segment, product_category"
+DQ_ORDER = "suite, table_name, rule, expectation, column_name"
 EXPORTS = {
     "customer_performance": ("customer_metrics", "customer_id"),
-    "regional_summary": ("regional_summary", "grouping_level, region, country, state"),
-    "data_quality_report": ("dq_results", "suite, table_name, expectation, column_name"),
+    "regional_summary": ("regional_summary", REGIONAL_ORDER),
+    "data_quality_report": ("dq_results", DQ_ORDER),
 }
 
 
@@ -55,45 +63,83 @@ def export_select(cur, run: Run, stage: str, order: str, include_pii: bool) -> s
     return sql.SQL("SELECT {} FROM {} ORDER BY " + order).format(sql.SQL(", ").join(cols), run.table(stage))
 
 
-def write_csvs(conn, run: Run, folder: Path, include_pii: bool = False) -> dict[str, dict]:
-    """Stream each staged table into its CSV file with COPY; returns ``{name: {path, rows}}``."""
+def storage_path(location: str):
+    """The ``ObjectStoragePath`` of a location: a URL as it is, a plain path as a local folder."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(location if "://" in location else Path(location).expanduser().resolve().as_uri())
+
+
+def is_local(path) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
+def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, dict]:
+    """Stream each staged table into its CSV file under ``folder`` (an ``ObjectStoragePath``) with
+    COPY; returns ``{name: {path, rows}}``."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     with conn.cursor() as cur:
         for name, filename in file_names(run).items():
             stage, order = EXPORTS[name]
             path = folder / filename
-            tmp = path.with_suffix(".csv.part")
+            target = folder / f"{filename}.part" if is_local(folder) else path
             query = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
                 export_select(cur, run, stage, order, include_pii)
             )
-            with tmp.open("wb") as fh, cur.copy(query) as copy:
+            with target.open("wb") as fh, cur.copy(query) as copy:
                 for block in copy:
                     fh.write(block)
-            tmp.replace(path)  # readers never see a half-written file
+            if target != path:
+                target.replace(path)  # readers never see a half-written file
             out[name] = {"path": str(path), "rows": cur.rowcount}
     return out
 
 
-def attachments(files: dict[str, dict], limit_bytes: int) -> tuple[list[str], list[str]]:
+def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tuple[list[str], list[str]]:
     """Which files to attach and which to link, so that a message stays under ``limit_bytes``.
 
     Under the limit, the CSV files are attached as they are; over it, they are gzip-compressed
-    next to the originals and attached if that fits; otherwise they are linked, not attached.
-    Returns ``(attached paths, linked paths)``.
+    next to the originals (in the export location) and attached if that fits; otherwise the
+    compressed files are linked, not attached. Files to attach are copied into ``workdir`` (the
+    SMTP hook attaches local files). Returns ``(local paths to attach, export paths to link)``.
     """
-    paths = [Path(f["path"]) for f in files.values()]
-    if sum(p.stat().st_size for p in paths) <= limit_bytes:
-        return [str(p) for p in paths], []
-    compressed = []
+    paths = [storage_path(f["path"]) for f in files.values()]
+    if sum(p.size() for p in paths) > limit_bytes:
+        compressed = []
+        for path in paths:
+            target = path.parent / (path.name + ".gz")
+            with (
+                path.open("rb") as src,
+                target.open("wb") as raw,
+                gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as dst,
+            ):
+                shutil.copyfileobj(src, dst, length=1 << 20)
+            compressed.append(target)
+        paths = compressed
+        if sum(p.size() for p in paths) > limit_bytes:
+            return [], [str(p) for p in paths]
+    attached = []
     for path in paths:
-        target = path.with_name(path.name + ".gz")
-        with path.open("rb") as src, gzip.open(target, "wb", compresslevel=6) as dst:
-            shutil.copyfileobj(src, dst, length=1 << 20)
-        compressed.append(target)
-    if sum(p.stat().st_size for p in compressed) <= limit_bytes:
-        return [str(p) for p in compressed], []
-    return [], [str(p) for p in compressed]
+        if is_local(path):
+            attached.append(path.path)
+        else:
+            local = workdir / path.name
+            with path.open("rb") as src, local.open("wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 20)
+            attached.append(str(local))
+    return attached, []
+
+
+def should_email(policy: str, is_complete_month: bool, manual: bool) -> tuple[bool, str]:
+    """Whether this run emails the export under ``policy`` (config.EMAIL_POLICIES), and why."""
+    if manual:
+        return True, "a manual run"
+    if policy == "daily":
+        return True, "email_policy is daily"
+    if policy == "month_close" and is_complete_month:
+        return True, "the run closes the month"
+    return False, f"email_policy is {policy} and this scheduled run does not close the month"
 
 
 def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] = ()) -> str:

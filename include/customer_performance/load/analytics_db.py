@@ -1,20 +1,25 @@
 """Publish the period's staged results into the partitioned tables of the analytics schema.
 
-The period's data replaces the month's partition in one transaction, under an advisory lock per
-month, so readers see the old month or the new one, never a mix, and two runs for the same month
-are serialised. Quality results and the run record replace only the rows of the same period
-(the same month-to-date window), which keeps the history of the month's daily runs while a rerun
-or a second run of the same period never adds rows.
+The schema is migrated first (versioned DDL, ``migrations/``). The period's data then replaces the
+month's partition in one transaction, under an advisory lock per month, so readers see the old
+month or the new one, never a mix, and two runs for the same month are serialised. Quality
+results and the run record replace only the rows of the same period (the same month-to-date
+window), which keeps the history of the month's daily runs while a rerun or a second run of the
+same period never adds rows. Partitions older than the retention are dropped in the same
+transaction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from datetime import date
 
 from psycopg import sql
 
-from include.customer_performance.sql import _text
+from include.customer_performance.migrations import migrate
+from include.customer_performance.period import add_months
 from include.customer_performance.staging import Run
 
 log = logging.getLogger(__name__)
@@ -26,11 +31,6 @@ PARTITION_TABLES = {
     "performance_trends": "performance_trends",
 }
 RUN_TABLES = {"data_quality_results": "dq_results", "alerts": "alerts"}
-
-
-def ensure_schema(cur, schema: str) -> None:
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    cur.execute(sql.SQL(_text("analytics_schema")).format(schema=sql.Identifier(schema)))
 
 
 def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
@@ -56,18 +56,15 @@ def _columns(cur, schema: str, table: str) -> dict[str, str]:
 
 
 def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str) -> int:
-    """Insert the staged rows; a column the model produces that the table lacks is added first
-    (additive evolution: the SQL model is the one place a destination column is declared)."""
+    """Insert the staged rows. A column the model produces that the destination lacks is an
+    error naming it: destination columns change only through a migration."""
     staged = _columns(cur, run.schema, run.table_name(stage))
-    dest = _columns(cur, schema, table)
-    for name, sql_type in staged.items():
-        if name not in dest:
-            log.info("adding column %s %s to %s.%s", name, sql_type, schema, table)
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    sql.Identifier(schema, table), sql.Identifier(name), sql.SQL(sql_type)
-                )
-            )
+    missing = [name for name in staged if name not in _columns(cur, schema, table)]
+    if missing:
+        raise RuntimeError(
+            f"{run.schema}.{run.table_name(stage)} has column(s) {', '.join(missing)} that {schema}.{table} lacks:"
+            " add them in a new migration under include/customer_performance/migrations/"
+        )
     ident = sql.SQL(", ").join(map(sql.Identifier, staged))
     cur.execute(
         sql.SQL(
@@ -79,9 +76,43 @@ def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str) -> in
     return cur.rowcount
 
 
-def publish(cur, run: Run, schema: str, row_counts: dict, quality: dict, kpis: dict) -> dict[str, int]:
+def drop_expired_partitions(cur, schema: str, run: Run, keep_months: int) -> list[str]:
+    """Drop the monthly partitions more than ``keep_months`` before the newest month loaded (this
+    run's month included); the run's own month is never dropped, even when a backfill loads one
+    that old. Returns the partitions dropped."""
+    cur.execute(
+        sql.SQL("SELECT greatest(max(report_month), %s) FROM {}").format(sql.Identifier(schema, "pipeline_runs")),
+        (run.period.report_month,),
+    )
+    cutoff = add_months(cur.fetchone()[0], -keep_months)
+    dropped = []
+    for table in (*PARTITION_TABLES, *RUN_TABLES, "pipeline_runs"):
+        cur.execute(
+            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass ORDER BY 1",
+            (sql.Identifier(schema, table).as_string(cur),),
+        )
+        for (name,) in cur.fetchall():
+            month = _partition_month(name, table)
+            if month is not None and month < cutoff and month != run.period.report_month:
+                cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, name)))
+                dropped.append(name)
+    if dropped:
+        log.info("retention (%s months before %s): dropped %s", keep_months, cutoff, ", ".join(dropped))
+    return dropped
+
+
+def _partition_month(name: str, table: str) -> date | None:
+    """The month of a partition named ``<table>_YYYY_MM``; None for any other name."""
+    m = re.fullmatch(re.escape(table) + r"_(\d{4})_(\d{2})", name)
+    return date(int(m[1]), int(m[2]), 1) if m else None
+
+
+def publish(
+    cur, run: Run, schema: str, row_counts: dict, quality: dict, kpis: dict, retention_months: int = 24
+) -> dict[str, int]:
     """Replace the period's rows in every analytics table; the caller commits once."""
-    ensure_schema(cur, schema)
+    migrate(cur, schema)
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
     loaded = {}
     for table, stage in PARTITION_TABLES.items():
@@ -109,5 +140,6 @@ def publish(cur, run: Run, schema: str, row_counts: dict, quality: dict, kpis: d
         },
     )
     loaded["pipeline_runs"] = 1
+    drop_expired_partitions(cur, schema, run, retention_months)
     log.info("published %s for %s: %s", schema, run.period, loaded)
     return loaded

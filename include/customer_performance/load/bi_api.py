@@ -1,8 +1,12 @@
 """Push the period's results to the BI tool's push-dataset API.
 
-For each table the period's rows are first deleted, then posted in batches of at most
-``bi_batch_rows`` (10,000) rows, so a rerun replaces rather than duplicates. Rows stream from the
-analytics database through a server-side cursor; only one batch is in memory at a time.
+For each configured table (``bi_tables``, all of ``BI_TABLES`` by default) of the dataset
+(``bi_dataset``) the period's rows are first deleted, then posted in batches of at most
+``bi_batch_rows`` (10,000) rows, so a rerun replaces rather than duplicates. Each row carries
+``report_month`` (``YYYY-MM``) beside the table's columns (README, "BI push payloads"). Rows stream
+from the run's staged tables through a server-side cursor; only one batch is in memory at a time.
+The push only reads the analytics database, so a failed push changes nothing there and the task
+can be retried alone.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 
 from psycopg import sql
 
+from include.customer_performance.export.csv_email import REGIONAL_ORDER
 from include.customer_performance.http_client import ApiClient
 from include.customer_performance.staging import Run
 
@@ -21,7 +26,7 @@ log = logging.getLogger(__name__)
 # BI table -> SELECT over the run's staged tables (identifiers bound by name below)
 BI_TABLES = {
     "kpis": "SELECT * FROM {kpis}",
-    "regional_summary": "SELECT * FROM {regional_summary} ORDER BY grouping_level, region, country, state",
+    "regional_summary": f"SELECT * FROM {{regional_summary}} ORDER BY {REGIONAL_ORDER}",
     "performance_trends": "SELECT * FROM {performance_trends} ORDER BY grain, bucket_start, scope, region",
     "alerts": "SELECT * FROM {alerts} ORDER BY alert, scope",
     "top_customers": (
@@ -40,14 +45,22 @@ def _json_value(v: object) -> object:
     return v
 
 
-def push(conn, run: Run, client: ApiClient, dataset: str, batch_rows: int) -> dict[str, int]:
+def push(
+    conn, run: Run, client: ApiClient, dataset: str, batch_rows: int, tables: tuple[str, ...] = tuple(BI_TABLES)
+) -> dict[str, int]:
+    unknown = sorted(set(tables) - set(BI_TABLES))
+    if unknown:
+        raise ValueError(
+            f"bi_tables names unknown table(s) {', '.join(unknown)}; the BI tables are {', '.join(BI_TABLES)}"
+        )
     month = run.period.report_month.strftime("%Y-%m")
     stages = {
         name: run.table(name)
         for name in ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
     }
     sent = {}
-    for table, query in BI_TABLES.items():
+    for table in tables:
+        query = BI_TABLES[table]
         path = f"/datasets/{dataset}/tables/{table}/rows"
         client.request("DELETE", path, params={"report_month": month})
         n = 0

@@ -1,0 +1,69 @@
+"""Command line of the package, run where Airflow's connections are reachable (the
+``analytics_db`` connection from the metadata DB, a secrets backend or ``AIRFLOW_CONN_*``):
+
+    python -m include.customer_performance report [--month 2025-07]   # the executive dashboard
+    python -m include.customer_performance migrate                   # bring the analytics schema up to date
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from include.customer_performance.config import settings
+from include.customer_performance.db import pg
+from include.customer_performance.period import month_period
+
+
+def report(args) -> int:
+    from include.customer_performance import report as rpt
+
+    cfg = settings()
+    schema = args.schema or cfg.analytics_schema
+    with pg(cfg.analytics_db_conn_id) as conn:
+        try:
+            month = month_period(args.month).report_month if args.month else rpt.latest_complete_month(conn, schema)
+            summary = rpt.month_summary(conn, schema, month)
+        except rpt.MonthNotLoadedError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(rpt.executive_dashboard(summary, rpt.breakdowns(conn, schema, month), cfg.reporting_currency))
+    return 0
+
+
+def migrate(args) -> int:
+    from include.customer_performance.migrations import migrate as run_migrations
+
+    cfg = settings()
+    schema = args.schema or cfg.analytics_schema
+    with pg(cfg.analytics_db_conn_id) as conn:
+        with conn.cursor() as cur:
+            applied = run_migrations(cur, schema)
+        conn.commit()
+    print(f"{schema}: applied {', '.join(applied)}" if applied else f"{schema}: up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m include.customer_performance", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("report", help="print the executive dashboard of a loaded month")
+    p.add_argument("--month", help="YYYY-MM (default: the latest complete month loaded)")
+    p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
+    p.set_defaults(run=report)
+    p = commands.add_parser("migrate", help="apply the pending migrations of the analytics schema")
+    p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
+    p.set_defaults(run=migrate)
+    args = parser.parse_args(argv)
+    if getattr(args, "month", None):
+        try:
+            month_period(args.month)
+        except ValueError as exc:
+            parser.error(str(exc))
+    logging.basicConfig(level=logging.WARNING)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
