@@ -5,7 +5,7 @@ from datetime import datetime
 
 import psycopg
 
-from include.customer_performance.export.csv_email import file_names, write_csvs
+from include.customer_performance.export.csv_email import file_names, storage_path, write_csvs
 from include.customer_performance.staging import make_run
 
 
@@ -22,11 +22,11 @@ def staged(dsn):
         )
         conn.execute(
             f"CREATE TABLE cp_staging.{run.table_name('regional_summary')} (grouping_level text, region text,"
-            " country text, state text, revenue numeric)"
+            " country text, state text, segment text, product_category text, revenue numeric)"
         )
         conn.execute(
-            f"CREATE TABLE cp_staging.{run.table_name('dq_results')} (suite text, table_name text, expectation text,"
-            " column_name text, success boolean)"
+            f"CREATE TABLE cp_staging.{run.table_name('dq_results')} (suite text, table_name text, rule text,"
+            " expectation text, column_name text, success boolean)"
         )
     return run
 
@@ -34,7 +34,7 @@ def staged(dsn):
 def test_formula_cells_are_neutralised_and_numbers_kept(pg_db, tmp_path):
     run = staged(pg_db)
     with psycopg.connect(pg_db) as conn:
-        files = write_csvs(conn, run, tmp_path)
+        files = write_csvs(conn, run, storage_path(str(tmp_path)))
     assert files["customer_performance"]["rows"] == 3
     with open(files["customer_performance"]["path"], newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -47,11 +47,11 @@ def test_formula_cells_are_neutralised_and_numbers_kept(pg_db, tmp_path):
 def test_pii_is_opt_in_and_empty_tables_still_have_headers(pg_db, tmp_path):
     run = staged(pg_db)
     with psycopg.connect(pg_db) as conn:
-        files = write_csvs(conn, run, tmp_path, include_pii=True)
+        files = write_csvs(conn, run, storage_path(str(tmp_path)), include_pii=True)
     with open(files["customer_performance"]["path"], encoding="utf-8") as fh:
         assert next(csv.reader(fh)) == ["customer_id", "name", "email", "revenue", "note"]
     with open(files["regional_summary"]["path"], encoding="utf-8") as fh:
-        assert fh.read() == "grouping_level,region,country,state,revenue\n"
+        assert fh.read() == "grouping_level,region,country,state,segment,product_category,revenue\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(file_names(run).values())
 
 
@@ -67,9 +67,9 @@ def test_large_exports_are_compressed_then_linked(tmp_path):
     files = {"small": {"path": str(small)}, "big": {"path": str(big)}}
     size = small.stat().st_size + big.stat().st_size
 
-    assert attachments(files, size) == ([str(small), str(big)], [])  # fits: attached as is
-    attached, linked = attachments(files, size // 2)  # compresses well: attached gzipped
+    assert attachments(files, size, tmp_path) == ([str(small), str(big)], [])  # fits: attached as is
+    attached, linked = attachments(files, size // 2, tmp_path)  # compresses well: attached gzipped
     assert attached == [str(small) + ".gz", str(big) + ".gz"] and linked == []
     assert gzip.decompress((tmp_path / "big.csv.gz").read_bytes()) == big.read_bytes()
-    attached, linked = attachments(files, 10)  # too large even compressed: linked
+    attached, linked = attachments(files, 10, tmp_path)  # too large even compressed: linked
     assert attached == [] and linked == [str(small) + ".gz", str(big) + ".gz"]

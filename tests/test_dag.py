@@ -53,18 +53,36 @@ def test_schedule_and_run_policy(dag):
     assert dag.doc_md and "Report period" in dag.doc_md
 
 
-def test_retries_come_from_the_settings():
+def test_retries_come_from_the_settings_per_kind_of_task():
     from include.customer_performance.config import Settings, load_settings
 
-    assert Settings().task_retries >= 1  # production default
-    assert load_settings({"CUSTOMER_PERFORMANCE_TASK_RETRIES": "5"}).task_retries == 5
+    defaults = Settings()
+    assert defaults.extract_retries >= 2 and defaults.deliver_retries >= 2 and defaults.transform_retries >= 1
+    assert load_settings({"CUSTOMER_PERFORMANCE_EXTRACT_RETRIES": "5"}).extract_retries == 5
 
 
 def test_every_task_reads_like_the_runbook(dag):
+    from include.customer_performance.runbook import TASKS
+
+    assert set(TASKS) == set(dag.task_ids)
     for t in dag.tasks:
-        assert t.retries == 0, t.task_id  # the tests set CUSTOMER_PERFORMANCE_TASK_RETRIES=0
-        assert t.task_display_name != t.task_id, t.task_id
-        assert t.doc_md or t.doc, t.task_id
+        assert t.retries == 0, t.task_id  # the tests set CUSTOMER_PERFORMANCE_<KIND>_RETRIES=0
+        assert t.task_display_name == TASKS[t.task_id].display_name != t.task_id
+        assert TASKS[t.task_id].on_failure in t.doc_md, t.task_id
+        assert t.on_failure_callback, t.task_id  # the failure email
+    for section in ("Report period", "Rerun", "Backfill", "Where the outputs go", "Alerts"):
+        assert section in dag.doc_md
+
+
+def test_a_run_past_its_deadline_is_alerted():
+    from include.customer_performance.config import Settings
+    from include.customer_performance.notify import deadline_alert
+
+    alert = deadline_alert(Settings())
+    assert alert.interval.total_seconds() == 4 * 3600  # queued 02:00 -> 06:00
+    assert "DagRunQueuedAt" in type(alert.reference).__name__
+    assert alert.callback.kwargs["to"] == ["data-oncall@example.com"]
+    assert deadline_alert(Settings(deadline_minutes=0)) is None
 
 
 def test_report_month_param_is_validated(dag):

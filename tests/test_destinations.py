@@ -153,18 +153,14 @@ def test_two_loads_of_one_month_are_serialised(stack, run):
     then holds one copy of the rows, not two."""
     cfg = settings()
     before = analytics_rows(stack)
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
-        record = conn.execute(
-            "SELECT row_counts, quality, kpis FROM analytics.pipeline_runs WHERE report_month = '2025-07-01'"
-        ).fetchone()
     first = psycopg.connect(pg_dsn(stack.analytics_db))
     with first.cursor() as cur:
-        analytics_db.publish(cur, run, cfg.analytics_schema, *record)
+        analytics_db.publish(cur, run, cfg.analytics_schema)
     done = threading.Event()
 
     def second():
         with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
-            analytics_db.publish(cur, run, cfg.analytics_schema, *record)
+            analytics_db.publish(cur, run, cfg.analytics_schema)
             conn.commit()
         done.set()
 
@@ -369,3 +365,31 @@ def test_report_cli_says_when_a_month_is_not_loaded(stack, july_run):
     assert out.returncode == 2 and "2024-02 has not been loaded into analytics" in out.stderr
     out = cli(stack, "report", "--month", "July")
     assert out.returncode == 2 and "report_month must look like YYYY-MM" in out.stderr
+
+
+def test_the_run_record_has_every_task_and_destination(stack, july_run):
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        tasks, delivered, quality = conn.execute(
+            "SELECT tasks, delivered, quality FROM analytics.pipeline_runs WHERE report_month = '2025-07-01'"
+        ).fetchone()
+        customers = conn.execute(
+            "SELECT count(*) FROM analytics.customer_performance WHERE report_month = '2025-07-01'"
+        ).fetchone()[0]
+    from include.customer_performance.runbook import TASKS
+
+    assert set(tasks) == set(TASKS)
+    for task, t in tasks.items():
+        assert t["seconds"] is not None and t["seconds"] >= 0, task
+        assert t["rows_out"] > 0, task
+    assert tasks["calculate"]["rows_out"] == customers == tasks["aggregate"]["rows_in"]
+    assert tasks["filter_period"]["rows_out"] == tasks["calculate"]["rows_in"]
+    assert tasks["validate"]["rows_out"] == tasks["validate"]["rows_in"] - quality["quarantined_rows"]
+    assert delivered["analytics_db"]["rows"]["customer_performance"] == customers
+    assert delivered["bi_api"]["rows"]["kpis"] == 1 and delivered["bi_api"]["dataset"] == "customer_performance"
+    assert sorted(delivered["csv_export"]["files"]) == [
+        "customer_performance",
+        "data_quality_report",
+        "regional_summary",
+    ]
+    assert delivered["email"]["to"] == ["stakeholders@example.com"]
+    assert {d["run_id"] for d in delivered.values()} == {july_run["run_id"]}

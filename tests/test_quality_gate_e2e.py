@@ -1,6 +1,8 @@
 """A critical quality failure on a stack of its own: nothing reaches any destination, the failure
 is named, and after fixing the data the run resumes from validate and completes."""
 
+import email
+
 import psycopg
 import pytest
 
@@ -22,13 +24,20 @@ def broken_stack(tmp_path_factory, stack):
 
 
 def destinations(s: Stack) -> dict:
+    """What reached the destinations; the on-call failure notifications are not an export."""
     with psycopg.connect(pg_dsn(s.analytics_db)) as conn:
         loaded = conn.execute("SELECT to_regclass('analytics.customer_performance')").fetchone()[0]
         rows = conn.execute("SELECT count(*) FROM analytics.customer_performance").fetchone()[0] if loaded else 0
-    return {"analytics_rows": rows, "bi": s.bi_rows(), "mails": len(s.mails())}
+    exports = [m for m in s.mails() if "failed" not in email.message_from_bytes(m.read_bytes())["Subject"]]
+    return {"analytics_rows": rows, "bi": s.bi_rows(), "mails": len(exports)}
 
 
-def test_a_critical_failure_publishes_nothing_and_resumes_after_the_fix(broken_stack, july_dag, capfd):
+def failure_notifications(s: Stack) -> list:
+    msgs = [email.message_from_bytes(m.read_bytes()) for m in s.mails()]
+    return [m for m in msgs if m["Subject"].startswith("[Customer Performance]")]
+
+
+def test_a_critical_failure_publishes_nothing_and_resumes_after_the_fix(broken_stack, july_dag, capfd, caplog):
     dr = july_dag.test(logical_date=LOGICAL_DATE)
     assert dr.state == "failed"
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
@@ -38,9 +47,17 @@ def test_a_critical_failure_publishes_nothing_and_resumes_after_the_fix(broken_s
     }
     assert destinations(broken_stack) == {"analytics_rows": 0, "bi": {}, "mails": 0}
     log = capfd.readouterr()
-    out = log.out + log.err
+    out = log.out + log.err + caplog.text
     assert "data quality gate failed" in out and "no destination was touched" in out
     assert "customers.email.completeness" in out
+    assert "What to do: A `QualityGateError` lists each critical rule" in out  # the task log says what to do
+
+    (note,) = failure_notifications(broken_stack)  # on-call is told, with the same advice
+    assert note["Subject"].startswith("[Customer Performance] validate failed: run ")
+    assert note["To"] == "data-oncall@example.com"
+    body = next(p for p in note.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    assert "QualityGateError" in body and "customers.email.completeness" in body
+    assert "What to do:" in body and "clear this task" in body
 
     # the fix: the missing emails are filled in the staged customers, and the gate runs again
     with psycopg.connect(pg_dsn(broken_stack.analytics_db)) as conn:

@@ -3,6 +3,7 @@
 
     python -m include.customer_performance report [--month 2025-07]   # the executive dashboard
     python -m include.customer_performance migrate                   # bring the analytics schema up to date
+    python -m include.customer_performance backfill --from 2025-01 --to 2025-06   # needs the scheduler running
 """
 
 from __future__ import annotations
@@ -45,6 +46,21 @@ def migrate(args) -> int:
     return 0
 
 
+def backfill(args) -> int:
+    from include.customer_performance.backfill import BackfillError
+    from include.customer_performance.backfill import backfill as run_backfill
+
+    def done(month: str, state: str) -> None:
+        print(f"{month}: {state}", flush=True)
+
+    try:
+        run_backfill(args.first, args.last, airflow=args.airflow, on_done=done)
+    except (BackfillError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.customer_performance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,13 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("migrate", help="apply the pending migrations of the analytics schema")
     p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
     p.set_defaults(run=migrate)
+    p = commands.add_parser("backfill", help="backfill the month-close runs of a range of months, oldest first")
+    p.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
+    p.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
+    p.add_argument("--airflow", default="airflow", help="the airflow command (default: airflow on PATH)")
+    p.set_defaults(run=backfill)
     args = parser.parse_args(argv)
     if getattr(args, "month", None):
         try:
             month_period(args.month)
         except ValueError as exc:
             parser.error(str(exc))
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.command == "backfill" else logging.WARNING)
     return args.run(args)
 
 

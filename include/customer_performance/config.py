@@ -36,9 +36,19 @@ class Settings:
     analytics_schema: str = "analytics"
     analytics_retention_months: int = 24  # monthly partitions older than this are dropped by the load
 
-    # Failure handling: retries of a task after a retryable failure, and the wait between them.
-    task_retries: int = 2
+    # Failure handling. Retries per kind of task (runbook.TASKS says which kind each task is) after
+    # a retryable failure: extracts and deliveries wait retry_delay_seconds, doubling each time (a
+    # source or an API having a bad minute); transforms run in our own database and retry once.
+    extract_retries: int = 3
+    transform_retries: int = 1
+    deliver_retries: int = 3
     retry_delay_seconds: int = 120
+    # Who hears about a failed task (after its retries) and a run missing its deadline; empty: nobody.
+    alert_email_to: tuple[str, ...] = ("data-oncall@example.com",)
+    # Another Airflow notifier instead of the email: "package.module:factory", called with
+    # task_id= and advice= and returning the notifier (e.g. a SlackWebhookNotifier).
+    failure_notifier: str = ""
+    deadline_minutes: int = 240  # a run unfinished this long after it was queued (02:00 -> 06:00) alerts
 
     # Extraction.
     crm_page_size: int = 5000

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from include.customer_performance.config import Settings, settings
@@ -33,6 +34,31 @@ def current_run(cfg: Settings | None = None) -> Run:
         cfg.staging_schema,
         run_after=getattr(dag_run, "run_after", None),
     )
+
+
+def execute(task_id: str, **kwargs) -> dict:
+    """Run the task function ``task_id`` of this module for the current DAG run. Its result (for
+    XCom) gains the wall time in ``seconds``; a failure is logged with what it means and what to
+    do (runbook.TASKS), then raised for Airflow to retry or fail."""
+    from include.customer_performance.runbook import TASKS
+
+    cfg = settings()
+    run = current_run(cfg)
+    t0 = time.monotonic()
+    try:
+        out = globals()[task_id](run, cfg, **kwargs)
+    except Exception as exc:
+        log.error(
+            "%s failed for %s (run %s): %s: %s\nWhat to do: %s",
+            task_id,
+            run.period,
+            run.run_id,
+            type(exc).__name__,
+            exc,
+            TASKS[task_id].on_failure,
+        )
+        raise
+    return {**out, "seconds": round(time.monotonic() - t0, 1)}
 
 
 def check_filter_config(run: Run, cfg: Settings) -> None:
@@ -201,24 +227,87 @@ def read_kpis(conn, run: Run) -> dict:
     return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
 
 
-def load_analytics_db(run: Run, cfg: Settings, row_counts: dict, quality: dict) -> dict:
-    from include.customer_performance.load.analytics_db import publish
+def _rows(result: dict, key: str = "rows") -> int | None:
+    """The rows of a task result: its own ``key`` or the sum over its datasets'; None without one."""
+    if not result:
+        return None
+    if isinstance(result.get(key), int):
+        return result[key]
+    return sum(v.get(key, 0) for v in result.values() if isinstance(v, dict))
 
+
+def task_summary(results: dict[str, dict | None]) -> dict[str, dict]:
+    """Rows in, rows out and seconds of each task up to ``aggregate``, from their XCom results (a
+    task marked successful without running has none: its figures are null)."""
+    r = {t: results.get(t) or {} for t in results}
+    filtered = _rows(r["filter_period"], "rows_out")
+    customers = r["calculate"].get("rows")
+    quarantined = r["validate"].get("quarantined_rows")
+    out = {
+        t: {"rows_in": _rows(r[t]), "rows_out": _rows(r[t])}
+        for t in ("extract_customer_db", "extract_crm_api", "extract_sales_db")
+    }
+    out["filter_period"] = {"rows_in": _rows(r["filter_period"], "rows_in"), "rows_out": filtered}
+    out["calculate"] = {"rows_in": filtered, "rows_out": customers}
+    out["validate"] = {
+        "rows_in": filtered,
+        "rows_out": filtered - quarantined if filtered is not None and quarantined is not None else None,
+    }
+    out["aggregate"] = {"rows_in": customers, "rows_out": _rows(r["aggregate"])}
+    for task, summary in out.items():
+        summary["seconds"] = r[task].get("seconds")
+    return out
+
+
+def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dict:
+    """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
+    from include.customer_performance.load.analytics_db import publish, record_run
+
+    t0 = time.monotonic()
+    row_counts = {
+        t: {k: v for k, v in (r or {}).items() if k != "seconds"} for t, r in upstream.items() if t != "validate"
+    }
     with analytics(cfg) as conn:
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
-            loaded = publish(cur, run, cfg.analytics_schema, row_counts, quality, kpis, cfg.analytics_retention_months)
+            loaded = publish(cur, run, cfg.analytics_schema, cfg.analytics_retention_months)
+            n = sum(loaded.values())
+            tasks = {
+                **task_summary(upstream),
+                "load_analytics_db": {"rows_in": n, "rows_out": n, "seconds": round(time.monotonic() - t0, 1)},
+            }
+            quality = {k: v for k, v in (upstream["validate"] or {}).items() if k != "seconds"}
+            fields = {"row_counts": row_counts, "quality": quality, "kpis": kpis, "tasks": tasks}
+            record_run(
+                cur,
+                cfg.analytics_schema,
+                run,
+                fields,
+                {"analytics_db": {"schema": cfg.analytics_schema, "rows": loaded}},
+            )
         conn.commit()
     return loaded
 
 
 def push_bi_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.http_client import ApiClient
+    from include.customer_performance.load.analytics_db import record_delivery
     from include.customer_performance.load.bi_api import push
 
+    t0 = time.monotonic()
     client = ApiClient.from_connection(cfg.bi_api_conn_id)
     with analytics(cfg) as conn:
-        return push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows, cfg.bi_tables)
+        sent = push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows, cfg.bi_tables)
+        n = sum(sent.values())
+        record_delivery(
+            conn,
+            cfg.analytics_schema,
+            run,
+            "push_bi_api",
+            {"rows_in": n, "rows_out": n, "seconds": round(time.monotonic() - t0, 1)},
+            {"bi_api": {"connection": cfg.bi_api_conn_id, "dataset": cfg.bi_dataset, "rows": sent}},
+        )
+    return sent
 
 
 def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
@@ -231,25 +320,34 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
         summary_html,
         write_csvs,
     )
+    from include.customer_performance.load.analytics_db import record_delivery
 
+    t0 = time.monotonic()
     with analytics(cfg) as conn:
         files = write_csvs(conn, run, export_dir(run, cfg))
         kpis = read_kpis(conn, run)
-    email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
-    if not email:
-        log.info("CSV files written, not emailed: %s", why)
-        return {"recipients": 0, "files": files, "attached": [], "linked": [], "emailed": False, "why": why}
-    with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
-        attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
-        subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
-        body = summary_html(run, kpis, files, linked)
-        send(cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, body, attached)
-    log.info("emailed the export: %s", why)
-    return {
-        "recipients": len(cfg.email_to),
-        "files": files,
-        "attached": [Path(a).name for a in attached],
-        "linked": linked,
-        "emailed": True,
-        "why": why,
-    }
+        email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
+        out = {"files": files, "emailed": email, "why": why, "recipients": 0, "attached": [], "linked": []}
+        if email:
+            with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
+                attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
+                subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
+                body = summary_html(run, kpis, files, linked)
+                send(cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, body, attached)
+            out.update(recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked)
+            log.info("emailed the export to %s: %s", ", ".join(cfg.email_to), why)
+        else:
+            log.info("CSV files written, not emailed: %s", why)
+        n = sum(f["rows"] for f in files.values())
+        delivered = {"csv_export": {"files": {k: f["path"] for k, f in files.items()}, "rows": n}}
+        if email:
+            delivered["email"] = {"to": list(cfg.email_to), "attached": out["attached"], "linked": linked}
+        record_delivery(
+            conn,
+            cfg.analytics_schema,
+            run,
+            "email_csv_export",
+            {"rows_in": n, "rows_out": n, "seconds": round(time.monotonic() - t0, 1)},
+            delivered,
+        )
+    return out

@@ -94,11 +94,27 @@ def drop_expired(cur, run: Run, retention_days: int) -> list[str]:
 
 
 def recreate_table(cur, table: sql.Composable, dataset: Dataset) -> None:
-    """Drop and create an UNLOGGED staged table with the dataset's columns."""
+    """An empty UNLOGGED staged table with the dataset's columns: the existing one truncated when
+    it has exactly those columns (so the views of later stages on it stay valid: an extract
+    cleared alone leaves its run consistent), else created afresh."""
+    cur.execute(
+        "SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)"
+        " FROM pg_attribute AS a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (table.as_string(cur),),
+    )
+    existing = cur.fetchone()[0]
+    cur.execute(
+        "SELECT array_agg(name || ' ' || format_type(to_regtype(type), NULL) ORDER BY i)"
+        " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS c(name, type, i)",
+        ([c.name for c in dataset.columns], [c.pg_type for c in dataset.columns]),
+    )
+    if existing is not None and existing == cur.fetchone()[0]:
+        cur.execute(sql.SQL("TRUNCATE {}").format(table))
+        return
     cols = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in dataset.columns
     )
-    # CASCADE: the run's filtered view of this table, if any, goes too; filter_period recreates it
+    # CASCADE: views of later stages on an older shape go too; their tasks recreate them
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(table))
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, cols))
 
@@ -119,11 +135,13 @@ def analyze(cur, table: sql.Composable) -> None:
 
 
 def drop_relation(cur, name: sql.Composable) -> None:
-    """Drop a staged table or view, whichever ``name`` is (``DROP VIEW`` refuses tables)."""
+    """Drop a staged table or view, whichever ``name`` is (``DROP VIEW`` refuses tables), with the
+    views of later stages on it (each stage recreates the views it reads: calculate and validate
+    the ``vld_`` views)."""
     cur.execute(
         sql.SQL("SELECT relkind FROM pg_class WHERE oid = to_regclass({})").format(sql.Literal(name.as_string(cur)))
     )
     row = cur.fetchone()
     if row:
         kind = "VIEW" if row[0] == "v" else "TABLE"
-        cur.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), name))
+        cur.execute(sql.SQL("DROP {} {} CASCADE").format(sql.SQL(kind), name))

@@ -74,6 +74,11 @@ def is_local(path) -> bool:
     return path.protocol in ("file", "local", "")
 
 
+def display(path) -> str:
+    """A local file as a plain path, anything else as its URL."""
+    return path.path if is_local(path) else str(path)
+
+
 def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, dict]:
     """Stream each staged table into its CSV file under ``folder`` (an ``ObjectStoragePath``) with
     COPY; returns ``{name: {path, rows}}``."""
@@ -92,7 +97,7 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, d
                     fh.write(block)
             if target != path:
                 target.replace(path)  # readers never see a half-written file
-            out[name] = {"path": str(path), "rows": cur.rowcount}
+            out[name] = {"path": display(path), "rows": cur.rowcount}
     return out
 
 
@@ -118,7 +123,7 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
             compressed.append(target)
         paths = compressed
         if sum(p.size() for p in paths) > limit_bytes:
-            return [], [str(p) for p in paths]
+            return [], [display(p) for p in paths]
     attached = []
     for path in paths:
         if is_local(path):

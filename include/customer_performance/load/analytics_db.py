@@ -108,10 +108,9 @@ def _partition_month(name: str, table: str) -> date | None:
     return date(int(m[1]), int(m[2]), 1) if m else None
 
 
-def publish(
-    cur, run: Run, schema: str, row_counts: dict, quality: dict, kpis: dict, retention_months: int = 24
-) -> dict[str, int]:
-    """Replace the period's rows in every analytics table; the caller commits once."""
+def publish(cur, run: Run, schema: str, retention_months: int = 24) -> dict[str, int]:
+    """Replace the period's rows in every analytics table and drop the partitions past the
+    retention; the caller records the run (``record_run``) and commits, once."""
     migrate(cur, schema)
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
     loaded = {}
@@ -123,23 +122,51 @@ def publish(
         part = ensure_partition(cur, schema, table, run)
         cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
         loaded[table] = _insert_from_stage(cur, schema, table, run, stage)
-    part = ensure_partition(cur, schema, "pipeline_runs", run)
-    cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {} (report_month, period_start, period_end, run_id, row_counts, quality, kpis)"
-            " VALUES (%(report_month)s, %(period_start)s, %(period_end)s, %(run_id)s,"
-            " %(counts)s, %(quality)s, %(kpis)s)"
-        ).format(sql.Identifier(schema, "pipeline_runs")),
-        {
-            **run.period.as_params(),
-            "run_id": run.run_id,
-            "counts": json.dumps(row_counts),
-            "quality": json.dumps(quality),
-            "kpis": json.dumps(kpis, default=str),
-        },
-    )
-    loaded["pipeline_runs"] = 1
     drop_expired_partitions(cur, schema, run, retention_months)
     log.info("published %s for %s: %s", schema, run.period, loaded)
     return loaded
+
+
+def record_run(cur, schema: str, run: Run, fields: dict, delivered: dict) -> None:
+    """Add to the period's record in ``pipeline_runs`` (one row per period): ``fields`` replace
+    their columns, ``tasks`` and ``delivered`` are merged by key, so the load and each destination
+    task (running in parallel, each retried alone) add their own part, stamped with the run."""
+    ensure_partition(cur, schema, "pipeline_runs", run)
+    stamp = {"run_id": run.run_id}
+    delivered = {k: {**v, **stamp} for k, v in delivered.items()}
+    columns = ["row_counts", "quality", "kpis"]
+    values = {c: json.dumps(fields[c], default=str) for c in columns if c in fields}
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} AS r (report_month, period_start, period_end, run_id, {cols} tasks, delivered)"
+            " VALUES (%(report_month)s, %(period_start)s, %(period_end)s, %(run_id)s, {vals} %(tasks)s, %(delivered)s)"
+            " ON CONFLICT (report_month, period_end) DO UPDATE SET {sets}"
+            " tasks = r.tasks || EXCLUDED.tasks, delivered = r.delivered || EXCLUDED.delivered"
+        ).format(
+            t=sql.Identifier(schema, "pipeline_runs"),
+            cols=sql.SQL("").join(sql.SQL("{}, ").format(sql.Identifier(c)) for c in values),
+            vals=sql.SQL("").join(sql.SQL("{}, ").format(sql.Placeholder(c)) for c in values),
+            sets=sql.SQL("").join(
+                sql.SQL("{c} = EXCLUDED.{c}, ").format(c=sql.Identifier(c))
+                # the load owns the record's identity; a destination only adds its part
+                for c in ((*values, "run_id", "period_start", "loaded_at") if values else ())
+            ),
+        ),
+        {
+            **run.period.as_params(),
+            **values,
+            "run_id": run.run_id,
+            "tasks": json.dumps(fields.get("tasks", {}), default=str),
+            "delivered": json.dumps(delivered, default=str),
+        },
+    )
+
+
+def record_delivery(conn, schema: str, run: Run, task_id: str, task: dict, delivered: dict) -> None:
+    """A destination task's part of the run record, in its own short transaction (under the
+    month's lock, so it never interleaves with a load)."""
+    with conn.cursor() as cur:
+        migrate(cur, schema)
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
+        record_run(cur, schema, run, {"tasks": {task_id: task}}, delivered)
+    conn.commit()

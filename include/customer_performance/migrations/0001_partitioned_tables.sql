@@ -136,9 +136,9 @@ CREATE TABLE {schema}.pipeline_runs (
     period_end date NOT NULL,
     run_id text NOT NULL,
     loaded_at timestamptz NOT NULL DEFAULT now(),
-    row_counts jsonb NOT NULL,  -- what each task returned: tables and rows
-    quality jsonb NOT NULL,     -- the gate's summary: checks, failures, quarantined rows, scores
-    kpis jsonb NOT NULL,        -- the period's KPI row
-    tasks jsonb,                -- per task: rows in, rows out, seconds, tries
-    delivered jsonb             -- per destination: where the period's results went
+    row_counts jsonb NOT NULL DEFAULT jsonb_build_object(),  -- what each task returned: tables and rows
+    quality jsonb NOT NULL DEFAULT jsonb_build_object(),     -- the gate's summary: checks, failures, quarantined rows, scores
+    kpis jsonb NOT NULL DEFAULT jsonb_build_object(),        -- the period's KPI row
+    tasks jsonb NOT NULL DEFAULT jsonb_build_object(),       -- per task: rows in, rows out, seconds
+    delivered jsonb NOT NULL DEFAULT jsonb_build_object()    -- per destination: where the period's results went, by which run
 ) PARTITION BY LIST (report_month);

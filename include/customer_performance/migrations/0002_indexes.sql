@@ -14,5 +14,6 @@ CREATE INDEX data_quality_results_month_period
     ON {schema}.data_quality_results (report_month, period_end);
 CREATE INDEX alerts_month_period
     ON {schema}.alerts (report_month, period_end);
-CREATE INDEX pipeline_runs_month_period
+-- one record per period: the load and each destination task add their part to it
+CREATE UNIQUE INDEX pipeline_runs_month_period
     ON {schema}.pipeline_runs (report_month, period_end);

@@ -3,7 +3,8 @@
 ``migrate`` records each applied file in ``<schema>.schema_migrations`` (version, name, checksum)
 and applies only the pending ones, in the caller's transaction and under an advisory lock, so two
 runs starting at once apply each file exactly once. A file changed after it was applied is an
-error: write a new migration instead. ``{schema}`` in a file is the analytics schema.
+error: write a new migration instead. ``{schema}`` in a file is the analytics schema (other
+braces would be read as placeholders too: write none).
 
     python -m include.customer_performance migrate     # the load also runs it before every publish
 """

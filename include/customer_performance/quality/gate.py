@@ -1,8 +1,13 @@
 """Run the expectation suites with GX Core on the staged tables and judge the run.
 
 GX computes every metric with SQL in the analytics database; nothing is pulled into pandas.
-The outcome of every check is written to the run's staged ``dq_results`` table, which the
-destinations publish as the data quality report.
+Column expectations run on the staged table itself. Row-level rules are first evaluated together,
+in one pass over the table, into ``dq_flagged_<suite>_<run>`` (the rows failing any rule, with
+the rules they fail); GX then judges each rule on that table. At ten million rows this turns a
+dozen scans (GX runs each rule's query twice, once to count and once to fetch rows) into one,
+and the examples and the quarantine read the same small table. The outcome of every check is
+written to the run's staged ``dq_results`` table, which the destinations publish as the data
+quality report.
 """
 
 from __future__ import annotations
@@ -148,49 +153,92 @@ def _quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
+    """``dq_flagged_<suite>``: the rows of the suite's table failing any of its row rules, each
+    with ``failed_rules`` (text[]); one pass, each rule's subqueries computed once."""
+    src = run.table(suite.stage)
+    target = run.table(f"dq_flagged_{suite.name}")
+    templates = {**_templates(run), "batch": src.as_string(cur)}
+    cases = [
+        sql.SQL("CASE WHEN coalesce((" + c.bad_rows.format(**templates) + "), false) THEN {} END").format(
+            sql.Literal(c.rule)
+        )
+        for c in checks
+        if c.bad_rows
+    ]
+    drop_relation(cur, target)
+    cur.execute(
+        sql.SQL(
+            "CREATE UNLOGGED TABLE {target} AS SELECT * FROM"
+            # OFFSET 0 keeps the subquery whole: pulled up, each rule (and its subqueries) would be
+            # evaluated twice, once for failed_rules and once for the WHERE
+            " (SELECT t.*, array_remove(ARRAY[{cases}]::text[], NULL) AS failed_rules FROM {src} AS t OFFSET 0) AS f"
+            " WHERE cardinality(failed_rules) > 0"
+        ).format(target=target, src=src, cases=sql.SQL(", ").join(cases) if cases else sql.SQL("NULL"))
+    )
+    return target
+
+
 def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckResult]:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    table = run.table_name(suite.stage)
-    asset = datasource.add_table_asset(suite.name, table_name=table, schema_name=run.schema)
-    batch_definition = asset.add_batch_definition_whole_table("whole")
     checks = suite_checks(suite, run, cur)
-    templates = _templates(run)
-    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
-    for check in checks:
-        kwargs = dict(check.kwargs)
-        if check.bad_rows:
-            kwargs.pop("column", None)  # reported only; a row rule's query names its columns
-            kwargs["unexpected_rows_query"] = kwargs["unexpected_rows_query"].format(**templates)
-        gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=gx_suite)
-    )
+    row_rules = tuple(c for c in checks if c.bad_rows)
+    flagged = flag_rows(cur, run, suite, row_rules)
+    cur.connection.commit()  # GX reads through its own connection
+    # the suite's table for the column expectations; its flagged rows for the row rules
+    batches = {
+        "table": (run.table_name(suite.stage), tuple(c for c in checks if not c.bad_rows)),
+        "rows": (run.table_name(f"dq_flagged_{suite.name}"), row_rules),
+    }
+    definitions = []
+    for part, (table, part_checks) in batches.items():
+        if not part_checks:
+            continue
+        name = f"{suite.name}.{part}"
+        asset = datasource.add_table_asset(name, table_name=table, schema_name=run.schema)
+        gx_suite = context.suites.add(gx.ExpectationSuite(name=name))
+        for check in part_checks:
+            kwargs = dict(check.kwargs)
+            if check.bad_rows:
+                kwargs = {
+                    "unexpected_rows_query": "SELECT * FROM {batch} WHERE failed_rules @> ARRAY["
+                    + _quote(check.rule)
+                    + "]"
+                }
+            gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=asset.add_batch_definition_whole_table("whole"), suite=gx_suite)
+            )
+        )
     docs = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if context.get_site_names() else []
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=suite.name,
-            validation_definitions=[definition],
+            validation_definitions=definitions,
             actions=docs,
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
         )
     )
-    (result,) = checkpoint.run().run_results.values()
+    results = [r for v in checkpoint.run().run_results.values() for r in v.results]
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table(suite.stage)))
     table_rows = cur.fetchone()[0]
     by_rule = {c.rule: c for c in checks}
     out = []
-    for r in result.results:
+    for r in results:
         check = by_rule[r.expectation_config.meta["rule"]]
         res = r.result or {}
         observed = res.get("observed_value")
         if check.bad_rows:
             failing = observed if isinstance(observed, int) else None
-            examples = _examples(cur, run, suite, check, templates) if failing else []
+            examples = _examples(cur, suite, check, flagged) if failing else []
+            rows_checked = table_rows
         else:
             failing = res.get("unexpected_count", 0 if r.success else None)
             examples = [str(x) for x in res.get("partial_unexpected_list") or []]
+            rows_checked = res.get("element_count", table_rows)
         out.append(
             CheckResult(
                 suite=suite.name,
@@ -199,22 +247,27 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckRes
                 rule=check.rule,
                 expectation=r.expectation_config.type,
                 severity=check.severity,
-                rows_checked=res.get("element_count", table_rows),
+                rows_checked=rows_checked,
                 failing_rows=failing,
                 success=bool(r.success),
                 examples=examples,
             )
         )
-    return out
+    order = {c.rule: i for i, c in enumerate(checks)}
+    return sorted(out, key=lambda x: order[x.rule])
 
 
-def _examples(cur, run: Run, suite: Suite, check: Check, templates: dict) -> list[str]:
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _examples(cur, suite: Suite, check: Check, flagged: sql.Composed) -> list[str]:
     """A few keys of the rows a row-level rule rejects."""
-    where = check.bad_rows.format(**{**templates, "batch": run.table(suite.stage).as_string(cur)})
     cur.execute(
-        sql.SQL("SELECT {} FROM {} WHERE " + where + " ORDER BY 1 LIMIT 5").format(
-            sql.Identifier(suite.key), run.table(suite.stage)
-        )
+        sql.SQL("SELECT {} FROM {} WHERE failed_rules @> ARRAY[%s] ORDER BY 1 LIMIT 5").format(
+            sql.Identifier(suite.key), flagged
+        ),
+        (check.rule,),
     )
     return [str(r[0]) for r in cur.fetchall()]
 
@@ -264,14 +317,22 @@ def create_valid_views(cur, run: Run, suites: tuple[Suite, ...]) -> None:
 
 def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, ...]) -> dict[str, int]:
     """Keep the rows failing a warning rule, with rule, reason and run, in ``dq_quarantine_<name>``
-    (a row failing two rules twice, once per rule); ``vld_<dataset>`` (see create_valid_views),
-    which the metrics are computed from, leaves them out. Rebuilt on every run of the gate."""
+    (a row failing two rules twice, once per rule), copied from the suite's flagged rows;
+    ``vld_<dataset>`` (see create_valid_views), which the metrics are computed from, leaves them
+    out. Rebuilt on every run of the gate."""
     failed = {r.rule for r in results if r.severity == WARNING and r.failing_rows}
     templates = _templates(run)
     moved = {}
     for suite in suites:
         src = run.table(suite.stage)
+        flagged = run.table(f"dq_flagged_{suite.name}")
         target = run.table(f"dq_quarantine_{suite.name}")
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+            " ORDER BY ordinal_position",
+            (run.schema, run.table_name(suite.stage)),
+        )
+        cols = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
         drop_relation(cur, target)
         cur.execute(
             sql.SQL(
@@ -279,12 +340,14 @@ def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, .
                 " NULL::timestamptz AS quarantined_at FROM {} WITH NO DATA"
             ).format(target, src)
         )
-        for check, pred in warning_predicates(cur, run, suite):
+        for check, _ in warning_predicates(cur, run, suite):
             if check.rule not in failed:
                 continue
             cur.execute(
-                sql.SQL("INSERT INTO {} SELECT *, %s, %s, %s, now() FROM {} WHERE " + pred).format(target, src),
-                (check.rule, f"{check.rule}: {check.bad_rows.format(**templates)}", run.run_id),
+                sql.SQL("INSERT INTO {} SELECT {}, %s, %s, %s, now() FROM {} WHERE failed_rules @> ARRAY[%s]").format(
+                    target, cols, flagged
+                ),
+                (check.rule, f"{check.rule}: {check.bad_rows.format(**templates)}", run.run_id, check.rule),
             )
             moved[check.rule] = cur.rowcount
     create_valid_views(cur, run, suites)

@@ -19,8 +19,7 @@ sales AS (
         sum(tax_reporting) FILTER (WHERE status = 'completed') AS tax,
         min(order_date) FILTER (WHERE status = 'completed') AS first_purchase,
         max(order_date) FILTER (WHERE status = 'completed') AS last_purchase,
-        count(*) FILTER (WHERE probable_duplicate) AS probable_duplicates,
-        count(DISTINCT currency) AS currencies
+        count(*) FILTER (WHERE probable_duplicate) AS probable_duplicates
     FROM {transactions}
     GROUP BY customer_id
 ),

@@ -1,0 +1,103 @@
+"""Backfill a range of months: one Airflow backfill per month-close run, one month after another.
+
+The run that closes month M has logical date 02:00 UTC on the 1st of M + 1 (period.py), so each
+month is an ``airflow backfill create`` of exactly that one logical date (with
+``--reprocess-behavior completed``: a month already run is computed again). Airflow keeps one
+active backfill per DAG, so each is created after the previous one has finished; the scheduler
+runs them, and this waits for each and stops at the first month that fails.
+
+    python -m include.customer_performance backfill --from 2025-01 --to 2025-06
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+
+from include.customer_performance.period import month_close_dates
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "customer_performance"
+RUN_HOUR = dtime(2, 0, tzinfo=UTC)  # the schedule, 0 2 * * *
+
+
+class BackfillError(RuntimeError):
+    pass
+
+
+def month_close_logical_dates(first_month: str, last_month: str) -> list[datetime]:
+    return [datetime.combine(d, RUN_HOUR) for d in month_close_dates(first_month, last_month)]
+
+
+def _airflow(airflow: str, *args: str) -> str:
+    out = subprocess.run([airflow, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BackfillError(f"airflow {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return out.stdout
+
+
+def run_state(airflow: str, logical_date: datetime) -> str | None:
+    """The state of the newest run of the DAG at ``logical_date``, or None when there is none."""
+    out = _airflow(airflow, "dags", "list-runs", DAG_ID, "-o", "json")
+    start = out.find("[")  # the CLI may print log lines before the JSON
+    runs = json.loads(out[start:]) if start >= 0 else []
+    mine = [r for r in runs if r.get("logical_date") and _same_instant(r["logical_date"], logical_date)]
+    return mine[-1]["state"] if mine else None
+
+
+def _same_instant(text: str, when: datetime) -> bool:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) == when
+
+
+def backfill(
+    first_month: str,
+    last_month: str,
+    airflow: str = "airflow",
+    poll_seconds: float = 10,
+    timeout_per_month: float = 6 * 3600,
+    on_done: Callable[[str, str], None] | None = None,
+) -> dict[str, str]:
+    """Backfill the months ``first_month`` .. ``last_month`` (``YYYY-MM``), oldest first; returns
+    ``{month: state}``. Raises BackfillError at the first month that does not succeed."""
+    states = {}
+    for logical_date in month_close_logical_dates(first_month, last_month):
+        month = (logical_date.date() - timedelta(days=1)).strftime("%Y-%m")
+        stamp = logical_date.isoformat()
+        log.info("backfilling %s: airflow backfill create for logical date %s", month, stamp)
+        _airflow(
+            airflow,
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            stamp,
+            "--to-date",
+            stamp,
+            "--reprocess-behavior",
+            "completed",
+            "--max-active-runs",
+            "1",
+        )
+        deadline = time.monotonic() + timeout_per_month
+        state = None
+        while time.monotonic() < deadline:
+            state = run_state(airflow, logical_date)
+            if state in ("success", "failed"):
+                break
+            time.sleep(poll_seconds)
+        states[month] = state or "not started"
+        if on_done:
+            on_done(month, states[month])
+        if state != "success":
+            raise BackfillError(
+                f"{month} (logical date {stamp}) ended {states[month]}; fix it (the run's failed task says how),"
+                f" then backfill from {month} again"
+            )
+    return states
