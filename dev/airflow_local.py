@@ -127,6 +127,13 @@ class LocalAirflow:
             time.sleep(1)
         raise TimeoutError(f"{DAG_ID} was not parsed within {timeout}s; see {self.home}/dag-processor.log")
 
+    def unpause(self, timeout: float = 600) -> None:
+        """Unpause the DAG, as in production. The scheduler then starts the run of the latest
+        schedule tick (today's, catchup is off) at once; wait for it to end, whatever its state
+        (the stand-ins hold no data for today's month), so later runs start on a quiet scheduler."""
+        self.cli("dags", "unpause", DAG_ID)
+        self.wait_for_runs(lambda runs: any(r["run_type"] == "scheduled" for r in runs), timeout, "the scheduled run")
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:

@@ -7,7 +7,6 @@ be exactly as before."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import datetime
@@ -34,6 +33,8 @@ def airflow(tmp_path_factory):
         af = LocalAirflow(stack, tmp_path_factory.mktemp("airflow"))
         try:
             af.start()
+            assert "is paused" in backfill(af, "2025-06", "2025-06").stderr  # said, not left queued
+            af.unpause()
             yield af
         finally:
             af.stop()
@@ -42,10 +43,20 @@ def airflow(tmp_path_factory):
 
 def backfill(af: LocalAirflow, first: str, last: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "include.customer_performance", "backfill", "--from", first, "--to", last,
-         "--airflow", af.airflow],
+        [
+            sys.executable,
+            "-m",
+            "include.customer_performance",
+            "backfill",
+            "--from",
+            first,
+            "--to",
+            last,
+            "--airflow",
+            af.airflow,
+        ],
         cwd=ROOT,
-        env={k: v for k, v in af.env().items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(ROOT)},
+        env=af.env(),
         capture_output=True,
         text=True,
         timeout=1200,
@@ -77,7 +88,7 @@ def test_backfill_of_two_months_leaves_both_correct(airflow):
             ).fetchall()
             assert period == [(start, end)], month  # the whole month, each in its own partition
             counted, revenue = conn.execute(
-                f"SELECT sum(transaction_count + 0), sum(revenue) FROM analytics.customer_performance_{month}"
+                f"SELECT sum(transaction_count), sum(revenue) FROM analytics.customer_performance_{month}"
             ).fetchone()
             total = conn.execute(
                 f"SELECT revenue FROM analytics.regional_summary_{month} WHERE grouping_level = 'total'"
@@ -98,8 +109,16 @@ def test_clearing_any_task_of_a_finished_run_leaves_the_destinations_identical(a
     before = snapshot(airflow.stack)
     tries = airflow.task_states(july["run_id"])[task_id][1]
     airflow.cli(
-        "tasks", "clear", "customer_performance", "--task-regex", f"^{task_id}$",
-        "--start-date", JULY_CLOSE.isoformat(), "--end-date", JULY_CLOSE.isoformat(), "--yes",
+        "tasks",
+        "clear",
+        "customer_performance",
+        "--task-regex",
+        f"^{task_id}$",
+        "--start-date",
+        JULY_CLOSE.isoformat(),
+        "--end-date",
+        JULY_CLOSE.isoformat(),
+        "--yes",
     )
     airflow.wait_for_runs(
         lambda runs: airflow.task_states(july["run_id"])[task_id][1] > tries,
@@ -117,12 +136,19 @@ def test_clearing_an_extract_with_downstream_reruns_the_month_identically(airflo
     before = snapshot(airflow.stack)
     tries = airflow.task_states(july["run_id"])["email_csv_export"][1]
     airflow.cli(
-        "tasks", "clear", "customer_performance", "--task-regex", "^extract_sales_db$", "--downstream",
-        "--start-date", JULY_CLOSE.isoformat(), "--end-date", JULY_CLOSE.isoformat(), "--yes",
+        "tasks",
+        "clear",
+        "customer_performance",
+        "--task-regex",
+        "^extract_sales_db$",
+        "--downstream",
+        "--start-date",
+        JULY_CLOSE.isoformat(),
+        "--end-date",
+        JULY_CLOSE.isoformat(),
+        "--yes",
     )
-    airflow.wait_for_runs(
-        lambda runs: airflow.task_states(july["run_id"])["email_csv_export"][1] > tries, timeout=900
-    )
+    airflow.wait_for_runs(lambda runs: airflow.task_states(july["run_id"])["email_csv_export"][1] > tries, timeout=900)
     states = airflow.task_states(july["run_id"])
     assert {t: s for t, (s, _) in states.items()} == dict.fromkeys(TASKS, "success")
     assert snapshot(airflow.stack) == before

@@ -45,14 +45,34 @@ def _airflow(airflow: str, *args: str) -> str:
 def run_state(airflow: str, logical_date: datetime) -> str | None:
     """The state of the newest run of the DAG at ``logical_date``, or None when there is none."""
     out = _airflow(airflow, "dags", "list-runs", DAG_ID, "-o", "json")
-    start = out.find("[")  # the CLI may print log lines before the JSON
-    runs = json.loads(out[start:]) if start >= 0 else []
+    runs = []
+    for line in reversed(out.splitlines()):  # the JSON list; the CLI may print log lines around it
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            try:
+                runs = json.loads(line)
+                break
+            except ValueError:
+                continue
     mine = [r for r in runs if r.get("logical_date") and _same_instant(r["logical_date"], logical_date)]
     return mine[-1]["state"] if mine else None
 
 
 def _same_instant(text: str, when: datetime) -> bool:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) == when
+
+
+def is_paused(airflow: str) -> bool:
+    out = _airflow(airflow, "dags", "list", "-o", "json", "--columns", "dag_id,is_paused")
+    for line in reversed(out.splitlines()):
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            try:
+                dags = {d["dag_id"]: d["is_paused"] for d in json.loads(line)}
+            except (ValueError, KeyError):
+                continue
+            if DAG_ID not in dags:
+                raise BackfillError(f"{DAG_ID} is not in this Airflow; is the package in its dags folder?")
+            return str(dags[DAG_ID]).lower() == "true"
+    raise BackfillError(f"could not read the DAG list from airflow: {out[-500:]}")
 
 
 def backfill(
@@ -65,8 +85,14 @@ def backfill(
 ) -> dict[str, str]:
     """Backfill the months ``first_month`` .. ``last_month`` (``YYYY-MM``), oldest first; returns
     ``{month: state}``. Raises BackfillError at the first month that does not succeed."""
+    dates = month_close_logical_dates(first_month, last_month)
+    if is_paused(airflow):
+        raise BackfillError(
+            f"{DAG_ID} is paused: the scheduler starts no run of a paused DAG, backfills included."
+            f" Unpause it (airflow dags unpause {DAG_ID}), then run the backfill again"
+        )
     states = {}
-    for logical_date in month_close_logical_dates(first_month, last_month):
+    for logical_date in dates:
         month = (logical_date.date() - timedelta(days=1)).strftime("%Y-%m")
         stamp = logical_date.isoformat()
         log.info("backfilling %s: airflow backfill create for logical date %s", month, stamp)

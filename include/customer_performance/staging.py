@@ -49,6 +49,9 @@ def make_run(
 
 
 def ensure_schema(cur, schema: str) -> None:
+    """The staging schema and its run registry. The three extracts start at once: ``IF NOT EXISTS``
+    alone races (both see no schema, one fails on the catalog's unique key), so they take turns."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:staging:{schema}",))
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cur.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} (run_key text PRIMARY KEY, run_id text, created_at timestamptz)").format(

@@ -79,6 +79,7 @@ def extract_crm_api(run: Run, settings: Settings) -> dict[str, dict]:
     rows = pages = 0
     with pg(settings.analytics_db_conn_id) as dst, dst.cursor() as cur:
         ensure_schema(cur, run.schema)
+        dst.commit()  # releases the schema lock at once (see ensure_schema)
         recreate_table(cur, target, INTERACTIONS)
         copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(
             target, sql.SQL(", ").join(map(sql.Identifier, INTERACTIONS.column_names))

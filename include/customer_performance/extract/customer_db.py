@@ -51,6 +51,7 @@ def extract_customer_db(run: Run, settings: Settings) -> dict[str, dict]:
             )
         with dst.cursor() as cur:
             ensure_schema(cur, run.schema)
+            dst.commit()  # releases the schema lock at once (see ensure_schema)
             for dataset in (CUSTOMERS, ACTIVITY):
                 target = run.table(dataset.name)
                 recreate_table(cur, target, dataset)
