@@ -1,7 +1,7 @@
 # The few commands people type. Each prepares the machine first (dev/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench lint format lock clean
+.PHONY: setup demo test bench lint format lock clean airflow backfill report
 
 setup:
 	@bash dev/setup.sh
@@ -12,6 +12,16 @@ demo: setup  ## seed July 2025, run the DAG end to end, print what reached each 
 test: setup  ## lint (incl. Airflow 3 idioms) and every test, on the real databases and stand-ins
 	@.venv/bin/ruff check .
 	@$(PY) -m pytest
+
+airflow: setup  ## Airflow with a scheduler and UI on :8080, the package loaded, stand-ins running; Ctrl-C stops
+	@$(PY) dev/airflow_local.py up $(if $(N),--customers $(N)) $(if $(PORT),--port $(PORT))
+
+backfill: setup  ## backfill months FROM..TO (YYYY-MM) on the Airflow `make airflow` started
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2025-05 TO=2025-07"; exit 2; }
+	@$(PY) dev/airflow_local.py backfill $(FROM) $(TO)
+
+report: setup  ## the executive dashboard of MONTH (default: the latest complete) from the local Airflow's analytics DB
+	@$(PY) dev/airflow_local.py report $(MONTH)
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
@@ -24,7 +34,7 @@ lock:  ## re-resolve the whole transitive set after editing requirements*.txt
 	@sed -i '1i # Lock of the whole transitive set. Regenerate with: make lock' constraints.txt
 
 clean:
-	rm -rf .demo .airflow .pytest_cache .ruff_cache
+	rm -rf .demo .airflow .airflow-local .pytest_cache .ruff_cache
 
 bench: setup  ## the DAG at N customers (default 1,000,000) against the I/O floor and a naive baseline
 	@$(PY) bench/run.py $(if $(N),--customers $(N))

@@ -96,21 +96,18 @@ def backfill(
         month = (logical_date.date() - timedelta(days=1)).strftime("%Y-%m")
         stamp = logical_date.isoformat()
         log.info("backfilling %s: airflow backfill create for logical date %s", month, stamp)
-        _airflow(
-            airflow,
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            stamp,
-            "--to-date",
-            stamp,
-            "--reprocess-behavior",
-            "completed",
-            "--max-active-runs",
-            "1",
-        )
+        create = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", stamp, "--to-date", stamp]
+        create += ["--reprocess-behavior", "completed", "--max-active-runs", "1"]
+        deadline = time.monotonic() + timeout_per_month
+        while True:
+            try:
+                _airflow(airflow, *create)
+                break
+            except BackfillError as exc:
+                # the previous month's backfill is marked complete a scheduler loop after its run
+                if "AlreadyRunningBackfill" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(poll_seconds)
         deadline = time.monotonic() + timeout_per_month
         state = None
         while time.monotonic() < deadline:
