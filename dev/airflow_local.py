@@ -127,6 +127,33 @@ class LocalAirflow:
             time.sleep(1)
         raise TimeoutError(f"{DAG_ID} was not parsed within {timeout}s; see {self.home}/dag-processor.log")
 
+    def api(self, method: str, path: str, **kwargs) -> dict:
+        """Airflow's REST API (what the UI calls), as the local all-admins user."""
+        import requests
+
+        token = requests.get(f"{self.url}/auth/token", timeout=10).json()["access_token"]
+        resp = requests.request(
+            method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60, **kwargs
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def clear(self, run_id: str, task_id: str, downstream: bool = False) -> None:
+        """Clear one task of a run, as on-call does in the UI (the CLI's `tasks clear` of 3.3.2
+        selects no task instance by run here)."""
+        self.api(
+            "POST",
+            f"/dags/{DAG_ID}/clearTaskInstances",
+            json={
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "only_failed": False,
+                "reset_dag_runs": True,
+                "include_downstream": downstream,
+            },
+        )
+
     def unpause(self, timeout: float = 600) -> None:
         """Unpause the DAG, as in production. The scheduler then starts the run of the latest
         schedule tick (today's, catchup is off) at once; wait for it to end, whatever its state

@@ -108,18 +108,7 @@ def test_clearing_any_task_of_a_finished_run_leaves_the_destinations_identical(a
     assert july["state"] == "success"
     before = snapshot(airflow.stack)
     tries = airflow.task_states(july["run_id"])[task_id][1]
-    airflow.cli(
-        "tasks",
-        "clear",
-        "customer_performance",
-        "--task-regex",
-        f"^{task_id}$",
-        "--start-date",
-        JULY_CLOSE.isoformat(),
-        "--end-date",
-        JULY_CLOSE.isoformat(),
-        "--yes",
-    )
+    airflow.clear(july["run_id"], task_id)
     airflow.wait_for_runs(
         lambda runs: airflow.task_states(july["run_id"])[task_id][1] > tries,
         timeout=600,
@@ -135,19 +124,7 @@ def test_clearing_an_extract_with_downstream_reruns_the_month_identically(airflo
     (july,) = [r for r in airflow.runs() if r["logical_date"] == JULY_CLOSE]
     before = snapshot(airflow.stack)
     tries = airflow.task_states(july["run_id"])["email_csv_export"][1]
-    airflow.cli(
-        "tasks",
-        "clear",
-        "customer_performance",
-        "--task-regex",
-        "^extract_sales_db$",
-        "--downstream",
-        "--start-date",
-        JULY_CLOSE.isoformat(),
-        "--end-date",
-        JULY_CLOSE.isoformat(),
-        "--yes",
-    )
+    airflow.clear(july["run_id"], "extract_sales_db", downstream=True)
     airflow.wait_for_runs(lambda runs: airflow.task_states(july["run_id"])["email_csv_export"][1] > tries, timeout=900)
     states = airflow.task_states(july["run_id"])
     assert {t: s for t, (s, _) in states.items()} == dict.fromkeys(TASKS, "success")

@@ -152,7 +152,15 @@ def test_email_attachments_parse_back_to_the_analytics_rows(stack, first_run):
     assert len(dq) == len(first_run["snapshot"]["data_quality_results"])
 
 
+def attachments_of(mail) -> dict[str, bytes]:
+    msg = email.message_from_bytes(mail.read_bytes())
+    return {p.get_filename(): p.get_payload(decode=True) for p in msg.walk() if p.get_filename()}
+
+
 def test_a_second_run_of_the_same_period_leaves_every_destination_identical(stack, dag, first_run):
+    mails = len(stack.mails())
     dr = dag.test(logical_date=LOGICAL_DATE)
     assert dr.state == "success"
     assert snapshot(stack) == first_run["snapshot"]
+    (again,) = stack.mails()[mails:]  # the SMTP sink: the same files, byte for byte
+    assert attachments_of(again) == attachments_of(first_run["mails"][0])
