@@ -20,7 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from dev.stack import PG, ROOT, Stack, free_port, pg_dsn, wait_for_port
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `make airflow`
+from dev.stack import PG, ROOT, Stack, free_port, pg_dsn, wait_for_port  # noqa: E402
 
 DAG_ID = "customer_performance"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
