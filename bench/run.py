@@ -203,6 +203,7 @@ def main() -> int:
     else:
         planted = previous["planted"]
         stack.create_databases(keep_analytics=True, keep_sources=True)
+        stack.reset_unversioned_analytics()
     rows = planted["rows_in_month"]
     print(
         f"[bench] sources: {rows['customers']:,} customers, {rows['transactions']:,} transactions, "

@@ -75,6 +75,8 @@ def main() -> int:
     else:
         planted = previous["planted"]
         print("[demo] sources already generated with the same seed and size; reusing them")
+    if stack.reset_unversioned_analytics():
+        print("[demo] dropped the analytics schema of a build before versioned migrations")
     rows = planted["rows_in_month"]
     print(
         f"[demo] July 2025 at the sources: {rows['customers']} customers, {rows['transactions']} transactions, "

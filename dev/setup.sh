@@ -19,9 +19,10 @@ apt_install() {
   }
 }
 
-# 1. System packages: mysqlclient builds from source; the servers themselves when absent.
+# 1. System packages: mysqlclient builds from source; headless Chromium for the dashboard test;
+#    the servers themselves when absent.
 missing=()
-for pkg in pkg-config libmariadb-dev; do
+for pkg in pkg-config libmariadb-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 fresh_pg=0; fresh_maria=0

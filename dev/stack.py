@@ -109,6 +109,20 @@ class Stack:
             self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
         self._mysql_admin(f"CREATE DATABASE IF NOT EXISTS `{self.sales_db}`")
 
+    def reset_unversioned_analytics(self) -> bool:
+        """Drop a kept analytics schema that an earlier development build created before versioned
+        migrations (the load refuses it); the demo and the benchmark start from a known schema."""
+        import psycopg
+
+        with psycopg.connect(pg_dsn(self.analytics_db), autocommit=True) as conn:
+            old = conn.execute(
+                "SELECT to_regclass('analytics.pipeline_runs') IS NOT NULL"
+                " AND to_regclass('analytics.schema_migrations') IS NULL"
+            ).fetchone()[0]
+            if old:
+                conn.execute("DROP SCHEMA analytics CASCADE")
+        return old
+
     def drop_databases(self) -> None:
         import psycopg
 

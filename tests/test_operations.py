@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import MySQLdb
 import psycopg
@@ -129,3 +130,112 @@ def test_clearing_an_extract_with_downstream_reruns_the_month_identically(airflo
     states = airflow.task_states(july["run_id"])
     assert {t: s for t, (s, _) in states.items()} == dict.fromkeys(TASKS, "success")
     assert snapshot(airflow.stack) == before
+
+
+# -- the dashboard in the Airflow UI -------------------------------------------------------------
+CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+
+
+def chromium(*args: str) -> str:
+    """Open a page in headless Chromium; ``--virtual-time-budget`` lets its scripts run (and their
+    requests finish) before the DOM is dumped or the screenshot taken."""
+    out = subprocess.run(
+        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,2400", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+class Drawn(HTMLParser):
+    """What the page drew: per chart the (label, value) of each bar or point, per table its cells,
+    the KPI tiles, and whether the page said it was ready."""
+
+    def __init__(self):
+        super().__init__()
+        self.charts, self.tables, self.kpis, self.ready, self.text = {}, {}, {}, None, []
+        self._chart = self._table = self._kpi = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.ready = a.get("data-ready")
+        if "data-chart" in a:
+            self._chart = self.charts.setdefault(a["data-chart"], [])
+        if "data-table" in a:
+            self._table = self.tables.setdefault(a["data-table"], [])
+        if "data-kpi" in a:
+            self._kpi = a["data-kpi"]
+        if "data-value" in a and "data-label" in a and self._chart is not None:
+            self._chart.append((a["data-label"], float(a["data-value"])))
+        if tag == "td" and "data-key" in a and self._table is not None:
+            self._table.append((a["data-key"], a.get("data-value")))
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._chart = self._table = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._kpi and data.strip():
+            self.kpis[self._kpi] = data.strip()
+            self._kpi = None
+
+
+def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
+    plugins = airflow.api("GET", "/plugins")["plugins"]
+    views = [v for p in plugins for v in p.get("external_views", [])]
+    assert {"name": "Customer Performance", "href": "/customer-performance/"}.items() <= views[0].items()
+
+    page = Drawn()
+    page.feed(chromium("--dump-dom", f"{airflow.url}/customer-performance/?month=2025-07"))
+    assert page.ready == "true"
+    with psycopg.connect(pg_dsn(airflow.stack.analytics_db)) as conn:
+
+        def rows(q: str) -> list[tuple]:
+            return [(str(a), float(b)) for a, b in conn.execute(q).fetchall()]
+
+        m = "report_month = '2025-07-01'"
+        assert page.charts["regions"] == rows(
+            f"SELECT coalesce(region, 'unknown'), revenue FROM analytics.regional_summary WHERE {m}"
+            " AND grouping_level = 'region' ORDER BY revenue DESC NULLS LAST, 1"
+        )
+        assert page.charts["daily_revenue"] == rows(
+            f"SELECT bucket_start, revenue FROM analytics.performance_trends WHERE {m} AND grain = 'day'"
+            " AND scope = 'all' ORDER BY bucket_start"
+        )
+        assert len(page.charts["daily_revenue"]) == 31
+        assert page.charts["health_bands"] == rows(
+            f"SELECT coalesce(health_band, 'unknown'), count(*) FROM analytics.customer_performance WHERE {m}"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        assert (
+            sum(v for _, v in page.charts["engagement"])
+            == conn.execute(f"SELECT count(engagement_score) FROM analytics.customer_performance WHERE {m}").fetchone()[
+                0
+            ]
+        )
+        pareto = page.charts["pareto"]
+        assert pareto[-1] == ("100", 100.0) and all(a[1] <= b[1] for a, b in zip(pareto, pareto[1:], strict=False))
+        at_risk = [int(v) for k, v in page.tables["at_risk"] if k == "customer_id"]
+        assert at_risk == [
+            r[0]
+            for r in conn.execute(
+                f"SELECT customer_id FROM analytics.customer_performance WHERE {m} AND health_band = 'red'"
+                " ORDER BY revenue_at_risk DESC NULLS LAST, customer_id LIMIT 15"
+            )
+        ]
+        customers = conn.execute(f"SELECT count(*) FROM analytics.customer_performance WHERE {m}").fetchone()[0]
+    assert page.kpis["Customers"] == f"{customers:,}"
+    assert [k for k, _ in page.tables["quality"]][:1] == ["period_end"]
+
+    shot = ROOT / "docs" / "dashboard.png"
+    shot.parent.mkdir(exist_ok=True)
+    chromium(f"--screenshot={shot}", f"{airflow.url}/customer-performance/?month=2025-07")
+    assert shot.stat().st_size > 20_000  # the README shows it
+
+    empty = Drawn()
+    empty.feed(chromium("--dump-dom", f"{airflow.url}/customer-performance/?month=2024-02"))
+    assert empty.ready == "true" and "No data for 2024-02" in "".join(empty.text)

@@ -189,7 +189,9 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
-    return {**summary, "data_docs": str(export_dir(run, cfg) / "data_docs" / run.key)}
+    from include.customer_performance.export.csv_email import display
+
+    return {**summary, "data_docs": display(export_dir(run, cfg) / "data_docs" / run.key)}
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:

@@ -59,6 +59,14 @@ def migrate(cur, schema: str, folder: Path = MIGRATIONS_DIR) -> list[str]:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:migrate:{schema}",))
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     table = sql.Identifier(schema, "schema_migrations")
+    cur.execute("SELECT to_regclass(%s), to_regclass(%s)", (f"{schema}.schema_migrations", f"{schema}.pipeline_runs"))
+    versioned, tables = cur.fetchone()
+    if versioned is None and tables is not None:
+        raise MigrationError(
+            f"schema {schema} holds this package's tables but no schema_migrations: it was created by a build"
+            " before versioned migrations. Drop the schema (its months can be backfilled) or record the"
+            " migrations it matches in schema_migrations by hand"
+        )
     cur.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, name text NOT NULL,"

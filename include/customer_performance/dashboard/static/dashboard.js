@@ -1,0 +1,176 @@
+// The Customer Performance dashboard: fetches one month from the plugin's API and draws plain
+// SVG charts. No library and nothing from the internet. Every bar and point carries its label
+// and value as data attributes (data-label, data-value); body[data-ready] is set when done.
+"use strict";
+
+const NS = "http://www.w3.org/2000/svg";
+const fmt = (v, d = 0) => v === null || v === undefined ? "n/a"
+  : Number(v).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+
+function el(tag, attrs = {}, parent = null, ns = NS) {
+  const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function svgFrame(target, w = 440, h = 200) {
+  target.innerHTML = "";
+  return el("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%", role: "img" }, target);
+}
+
+// bars: [{label, value}]
+function bars(target, points, color = "#2f80ed") {
+  const w = 440, h = 200, left = 60, bottom = 40;
+  const svg = svgFrame(target, w, h);
+  const max = Math.max(0, ...points.map(p => p.value));
+  const min = Math.min(0, ...points.map(p => p.value));
+  const span = (max - min) || 1;
+  const bw = (w - left - 10) / Math.max(points.length, 1);
+  const y = v => 10 + (h - bottom - 10) * (max - v) / span;
+  el("text", { x: 4, y: 14 }, svg).textContent = fmt(max);
+  el("text", { x: 4, y: h - bottom }, svg).textContent = fmt(min);
+  points.forEach((p, i) => {
+    const top = Math.min(y(p.value), y(0)), height = Math.abs(y(p.value) - y(0));
+    const r = el("rect", {
+      x: left + i * bw + 1, y: top, width: Math.max(bw - 2, 1), height: Math.max(height, 0.5), fill: color,
+      "data-label": p.label, "data-value": p.value,
+    }, svg);
+    el("title", {}, r).textContent = `${p.label}: ${fmt(p.value, 2)}`;
+    if (points.length <= 12 || i % Math.ceil(points.length / 10) === 0) {
+      const t = el("text", { x: left + i * bw + bw / 2, y: h - bottom + 12, "text-anchor": "middle" }, svg);
+      t.textContent = String(p.label).length > 10 ? String(p.label).slice(5) : p.label;
+    }
+  });
+}
+
+// line: [{label, value}] with numeric or categorical x
+function line(target, points, color = "#27ae60", maxY = null) {
+  const w = 440, h = 200, left = 60, bottom = 30;
+  const svg = svgFrame(target, w, h);
+  const max = maxY ?? (Math.max(0, ...points.map(p => p.value)) || 1);
+  const x = i => left + (w - left - 10) * (points.length > 1 ? i / (points.length - 1) : 0.5);
+  const y = v => 10 + (h - bottom - 10) * (1 - v / max);
+  el("text", { x: 4, y: 14 }, svg).textContent = fmt(max);
+  el("text", { x: 4, y: h - bottom }, svg).textContent = "0";
+  el("polyline", {
+    points: points.map((p, i) => `${x(i)},${y(p.value)}`).join(" "), fill: "none", stroke: color, "stroke-width": 2,
+  }, svg);
+  points.forEach((p, i) => {
+    const c = el("circle", { cx: x(i), cy: y(p.value), r: 2.5, fill: color, "data-label": p.label, "data-value": p.value }, svg);
+    el("title", {}, c).textContent = `${p.label}: ${fmt(p.value, 2)}`;
+    if (i % Math.ceil(points.length / 8) === 0) {
+      el("text", { x: x(i), y: h - bottom + 14, "text-anchor": "middle" }, svg).textContent =
+        String(p.label).length > 7 ? String(p.label).slice(5) : p.label;
+    }
+  });
+}
+
+function table(target, columns, rows) {
+  target.innerHTML = "";
+  const head = el("tr", {}, el("thead", {}, target, null), null);
+  columns.forEach(([title]) => { el("th", {}, head, null).textContent = title; });
+  const body = el("tbody", {}, target, null);
+  if (!rows.length) {
+    const td = el("td", { colspan: columns.length }, el("tr", {}, body, null), null);
+    td.textContent = "none";
+  }
+  rows.forEach(r => {
+    const tr = el("tr", {}, body, null);
+    columns.forEach(([, key, digits]) => {
+      const td = el("td", digits === undefined ? {} : { class: "num" }, tr, null);
+      td.textContent = digits === undefined ? (r[key] ?? "") : fmt(r[key], digits);
+      td.dataset.key = key;
+      td.dataset.value = r[key] ?? "";
+    });
+  });
+}
+
+function kpis(k) {
+  const tiles = [
+    ["Customers", k.customers], ["Active customers", k.active_customers], ["Revenue", fmt(k.revenue, 2)],
+    ["Transactions", k.transactions], ["Revenue at risk", fmt(k.revenue_at_risk, 2)],
+    ["High-risk customers", k.high_risk_customers], ["Top 20 % revenue share", fmt(100 * (k.top20_revenue_share ?? 0), 1) + " %"],
+    ["Avg satisfaction", fmt(k.avg_satisfaction, 2)], ["Avg health score", fmt(k.avg_health_score, 1)],
+  ];
+  const box = document.getElementById("kpis");
+  box.innerHTML = "";
+  tiles.forEach(([name, value]) => {
+    const d = el("div", { class: "kpi", "data-kpi": name }, box, null);
+    el("b", {}, d, null).textContent = typeof value === "number" ? fmt(value) : value;
+    el("span", {}, d, null).textContent = name;
+  });
+}
+
+const chart = name => document.querySelector(`[data-chart="${name}"]`);
+
+function draw(d) {
+  document.getElementById("period").textContent =
+    `${d.run.period_start} .. ${d.run.period_end} (end exclusive), run ${d.run.run_id}`;
+  kpis(d.kpis);
+  line(chart("daily_revenue"), d.daily.map(r => ({ label: r.day, value: r.revenue })));
+  bars(chart("daily_transactions"), d.daily.map(r => ({ label: r.day, value: r.transactions })), "#9b51e0");
+  bars(chart("weekly_revenue"), d.weekly.map(r => ({ label: r.week, value: r.revenue })));
+  bars(chart("regions"), d.regions.map(r => ({ label: r.label, value: r.revenue })), "#f2994a");
+  bars(chart("segments"), d.segments.map(r => ({ label: r.label, value: r.revenue })), "#56ccf2");
+  line(chart("pareto"), d.pareto.map(r => ({ label: r.customers_pct, value: r.revenue_pct })), "#eb5757", 100);
+  const bandColor = { green: "#27ae60", yellow: "#f2c94c", red: "#eb5757" };
+  bars(chart("health_bands"), d.health_bands.map(r => ({ label: r.label, value: r.customers })), "#828282");
+  chart("health_bands").querySelectorAll("rect").forEach(r => {
+    r.setAttribute("fill", bandColor[r.dataset.label] || "#828282");
+  });
+  bars(chart("engagement"), d.engagement.map(r => ({ label: `${r.bucket}-${r.bucket + 10}`, value: r.customers })), "#6fcf97");
+  table(document.querySelector('[data-table="at_risk"]'), [
+    ["Customer", "customer_id"], ["Name", "name"], ["Region", "region"], ["Segment", "segment"],
+    ["Health", "health_score", 1], ["Churn p", "churn_probability", 2], ["Revenue", "revenue", 2],
+    ["Revenue at risk", "revenue_at_risk", 2],
+  ], d.at_risk);
+  table(document.querySelector('[data-table="quality"]'), [
+    ["Period end", "period_end"], ["Checks", "checks", 0], ["Failed", "failed", 0], ["Critical", "critical", 0],
+    ["Quarantined rows", "quarantined", 0],
+  ], d.quality);
+  table(document.querySelector('[data-table="alerts"]'), [
+    ["Alert", "alert"], ["Severity", "severity"], ["Scope", "scope"], ["Message", "message"],
+  ], d.alerts);
+}
+
+async function show(month) {
+  const main = document.getElementById("main"), empty = document.getElementById("empty");
+  document.body.dataset.ready = "false";
+  const resp = await fetch(`api/month/${month}`);
+  if (resp.ok) {
+    draw(await resp.json());
+    main.hidden = false; empty.hidden = true;
+  } else {
+    const detail = (await resp.json()).detail || resp.statusText;
+    empty.textContent = `No data for ${month}: ${detail}. Run or backfill the month first.`;
+    main.hidden = true; empty.hidden = false;
+  }
+  document.body.dataset.month = month;
+  document.body.dataset.ready = "true";
+}
+
+async function start() {
+  const { months, latest_complete } = await (await fetch("api/months")).json();
+  const wanted = new URLSearchParams(location.search).get("month");
+  const month = wanted || latest_complete || months[0];
+  const select = document.getElementById("month");
+  new Set([month, ...months].filter(Boolean)).forEach(m => { el("option", { value: m }, select, null).textContent = m; });
+  select.value = month || "";
+  select.onchange = () => { history.replaceState(null, "", `?month=${select.value}`); show(select.value); };
+  if (!month) {
+    const empty = document.getElementById("empty");
+    empty.textContent = "No month has been loaded yet: run or backfill the DAG first.";
+    empty.hidden = false;
+    document.body.dataset.ready = "true";
+    return;
+  }
+  await show(month);
+}
+
+start().catch(err => {
+  const empty = document.getElementById("empty");
+  empty.textContent = `The dashboard could not load: ${err}`;
+  empty.hidden = false;
+  document.body.dataset.ready = "error";
+});
