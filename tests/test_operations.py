@@ -140,7 +140,7 @@ def chromium(*args: str) -> str:
     """Open a page in headless Chromium; ``--virtual-time-budget`` lets its scripts run (and their
     requests finish) before the DOM is dumped or the screenshot taken."""
     out = subprocess.run(
-        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,2400", *args],
+        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,1700", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -209,7 +209,7 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
         assert len(page.charts["daily_revenue"]) == 31
         assert page.charts["health_bands"] == rows(
             f"SELECT coalesce(health_band, 'unknown'), count(*) FROM analytics.customer_performance WHERE {m}"
-            " GROUP BY 1 ORDER BY 1"
+            " GROUP BY 1 ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown'))"
         )
         assert (
             sum(v for _, v in page.charts["engagement"])

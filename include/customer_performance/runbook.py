@@ -128,9 +128,11 @@ extract, filter and transform tasks; alone for a destination) and it runs again.
 `validate` published nothing: fix the data, then clear `validate` with downstream. Each task's
 documentation (task → Details) says what to do when it fails; so does its log.
 
-**Backfill.** `make backfill FROM=2025-01 TO=2025-06` (or
-`python -m include.customer_performance backfill --from 2025-01 --to 2025-06`) creates an Airflow
-backfill of the month-close runs of each month in the range; the scheduler runs them one at a time.
+**Backfill.** `python -m include.customer_performance backfill --from 2025-01 --to 2025-06`, run
+where the `airflow` CLI reaches this deployment (the DAG must be unpaused), creates one Airflow
+backfill per month for its month-close run, oldest first, and waits for each. By hand, per month:
+`airflow backfill create --dag-id customer_performance --from-date 2025-02-01T02:00:00+00:00
+--to-date 2025-02-01T02:00:00+00:00 --reprocess-behavior completed` (January 2025).
 
 **Alerts.** A failing task emails `alert_email_to` (after its retries). A run still unfinished
 four hours after it was queued (06:00 for the nightly run) raises a Deadline Alert by email.

@@ -57,7 +57,8 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         " WHERE report_month = %(m)s AND grouping_level = 'segment' ORDER BY revenue DESC NULLS LAST, label",
         "health_bands": "SELECT coalesce(health_band, 'unknown') AS label, count(*) AS customers,"
         " coalesce(sum(revenue_at_risk), 0) AS revenue_at_risk FROM {customer_performance}"
-        " WHERE report_month = %(m)s GROUP BY 1 ORDER BY 1",
+        " WHERE report_month = %(m)s GROUP BY 1"
+        " ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown')), 1",
         "at_risk": "SELECT customer_id, name, region, segment, health_score, health_band, churn_probability,"
         " revenue, revenue_at_risk FROM {customer_performance}"
         " WHERE report_month = %(m)s AND health_band = 'red' ORDER BY revenue_at_risk DESC NULLS LAST, customer_id"

@@ -185,7 +185,7 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckRes
 
     checks = suite_checks(suite, run, cur)
     row_rules = tuple(c for c in checks if c.bad_rows)
-    flagged = flag_rows(cur, run, suite, row_rules)
+    flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
     cur.connection.commit()  # GX reads through its own connection
     # the suite's table for the column expectations; its flagged rows for the row rules
     batches = {

@@ -4,6 +4,8 @@
 "use strict";
 
 const NS = "http://www.w3.org/2000/svg";
+// dates as MM-DD on an axis; anything else as it is
+const tick = label => /^\d{4}-\d{2}-\d{2}$/.test(String(label)) ? String(label).slice(5) : String(label);
 const fmt = (v, d = 0) => v === null || v === undefined ? "n/a"
   : Number(v).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 
@@ -37,9 +39,9 @@ function bars(target, points, color = "#2f80ed") {
       "data-label": p.label, "data-value": p.value,
     }, svg);
     el("title", {}, r).textContent = `${p.label}: ${fmt(p.value, 2)}`;
-    if (points.length <= 12 || i % Math.ceil(points.length / 10) === 0) {
+    if (points.length <= 8 || i % Math.ceil(points.length / 8) === 0) {
       const t = el("text", { x: left + i * bw + bw / 2, y: h - bottom + 12, "text-anchor": "middle" }, svg);
-      t.textContent = String(p.label).length > 10 ? String(p.label).slice(5) : p.label;
+      t.textContent = tick(p.label);
     }
   });
 }
@@ -60,8 +62,7 @@ function line(target, points, color = "#27ae60", maxY = null) {
     const c = el("circle", { cx: x(i), cy: y(p.value), r: 2.5, fill: color, "data-label": p.label, "data-value": p.value }, svg);
     el("title", {}, c).textContent = `${p.label}: ${fmt(p.value, 2)}`;
     if (i % Math.ceil(points.length / 8) === 0) {
-      el("text", { x: x(i), y: h - bottom + 14, "text-anchor": "middle" }, svg).textContent =
-        String(p.label).length > 7 ? String(p.label).slice(5) : p.label;
+      el("text", { x: x(i), y: h - bottom + 14, "text-anchor": "middle" }, svg).textContent = tick(p.label);
     }
   });
 }
