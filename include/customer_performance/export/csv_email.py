@@ -142,9 +142,11 @@ def should_email(policy: str, is_complete_month: bool, manual: bool) -> tuple[bo
         return True, "a manual run"
     if policy == "daily":
         return True, "email_policy is daily"
-    if policy == "month_close" and is_complete_month:
-        return True, "the run closes the month"
-    return False, f"email_policy is {policy} and this scheduled run does not close the month"
+    if policy == "month_close":
+        if is_complete_month:
+            return True, "the run closes the month"
+        return False, "email_policy is month_close and this run does not close the month"
+    return False, f"email_policy is {policy}: only manual runs are emailed"
 
 
 def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] = ()) -> str:
