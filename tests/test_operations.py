@@ -239,3 +239,46 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
     empty = Drawn()
     empty.feed(chromium("--dump-dom", f"{airflow.url}/customer-performance/?month=2024-02"))
     assert empty.ready == "true" and "No data for 2024-02" in "".join(empty.text)
+
+
+def test_a_run_stopped_by_the_gate_resumes_from_validate_after_the_fix(airflow):
+    """Bad source data (an eighth of the emails missing: completeness under 95 %, critical) stops
+    the July run in validate and publishes nothing; the staged rows are fixed and validate is
+    cleared with its downstream: the run completes and every destination is as it was."""
+    stack = airflow.stack
+    (july,) = [r for r in airflow.runs() if r["logical_date"] == JULY_CLOSE]
+    before = snapshot(stack)
+    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
+        saved = conn.execute("SELECT customer_id, email FROM customers WHERE customer_id % 8 = 0").fetchall()
+        conn.execute("UPDATE customers SET email = NULL WHERE customer_id % 8 = 0")
+    try:
+        tries = airflow.task_states(july["run_id"])["validate"][1]
+        airflow.clear(july["run_id"], "extract_customer_db", downstream=True)
+        airflow.wait_for_runs(lambda runs: airflow.task_states(july["run_id"])["validate"][1] > tries, timeout=900)
+        states = {t: s for t, (s, _) in airflow.task_states(july["run_id"]).items()}
+        assert states["validate"] == "failed"
+        assert {states[t] for t in ("aggregate", "load_analytics_db", "push_bi_api", "email_csv_export")} == {
+            "upstream_failed"
+        }
+        assert snapshot(stack) == before  # nothing was published
+
+        # the fix, in the staged data; then validate (which recomputes the metrics) and downstream
+        key = JULY_CLOSE.strftime("%Y%m%dt%H%M%S")
+        with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+            staged = [f"customers_{key}"]
+            if conn.execute(f"SELECT relkind FROM pg_class WHERE relname = 'flt_customers_{key}'").fetchone()[0] == "r":
+                staged.append(f"flt_customers_{key}")
+            for table in staged:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"UPDATE cp_staging.{table} SET email = %s WHERE customer_id = %s", [(e, c) for c, e in saved]
+                    )
+        airflow.clear(july["run_id"], "validate", downstream=True)
+        airflow.wait_for_runs(
+            lambda runs: airflow.task_states(july["run_id"])["email_csv_export"][0] == "success", timeout=900
+        )
+        assert {s for s, _ in airflow.task_states(july["run_id"]).values()} == {"success"}
+        assert snapshot(stack) == before
+    finally:
+        with psycopg.connect(pg_dsn(stack.customer_db)) as conn, conn.cursor() as cur:
+            cur.executemany("UPDATE customers SET email = %s WHERE customer_id = %s", [(e, c) for c, e in saved])
