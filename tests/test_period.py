@@ -54,3 +54,18 @@ def test_month_close_dates_cover_the_range():
     ]
     with pytest.raises(ValueError):
         month_close_dates("2025-03", "2025-01")
+
+
+def test_backfill_runs_each_month_close_at_the_scheduled_hour():
+    from datetime import UTC, datetime
+
+    from include.customer_performance.backfill import _json_list, month_close_logical_dates
+
+    assert month_close_logical_dates("2025-11", "2026-01") == [
+        datetime(2025, 12, 1, 2, tzinfo=UTC),
+        datetime(2026, 1, 1, 2, tzinfo=UTC),
+        datetime(2026, 2, 1, 2, tzinfo=UTC),
+    ]
+    out = '[2026-11-21T10:00:00] {dagbag.py} INFO - Filling up the DagBag\n[{"dag_id": "x", "state": "success"}]\n'
+    assert _json_list(out) == [{"dag_id": "x", "state": "success"}]
+    assert _json_list("No data found") is None

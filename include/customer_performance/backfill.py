@@ -42,17 +42,20 @@ def _airflow(airflow: str, *args: str) -> str:
     return out.stdout
 
 
-def run_state(airflow: str, logical_date: datetime) -> str | None:
-    """The state of the newest run of the DAG at ``logical_date``, or None when there is none."""
-    out = _airflow(airflow, "dags", "list-runs", DAG_ID, "-o", "json")
-    runs = []
-    for line in reversed(out.splitlines()):  # the JSON list; the CLI may print log lines around it
+def _json_list(out: str) -> list[dict] | None:
+    """The JSON list a CLI command printed with ``-o json`` (it may print log lines around it)."""
+    for line in reversed(out.splitlines()):
         if line.startswith("[") and line.rstrip().endswith("]"):
             try:
-                runs = json.loads(line)
-                break
+                return json.loads(line)
             except ValueError:
                 continue
+    return None
+
+
+def run_state(airflow: str, logical_date: datetime) -> str | None:
+    """The state of the newest run of the DAG at ``logical_date``, or None when there is none."""
+    runs = _json_list(_airflow(airflow, "dags", "list-runs", DAG_ID, "-o", "json")) or []
     mine = [r for r in runs if r.get("logical_date") and _same_instant(r["logical_date"], logical_date)]
     return mine[-1]["state"] if mine else None
 
@@ -63,16 +66,13 @@ def _same_instant(text: str, when: datetime) -> bool:
 
 def is_paused(airflow: str) -> bool:
     out = _airflow(airflow, "dags", "list", "-o", "json", "--columns", "dag_id,is_paused")
-    for line in reversed(out.splitlines()):
-        if line.startswith("[") and line.rstrip().endswith("]"):
-            try:
-                dags = {d["dag_id"]: d["is_paused"] for d in json.loads(line)}
-            except (ValueError, KeyError):
-                continue
-            if DAG_ID not in dags:
-                raise BackfillError(f"{DAG_ID} is not in this Airflow; is the package in its dags folder?")
-            return str(dags[DAG_ID]).lower() == "true"
-    raise BackfillError(f"could not read the DAG list from airflow: {out[-500:]}")
+    dags = _json_list(out)
+    if dags is None:
+        raise BackfillError(f"could not read the DAG list from airflow: {out[-500:]}")
+    paused = {d.get("dag_id"): d.get("is_paused") for d in dags}
+    if DAG_ID not in paused:
+        raise BackfillError(f"{DAG_ID} is not in this Airflow; is the package in its dags folder?")
+    return str(paused[DAG_ID]).lower() == "true"
 
 
 def backfill(
