@@ -140,7 +140,7 @@ def chromium(*args: str) -> str:
     """Open a page in headless Chromium; ``--virtual-time-budget`` lets its scripts run (and their
     requests finish) before the DOM is dumped or the screenshot taken."""
     out = subprocess.run(
-        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,1700", *args],
+        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,2800", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -207,6 +207,8 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
             " AND scope = 'all' ORDER BY bucket_start"
         )
         assert len(page.charts["daily_revenue"]) == 31
+        daily, weekly = page.charts["daily_transactions"], page.charts["weekly_transactions"]
+        assert sum(v for _, v in weekly) == sum(v for _, v in daily) > 0 and len(weekly) == 5
         assert page.charts["health_bands"] == rows(
             f"SELECT coalesce(health_band, 'unknown'), count(*) FROM analytics.customer_performance WHERE {m}"
             " GROUP BY 1 ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown'))"

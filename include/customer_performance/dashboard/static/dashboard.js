@@ -112,6 +112,7 @@ function draw(d) {
   line(chart("daily_revenue"), d.daily.map(r => ({ label: r.day, value: r.revenue })));
   bars(chart("daily_transactions"), d.daily.map(r => ({ label: r.day, value: r.transactions })), "#9b51e0");
   bars(chart("weekly_revenue"), d.weekly.map(r => ({ label: r.week, value: r.revenue })));
+  bars(chart("weekly_transactions"), d.weekly.map(r => ({ label: r.week, value: r.transactions })), "#9b51e0");
   bars(chart("regions"), d.regions.map(r => ({ label: r.label, value: r.revenue })), "#f2994a");
   bars(chart("segments"), d.segments.map(r => ({ label: r.label, value: r.revenue })), "#56ccf2");
   line(chart("pareto"), d.pareto.map(r => ({ label: r.customers_pct, value: r.revenue_pct })), "#eb5757", 100);
