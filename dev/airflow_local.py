@@ -4,9 +4,11 @@ four Airflow 3 components as processes (api-server, which also serves the UI and
 API the tasks talk to; scheduler; dag-processor; triggerer, which runs Deadline Alert callbacks).
 The stack's connections are passed as ``AIRFLOW_CONN_*``.
 
-    with LocalAirflow(stack, home) as af:
-        af.cli("backfill", "create", ...)
-        af.wait_for_run(logical_date)
+    af = LocalAirflow(stack, home)
+    af.start()            # fresh metadata DB, the four components, until the DAG is parsed
+    af.unpause()
+    af.clear(run_id, task_id)
+    af.stop()
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `make airflow`
-from dev.stack import PG, ROOT, Stack, free_port, pg_dsn, wait_for_port  # noqa: E402
+from dev.stack import PG, ROOT, Stack, free_port, pg_dsn, stop_processes, wait_for_port  # noqa: E402
 
 DAG_ID = "customer_performance"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -86,21 +88,7 @@ class LocalAirflow:
         self.wait_for_dag()
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
-
-    def __enter__(self) -> LocalAirflow:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        stop_processes(self.procs, timeout=30)
 
     # -- commands -------------------------------------------------------------------------------
     @property

@@ -41,6 +41,18 @@ def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float =
     raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
+def stop_processes(procs: dict[str, subprocess.Popen], timeout: float = 10) -> None:
+    """Terminate the processes, kill those still running after ``timeout``, forget them all."""
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    procs.clear()
+
+
 def pg_dsn(dbname: str) -> str:
     return f"host={PG['host']} port={PG['port']} user={PG['user']} dbname={dbname}"
 
@@ -188,14 +200,7 @@ class Stack:
             wait_for_port(port, proc, name)
 
     def stop_services(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
+        stop_processes(self.procs)
 
     # -- the Airflow environment ---------------------------------------------------------------
     def connections(self) -> dict[str, dict]:

@@ -186,19 +186,20 @@ def test_two_loads_of_one_month_are_serialised(stack, run):
 # -- BI push ------------------------------------------------------------------------------------
 
 
+def inject(stack, *faults: dict) -> None:
+    """Replace the BI stand-in's queued faults with ``faults``."""
+    control(stack.bi_port, "DELETE", "faults")
+    if faults:
+        control(stack.bi_port, "POST", "faults", list(faults))
+
+
 def bi_client(stack, **kwargs) -> ApiClient:
     return ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api", **kwargs)
 
 
 def test_bi_429_then_success_delivers_every_row_once(stack, run, caplog):
     expected = snapshot(stack)
-    control(stack.bi_port, "DELETE", "faults")
-    control(
-        stack.bi_port,
-        "POST",
-        "faults",
-        [{"status": 429, "retry_after": 1, "method": "POST", "path": "/tables/performance_trends/rows"}],
-    )
+    inject(stack, {"status": 429, "retry_after": 1, "method": "POST", "path": "/tables/performance_trends/rows"})
     caplog.set_level(logging.DEBUG)
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         sent = push(conn, run, bi_client(stack), "customer_performance", 10_000)
@@ -214,7 +215,7 @@ def test_bi_429_then_success_delivers_every_row_once(stack, run, caplog):
 
 
 def test_bi_batches_stay_under_the_limit(stack, run):
-    control(stack.bi_port, "DELETE", "faults")
+    inject(stack)
     before = len(control(stack.bi_port, "GET", "requests"))
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         sent = push(conn, run, bi_client(stack), "customer_performance", 40, ("performance_trends",))
@@ -225,13 +226,7 @@ def test_bi_batches_stay_under_the_limit(stack, run):
 
 def test_a_failed_push_leaves_the_analytics_db_alone_and_a_retry_completes(stack, run):
     expected = snapshot(stack)
-    control(stack.bi_port, "DELETE", "faults")
-    control(
-        stack.bi_port,
-        "POST",
-        "faults",
-        [{"status": 503, "times": 3, "method": "POST", "path": "/regional_summary/rows"}],
-    )
+    inject(stack, {"status": 503, "times": 3, "method": "POST", "path": "/regional_summary/rows"})
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         with pytest.raises(ApiError, match="still failing after 3 attempts"):
             push(conn, run, bi_client(stack, max_attempts=3, backoff=0.01), "customer_performance", 10_000)

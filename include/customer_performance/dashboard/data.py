@@ -28,18 +28,24 @@ def _plain(rows: list[dict]) -> list[dict]:
 
 
 def months(conn, schema: str) -> dict:
-    """The loaded months (newest first) and the latest complete one."""
+    """The loaded months (newest first) and the latest complete one (the schema's view)."""
+    from include.customer_performance.report import MonthNotLoadedError, latest_complete_month
+
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{schema}.pipeline_runs",))
         if cur.fetchone()[0] is None:
             return {"months": [], "latest_complete": None}
-        t = sql.Identifier(schema, "pipeline_runs")
-        cur.execute(sql.SQL("SELECT DISTINCT report_month FROM {} ORDER BY 1 DESC").format(t))
+        cur.execute(
+            sql.SQL("SELECT DISTINCT report_month FROM {} ORDER BY 1 DESC").format(
+                sql.Identifier(schema, "pipeline_runs")
+            )
+        )
         loaded = [r[0].strftime("%Y-%m") for r in cur.fetchall()]
-        complete = "period_end = (report_month + interval '1 month')::date"
-        cur.execute(sql.SQL("SELECT max(report_month) FROM {} WHERE " + complete).format(t))
-        latest = cur.fetchone()[0]
-    return {"months": loaded, "latest_complete": latest.strftime("%Y-%m") if latest else None}
+    try:
+        latest = latest_complete_month(conn, schema).strftime("%Y-%m")
+    except MonthNotLoadedError:
+        latest = None
+    return {"months": loaded, "latest_complete": latest}
 
 
 def month_data(conn, schema: str, month: date) -> dict | None:
@@ -107,7 +113,7 @@ def month_data(conn, schema: str, month: date) -> dict | None:
     if not out["run"]:
         return None
     run = out.pop("run")[0]
-    out["kpis"] = {k: float(v) if isinstance(v, Decimal) else v for k, v in (run.pop("kpis") or {}).items()}
+    out["kpis"] = _plain([run.pop("kpis") or {}])[0]
     out["run"] = run
     out["month"] = month.strftime("%Y-%m")
     return out
