@@ -5,7 +5,8 @@ sale in a foreign currency, an unknown currency, a duplicated transaction_id, a 
 July 2025, run of 1 August: the period is 2025-07-01 .. 2025-07-31, reporting currency USD.
 """
 
-from datetime import date, datetime
+import contextlib
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
@@ -131,6 +132,13 @@ def stage(cur, name, dataset, rows):
             copy.write_row(row)
 
 
+@contextlib.contextmanager
+def utc_connection(dsn):
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        yield conn
+
+
 @pytest.fixture(scope="module")
 def metrics_db(tmp_path_factory):
     import uuid
@@ -157,7 +165,8 @@ def metrics_db(tmp_path_factory):
                 stage(cur, "customer_history", CUSTOMER_HISTORY, HISTORY_ROWS)
                 stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
                 stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
-            result = calculate_metrics(conn, RUN, "USD", "analytics")
+            # the side steps on a second connection, as the calculate task runs them
+            result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
             conn.execute(
                 "CREATE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
                     RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
@@ -359,3 +368,41 @@ def test_conflicting_versions_are_counted(metrics_db):
     assert result["transactions"]["conflicting_versions"] == 1  # T1: pending, then completed
     flagged = [t["transaction_id"] for t in rows(dsn, "int_transactions") if t["version_conflict"]]
     assert flagged == ["T1"]
+
+
+def test_active_customers_are_distinct_per_bucket_and_category(metrics_db, m):
+    """Active customers counted by hand from the deduplicated transactions: per day and ISO week
+    (overall and per region) and per product category (customers who bought there at all, and
+    those with a settled purchase there)."""
+    dsn, _ = metrics_db
+    tx = [t for t in rows(dsn, "int_transactions") if t["customer_id"] in m]
+    settled = [t for t in tx if t["status"] == "completed"]
+
+    def day(t):
+        return t["order_date"].astimezone(UTC).date()
+
+    checked = 0
+    for b in rows(dsn, "performance_trends"):
+        width = 1 if b["grain"] == "day" else 7
+        buyers = {
+            t["customer_id"]
+            for t in settled
+            if 0 <= (day(t) - b["bucket_start"]).days < width
+            and (b["scope"] == "all" or m[t["customer_id"]]["region"] == b["region"])
+        }
+        assert b["active_customers"] == len(buyers), b
+        checked += bool(buyers)
+    assert checked >= 5  # the fixture's buying days, overall and per region
+    by_category = {
+        r["product_category"]: r for r in rows(dsn, "regional_summary") if r["grouping_level"] == "product_category"
+    }
+    categories = {t["product_category"] for t in tx}
+    for category in categories:
+        assert by_category[category]["customers"] == len(
+            {t["customer_id"] for t in tx if t["product_category"] == category}
+        )
+        assert by_category[category]["active_customers"] == len(
+            {t["customer_id"] for t in settled if t["product_category"] == category}
+        )
+    without = {c for c in m if c not in {t["customer_id"] for t in tx}}
+    assert by_category[None]["customers"] == len(without) and by_category[None]["active_customers"] == 0

@@ -41,22 +41,31 @@ def recency_ratio(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> 
 
 
 def mbg_nbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-    """MBG/NBD: (churn probability, expected purchases over the horizon); raises if the fit fails."""
+    """MBG/NBD: (churn probability, expected purchases over the horizon); raises if the fit fails.
+
+    Fitted and evaluated once per distinct (frequency, recency, T), weighted by the number of
+    customers with it (Fader and Hardie's condensed RFM matrix): the same likelihood, the same
+    parameters, in a fraction of the time (whole days give a few thousand patterns per million
+    customers)."""
     from lifetimes import ModifiedBetaGeoFitter
 
+    patterns, inverse, counts = np.unique(
+        np.column_stack([frequency, recency, T]), axis=0, return_inverse=True, return_counts=True
+    )
+    f, r, t = patterns.T
     model = ModifiedBetaGeoFitter(penalizer_coef=CHURN_PENALIZER)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(frequency, recency, T)
-        alive = np.asarray(model.conditional_probability_alive(frequency, recency, T), dtype=float)
+        model.fit(f, r, t, weights=counts)
+        alive = np.asarray(model.conditional_probability_alive(f, r, t), dtype=float)
         expected = np.asarray(
-            model.conditional_expected_number_of_purchases_up_to_time(CLV_HORIZON_DAYS, frequency, recency, T),
-            dtype=float,
+            model.conditional_expected_number_of_purchases_up_to_time(CLV_HORIZON_DAYS, f, r, t), dtype=float
         )
     params = np.asarray(list(model.params_.values), dtype=float)
     if not (np.all(np.isfinite(params)) and np.all(np.isfinite(alive)) and np.all(np.isfinite(expected))):
         raise ValueError(f"degenerate MBG/NBD fit: {dict(model.params_)}")
-    return 1 - alive, expected
+    inverse = inverse.reshape(-1)
+    return 1 - alive[inverse], expected[inverse]
 
 
 def churn_and_clv(

@@ -123,8 +123,9 @@ def calculate(run: Run, cfg: Settings) -> dict:
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
             create_valid_views(cur, run, SOURCE_SUITES)
-        out = calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
-        conn.commit()
+        out = calculate_metrics(
+            conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld", connect=lambda: analytics(cfg)
+        )
     return out
 
 
@@ -181,7 +182,9 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
                 results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs)
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
-            calculate_metrics(conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld")
+            calculate_metrics(
+                conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld", connect=lambda: analytics(cfg)
+            )
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "customer_metrics") as docs:

@@ -1,13 +1,13 @@
 -- int_transactions: the period's transactions, each transaction_id once in its latest version
 -- (a later update of the same id replaces the earlier one), with amounts converted to the
 -- reporting currency at the ECB rate of the transaction's day (UTC). Read by customer_metrics,
--- the trends and the regional summary, so this work happens once per run.
+-- the trends and the regional summary, so this work happens once per run. (Probable duplicates,
+-- a second row with the same customer, amount, currency and timestamp under another
+-- transaction_id, are counted per customer by int_customer_sales.)
 --   fx_rate            reporting-currency units per unit of the transaction's currency
 --   amount_reporting   amount x fx_rate (the original amount and currency are kept beside it)
 --   version_conflict   earlier versions of the transaction_id differed in amount, currency,
 --                      status or customer (the latest version counts; calculate logs them)
---   probable_duplicate a second row with the same customer, amount, currency and timestamp under
---                      another transaction_id: flagged, still counted
 --   quarantine_reason  why the row cannot be converted (unknown currency, no rate): such rows
 --                      are moved to quarantine_transactions by calculate, never counted as zero
 WITH latest AS (
@@ -25,28 +25,29 @@ WITH latest AS (
         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
     )
     ORDER BY transaction_id, updated_at DESC NULLS LAST
+),
+rates AS (
+    -- the cross rate per currency and day, divided once per rate rather than once per row
+    SELECT cur.currency, cur.day, rep.units_per_eur / cur.units_per_eur AS fx_rate
+    FROM {rates} AS cur
+    JOIN {rates} AS rep ON rep.currency = %(reporting_currency)s AND rep.day = cur.day
 )
 SELECT
     l.*,
-    rep.units_per_eur / cur.units_per_eur AS fx_rate,
-    round(l.amount * rep.units_per_eur / cur.units_per_eur, 2) AS amount_reporting,
-    round(coalesce(l.discount_applied, 0) * rep.units_per_eur / cur.units_per_eur, 2) AS discount_reporting,
-    round(coalesce(l.tax_amount, 0) * rep.units_per_eur / cur.units_per_eur, 2) AS tax_reporting,
-    row_number() OVER (
-        PARTITION BY l.customer_id, l.amount, l.currency, l.order_date ORDER BY l.transaction_id
-    ) > 1 AS probable_duplicate,
-    CASE  -- the first branch settles nearly every row; the lookup below runs only for failures
-        WHEN cur.currency IS NOT NULL AND rep.currency IS NOT NULL THEN NULL
+    r.fx_rate,
+    round(l.amount * r.fx_rate, 2) AS amount_reporting,
+    round(coalesce(l.discount_applied, 0) * r.fx_rate, 2) AS discount_reporting,
+    round(coalesce(l.tax_amount, 0) * r.fx_rate, 2) AS tax_reporting,
+    CASE  -- the first branch settles nearly every row; the lookups below run only for failures
+        WHEN r.fx_rate IS NOT NULL THEN NULL
         WHEN l.currency IS NULL THEN 'currency is missing'
         WHEN NOT EXISTS (SELECT 1 FROM {rates} AS k WHERE k.currency = l.currency)
             THEN 'unknown currency ' || l.currency
-        WHEN cur.currency IS NULL
+        WHEN NOT EXISTS (
+            SELECT 1 FROM {rates} AS k WHERE k.currency = l.currency AND k.day = (l.order_date AT TIME ZONE 'UTC')::date
+        )
             THEN 'no ECB rate for ' || l.currency || ' on ' || (l.order_date AT TIME ZONE 'UTC')::date
-        WHEN rep.currency IS NULL
-            THEN 'no ECB rate for the reporting currency on ' || (l.order_date AT TIME ZONE 'UTC')::date
+        ELSE 'no ECB rate for the reporting currency on ' || (l.order_date AT TIME ZONE 'UTC')::date
     END AS quarantine_reason
 FROM latest AS l
-LEFT JOIN {rates} AS cur
-    ON cur.currency = l.currency AND cur.day = (l.order_date AT TIME ZONE 'UTC')::date
-LEFT JOIN {rates} AS rep
-    ON rep.currency = %(reporting_currency)s AND rep.day = (l.order_date AT TIME ZONE 'UTC')::date
+LEFT JOIN rates AS r ON r.currency = l.currency AND r.day = (l.order_date AT TIME ZONE 'UTC')::date

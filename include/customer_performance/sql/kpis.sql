@@ -1,21 +1,19 @@
 -- kpis: one row per run, the executive summary of the seed's customer health dashboard
 -- (customer overview, support performance, satisfaction) plus revenue, segments and health.
 -- Support figures are over the period's tickets (interaction_type 'ticket').
-WITH m AS (SELECT * FROM {metrics}),
-tickets AS (
+WITH crm AS (
+    -- one pass over the interactions of known customers
     SELECT
-        count(*) AS tickets,
-        count(*) FILTER (WHERE resolution_status = 'resolved') AS resolved,
-        count(*) FILTER (WHERE resolution_status = 'escalated') AS escalated,
-        avg(resolution_hours) FILTER (WHERE resolution_status IN ('resolved', 'escalated')) AS avg_resolution_hours
+        count(*) FILTER (WHERE interaction_type = 'ticket') AS tickets,
+        count(*) FILTER (WHERE interaction_type = 'ticket' AND resolution_status = 'resolved') AS resolved,
+        count(*) FILTER (WHERE interaction_type = 'ticket' AND resolution_status = 'escalated') AS escalated,
+        avg(resolution_hours)
+            FILTER (WHERE interaction_type = 'ticket' AND resolution_status IN ('resolved', 'escalated'))
+            AS avg_resolution_hours,
+        avg(satisfaction_score)
+            FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction
     FROM {interactions}
-    WHERE interaction_type = 'ticket' AND customer_id IN (SELECT customer_id FROM m)
-),
-crm AS (
-    SELECT avg(satisfaction_score)
-        FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction
-    FROM {interactions}
-    WHERE customer_id IN (SELECT customer_id FROM m)
+    WHERE customer_id IN (SELECT customer_id FROM {metrics})
 )
 SELECT
     count(*) AS customers,
@@ -33,11 +31,11 @@ SELECT
         AS top20_revenue_share,
     coalesce(sum(clv_12m), 0) AS clv_12m,
     coalesce(sum(interaction_count), 0)::bigint AS interactions,
-    (SELECT tickets FROM tickets) AS tickets,
-    (SELECT resolved FROM tickets) AS tickets_resolved,
-    round((SELECT resolved FROM tickets)::numeric / nullif((SELECT tickets FROM tickets), 0), 4) AS resolved_share,
-    round((SELECT escalated FROM tickets)::numeric / nullif((SELECT tickets FROM tickets), 0), 4) AS escalated_share,
-    round((SELECT avg_resolution_hours FROM tickets), 2) AS avg_resolution_hours,
+    (SELECT tickets FROM crm) AS tickets,
+    (SELECT resolved FROM crm) AS tickets_resolved,
+    round((SELECT resolved FROM crm)::numeric / nullif((SELECT tickets FROM crm), 0), 4) AS resolved_share,
+    round((SELECT escalated FROM crm)::numeric / nullif((SELECT tickets FROM crm), 0), 4) AS escalated_share,
+    round((SELECT avg_resolution_hours FROM crm), 2) AS avg_resolution_hours,
     round((SELECT avg_satisfaction FROM crm), 2) AS avg_satisfaction,
     round((count(*) FILTER (WHERE churn_probability < %(renewal_likely_churn)s))::numeric
           / nullif(count(churn_probability), 0), 4) AS renewal_likely_share,
@@ -50,7 +48,7 @@ SELECT
     count(*) FILTER (WHERE segment = 'regular') AS segment_regular,
     count(*) FILTER (WHERE segment = 'at-risk') AS segment_at_risk,
     (
-        SELECT region FROM m WHERE region IS NOT NULL
+        SELECT region FROM {metrics} WHERE region IS NOT NULL
         GROUP BY region ORDER BY sum(revenue) DESC NULLS LAST, region LIMIT 1
     ) AS top_region
-FROM m
+FROM {metrics}

@@ -24,6 +24,8 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
 
 def aggregate(cur, run: Run, cfg: Settings) -> dict:
     previous = run.period.previous_month
+    if (run.period.end - run.period.start).days > 63:  # performance_trends keeps the days as bits of a bigint
+        raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
     inputs = {
         "metrics": run.table("customer_metrics"),
         "transactions": run.table("int_transactions"),

@@ -1,15 +1,24 @@
 """Per-customer metrics for the period, computed in the analytics database from filtered staging.
 
-Steps, each a staged table of the run: ``fx_rates`` (daily ECB rates of the period),
-``int_transactions`` (deduplicated, converted; unconvertible rows moved to
-``quarantine_transactions``), ``int_customer_history`` (lifetime history, converted), ``churn``
-(MBG/NBD or the recency ratio, computed in Python on three numbers per customer) and finally
-``customer_metrics``.
+Steps, each a staged table of the run, on two connections so that the database's cores work side
+by side (each step reads only committed tables):
+
+    main: fx_rates -> int_transactions -> int_customer_sales --\
+    side:   int_customer_history -> churn -> int_customer_sessions -> int_customer_crm --> customer_metrics
+
+``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (deduplicated, converted;
+unconvertible rows moved to ``quarantine_transactions``), ``int_customer_sales`` /
+``_sessions`` / ``_crm`` (the period per customer), ``int_customer_history`` (lifetime history,
+converted), ``churn`` (MBG/NBD or the recency ratio, computed in Python on three numbers per
+customer) and finally ``customer_metrics``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import numpy as np
@@ -25,8 +34,6 @@ log = logging.getLogger(__name__)
 
 
 def convert_transactions(cur, run: Run, reporting_currency: str, source: str = "flt") -> dict:
-    stage_rates(cur, run.table("fx_rates"), run.period.start, run.period.end - timedelta(days=1))
-    analyze(cur, run.table("fx_rates"))
     select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
     rows = replace_table_as(cur, run.table("int_transactions"), select, {"reporting_currency": reporting_currency})
     quarantine = run.table("quarantine_transactions")
@@ -128,11 +135,9 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
-def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema: str, source: str = "flt") -> dict:
-    """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
-    calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes."""
+def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
+    """The side connection's steps: lifetime history, churn, sessions and CRM per customer."""
     with conn.cursor() as cur:
-        converted = convert_transactions(cur, run, reporting_currency, source)
         replace_table_as(
             cur,
             run.table("int_customer_history"),
@@ -141,10 +146,60 @@ def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema:
         )
     churn = compute_churn(conn, run)
     with conn.cursor() as cur:
+        sessions = replace_table_as(
+            cur,
+            run.table("int_customer_sessions"),
+            model("int_customer_sessions", activity=run.table(f"{source}_customer_activity")),
+        )
+        crm = replace_table_as(
+            cur,
+            run.table("int_customer_crm"),
+            model("int_customer_crm", interactions=run.table(f"{source}_interactions")),
+            metrics.sql_params(),
+        )
+    conn.commit()
+    return {"churn": churn, "sessions": sessions, "crm": crm}
+
+
+Connect = Callable[[], AbstractContextManager]
+
+
+def calculate_metrics(
+    conn,
+    run: Run,
+    reporting_currency: str,
+    analytics_schema: str,
+    source: str = "flt",
+    connect: Connect | None = None,
+) -> dict:
+    """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
+    calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes. ``connect``
+    opens a second connection to the same database for the side steps (without it they run after
+    the main ones, on ``conn``). Commits ``conn``."""
+    with conn.cursor() as cur:
+        stage_rates(cur, run.table("fx_rates"), run.period.start, run.period.end - timedelta(days=1))
+        analyze(cur, run.table("fx_rates"))
+    conn.commit()  # the side connection reads the rates and the vld_ views
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
+        side = None
+        if connect is not None:
+            side = pool.submit(_on_own_connection, connect, run, reporting_currency, source)
+        with conn.cursor() as cur:
+            converted = convert_transactions(cur, run, reporting_currency, source)
+            replace_table_as(
+                cur,
+                run.table("int_customer_sales"),
+                model("int_customer_sales", transactions=run.table("int_transactions")),
+            )
+        conn.commit()
+        parts = side.result() if side is not None else per_customer(conn, run, reporting_currency, source)
+    with conn.cursor() as cur:
         select = model(
             "customer_metrics",
             customers=run.table(f"{source}_customers"),
-            transactions=run.table("int_transactions"),
+            sales=run.table("int_customer_sales"),
+            sessions=run.table("int_customer_sessions"),
+            crm=run.table("int_customer_crm"),
             activity=run.table(f"{source}_customer_activity"),
             interactions=run.table(f"{source}_interactions"),
             history=run.table("int_customer_history"),
@@ -160,5 +215,16 @@ def calculate_metrics(conn, run: Run, reporting_currency: str, analytics_schema:
         dupes = cur.fetchone()[0]
         if dupes:
             raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")
+    conn.commit()
     log.info("customer_metrics: %s customers", rows)
-    return {"table": run.table_name("customer_metrics"), "rows": rows, "transactions": converted, "churn": churn}
+    return {
+        "table": run.table_name("customer_metrics"),
+        "rows": rows,
+        "transactions": converted,
+        "churn": parts["churn"],
+    }
+
+
+def _on_own_connection(connect: Connect, run: Run, reporting_currency: str, source: str) -> dict:
+    with connect() as conn:
+        return per_customer(conn, run, reporting_currency, source)
