@@ -172,8 +172,9 @@ def metrics_db(tmp_path_factory):
                     RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
                 )
             )  # as the gate leaves it
+            conn.commit()
             with conn.cursor() as cur:
-                aggregate(cur, RUN, Settings())
+                aggregate(cur, RUN, Settings(), connect=lambda: utc_connection(dsn))
             conn.commit()
         yield dsn, result
     finally:

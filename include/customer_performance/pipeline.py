@@ -179,7 +179,7 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "sources") as docs:
-                results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs)
+                results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs, connect=lambda: analytics(cfg))
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
             calculate_metrics(
@@ -208,7 +208,7 @@ def aggregate(run: Run, cfg: Settings) -> dict:
     url = gx_url(cfg)
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
-            out = run_aggregate(cur, run, cfg)
+            out = run_aggregate(cur, run, cfg, connect=lambda: analytics(cfg))
         conn.commit()
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "aggregates") as docs:

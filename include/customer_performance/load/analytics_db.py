@@ -1,12 +1,12 @@
 """Publish the period's staged results into the partitioned tables of the analytics schema.
 
 The schema is migrated first (versioned DDL, ``migrations/``). The period's data then replaces the
-month's partition in one transaction, under an advisory lock per month, so readers see the old
-month or the new one, never a mix, and two runs for the same month are serialised. Quality
-results and the run record replace only the rows of the same period (the same month-to-date
-window), which keeps the history of the month's daily runs while a rerun or a second run of the
-same period never adds rows. Partitions older than the retention are dropped in the same
-transaction.
+month's partition (a freshly built partition swapped in) in one transaction, under an advisory lock
+per month, so readers see the old month or the new one, never a mix, and two runs for the same
+month are serialised. Quality results and the run record replace only the rows of the same period
+(the same month-to-date window), which keeps the history of the month's daily runs while a rerun
+or a second run of the same period never adds rows. Partitions older than the retention are
+dropped in the same transaction.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def _columns(cur, schema: str, table: str) -> dict[str, str]:
     return dict(cur.fetchall())
 
 
-def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str) -> int:
-    """Insert the staged rows. A column the model produces that the destination lacks is an
-    error naming it: destination columns change only through a migration."""
+def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str, into: sql.Composable | None = None) -> int:
+    """Insert the staged rows (into ``table``, or ``into``: a table of the same shape). A column
+    the model produces that the destination lacks is an error naming it: destination columns
+    change only through a migration."""
     staged = _columns(cur, run.schema, run.table_name(stage))
     missing = [name for name in staged if name not in _columns(cur, schema, table)]
     if missing:
@@ -70,10 +71,59 @@ def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str) -> in
         sql.SQL(
             "INSERT INTO {dest} (report_month, period_start, period_end, run_id, {cols})"
             " SELECT %(report_month)s, %(period_start)s, %(period_end)s, %(run_id)s, {cols} FROM {src}"
-        ).format(dest=sql.Identifier(schema, table), cols=ident, src=run.table(stage)),
+        ).format(dest=into or sql.Identifier(schema, table), cols=ident, src=run.table(stage)),
         {**run.period.as_params(), "run_id": run.run_id},
     )
     return cur.rowcount
+
+
+def _replace_partition(cur, schema: str, table: str, run: Run, stage: str) -> int:
+    """The month's partition of ``table`` swapped for a fresh one: filled without indexes, indexed
+    in one pass per index (as the parent's partitioned indexes define them), then attached in
+    place of the old one, which is dropped with its rows (no DELETE, no dead rows left behind).
+    Readers of the parent wait only for the swap at the end, and see the old month until commit."""
+    month = run.period.report_month
+    name = f"{table}_{month:%Y_%m}"
+    fresh = sql.Identifier(schema, f"{name}_next")
+    parent = sql.Identifier(schema, table)
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
+    cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(fresh, parent))
+    # the partition bound as a constraint: ATTACH then need not scan the rows to prove it
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (report_month IS NOT NULL AND report_month = {})").format(
+            fresh, sql.Identifier(f"{name}_bound"), sql.Literal(month)
+        )
+    )
+    rows = _insert_from_stage(cur, schema, table, run, stage, into=fresh)
+    cur.execute(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index AS i WHERE i.indrelid = %s::regclass ORDER BY 1",
+        (parent.as_string(cur),),
+    )
+    indexes = []
+    for (definition,) in cur.fetchall():
+        # CREATE [UNIQUE] INDEX name ON ONLY schema.table USING btree (...) -> the same on the new
+        # partition, named after the parent's index and the month
+        m = re.fullmatch(r"CREATE (UNIQUE )?INDEX (\S+) ON ONLY \S+ (USING .+)", definition)
+        if m is None:
+            raise RuntimeError(f"{schema}.{table}: cannot read the index definition {definition!r}")
+        index = f"{m[2]}_{month:%Y_%m}"
+        indexes.append(index)
+        cur.execute(
+            sql.SQL("CREATE " + (m[1] or "") + "INDEX {} ON {} " + m[3]).format(sql.Identifier(f"{index}_next"), fresh)
+        )
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(parent, fresh, sql.Literal(month))
+    )
+    cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(fresh, sql.Identifier(f"{name}_bound")))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, sql.Identifier(name)))
+    for index in indexes:
+        cur.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(schema, f"{index}_next"), sql.Identifier(index)
+            )
+        )
+    return rows
 
 
 def drop_expired_partitions(cur, schema: str, run: Run, keep_months: int) -> list[str]:
@@ -115,9 +165,7 @@ def publish(cur, run: Run, schema: str, retention_months: int = 24) -> dict[str,
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
     loaded = {}
     for table, stage in PARTITION_TABLES.items():
-        part = ensure_partition(cur, schema, table, run)
-        cur.execute(sql.SQL("DELETE FROM {}").format(part))
-        loaded[table] = _insert_from_stage(cur, schema, table, run, stage)
+        loaded[table] = _replace_partition(cur, schema, table, run, stage)
     for table, stage in RUN_TABLES.items():
         part = ensure_partition(cur, schema, table, run)
         cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))

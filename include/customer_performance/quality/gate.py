@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,14 +182,22 @@ def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Com
     return target
 
 
-def run_suite(context, datasource, run: Run, suite: Suite, cur) -> list[CheckResult]:
+def flag_suite(cur, run: Run, suite: Suite) -> sql.Composed | None:
+    """Flag the suite's rows (see flag_rows) and commit: GX reads through its own connection."""
+    row_rules = tuple(c for c in suite_checks(suite, run, cur) if c.bad_rows)
+    flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
+    cur.connection.commit()
+    return flagged
+
+
+def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future | None = None) -> list[CheckResult]:
+    """GX on one suite; ``flagged``: its rows being flagged elsewhere (else flagged here first)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     checks = suite_checks(suite, run, cur)
     row_rules = tuple(c for c in checks if c.bad_rows)
-    flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
-    cur.connection.commit()  # GX reads through its own connection
+    flagged = flagged.result() if flagged is not None else flag_suite(cur, run, suite)
     # the suite's table for the column expectations; its flagged rows for the row rules
     batches = {
         "table": (run.table_name(suite.stage), tuple(c for c in checks if not c.bad_rows)),
@@ -273,10 +284,17 @@ def _examples(cur, suite: Suite, check: Check, flagged: sql.Composed) -> list[st
 
 
 def run_suites(
-    run: Run, sqlalchemy_url: str, cur, suites: tuple[Suite, ...] = SUITES, docs_dir: Path | None = None
+    run: Run,
+    sqlalchemy_url: str,
+    cur,
+    suites: tuple[Suite, ...] = SUITES,
+    docs_dir: Path | None = None,
+    connect: Callable[[], AbstractContextManager] | None = None,
 ) -> list[CheckResult]:
     """Run the suites with GX on the committed staged tables; with ``docs_dir``, GX also writes its
-    Data Docs (an HTML site of the suites and their results) there."""
+    Data Docs (an HTML site of the suites and their results) there. With ``connect`` (a second
+    connection to the analytics database), the largest table's rows are flagged on it while GX
+    checks the other suites, and that suite is checked last."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -293,7 +311,33 @@ def run_suites(
             },
         )
     datasource = context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
-    return [r for suite in suites for r in run_suite(context, datasource, run, suite, cur)]
+    results: dict[str, list[CheckResult]] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-flag") as pool:
+        ahead: dict[str, Future] = {}
+        if connect is not None and len(suites) > 1:
+            big = largest(cur, run, suites)
+            ahead[big.name] = pool.submit(_flag_on_own_connection, connect, run, big)
+        for suite in sorted(suites, key=lambda x: x.name in ahead):
+            results[suite.name] = run_suite(context, datasource, run, suite, cur, ahead.get(suite.name))
+    return [r for suite in suites for r in results[suite.name]]
+
+
+def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
+    """The suite whose table has the most rows, by the planner's statistics (a ``flt_`` stage is
+    a view over the staged table of the same name without the prefix)."""
+    tables = {suite.name: run.table_name(suite.stage.removeprefix("flt_")) for suite in suites}
+    cur.execute(
+        "SELECT c.relname, c.reltuples FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = ANY(%s)",
+        (run.schema, list(tables.values())),
+    )
+    rows = dict(cur.fetchall())
+    return max(suites, key=lambda suite: rows.get(tables[suite.name], 0))
+
+
+def _flag_on_own_connection(connect, run: Run, suite: Suite) -> sql.Composed | None:
+    with connect() as conn, conn.cursor() as cur:
+        return flag_suite(cur, run, suite)
 
 
 def warning_predicates(cur, run: Run, suite: Suite) -> list[tuple[Check, str]]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+
 from psycopg import sql
 
 from include.customer_performance import metrics
@@ -22,7 +26,9 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
-def aggregate(cur, run: Run, cfg: Settings) -> dict:
+def aggregate(cur, run: Run, cfg: Settings, connect: Callable[[], AbstractContextManager] | None = None) -> dict:
+    """The aggregate tables of the run. With ``connect`` (a second connection to the analytics
+    database), ``performance_trends`` is computed on it, side by side with the others."""
     previous = run.period.previous_month
     if (run.period.end - run.period.start).days > 63:  # performance_trends keeps the days as bits of a bigint
         raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
@@ -40,8 +46,21 @@ def aggregate(cur, run: Run, cfg: Settings) -> dict:
         "risk_share": cfg.alert_revenue_at_risk_share,
         "completeness_min": cfg.alert_completeness_min,
     }
+    side = {"performance_trends"} if connect is not None else set()
     out = {}
-    for name in AGGREGATES:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregate-side") as pool:
+        ahead = {name: pool.submit(_on_own_connection, connect, run, name, inputs, params) for name in side}
+        for name in AGGREGATES:
+            if name not in side:
+                rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
+                out[name] = {"table": run.table_name(name), "rows": rows}
+        for name, future in ahead.items():
+            out[name] = {"table": run.table_name(name), "rows": future.result()}
+    return {name: out[name] for name in AGGREGATES}
+
+
+def _on_own_connection(connect, run: Run, name: str, inputs: dict, params: dict) -> int:
+    with connect() as conn, conn.cursor() as cur:
         rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
-        out[name] = {"table": run.table_name(name), "rows": rows}
-    return out
+        conn.commit()
+        return rows
