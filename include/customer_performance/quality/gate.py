@@ -224,12 +224,11 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future 
                 gx.ValidationDefinition(name=name, data=asset.add_batch_definition_whole_table("whole"), suite=gx_suite)
             )
         )
-    docs = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if context.get_site_names() else []
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=suite.name,
             validation_definitions=definitions,
-            actions=docs,
+            actions=[],  # Data Docs are built once, by run_suites, from the stored results
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
         )
     )
@@ -319,6 +318,10 @@ def run_suites(
             ahead[big.name] = pool.submit(_flag_on_own_connection, connect, run, big)
         for suite in sorted(suites, key=lambda x: x.name in ahead):
             results[suite.name] = run_suite(context, datasource, run, suite, cur, ahead.get(suite.name))
+    if docs_dir is not None:
+        # one build of the site from the validation results the checkpoints stored (an update
+        # action per checkpoint would rebuild the site once per validation)
+        context.build_data_docs(site_names=["run"])
     return [r for suite in suites for r in results[suite.name]]
 
 
