@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -23,6 +25,17 @@ def pg(conn_id: str) -> Iterator[psycopg.Connection]:
         raise
     finally:
         conn.close()
+
+
+# Opens a second connection to a database (e.g. ``lambda: analytics(cfg)``), for work side by side.
+Connect = Callable[[], AbstractContextManager]
+
+
+def on_own_connection(connect: Connect, work: Callable[..., Any], *args: Any) -> Any:
+    """``work(conn, *args)`` on a connection of its own (for a worker thread: a psycopg
+    connection is not shared between threads), closed afterwards; ``work`` commits."""
+    with connect() as conn:
+        return work(conn, *args)
 
 
 @contextlib.contextmanager

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import sql
 
+from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.quality.suites import (
     CRITICAL,
     INFO,
@@ -182,9 +181,9 @@ def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Com
     return target
 
 
-def flag_suite(cur, run: Run, suite: Suite) -> sql.Composed | None:
+def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = None) -> sql.Composed | None:
     """Flag the suite's rows (see flag_rows) and commit: GX reads through its own connection."""
-    row_rules = tuple(c for c in suite_checks(suite, run, cur) if c.bad_rows)
+    row_rules = tuple(c for c in checks or suite_checks(suite, run, cur) if c.bad_rows)
     flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
     cur.connection.commit()
     return flagged
@@ -197,7 +196,7 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future 
 
     checks = suite_checks(suite, run, cur)
     row_rules = tuple(c for c in checks if c.bad_rows)
-    flagged = flagged.result() if flagged is not None else flag_suite(cur, run, suite)
+    flagged = flagged.result() if flagged is not None else flag_suite(cur, run, suite, checks)
     # the suite's table for the column expectations; its flagged rows for the row rules
     batches = {
         "table": (run.table_name(suite.stage), tuple(c for c in checks if not c.bad_rows)),
@@ -288,7 +287,7 @@ def run_suites(
     cur,
     suites: tuple[Suite, ...] = SUITES,
     docs_dir: Path | None = None,
-    connect: Callable[[], AbstractContextManager] | None = None,
+    connect: Connect | None = None,
 ) -> list[CheckResult]:
     """Run the suites with GX on the committed staged tables; with ``docs_dir``, GX also writes its
     Data Docs (an HTML site of the suites and their results) there. With ``connect`` (a second
@@ -315,7 +314,7 @@ def run_suites(
         ahead: dict[str, Future] = {}
         if connect is not None and len(suites) > 1:
             big = largest(cur, run, suites)
-            ahead[big.name] = pool.submit(_flag_on_own_connection, connect, run, big)
+            ahead[big.name] = pool.submit(on_own_connection, connect, _flag, run, big)
         for suite in sorted(suites, key=lambda x: x.name in ahead):
             results[suite.name] = run_suite(context, datasource, run, suite, cur, ahead.get(suite.name))
     if docs_dir is not None:
@@ -338,8 +337,8 @@ def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
     return max(suites, key=lambda suite: rows.get(tables[suite.name], 0))
 
 
-def _flag_on_own_connection(connect, run: Run, suite: Suite) -> sql.Composed | None:
-    with connect() as conn, conn.cursor() as cur:
+def _flag(conn, run: Run, suite: Suite) -> sql.Composed | None:
+    with conn.cursor() as cur:
         return flag_suite(cur, run, suite)
 
 

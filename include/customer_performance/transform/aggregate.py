@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 
 from psycopg import sql
 
 from include.customer_performance import metrics
 from include.customer_performance.config import Settings
+from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, replace_table_as
 
@@ -26,7 +25,7 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
-def aggregate(cur, run: Run, cfg: Settings, connect: Callable[[], AbstractContextManager] | None = None) -> dict:
+def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> dict:
     """The aggregate tables of the run. With ``connect`` (a second connection to the analytics
     database), ``performance_trends`` is computed on it, side by side with the others."""
     previous = run.period.previous_month
@@ -49,7 +48,7 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Callable[[], AbstractContex
     side = {"performance_trends"} if connect is not None else set()
     out = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregate-side") as pool:
-        ahead = {name: pool.submit(_on_own_connection, connect, run, name, inputs, params) for name in side}
+        ahead = {name: pool.submit(on_own_connection, connect, _replace, run, name, inputs, params) for name in side}
         for name in AGGREGATES:
             if name not in side:
                 rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
@@ -59,8 +58,8 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Callable[[], AbstractContex
     return {name: out[name] for name in AGGREGATES}
 
 
-def _on_own_connection(connect, run: Run, name: str, inputs: dict, params: dict) -> int:
-    with connect() as conn, conn.cursor() as cur:
+def _replace(conn, run: Run, name: str, inputs: dict, params: dict) -> int:
+    with conn.cursor() as cur:
         rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
         conn.commit()
         return rows

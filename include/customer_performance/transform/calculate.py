@@ -16,9 +16,7 @@ customer) and finally ``customer_metrics``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import numpy as np
@@ -26,6 +24,7 @@ from psycopg import sql
 
 from include.customer_performance import metrics
 from include.customer_performance.churn import churn_and_clv
+from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import stage_rates
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, analyze, replace_table_as
@@ -136,7 +135,8 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
 
 
 def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
-    """The side connection's steps: lifetime history, churn, sessions and CRM per customer."""
+    """The side connection's steps: lifetime history, churn, sessions and CRM per customer;
+    returns the churn summary."""
     with conn.cursor() as cur:
         replace_table_as(
             cur,
@@ -146,22 +146,19 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
         )
     churn = compute_churn(conn, run)
     with conn.cursor() as cur:
-        sessions = replace_table_as(
+        replace_table_as(
             cur,
             run.table("int_customer_sessions"),
             model("int_customer_sessions", activity=run.table(f"{source}_customer_activity")),
         )
-        crm = replace_table_as(
+        replace_table_as(
             cur,
             run.table("int_customer_crm"),
             model("int_customer_crm", interactions=run.table(f"{source}_interactions")),
             metrics.sql_params(),
         )
     conn.commit()
-    return {"churn": churn, "sessions": sessions, "crm": crm}
-
-
-Connect = Callable[[], AbstractContextManager]
+    return churn
 
 
 def calculate_metrics(
@@ -183,7 +180,7 @@ def calculate_metrics(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
         side = None
         if connect is not None:
-            side = pool.submit(_on_own_connection, connect, run, reporting_currency, source)
+            side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source)
         with conn.cursor() as cur:
             converted = convert_transactions(cur, run, reporting_currency, source)
             replace_table_as(
@@ -192,7 +189,7 @@ def calculate_metrics(
                 model("int_customer_sales", transactions=run.table("int_transactions")),
             )
         conn.commit()
-        parts = side.result() if side is not None else per_customer(conn, run, reporting_currency, source)
+        churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source)
     with conn.cursor() as cur:
         select = model(
             "customer_metrics",
@@ -221,10 +218,5 @@ def calculate_metrics(
         "table": run.table_name("customer_metrics"),
         "rows": rows,
         "transactions": converted,
-        "churn": parts["churn"],
+        "churn": churn,
     }
-
-
-def _on_own_connection(connect: Connect, run: Run, reporting_currency: str, source: str) -> dict:
-    with connect() as conn:
-        return per_customer(conn, run, reporting_currency, source)
