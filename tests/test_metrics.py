@@ -371,6 +371,55 @@ def test_conflicting_versions_are_counted(metrics_db):
     assert flagged == ["T1"]
 
 
+def test_latest_valid_version_of_each_transaction(tmp_path):
+    """Only the repeated ids are ranked (int_transactions_latest): the latest version by
+    updated_at (a missing updated_at ranks last), among the versions the gate lets through; the
+    single-version rows pass untouched; the row count is of distinct ids."""
+    import uuid
+
+    from dev.stack import pg_dsn
+    from include.customer_performance.fx import stage_rates
+    from include.customer_performance.transform.calculate import convert_transactions
+
+    versions = [
+        # A: three versions, the one without updated_at ranks last; amounts differ: a conflict
+        ("A", 1, "2025-07-02 09:00", 10, "USD", "books", 1, "card", "completed", 0, 0, "2025-07-02 10:00"),
+        ("A", 1, "2025-07-02 09:00", 12, "USD", "books", 1, "card", "completed", 0, 0, "2025-07-02 11:00"),
+        ("A", 1, "2025-07-02 09:00", 14, "USD", "books", 1, "card", "completed", 0, 0, None),
+        # B: the latest version is negative, which the gate quarantines: the earlier one counts
+        ("B", 2, "2025-07-03 09:00", 20, "USD", "books", 1, "card", "completed", 0, 0, "2025-07-03 09:00"),
+        ("B", 2, "2025-07-03 09:00", -20, "USD", "books", 1, "card", "completed", 0, 0, "2025-07-04 09:00"),
+        # C: once; D: twice, the same sale both times (no conflict)
+        ("C", 3, "2025-07-05 09:00", 30, "USD", "books", 1, "card", "completed", 0, 0, "2025-07-05 09:00"),
+        ("D", 4, "2025-07-06 09:00", 40, "USD", "books", 1, "card", "pending", 0, 0, "2025-07-06 09:00"),
+        ("D", 4, "2025-07-06 09:00", 40, "USD", "books", 1, "card", "pending", 0, 0, "2025-07-06 12:00"),
+    ]
+    name = f"cp_v{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with utc_connection(pg_dsn(name)) as conn, conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA cp_staging")
+            stage(cur, "flt_transactions", TRANSACTIONS, versions)
+            cur.execute(
+                sql.SQL("CREATE VIEW {} AS SELECT * FROM {} WHERE amount >= 0").format(
+                    RUN.table("vld_transactions"), RUN.table("flt_transactions")
+                )
+            )  # as the gate's warning rules leave it
+            stage_rates(cur, RUN.table("fx_rates"), date(2025, 7, 1), date(2025, 7, 31))
+            result = convert_transactions(cur, RUN, "USD", source="vld")
+            conn.commit()
+        kept = {t["transaction_id"]: t for t in rows(pg_dsn(name), "int_transactions")}
+    finally:
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert sorted(kept) == ["A", "B", "C", "D"]
+    assert {k: t["amount"] for k, t in kept.items()} == {"A": 12, "B": 20, "C": 30, "D": 40}
+    assert {k for k, t in kept.items() if t["version_conflict"]} == {"A"}
+    assert kept["D"]["updated_at"] == datetime(2025, 7, 6, 12, tzinfo=UTC)
+    assert (result["rows"], result["conflicting_versions"], result["quarantined"]) == (4, 1, 0)
+
+
 def test_active_customers_are_distinct_per_bucket_and_category(metrics_db, m):
     """Active customers counted by hand from the deduplicated transactions: per day and ISO week
     (overall and per region) and per product category (customers who bought there at all, and

@@ -34,6 +34,11 @@ INTERACTION_TYPES = ["call", "email", "chat", "ticket"]
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
 UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {customers})"
+# The rules that group the ten million transactions read them through a subquery ordered by the
+# group key, text in byte order ("C": the same equality, a far cheaper comparison), so that the
+# GROUP BY is a sorted aggregate: the planner's choice, a hash aggregate of ten million groups,
+# spills to disk and took twice as long (measured on the 1M-customer benchmark: 12.6 s -> 4.4 s
+# for the probable duplicates). The ORDER BY also keeps the subquery from being pulled up.
 
 
 @dataclass(frozen=True)
@@ -133,11 +138,13 @@ TRANSACTIONS = Suite(
             CRITICAL,
             column="order_date",
         ),
-        Check(
+        rows_rule(
+            # a row rule here, not ExpectColumnValuesToBeUnique: the ids are grouped once, sorted,
+            # in the table's one flagging pass (GX would hash ten million ids, twice)
             "transactions.transaction_id.unique",
-            "ExpectColumnValuesToBeUnique",
-            {"column": "transaction_id"},
-            INFO,
+            "transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE \"C\" AS transaction_id"
+            " FROM {batch} ORDER BY 1) AS sorted GROUP BY 1 HAVING count(*) > 1)",
+            column="transaction_id",
             catches="transactions.duplicate_id",
         ),
         rows_rule(
@@ -165,9 +172,11 @@ TRANSACTIONS = Suite(
         ),
         rows_rule(
             "transactions.probable_duplicate",
-            # min <> max: more than one transaction_id, hashable (count(DISTINCT) forces a sort)
-            "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date"
-            " FROM {batch} GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
+            # min <> max: more than one transaction_id
+            "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date FROM"
+            " (SELECT customer_id, amount, currency COLLATE \"C\" AS currency, order_date,"
+            " transaction_id COLLATE \"C\" AS transaction_id FROM {batch} ORDER BY 1, 2, 3, 4) AS sorted"
+            " GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
             catches="transactions.probable_duplicate",
         ),
         rows_rule(

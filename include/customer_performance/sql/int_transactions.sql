@@ -1,6 +1,7 @@
--- int_transactions: the period's transactions, each transaction_id once in its latest version
--- (a later update of the same id replaces the earlier one), with amounts converted to the
--- reporting currency at the ECB rate of the transaction's day (UTC). Read by customer_metrics,
+-- int_transactions: the period's transactions with amounts converted to the reporting currency
+-- at the ECB rate of the transaction's day (UTC). Every staged version of a transaction_id
+-- arrives here; int_transactions_latest then keeps each transaction_id once, in its latest
+-- version (a later update of the same id replaces the earlier one). Read by customer_metrics,
 -- the trends and the regional summary, so this work happens once per run. (Probable duplicates,
 -- a second row with the same customer, amount, currency and timestamp under another
 -- transaction_id, are counted per customer by int_customer_sales.)
@@ -10,23 +11,7 @@
 --                      status or customer (the latest version counts; calculate logs them)
 --   quarantine_reason  why the row cannot be converted (unknown currency, no rate): such rows
 --                      are moved to quarantine_transactions by calculate, never counted as zero
-WITH latest AS (
-    -- version_conflict: the versions of this transaction_id disagree on what was sold (the
-    -- window shares the DISTINCT ON's sort, so this costs no second pass)
-    SELECT DISTINCT ON (transaction_id)
-        *,
-        (min(amount) OVER w IS DISTINCT FROM max(amount) OVER w
-         OR min(currency) OVER w IS DISTINCT FROM max(currency) OVER w
-         OR min(status) OVER w IS DISTINCT FROM max(status) OVER w
-         OR min(customer_id) OVER w IS DISTINCT FROM max(customer_id) OVER w) AS version_conflict
-    FROM {transactions}
-    WINDOW w AS (
-        PARTITION BY transaction_id ORDER BY updated_at DESC NULLS LAST
-        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    )
-    ORDER BY transaction_id, updated_at DESC NULLS LAST
-),
-rates AS (
+WITH rates AS (
     -- the cross rate per currency and day, divided once per rate rather than once per row
     SELECT cur.currency, cur.day, rep.units_per_eur / cur.units_per_eur AS fx_rate
     FROM {rates} AS cur
@@ -34,6 +19,7 @@ rates AS (
 )
 SELECT
     l.*,
+    false AS version_conflict,  -- set by int_transactions_latest
     r.fx_rate,
     round(l.amount * r.fx_rate, 2) AS amount_reporting,
     round(coalesce(l.discount_applied, 0) * r.fx_rate, 2) AS discount_reporting,
@@ -49,5 +35,5 @@ SELECT
             THEN 'no ECB rate for ' || l.currency || ' on ' || (l.order_date AT TIME ZONE 'UTC')::date
         ELSE 'no ECB rate for the reporting currency on ' || (l.order_date AT TIME ZONE 'UTC')::date
     END AS quarantine_reason
-FROM latest AS l
+FROM {transactions} AS l
 LEFT JOIN rates AS r ON r.currency = l.currency AND r.day = (l.order_date AT TIME ZONE 'UTC')::date

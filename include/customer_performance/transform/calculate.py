@@ -3,10 +3,13 @@
 Steps, each a staged table of the run, on two connections so that the database's cores work side
 by side (each step reads only committed tables):
 
-    main: fx_rates -> int_transactions -> int_customer_sales --\
-    side:   int_customer_history -> churn -> int_customer_sessions -> int_customer_crm --> customer_metrics
+    main: fx_rates -> int_transactions -> latest versions -> int_customer_sales ---\
+                                            ^                                        \
+    side:   repeated_transaction_ids -------/ -> int_customer_history -> churn         > customer_metrics
+              -> int_customer_sessions -> int_customer_crm --------------------------/
 
-``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (deduplicated, converted;
+``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (converted, then each
+transaction_id once: ``repeated_transaction_ids`` names the few ids whose versions need ranking;
 unconvertible rows moved to ``quarantine_transactions``), ``int_customer_sales`` /
 ``_sessions`` / ``_crm`` (the period per customer), ``int_customer_history`` (lifetime history,
 converted), ``churn`` (MBG/NBD or the recency ratio, computed in Python on three numbers per
@@ -26,15 +29,43 @@ from include.customer_performance import metrics
 from include.customer_performance.churn import churn_and_clv
 from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import stage_rates
+from include.customer_performance.schemas import TRANSACTIONS
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, analyze, replace_table_as
 
 log = logging.getLogger(__name__)
 
 
-def convert_transactions(cur, run: Run, reporting_currency: str, source: str = "flt") -> dict:
+def stage_repeated_ids(conn, run: Run) -> None:
+    """``repeated_transaction_ids``: the ids staged in more than one version (see its model);
+    commits, for the connection that reads it."""
+    with conn.cursor() as cur:
+        replace_table_as(
+            cur,
+            run.table("repeated_transaction_ids"),
+            model("repeated_transaction_ids", versions=run.table("flt_transactions")),
+        )
+    conn.commit()
+
+
+def convert_transactions(cur, run: Run, reporting_currency: str, source: str = "flt", repeated=None) -> dict:
+    """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
+    ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
     select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
     rows = replace_table_as(cur, run.table("int_transactions"), select, {"reporting_currency": reporting_currency})
+    if repeated is not None:
+        repeated.result()
+    else:
+        stage_repeated_ids(cur.connection, run)
+    latest = model(
+        "int_transactions_latest",
+        transactions=run.table("int_transactions"),
+        repeated=run.table("repeated_transaction_ids"),
+        columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names)),
+    )
+    cur.execute(latest)
+    taken_out, put_back = cur.fetchone()
+    rows += put_back - taken_out
     quarantine = run.table("quarantine_transactions")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quarantine))
     cur.execute(
@@ -178,11 +209,12 @@ def calculate_metrics(
         analyze(cur, run.table("fx_rates"))
     conn.commit()  # the side connection reads the rates and the vld_ views
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
-        side = None
+        side = repeated = None
         if connect is not None:
+            repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source)
         with conn.cursor() as cur:
-            converted = convert_transactions(cur, run, reporting_currency, source)
+            converted = convert_transactions(cur, run, reporting_currency, source, repeated)
             replace_table_as(
                 cur,
                 run.table("int_customer_sales"),

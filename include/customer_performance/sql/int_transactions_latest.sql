@@ -1,0 +1,30 @@
+-- int_transactions_latest: each transaction_id once in int_transactions, in its latest version
+-- (by updated_at). Only the versions of the repeated ids are taken out, ranked and the latest put
+-- back, so the ten million single-version rows are never sorted. (A missing transaction_id, which
+-- the gate rejects, counts as one id, as DISTINCT ON would count it.)
+--   version_conflict   the versions disagree on what was sold: amount, currency, status or
+--                      customer (the window shares the DISTINCT ON's sort)
+WITH versions AS (
+    DELETE FROM {transactions} AS t
+    WHERE t.transaction_id IN (SELECT transaction_id FROM {repeated}) OR t.transaction_id IS NULL
+    RETURNING t.*
+),
+latest AS (
+    INSERT INTO {transactions}
+    SELECT DISTINCT ON (transaction_id)
+        {columns},
+        (min(amount) OVER w IS DISTINCT FROM max(amount) OVER w
+         OR min(currency) OVER w IS DISTINCT FROM max(currency) OVER w
+         OR min(status) OVER w IS DISTINCT FROM max(status) OVER w
+         OR min(customer_id) OVER w IS DISTINCT FROM max(customer_id) OVER w) AS version_conflict,
+        fx_rate, amount_reporting, discount_reporting, tax_reporting, quarantine_reason
+    FROM versions
+    WINDOW w AS (
+        PARTITION BY transaction_id ORDER BY updated_at DESC NULLS LAST
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
+    ORDER BY transaction_id, updated_at DESC NULLS LAST
+    RETURNING 1
+)
+-- rows taken out, rows put back
+SELECT (SELECT count(*) FROM versions), (SELECT count(*) FROM latest)
