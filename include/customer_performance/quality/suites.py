@@ -142,7 +142,7 @@ TRANSACTIONS = Suite(
             # a row rule here, not ExpectColumnValuesToBeUnique: the ids are grouped once, sorted,
             # in the table's one flagging pass (GX would hash ten million ids, twice)
             "transactions.transaction_id.unique",
-            "transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE \"C\" AS transaction_id"
+            'transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE "C" AS transaction_id'
             " FROM {batch} ORDER BY 1) AS sorted GROUP BY 1 HAVING count(*) > 1)",
             column="transaction_id",
             catches="transactions.duplicate_id",
@@ -174,8 +174,8 @@ TRANSACTIONS = Suite(
             "transactions.probable_duplicate",
             # min <> max: more than one transaction_id
             "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date FROM"
-            " (SELECT customer_id, amount, currency COLLATE \"C\" AS currency, order_date,"
-            " transaction_id COLLATE \"C\" AS transaction_id FROM {batch} ORDER BY 1, 2, 3, 4) AS sorted"
+            ' (SELECT customer_id, amount, currency COLLATE "C" AS currency, order_date,'
+            ' transaction_id COLLATE "C" AS transaction_id FROM {batch} ORDER BY 1, 2, 3, 4) AS sorted'
             " GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
             catches="transactions.probable_duplicate",
         ),

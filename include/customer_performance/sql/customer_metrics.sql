@@ -3,16 +3,10 @@
 -- table explains each column and its edge cases. Money is in the reporting currency.
 -- The per-customer aggregates of the period come from the run's int_customer_sales,
 -- int_customer_sessions and int_customer_crm (computed side by side by calculate).
-WITH customers AS (
-    -- a customer appearing twice in the source keeps its latest version
-    SELECT DISTINCT ON (customer_id) *
-    FROM {customers}
-    WHERE customer_id IS NOT NULL
-    ORDER BY customer_id, updated_at DESC NULLS LAST
-),
-source_present AS (
-    -- a whole source empty for the period (an outage, not a quiet month) makes its parts NULL
-    SELECT EXISTS (SELECT 1 FROM {activity}) AS activity, EXISTS (SELECT 1 FROM {interactions}) AS crm
+WITH source_present AS (
+    -- a whole source empty for the period (an outage, not a quiet month) makes its parts NULL;
+    -- asked of the per-customer tables, which have a row exactly when their source has one
+    SELECT EXISTS (SELECT 1 FROM {sessions}) AS activity, EXISTS (SELECT 1 FROM {crm}) AS crm
 ),
 base AS (
     SELECT
@@ -56,7 +50,7 @@ base AS (
         coalesce(ch.clv_12m, 0) AS clv_12m,
         ch.churn_method,
         prev.health_score AS previous_health_score
-    FROM customers AS c
+    FROM {customers} AS c  -- int_customers: each customer once, its latest version
     CROSS JOIN source_present AS p
     LEFT JOIN {sales} AS s USING (customer_id)
     LEFT JOIN {sessions} AS a USING (customer_id)
@@ -85,10 +79,18 @@ contacts AS (
     SELECT interaction_count AS v, sum(count(*)) OVER (ORDER BY interaction_count) - count(*) AS below
     FROM base GROUP BY interaction_count
 ),
-revenue_ranks AS (
-    -- a narrow sort: two numbers per customer
-    SELECT customer_id, row_number() OVER (ORDER BY revenue DESC, customer_id) AS revenue_rank
-    FROM base
+-- The top shares by revenue (ties broken by customer_id): the customer at the last rank inside
+-- each share, found by a sort bounded to that many rows, rather than a rank for every customer.
+-- No row when the share covers every customer.
+pareto_cut AS (
+    SELECT revenue, customer_id FROM base
+    ORDER BY revenue DESC, customer_id
+    LIMIT 1 OFFSET (SELECT greatest(ceil(%(pareto_top_share)s * customers) - 1, 0) FROM n)
+),
+vip_cut AS (
+    SELECT revenue, customer_id FROM base
+    ORDER BY revenue DESC, customer_id
+    LIMIT 1 OFFSET (SELECT greatest(ceil(%(segment_vip_share)s * customers) - 1, 0) FROM n)
 ),
 ranked AS (
     SELECT
@@ -97,11 +99,16 @@ ranked AS (
         coalesce(f.below::float8 / nullif(n.customers - 1, 0), 0) AS pr_features,
         coalesce(mi.below::float8 / nullif(n.customers - 1, 0), 0) AS pr_session_minutes,
         coalesce(c.below::float8 / nullif(n.customers - 1, 0), 0) AS pr_interactions,
-        r.revenue_rank,
-        n.customers
+        b.revenue > 0 AND (
+            pc.customer_id IS NULL OR b.revenue > pc.revenue OR (b.revenue = pc.revenue AND b.customer_id <= pc.customer_id)
+        ) AS is_top_20pct,
+        b.revenue > 0 AND (
+            vc.customer_id IS NULL OR b.revenue > vc.revenue OR (b.revenue = vc.revenue AND b.customer_id <= vc.customer_id)
+        ) AS is_top_vip
     FROM base AS b
     CROSS JOIN n
-    JOIN revenue_ranks AS r USING (customer_id)
+    LEFT JOIN pareto_cut AS pc ON true
+    LEFT JOIN vip_cut AS vc ON true
     LEFT JOIN logins AS l ON l.v = b.login_count
     LEFT JOIN features AS f ON f.v = b.features_used
     LEFT JOIN minutes AS mi ON mi.v = b.session_minutes
@@ -122,9 +129,7 @@ scored AS (
             + CASE WHEN session_minutes IS NOT NULL THEN %(engagement_w_session_minutes)s ELSE 0 END
             + CASE WHEN interaction_count IS NOT NULL THEN %(engagement_w_interactions)s ELSE 0 END,
             0
-        ))::numeric, 1) AS engagement_score,
-        revenue > 0 AND revenue_rank <= ceil(%(pareto_top_share)s * customers) AS is_top_20pct,
-        revenue > 0 AND revenue_rank <= ceil(%(segment_vip_share)s * customers) AS is_top_vip
+        ))::numeric, 1) AS engagement_score
     FROM ranked AS r
     OFFSET 0  -- computed once per row: inlined, each use of engagement_score would repeat it
 ),

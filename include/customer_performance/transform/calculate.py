@@ -6,14 +6,14 @@ by side (each step reads only committed tables):
     main: fx_rates -> int_transactions -> latest versions -> int_customer_sales ---\
                                             ^                                        \
     side:   repeated_transaction_ids -------/ -> int_customer_history -> churn         > customer_metrics
-              -> int_customer_sessions -> int_customer_crm --------------------------/
+              -> int_customer_sessions -> int_customer_crm -> int_customers -----------/
 
 ``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (converted, then each
 transaction_id once: ``repeated_transaction_ids`` names the few ids whose versions need ranking;
 unconvertible rows moved to ``quarantine_transactions``), ``int_customer_sales`` /
-``_sessions`` / ``_crm`` (the period per customer), ``int_customer_history`` (lifetime history,
-converted), ``churn`` (MBG/NBD or the recency ratio, computed in Python on three numbers per
-customer) and finally ``customer_metrics``.
+``_sessions`` / ``_crm`` (the period per customer), ``int_customers`` (each customer's latest
+version), ``int_customer_history`` (lifetime history, converted), ``churn`` (MBG/NBD or the
+recency ratio, computed in Python on three numbers per customer) and finally ``customer_metrics``.
 """
 
 from __future__ import annotations
@@ -166,8 +166,8 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
 
 
 def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
-    """The side connection's steps: lifetime history, churn, sessions and CRM per customer;
-    returns the churn summary."""
+    """The side connection's steps: lifetime history, churn, sessions and CRM per customer, each
+    customer's latest version; returns the churn summary."""
     with conn.cursor() as cur:
         replace_table_as(
             cur,
@@ -187,6 +187,9 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
             run.table("int_customer_crm"),
             model("int_customer_crm", interactions=run.table(f"{source}_interactions")),
             metrics.sql_params(),
+        )
+        replace_table_as(
+            cur, run.table("int_customers"), model("int_customers", customers=run.table(f"{source}_customers"))
         )
     conn.commit()
     return churn
@@ -225,12 +228,10 @@ def calculate_metrics(
     with conn.cursor() as cur:
         select = model(
             "customer_metrics",
-            customers=run.table(f"{source}_customers"),
+            customers=run.table("int_customers"),
             sales=run.table("int_customer_sales"),
             sessions=run.table("int_customer_sessions"),
             crm=run.table("int_customer_crm"),
-            activity=run.table(f"{source}_customer_activity"),
-            interactions=run.table(f"{source}_interactions"),
             history=run.table("int_customer_history"),
             churn=run.table("churn"),
             previous=previous_health(cur, run, analytics_schema),
