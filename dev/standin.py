@@ -1,10 +1,11 @@
 """What the HTTP stand-ins share: bearer-token auth and fault injection for tests.
 
 A test queues faults with ``POST /_control/faults`` (a list of ``{"status": 503, "times": 2,
-"retry_after": 1}``, ``{"kind": "malformed"}``, ``{"kind": "missing_field", "field": "customer_id"}``,
-``{"kind": "delay", "seconds": 3}``), each applied to the next matching API requests (``path``: a
-part of the request path, ``method``: e.g. ``POST``; both optional); ``GET
-/_control/requests`` returns the log of requests served (method, path, status), tokens omitted.
+"retry_after": 1}``, ``{"kind": "malformed"}``, ``{"kind": "not_json"}``, ``{"kind":
+"missing_field", "field": "customer_id"}``, ``{"kind": "delay", "seconds": 3}``), each applied to
+the next matching API requests (``path``: a part of the request path, ``method``: e.g. ``POST``;
+both optional); ``GET /_control/requests`` returns the log of requests served (method, path,
+status), tokens omitted.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ import requests
 
 from dev.stack import free_port, pg_dsn
 from include.customer_performance.config import settings
-from include.customer_performance.extract.crm_api import MalformedPageError, extract_crm_api, iter_pages
+from include.customer_performance.extract.crm_api import MalformedPageError, extract_crm_api, iter_pages, page_rows
 from include.customer_performance.http_client import ApiClient, ApiError, AuthError
+from include.customer_performance.schemas import INTERACTIONS
 from include.customer_performance.staging import make_run
 
 JULY_START, AUG_START = datetime(2025, 7, 1), datetime(2025, 8, 1)
@@ -108,6 +109,27 @@ def test_malformed_page_is_an_error_naming_the_cursor(stack, crm):
     control(stack.crm_port, "POST", "faults", [{"kind": "malformed"}])
     with pytest.raises(MalformedPageError, match="cursor <first> lacks field 'data'"):
         list(iter_pages(crm, JULY_START, AUG_START, 50))
+
+
+def test_a_page_that_is_not_json_is_an_error_naming_the_cursor(stack, crm):
+    control(stack.crm_port, "POST", "faults", [{"kind": "not_json"}])
+    with pytest.raises(MalformedPageError, match="page at cursor <first> is not JSON"):
+        list(iter_pages(crm, JULY_START, AUG_START, 50))
+
+
+def test_page_rows_name_the_record_and_field_of_a_bad_record():
+    """The fast path (fields taken in C) falls back to checking record by record, so a null id,
+    a record that is not an object or one without a field is named exactly."""
+    good = {c: 1 for c in INTERACTIONS.column_names}
+    assert page_rows([good, good], "abc") == [tuple(good.values())] * 2
+    with pytest.raises(MalformedPageError, match="cursor abc, record 1 has a null customer_id"):
+        page_rows([good, {**good, "customer_id": None}], "abc")
+    with pytest.raises(MalformedPageError, match="cursor <first>, record 2 has a null interaction_id"):
+        page_rows([good, good, {**good, "interaction_id": None}], None)
+    with pytest.raises(MalformedPageError, match="cursor abc, record 0 is not an object"):
+        page_rows([["I1", 1]], "abc")
+    with pytest.raises(MalformedPageError, match="record 1 lacks field\\(s\\) agent_id, department"):
+        page_rows([good, {k: v for k, v in good.items() if k not in ("agent_id", "department")}], "abc")
 
 
 def run_for_july():
