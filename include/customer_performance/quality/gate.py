@@ -292,7 +292,27 @@ def run_suites(
     """Run the suites with GX on the committed staged tables; with ``docs_dir``, GX also writes its
     Data Docs (an HTML site of the suites and their results) there. With ``connect`` (a second
     connection to the analytics database), the largest table's rows are flagged on it while GX
-    checks the other suites, and that suite is checked last."""
+    checks the other suites, and that suite is checked last (it starts before GX is imported:
+    the import alone takes seconds)."""
+    results: dict[str, list[CheckResult]] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-flag") as pool:
+        ahead: dict[str, Future] = {}
+        if connect is not None and len(suites) > 1:
+            big = largest(cur, run, suites)
+            ahead[big.name] = pool.submit(on_own_connection, connect, _flag, run, big)
+        context, datasource = _gx_context(sqlalchemy_url, docs_dir)
+        for suite in sorted(suites, key=lambda x: x.name in ahead):
+            results[suite.name] = run_suite(context, datasource, run, suite, cur, ahead.get(suite.name))
+    if docs_dir is not None:
+        # one build of the site from the validation results the checkpoints stored (an update
+        # action per checkpoint would rebuild the site once per validation)
+        context.build_data_docs(site_names=["run"])
+    return [r for suite in suites for r in results[suite.name]]
+
+
+def _gx_context(sqlalchemy_url: str, docs_dir: Path | None):
+    """An ephemeral GX context on the analytics database; with ``docs_dir``, a Data Docs site
+    there. Returns the context and its datasource."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -308,20 +328,7 @@ def run_suites(
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             },
         )
-    datasource = context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
-    results: dict[str, list[CheckResult]] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-flag") as pool:
-        ahead: dict[str, Future] = {}
-        if connect is not None and len(suites) > 1:
-            big = largest(cur, run, suites)
-            ahead[big.name] = pool.submit(on_own_connection, connect, _flag, run, big)
-        for suite in sorted(suites, key=lambda x: x.name in ahead):
-            results[suite.name] = run_suite(context, datasource, run, suite, cur, ahead.get(suite.name))
-    if docs_dir is not None:
-        # one build of the site from the validation results the checkpoints stored (an update
-        # action per checkpoint would rebuild the site once per validation)
-        context.build_data_docs(site_names=["run"])
-    return [r for suite in suites for r in results[suite.name]]
+    return context, context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
 
 
 def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
