@@ -190,48 +190,17 @@ def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = N
 
 
 def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future | None = None) -> list[CheckResult]:
-    """GX on one suite; ``flagged``: its rows being flagged elsewhere (else flagged here first)."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
+    """GX on one suite: the column expectations on the suite's table, then the row rules on its
+    flagged rows. ``flagged``: those rows being flagged elsewhere (else flagged here), awaited
+    only once the column expectations are done."""
     checks = suite_checks(suite, run, cur)
     row_rules = tuple(c for c in checks if c.bad_rows)
+    columns = tuple(c for c in checks if not c.bad_rows)
+    results = _check(context, datasource, run, f"{suite.name}.table", run.table_name(suite.stage), columns)
     flagged = flagged.result() if flagged is not None else flag_suite(cur, run, suite, checks)
-    # the suite's table for the column expectations; its flagged rows for the row rules
-    batches = {
-        "table": (run.table_name(suite.stage), tuple(c for c in checks if not c.bad_rows)),
-        "rows": (run.table_name(f"dq_flagged_{suite.name}"), row_rules),
-    }
-    definitions = []
-    for part, (table, part_checks) in batches.items():
-        if not part_checks:
-            continue
-        name = f"{suite.name}.{part}"
-        asset = datasource.add_table_asset(name, table_name=table, schema_name=run.schema)
-        gx_suite = context.suites.add(gx.ExpectationSuite(name=name))
-        for check in part_checks:
-            kwargs = dict(check.kwargs)
-            if check.bad_rows:
-                kwargs = {
-                    "unexpected_rows_query": "SELECT * FROM {batch} WHERE failed_rules @> ARRAY["
-                    + _quote(check.rule)
-                    + "]"
-                }
-            gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
-        definitions.append(
-            context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=asset.add_batch_definition_whole_table("whole"), suite=gx_suite)
-            )
-        )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=suite.name,
-            validation_definitions=definitions,
-            actions=[],  # Data Docs are built once, by run_suites, from the stored results
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
-        )
+    results += _check(
+        context, datasource, run, f"{suite.name}.rows", run.table_name(f"dq_flagged_{suite.name}"), row_rules
     )
-    results = [r for v in checkpoint.run().run_results.values() for r in v.results]
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table(suite.stage)))
     table_rows = cur.fetchone()[0]
     by_rule = {c.rule: c for c in checks}
@@ -264,6 +233,37 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future 
         )
     order = {c.rule: i for i, c in enumerate(checks)}
     return sorted(out, key=lambda x: order[x.rule])
+
+
+def _check(context, datasource, run: Run, name: str, table: str, checks: tuple[Check, ...]) -> list:
+    """One GX checkpoint of ``checks`` on a staged table (a row rule reads the rows flagged with
+    it); returns GX's expectation results."""
+    if not checks:
+        return []
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    asset = datasource.add_table_asset(name, table_name=table, schema_name=run.schema)
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for check in checks:
+        kwargs = dict(check.kwargs)
+        if check.bad_rows:
+            kwargs = {
+                "unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE failed_rules @> ARRAY[{_quote(check.rule)}]"
+            }
+        gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=asset.add_batch_definition_whole_table("whole"), suite=gx_suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=[],  # Data Docs are built once, by run_suites, from the stored results
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        )
+    )
+    return [r for v in checkpoint.run().run_results.values() for r in v.results]
 
 
 def _quote(text: str) -> str:

@@ -3,10 +3,11 @@
 Steps, each a staged table of the run, on two connections so that the database's cores work side
 by side (each step reads only committed tables):
 
-    main: fx_rates -> int_transactions -> latest versions -> int_customer_sales ---\
-                                            ^                                        \
-    side:   repeated_transaction_ids -------/ -> int_customer_history -> churn         > customer_metrics
-              -> int_customer_sessions -> int_customer_crm -> int_customers -----------/
+    main: fx_rates -> int_transactions -> latest versions -> int_customer_sales (even ids) --\
+                                            ^                                                 \
+    side:   repeated_transaction_ids -------/ -> int_customer_history -> churn                  > customer_metrics
+              -> int_customer_sessions -> int_customer_crm -> int_customers                     /
+              -> int_customer_sales (odd ids) -------------------------------------------------/
 
 ``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (converted, then each
 transaction_id once: ``repeated_transaction_ids`` names the few ids whose versions need ranking;
@@ -195,6 +196,23 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
     return churn
 
 
+def stage_customer_sales(conn, run: Run, part: int | None = None) -> None:
+    """Fill ``int_customer_sales`` (created empty) with the customers whose id has the parity
+    ``part``, or with all of them: two connections sort half the transactions each, side by side,
+    rather than one sorting all of them. Commits."""
+    source = run.table("int_transactions")
+    if part is not None:  # a missing customer_id groups with the even ones
+        source = sql.SQL("(SELECT * FROM {} WHERE coalesce(customer_id & 1, 0) = {}) AS t").format(
+            source, sql.Literal(part)
+        )
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("INSERT INTO {} ").format(run.table("int_customer_sales"))
+            + model("int_customer_sales", transactions=source)
+        )
+    conn.commit()
+
+
 def calculate_metrics(
     conn,
     run: Run,
@@ -218,13 +236,21 @@ def calculate_metrics(
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source)
         with conn.cursor() as cur:
             converted = convert_transactions(cur, run, reporting_currency, source, repeated)
-            replace_table_as(
-                cur,
-                run.table("int_customer_sales"),
-                model("int_customer_sales", transactions=run.table("int_transactions")),
+            target = run.table("int_customer_sales")
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            cur.execute(
+                sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(target)
+                + model("int_customer_sales", transactions=run.table("int_transactions"))
+                + sql.SQL(" WITH NO DATA")
             )
-        conn.commit()
+        conn.commit()  # the side connection fills half of int_customer_sales, once done with its own steps
+        half = pool.submit(on_own_connection, connect, stage_customer_sales, run, 1) if connect is not None else None
+        stage_customer_sales(conn, run, 0 if half is not None else None)
+        if half is not None:
+            half.result()
         churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source)
+        with conn.cursor() as cur:
+            analyze(cur, target)
     with conn.cursor() as cur:
         select = model(
             "customer_metrics",
