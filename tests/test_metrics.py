@@ -371,7 +371,7 @@ def test_conflicting_versions_are_counted(metrics_db):
     assert flagged == ["T1"]
 
 
-def test_latest_valid_version_of_each_transaction(tmp_path):
+def test_latest_valid_version_of_each_transaction():
     """Only the repeated ids are ranked (int_transactions_latest): the latest version by
     updated_at (a missing updated_at ranks last), among the versions the gate lets through; the
     single-version rows pass untouched; the row count is of distinct ids."""

@@ -20,7 +20,7 @@ recency ratio, computed in Python on three numbers per customer) and finally ``c
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
@@ -49,7 +49,9 @@ def stage_repeated_ids(conn, run: Run) -> None:
     conn.commit()
 
 
-def convert_transactions(cur, run: Run, reporting_currency: str, source: str = "flt", repeated=None) -> dict:
+def convert_transactions(
+    cur, run: Run, reporting_currency: str, source: str = "flt", repeated: Future | None = None
+) -> dict:
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
     ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
     select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
