@@ -82,15 +82,15 @@ contacts AS (
 -- The top shares by revenue (ties broken by customer_id): the customer at the last rank inside
 -- each share, found by a sort bounded to that many rows, rather than a rank for every customer.
 -- No row when the share covers every customer.
-pareto_cut AS (
-    SELECT revenue, customer_id FROM base
-    ORDER BY revenue DESC, customer_id
-    LIMIT 1 OFFSET (SELECT greatest(ceil(%(pareto_top_share)s * customers) - 1, 0) FROM n)
-),
-vip_cut AS (
-    SELECT revenue, customer_id FROM base
-    ORDER BY revenue DESC, customer_id
-    LIMIT 1 OFFSET (SELECT greatest(ceil(%(segment_vip_share)s * customers) - 1, 0) FROM n)
+cuts AS (
+    SELECT s.share, c.revenue, c.customer_id
+    FROM n
+    CROSS JOIN (VALUES ('pareto', %(pareto_top_share)s), ('vip', %(segment_vip_share)s)) AS s (share, fraction)
+    CROSS JOIN LATERAL (
+        SELECT revenue, customer_id FROM base
+        ORDER BY revenue DESC, customer_id
+        LIMIT 1 OFFSET greatest(ceil(s.fraction * n.customers) - 1, 0)
+    ) AS c
 ),
 ranked AS (
     SELECT
@@ -107,8 +107,8 @@ ranked AS (
         ) AS is_top_vip
     FROM base AS b
     CROSS JOIN n
-    LEFT JOIN pareto_cut AS pc ON true
-    LEFT JOIN vip_cut AS vc ON true
+    LEFT JOIN cuts AS pc ON pc.share = 'pareto'
+    LEFT JOIN cuts AS vc ON vc.share = 'vip'
     LEFT JOIN logins AS l ON l.v = b.login_count
     LEFT JOIN features AS f ON f.v = b.features_used
     LEFT JOIN minutes AS mi ON mi.v = b.session_minutes

@@ -24,7 +24,12 @@ latest AS (
         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
     )
     ORDER BY transaction_id, updated_at DESC NULLS LAST
-    RETURNING 1
+    RETURNING transaction_id, version_conflict AND quarantine_reason IS NULL AS counted_conflict
 )
--- rows taken out, rows put back
-SELECT (SELECT count(*) FROM versions), (SELECT count(*) FROM latest)
+-- rows taken out, rows put back, and the conflicts that stay (an unconvertible row is quarantined
+-- by calculate): their number and the first few ids
+SELECT
+    (SELECT count(*) FROM versions),
+    (SELECT count(*) FROM latest),
+    (SELECT count(*) FROM latest WHERE counted_conflict),
+    (SELECT (array_agg(transaction_id ORDER BY transaction_id))[1:5] FROM latest WHERE counted_conflict)

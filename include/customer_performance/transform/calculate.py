@@ -67,7 +67,7 @@ def convert_transactions(
         columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names)),
     )
     cur.execute(latest)
-    taken_out, put_back = cur.fetchone()
+    taken_out, put_back, conflicts, examples = cur.fetchone()
     rows += put_back - taken_out
     quarantine = run.table("quarantine_transactions")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quarantine))
@@ -89,12 +89,6 @@ def convert_transactions(
             "; ".join(f"{r} ({n})" for r, n in cur.fetchall()),
         )
     # Versions of one transaction_id that disagree on what was sold: the latest wins, say so.
-    cur.execute(
-        sql.SQL(
-            "SELECT count(*), (array_agg(transaction_id ORDER BY transaction_id))[1:5] FROM {} WHERE version_conflict"
-        ).format(run.table("int_transactions"))
-    )
-    conflicts, examples = cur.fetchone()
     if conflicts:
         log.warning(
             "%s transaction_id(s) arrived in conflicting versions; the latest (by updated_at) counts, e.g. %s",
