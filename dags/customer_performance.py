@@ -39,7 +39,8 @@ def task_args(task_id: str, **kwargs) -> dict:
     dag_id="customer_performance",
     dag_display_name="Customer Performance",
     schedule="0 2 * * *",
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    # early by default (setting dag_start_date) so that decades of history can be backfilled
+    start_date=pendulum.parse(cfg.dag_start_date, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     doc_md=RUNBOOK,
@@ -54,7 +55,17 @@ def task_args(task_id: str, **kwargs) -> dict:
                 "YYYY-MM (e.g. 2025-07) to report that whole month. Leave empty for the period of the"
                 " logical date: month-to-date of the month containing the day before it."
             ),
-        )
+        ),
+        "allow_empty_sources": Param(
+            False,
+            type="boolean",
+            title="Allow empty sources",
+            description=(
+                "Publish the month even if a source (customers, transactions, sessions, CRM interactions) has"
+                " no rows in the period. Off: an empty source stops the run at the gate, because a source that"
+                " delivers nothing is usually an outage (unless the previous loaded period was empty too)."
+            ),
+        ),
     },
     tags=["customer-performance", "analytics"],
 )
@@ -75,7 +86,7 @@ def customer_performance():
     def filter_period(customer_db: dict, crm_api: dict, sales_db: dict) -> dict:
         return pipeline.execute("filter_period")
 
-    @task(**task_args("calculate"))
+    @task(**task_args("calculate", retry_policy=NO_RETRY_ON_BAD_DATA))
     def calculate(filtered: dict) -> dict:
         return pipeline.execute("calculate")
 

@@ -98,7 +98,6 @@ def _params(
         "customers": customers,
         "period_start": start,
         "period_end": end,
-        "previous_start": shift_month(start, -1),
         "history_start": shift_month(start, -history_months),
         "history_months": history_months,
         "tx_rate": tx_per_customer,

@@ -140,13 +140,13 @@ SELECT 'P' || lpad(seq::text, 10, '0'), customer_id, order_date, amount, currenc
        'probable_duplicate'
 FROM rows WHERE is_probable_duplicate;
 
--- sessions: the previous month and the report month ----------------------------------------------
+-- sessions: the history months and the report month ---------------------------------------------
 CREATE SEQUENCE gen.session_seq;
 CREATE TABLE gen.activity AS
 WITH events AS (
     SELECT k.customer_id
     FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * 2 * k.share + k.u_round)::int)
+    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (%(history_months)s + 1) * k.share + k.u_round)::int)
 ), drawn AS (
     SELECT nextval('gen.session_seq') AS session_id, customer_id, random() AS r_when, random() AS r_min,
            random() AS r_neg, random() AS r_feature
@@ -161,17 +161,17 @@ SELECT session_id, customer_id, 'login' AS activity_type, session_start,
        session_start >= %(period_start)s::timestamp AND r_neg < %(negative_duration)s AS is_negative_duration
 FROM drawn
 CROSS JOIN LATERAL (
-    SELECT date_trunc('second', %(previous_start)s::timestamp
-           + r_when * (%(period_end)s::timestamp - %(previous_start)s::timestamp)) AS session_start
+    SELECT date_trunc('second', %(history_start)s::timestamp
+           + r_when * (%(period_end)s::timestamp - %(history_start)s::timestamp)) AS session_start
 ) AS s;
 
--- CRM interactions: the previous month and the report month --------------------------------------
+-- CRM interactions: the history months and the report month -------------------------------------
 CREATE SEQUENCE gen.interaction_seq;
 CREATE TABLE gen.interactions AS
 WITH events AS (
     SELECT k.customer_id
     FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(interactions_rate)s * 2 * k.share + k.u_round)::int)
+    CROSS JOIN LATERAL generate_series(1, floor(%(interactions_rate)s * (%(history_months)s + 1) * k.share + k.u_round)::int)
 ), drawn AS (
     SELECT nextval('gen.interaction_seq') AS seq, customer_id, random() AS r_when, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
@@ -198,8 +198,8 @@ SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
            AND r_sat_defect < %(null_satisfaction)s + %(satisfaction_out_of_range)s AS is_satisfaction_out_of_range
 FROM drawn
 CROSS JOIN LATERAL (
-    SELECT date_trunc('second', %(previous_start)s::timestamp
-               + r_when * (%(period_end)s::timestamp - %(previous_start)s::timestamp)) AS interaction_date,
+    SELECT date_trunc('second', %(history_start)s::timestamp
+               + r_when * (%(period_end)s::timestamp - %(history_start)s::timestamp)) AS interaction_date,
            CASE WHEN r_res < 0.75 THEN 'resolved' WHEN r_res < 0.85 THEN 'open' ELSE 'escalated' END
                AS resolution_status
 ) AS x

@@ -64,6 +64,7 @@ class Stack:
     crm_port: int = field(default_factory=free_port)
     bi_port: int = field(default_factory=free_port)
     smtp_port: int = field(default_factory=free_port)
+    fx_port: int = field(default_factory=free_port)
     crm_token: str = "local-crm-token"
     bi_token: str = "local-bi-token"
     procs: dict = field(default_factory=dict)
@@ -88,6 +89,11 @@ class Stack:
     @property
     def bi_store(self) -> Path:
         return self.workdir / "bi.sqlite"
+
+    @property
+    def fx_file(self) -> Path:
+        """The rates file the FX stand-in serves (written from the bundled ECB history if missing)."""
+        return self.workdir / "fx" / "eurofxref-hist.csv"
 
     @property
     def mail_dir(self) -> Path:
@@ -160,6 +166,11 @@ class Stack:
     # -- stand-in processes --------------------------------------------------------------------
     def start_services(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.fx_file.exists():
+            sys.path.insert(0, str(ROOT))
+            from dev.fx_api import write_rates_file
+
+            write_rates_file(self.fx_file)
         py = sys.executable
         specs = {
             "crm_api": (
@@ -192,6 +203,7 @@ class Stack:
                 [py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)],
                 self.smtp_port,
             ),
+            "fx_api": ([py, "dev/fx_api.py", "--file", str(self.fx_file), "--port", str(self.fx_port)], self.fx_port),
         }
         for name, (cmd, port) in specs.items():
             log = (self.workdir / f"{name}.log").open("ab")
@@ -230,6 +242,13 @@ class Stack:
                 "schema": "http",
                 "password": self.bi_token,
             },
+            "fx_rates": {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": self.fx_port,
+                "schema": "http",
+                "extra": {"path": "/stats/eurofxref/eurofxref-hist.zip"},
+            },
             "smtp_default": {
                 "conn_type": "smtp",
                 "host": "127.0.0.1",
@@ -255,6 +274,15 @@ class Stack:
         for conn_id, conn in self.connections().items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
         return env
+
+    def fx_faults(self, faults: list[dict] | None) -> None:
+        """Queue faults on the FX stand-in (e.g. ``[{"status": 503, "times": 100}]``: the source is
+        down), or clear them with None."""
+        import requests
+
+        url = f"http://127.0.0.1:{self.fx_port}/_control/faults"
+        resp = requests.post(url, json=faults, timeout=10) if faults else requests.delete(url, timeout=10)
+        resp.raise_for_status()
 
     def bi_rows(self, dataset: str = "customer_performance") -> dict[str, int]:
         import requests

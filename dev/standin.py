@@ -45,8 +45,8 @@ class Faults:
             self.log.clear()
 
 
-def install(app: FastAPI, token: str, api_prefix: str) -> Faults:
-    """Add auth, fault injection and the control endpoints to an app."""
+def install(app: FastAPI, token: str | None, api_prefix: str) -> Faults:
+    """Add auth (none when ``token`` is None), fault injection and the control endpoints to an app."""
     faults = Faults()
     control = APIRouter(prefix="/_control", include_in_schema=False)
 
@@ -81,7 +81,7 @@ def install(app: FastAPI, token: str, api_prefix: str) -> Faults:
             entry["status"] = fault["status"]
             faults.log.append(entry)
             return JSONResponse({"error": f"injected {fault['status']}"}, status_code=fault["status"], headers=headers)
-        if request.headers.get("authorization") != f"Bearer {token}":
+        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
             entry["status"] = 401
             faults.log.append(entry)
             return JSONResponse({"error": "missing or invalid bearer token"}, status_code=401)

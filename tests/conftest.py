@@ -58,9 +58,11 @@ def airflow_db() -> Path:
 
 
 @contextlib.contextmanager
-def running_stack(name: str, workdir: Path, customers: int, seed: int, prepare=None):
-    """A stack with July 2025 generated (``prepare(stack)`` may then damage the sources), its
-    stand-ins running and the Airflow connections pointing at it; all undone on exit."""
+def running_stack(
+    name: str, workdir: Path, customers: int, seed: int, prepare=None, month: str = TEST_MONTH, history_months: int = 2
+):
+    """A stack with ``month`` (July 2025) generated (``prepare(stack)`` may then damage the
+    sources), its stand-ins running and the Airflow connections pointing at it; all undone on exit."""
     from include.customer_performance.config import settings
 
     s = Stack(f"{name}{uuid.uuid4().hex[:8]}", workdir)
@@ -68,7 +70,7 @@ def running_stack(name: str, workdir: Path, customers: int, seed: int, prepare=N
     env = s.airflow_env(AIRFLOW_HOME)
     saved = {k: os.environ.get(k) for k in env}
     try:
-        s.planted = s.generate(customers, TEST_MONTH, seed=seed, history_months=2)
+        s.planted = s.generate(customers, month, seed=seed, history_months=history_months)
         if prepare:
             prepare(s)
         s.start_services()

@@ -17,6 +17,7 @@ CONN_TYPES = {
     "crm_api_conn_id": "http",
     "bi_api_conn_id": "http",
     "smtp_conn_id": "smtp",
+    "fx_rates_conn_id": "http",
 }
 
 
@@ -66,6 +67,9 @@ def test_connection_hosts_and_tokens_match_the_services(compose):
         assert conn["host"] == service
         assert entry[entry.index("--port") + 1] == str(conn["port"])
         assert entry[entry.index("--token") + 1] == conn["password"]
+    fx = json.loads(env["AIRFLOW_CONN_FX_RATES"])
+    entry = services["fx-api"]["entrypoint"]
+    assert fx["host"] == "fx-api" and entry[entry.index("--port") + 1] == str(fx["port"])
     for conn_id in ("CUSTOMER_DB", "ANALYTICS_DB"):
         assert json.loads(env[f"AIRFLOW_CONN_{conn_id}"])["host"] == "postgres"
     assert json.loads(env["AIRFLOW_CONN_SALES_DB"])["host"] == "mysql"

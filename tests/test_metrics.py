@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from include.customer_performance.config import Settings
-from include.customer_performance.fx import daily_rates
+from include.customer_performance.quality.gate import store_results
 from include.customer_performance.schemas import (
     ACTIVITY,
     CUSTOMER_HISTORY,
@@ -26,6 +26,7 @@ from include.customer_performance.schemas import (
 from include.customer_performance.staging import make_run, recreate_table
 from include.customer_performance.transform.aggregate import aggregate
 from include.customer_performance.transform.calculate import calculate_metrics
+from tests.rates import daily_rates, stage_test_rates
 
 RUN = make_run(datetime(2025, 8, 1, 2), "metrics_test", None, "cp_staging")
 
@@ -165,6 +166,8 @@ def metrics_db(tmp_path_factory):
                 stage(cur, "customer_history", CUSTOMER_HISTORY, HISTORY_ROWS)
                 stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
                 stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
+                stage_test_rates(cur, RUN, date(2025, 7, 1), date(2025, 7, 31))
+                store_results(cur, RUN, [], {})  # an empty gate report: aggregate turns its warnings into alerts
             # the side steps on a second connection, as the calculate task runs them
             result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
             conn.execute(
@@ -193,8 +196,7 @@ def m(metrics_db):
 
 
 def usd_per_eur(day: date) -> Decimal:
-    (rate,) = [r[2] for r in daily_rates(day, day) if r[0] == "USD"]
-    return Decimal(str(rate))
+    return daily_rates(day, day)["USD", day]
 
 
 def test_one_row_per_customer_latest_version_wins(m):
@@ -311,7 +313,10 @@ def test_health_score_band_and_trend(m):
 def test_revenue_at_risk_and_pareto(m):
     assert m[1]["revenue_at_risk"] == (Decimal(170) * m[1]["churn_probability"]).quantize(Decimal("0.01"))
     assert m[4]["revenue_at_risk"] == 0  # negative revenue puts nothing at risk
-    assert {c for c, r in m.items() if r["is_top_20pct"]} == {1, 6}  # ceil(20 % x 7) = 2
+    # the Pareto set is over the customers who bought: 1, 2, 5 and 6; ceil(20 % x 4) = 1 (170, the most)
+    buyers = {c for c, r in m.items() if r["revenue"] > 0}
+    assert buyers == {1, 2, 5, 6}
+    assert {c for c, r in m.items() if r["is_top_20pct"]} == {1}
 
 
 def test_invariants_of_the_aggregates(metrics_db, m):
@@ -360,6 +365,8 @@ def test_kpis_and_alerts(metrics_db, m):
     assert k["segment_vip"] + k["segment_regular"] + k["segment_at_risk"] + k["new_customers"] == 7
     assert k["health_green"] + k["health_yellow"] + k["health_red"] == 7
     assert k["top_region"] == "Europe"
+    # c1's 170 of the positive revenue 170 + 117.67 + 140 (c2 and c5; c4's -40 left out)
+    assert k["top20_revenue_share"] == Decimal("0.3975") == round(Decimal(170) / Decimal("427.67"), 4)
     alerts = {(a["alert"], a["scope"]) for a in rows(metrics_db[0], "alerts")}
     assert ("data_completeness", "customers.email") in alerts  # 6 of 7 = 86 % < 95 %
 
@@ -378,7 +385,6 @@ def test_latest_valid_version_of_each_transaction():
     import uuid
 
     from dev.stack import pg_dsn
-    from include.customer_performance.fx import stage_rates
     from include.customer_performance.transform.calculate import convert_transactions
 
     versions = [
@@ -406,7 +412,7 @@ def test_latest_valid_version_of_each_transaction():
                     RUN.table("vld_transactions"), RUN.table("flt_transactions")
                 )
             )  # as the gate's warning rules leave it
-            stage_rates(cur, RUN.table("fx_rates"), date(2025, 7, 1), date(2025, 7, 31))
+            stage_test_rates(cur, RUN, date(2025, 7, 1), date(2025, 7, 31))
             result = convert_transactions(cur, RUN, "USD", source="vld")
             conn.commit()
         kept = {t["transaction_id"]: t for t in rows(pg_dsn(name), "int_transactions")}

@@ -8,17 +8,15 @@ import csv
 import email
 import io
 import sqlite3
-from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-import MySQLdb
 import psycopg
 import pytest
 
-from dev.stack import MYSQL, pg_dsn
-from include.customer_performance.fx import daily_rates
+from dev.stack import pg_dsn
 from tests.conftest import BI_TABLES, LOGICAL_DATE, TABLES, snapshot
+from tests.rates import daily_rates, source_revenue
 
 
 @pytest.fixture(scope="module")
@@ -32,34 +30,8 @@ def first_run(july_run):
 
 
 def source_revenue_by_customer(stack) -> dict[int, tuple[Decimal, int]]:
-    """July revenue per known customer straight from the sources, converted here in Python:
-    latest version of each transaction_id, completed minus refunded, at the day's ECB rate (the
-    last one published); unconvertible rows and negative sale amounts (quarantined) left out.
-    Returns (revenue, transactions counted)."""
-    rates = {(c, d): Decimal(str(r)) for c, d, r, _ in daily_rates(date(2025, 7, 1), date(2025, 7, 31))}
-    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
-        known = {r[0] for r in conn.execute("SELECT customer_id FROM customers")}
-    conn = MySQLdb.connect(**MYSQL, db=stack.sales_db)
-    cur = conn.cursor()
-    cur.execute(
-        "SELECT transaction_id, customer_id, amount, currency, status, order_date, updated_at FROM transactions"
-        " WHERE order_date >= '2025-07-01' AND order_date < '2025-08-01'"
-    )
-    latest = {}
-    for tid, cid, amount, currency, status, when, updated in cur.fetchall():
-        if tid not in latest or updated > latest[tid][-1]:
-            latest[tid] = (cid, amount, currency, status, when, updated)
-    conn.close()
-    revenue = defaultdict(lambda: [Decimal(0), 0])
-    for cid, amount, currency, status, when, _ in latest.values():
-        day = when.date()
-        if cid not in known or (currency, day) not in rates or amount < 0:
-            continue  # unknown customer, no rate, or a negative sale: quarantined by the pipeline
-        usd = (amount * rates["USD", day] / rates[currency, day]).quantize(Decimal("0.01"))
-        sign = {"completed": 1, "refunded": -1}.get(status, 0)
-        revenue[cid][0] += sign * usd
-        revenue[cid][1] += 1
-    return {c: (v[0], v[1]) for c, v in revenue.items()}
+    """July revenue per known customer straight from the sources, converted here in Python."""
+    return source_revenue(stack, date(2025, 7, 1), date(2025, 8, 1), daily_rates(date(2025, 7, 1), date(2025, 7, 31)))
 
 
 def test_every_destination_holds_july(first_run):

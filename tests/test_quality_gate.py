@@ -94,7 +94,7 @@ def test_volume_bounds_come_from_recent_periods(pg_db):
     import json as _json
 
     from include.customer_performance.config import Settings
-    from include.customer_performance.quality.gate import volume_bounds
+    from include.customer_performance.quality.outcome import volume_bounds
 
     run = make_run(datetime(2025, 8, 1, 2), "volume_test", None, "cp_staging")
     cfg = dataclasses.replace(Settings(), analytics_schema="analytics")
@@ -102,7 +102,7 @@ def test_volume_bounds_come_from_recent_periods(pg_db):
         assert volume_bounds(cur, run, cfg) is None  # no history yet
         cur.execute(
             "CREATE SCHEMA analytics; CREATE TABLE analytics.pipeline_runs"
-            " (period_start date, period_end date, row_counts jsonb)"
+            " (period_start date, period_end date, row_counts jsonb, loaded_at timestamptz DEFAULT now())"
         )
         for start, end, rows in (
             ("2025-04-01", "2025-05-01", 3000),

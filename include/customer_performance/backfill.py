@@ -75,6 +75,33 @@ def is_paused(airflow: str) -> bool:
     return str(paused[DAG_ID]).lower() == "true"
 
 
+def start_date(airflow: str) -> datetime | None:
+    """The DAG's start date as the deployment has it (``airflow dags details``), else None."""
+    try:
+        out = _airflow(airflow, "dags", "details", DAG_ID, "-o", "json")
+    except BackfillError:
+        return None
+    details = _json_list(out)
+    raw = (details or [{}])[0].get("start_date")
+    if not raw:
+        return None
+    when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def refuse_before_start(dates: list[datetime], start: datetime | None) -> None:
+    """Airflow marks a run before the DAG's start date successful without running a task: say so
+    instead of reporting a month that was never computed."""
+    early = [d for d in dates if start is not None and d < start]
+    if early:
+        months = ", ".join((d.date() - timedelta(days=1)).strftime("%Y-%m") for d in early)
+        raise BackfillError(
+            f"{months}: the month-close run would be before the DAG's start date {start.date()}, and Airflow runs"
+            " no task before it. Set CUSTOMER_PERFORMANCE_DAG_START_DATE (YYYY-MM-DD) on the scheduler and the"
+            " dag-processor to a date on or before the first month's close, then backfill again"
+        )
+
+
 def backfill(
     first_month: str,
     last_month: str,
@@ -91,6 +118,7 @@ def backfill(
             f"{DAG_ID} is paused: the scheduler starts no run of a paused DAG, backfills included."
             f" Unpause it (airflow dags unpause {DAG_ID}), then run the backfill again"
         )
+    refuse_before_start(dates, start_date(airflow))
     states = {}
     for logical_date in dates:
         month = (logical_date.date() - timedelta(days=1)).strftime("%Y-%m")

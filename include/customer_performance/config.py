@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from include.customer_performance import metrics
@@ -29,6 +30,12 @@ class Settings:
     analytics_db_conn_id: str = "analytics_db"
     bi_api_conn_id: str = "bi_api"
     smtp_conn_id: str = "smtp_default"
+    # The exchange-rate source (fx.py); empty: no refresh, the deployment keeps analytics.fx_rates.
+    fx_rates_conn_id: str = "fx_rates"
+
+    # The DAG's start date (YYYY-MM-DD): no run, backfills included, can have a logical date before
+    # it. Early by default so that decades of history can be backfilled (catchup is off).
+    dag_start_date: str = "1970-01-01"
 
     # Analytics database layout.
     staging_schema: str = "cp_staging"
@@ -58,6 +65,8 @@ class Settings:
 
     # Transformation.
     reporting_currency: str = "USD"
+    fx_max_staleness_days: int = metrics.FX_MAX_STALENESS_DAYS  # a needed rate older than this fails the run
+    fx_max_download_mb: int = 64  # the rates file, decompressed
     transform_work_mem: str = "128MB"  # PostgreSQL work_mem of the transform sessions
     alert_region_revenue_drop: float = metrics.ALERT_REGION_REVENUE_DROP
     alert_revenue_at_risk_share: float = metrics.ALERT_REVENUE_AT_RISK_SHARE
@@ -66,9 +75,13 @@ class Settings:
 
     # Quality gate thresholds.
     quality_required_completeness: float = 0.95  # a required field less complete than this is critical
-    quality_volume_min_ratio: float = 0.5  # transactions per day against recent periods, below: reported
+    quality_volume_min_ratio: float = 0.5  # rows per day against the recent periods, below: warning + alert
     quality_volume_max_ratio: float = 2.0  # ... and above
-    quality_freshness_days: int = 2  # the latest transaction update older than this before the period end
+    quality_freshness_days: int = 2  # the latest event older than this before the period end: warning + alert
+    # A warning rule quarantining more than this share of its table's rows (or, for transactions, of
+    # their gross amount) fails as critical: past it the month is no longer the month.
+    quality_warning_max_share: float = 0.02
+    quality_warning_max_amount_share: float = 0.02
 
     # Delivery.
     bi_dataset: str = "customer_performance"
@@ -93,6 +106,16 @@ class Settings:
             raise ValueError(f"email_policy must be one of {', '.join(EMAIL_POLICIES)}, got {self.email_policy!r}")
         if self.analytics_retention_months < 1:
             raise ValueError(f"analytics_retention_months must be positive, got {self.analytics_retention_months}")
+        if not 0 <= self.quality_warning_max_share <= 1 or not 0 <= self.quality_warning_max_amount_share <= 1:
+            raise ValueError(
+                "quality_warning_max_share and quality_warning_max_amount_share are shares between 0 and 1"
+            )
+        if self.fx_max_staleness_days < 0:
+            raise ValueError(f"fx_max_staleness_days must not be negative, got {self.fx_max_staleness_days}")
+        try:
+            date.fromisoformat(self.dag_start_date)
+        except ValueError:
+            raise ValueError(f"dag_start_date must be YYYY-MM-DD, got {self.dag_start_date!r}") from None
         if self.crm_page_size < 1:
             raise ValueError(f"crm_page_size must be positive, got {self.crm_page_size}")
 

@@ -45,11 +45,13 @@ HEALTH_TREND_DELTA = 5.0  # |score - previous month's| below this is "flat"
 # SEGMENT_AT_RISK_CHURN they count as high risk.
 RENEWAL_LIKELY_CHURN = 0.3
 
-# Pareto: the top share of customers by revenue, and the revenue share they hold.
+# Pareto: the top share of the customers who bought (revenue > 0) by revenue, and the share of the
+# positive revenue they hold (KPI top20_revenue_share).
 PARETO_TOP_SHARE = 0.2
 
-# Currency conversion: the last ECB rate published on or before the transaction's date, if it is
-# at most this many days old (weekends and holidays); otherwise the row is quarantined.
+# Currency conversion: the last rate published on or before the transaction's date, if it is at
+# most this many days old (weekends and holidays); a sale needing an older one fails the run (fx.py).
+# The default; the setting fx_max_staleness_days overrides it.
 FX_MAX_STALENESS_DAYS = 7
 
 # Alerts (defaults; a deployment overrides them in the settings, CUSTOMER_PERFORMANCE_ALERT_*).

@@ -27,12 +27,14 @@ def current_run(cfg: Settings | None = None) -> Run:
     ctx = get_current_context()
     dag_run = ctx["dag_run"]
     cfg = cfg or settings()
+    params = ctx.get("params") or {}
     return make_run(
         ctx.get("logical_date"),
         dag_run.run_id,
-        (ctx.get("params") or {}).get("report_month"),
+        params.get("report_month"),
         cfg.staging_schema,
         run_after=getattr(dag_run, "run_after", None),
+        allow_empty_sources=params.get("allow_empty_sources") is True,
     )
 
 
@@ -115,18 +117,28 @@ def filter_period(run: Run, cfg: Settings) -> dict:
 
 
 def calculate(run: Run, cfg: Settings) -> dict:
-    """The metrics, from the staged tables without the rows the gate's warning rules reject."""
+    """The metrics, from the staged tables without the rows the gate's warning rules reject; the
+    exchange rates are refreshed and staged first."""
+    with analytics(cfg) as conn:
+        return _calculate(conn, run, cfg)
+
+
+def _calculate(conn, run: Run, cfg: Settings) -> dict:
+    from include.customer_performance.fx import StaleRatesError
     from include.customer_performance.quality.gate import create_valid_views
     from include.customer_performance.quality.suites import SOURCE_SUITES
-    from include.customer_performance.transform.calculate import calculate_metrics
+    from include.customer_performance.transform.calculate import calculate_metrics, prepare_rates
 
-    with analytics(cfg) as conn:
-        with conn.cursor() as cur:
-            create_valid_views(cur, run, SOURCE_SUITES)
+    refresh = prepare_rates(conn, run, cfg)
+    with conn.cursor() as cur:
+        create_valid_views(cur, run, SOURCE_SUITES)  # the currency rule reads the staged rates
+    try:
         out = calculate_metrics(
             conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld", connect=lambda: analytics(cfg)
         )
-    return out
+    except StaleRatesError as exc:
+        raise StaleRatesError(f"{exc} (This run: {refresh.describe()}.)") from None
+    return {**out, "fx_refresh": {"source": refresh.source, "upserted": refresh.upserted, "error": refresh.error}}
 
 
 def gx_url(cfg: Settings) -> str:
@@ -173,18 +185,18 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
 
     from include.customer_performance.quality import gate
     from include.customer_performance.quality.suites import CUSTOMER_METRICS, SOURCE_SUITES
-    from include.customer_performance.transform.calculate import calculate_metrics
+    from include.customer_performance.transform.calculate import prepare_rates
 
     url = gx_url(cfg)
     with analytics(cfg) as conn:
+        if rerun:
+            prepare_rates(conn, run, cfg)  # rates loaded since calculate count now
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "sources") as docs:
                 results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs, connect=lambda: analytics(cfg))
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
-            calculate_metrics(
-                conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld", connect=lambda: analytics(cfg)
-            )
+            _calculate(conn, run, cfg)
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "customer_metrics") as docs:

@@ -8,6 +8,7 @@ _BAD_DATA = [
     "include.customer_performance.extract.contract.SourceContractError",
     "include.customer_performance.transform.filter.FilterConfigError",
     "include.customer_performance.quality.gate.QualityGateError",
+    "include.customer_performance.fx.StaleRatesError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

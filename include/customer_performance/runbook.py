@@ -55,8 +55,12 @@ TASKS: dict[str, TaskDoc] = {
         TRANSFORM,
         "Converts and deduplicates sales, fits churn and CLV, and computes every per-customer metric, leaving"
         " out the rows the gate's warning rules reject.",
-        "Usually the analytics database (disk, memory, a killed query): check its log, then clear this task"
-        " with downstream. Its inputs are the staged tables, so the extracts need not run again.",
+        "A `StaleRatesError` names each currency whose exchange rate is missing or too old for the"
+        " period, its last rate and how many sales need it: point connection `fx_rates` at a source that"
+        " has those days (or load them into `analytics.fx_rates`), then clear this task with downstream;"
+        " nothing was published. Otherwise usually the analytics database (disk, memory, a killed query):"
+        " check its log, then clear this task with downstream. Its inputs are the staged tables, so the"
+        " extracts need not run again.",
     ),
     "validate": TaskDoc(
         "Validate (quality gate)",
@@ -64,9 +68,12 @@ TASKS: dict[str, TaskDoc] = {
         "Great Expectations suites on the staged tables: a critical failure stops the run before any"
         " destination; warning rules quarantine rows; the report goes to `data_quality_results`.",
         "A `QualityGateError` lists each critical rule, table, column, failing count and examples; the full"
-        " report is `cp_staging.dq_results_<run>` and the Data Docs. Fix the staged data and clear this task"
-        " with downstream (the metrics are recomputed), or fix the source and clear the extracts with"
-        " downstream. Nothing was published.",
+        " report is `cp_staging.dq_results_<run>` and the Data Docs. Besides bad rows it stops on a bad"
+        " outcome: a source with no rows in the period (`<table>.not_empty`: if the period really had none,"
+        " trigger the run again with param `allow_empty_sources`), a warning rule over its ceiling"
+        " (`<rule>.ceiling`: too much of the month would be quarantined), NaN or Infinity in a number"
+        " (`<table>.<column>.finite`). Fix the staged data and clear this task with downstream (the metrics"
+        " are recomputed), or fix the source and clear the extracts with downstream. Nothing was published.",
     ),
     "aggregate": TaskDoc(
         "Aggregate",
@@ -130,7 +137,8 @@ documentation (task → Details) says what to do when it fails; so does its log.
 
 **Backfill.** `python -m include.customer_performance backfill --from 2025-01 --to 2025-06`, run
 where the `airflow` CLI reaches this deployment (the DAG must be unpaused), creates one Airflow
-backfill per month for its month-close run, oldest first, and waits for each. By hand, per month:
+backfill per month for its month-close run, oldest first, and waits for each. It refuses months
+before the DAG's start date (setting `dag_start_date`, 1970-01-01 by default). By hand, per month:
 `airflow backfill create --dag-id customer_performance --from-date 2025-02-01T02:00:00+00:00
 --to-date 2025-02-01T02:00:00+00:00 --reprocess-behavior completed` (January 2025).
 

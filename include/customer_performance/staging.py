@@ -24,6 +24,8 @@ class Run:
     key: str  # short, identifier-safe, unique per DAG run
     run_id: str
     schema: str
+    # the run's param: a source with no rows in the period is published as empty, not refused
+    allow_empty_sources: bool = False
 
     def table(self, stage: str) -> sql.Composed:
         return sql.Identifier(self.schema, self.table_name(stage))
@@ -40,12 +42,19 @@ def run_key(logical_date: datetime | None, run_id: str) -> str:
 
 
 def make_run(
-    logical_date: datetime | None, run_id: str, report_month: str | None, schema: str, run_after: datetime | None = None
+    logical_date: datetime | None,
+    run_id: str,
+    report_month: str | None,
+    schema: str,
+    run_after: datetime | None = None,
+    allow_empty_sources: bool = False,
 ) -> Run:
     anchor = logical_date or run_after
     if anchor is None and not report_month:
         raise ValueError(f"run {run_id} has neither a logical date nor a report_month param")
-    return Run(period_for(anchor, report_month), run_key(logical_date, run_id), run_id, schema)
+    return Run(
+        period_for(anchor, report_month), run_key(logical_date, run_id), run_id, schema, bool(allow_empty_sources)
+    )
 
 
 def ensure_schema(cur, schema: str) -> None:

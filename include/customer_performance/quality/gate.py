@@ -25,11 +25,9 @@ from include.customer_performance.quality.suites import (
     CRITICAL,
     INFO,
     SUITES,
-    TRANSACTIONS,
     WARNING,
     Check,
     Suite,
-    rows_rule,
 )
 from include.customer_performance.staging import Run, drop_relation
 
@@ -65,79 +63,26 @@ class CheckResult:
     failing_rows: int | None
     success: bool
     examples: list
+    detail: str | None = None  # what an outcome check (quality/outcome.py) found, in words
 
     def describe(self) -> str:
         col = f", column {self.column_name}" if self.column_name else ""
+        if self.detail:
+            return f"{self.rule} on {self.table_name}{col}: {self.detail}"
         return (
             f"{self.expectation} ({self.rule}) on {self.table_name}{col}: {self.failing_rows} of"
             f" {self.rows_checked} rows fail (examples: {self.examples[:5]})"
         )
 
 
-def volume_bounds(cur, run: Run, cfg) -> tuple[int, int] | None:
-    """Expected transaction rows for the period from the last three loaded periods' rate per day,
-    widened by the configured ratios; None without history."""
-    cur.execute("SELECT to_regclass(%s)", (f"{cfg.analytics_schema}.pipeline_runs",))
-    if cur.fetchone()[0] is None:
-        return None
-    cur.execute(
-        sql.SQL(
-            "SELECT avg((row_counts->'extract_sales_db'->'transactions'->>'rows')::numeric"
-            " / (period_end - period_start)) FROM (SELECT * FROM {} WHERE period_end < %s"
-            " AND row_counts->'extract_sales_db'->'transactions' IS NOT NULL"
-            " ORDER BY period_end DESC LIMIT 3) AS recent"
-        ).format(sql.Identifier(cfg.analytics_schema, "pipeline_runs")),
-        (run.period.end,),
-    )
-    per_day = cur.fetchone()[0]
-    if per_day is None:
-        return None
-    days = (run.period.end - run.period.start).days
-    return int(float(per_day) * days * cfg.quality_volume_min_ratio), int(
-        float(per_day) * days * cfg.quality_volume_max_ratio
-    ) + 1
-
-
 def suite_checks(suite: Suite, run: Run | None = None, cur=None) -> tuple[Check, ...]:
-    """The suite's checks, plus those whose parameters come from data: the ECB currencies shipped
-    with the package, and (given the run) freshness and volume against recent periods."""
-    if suite is not TRANSACTIONS:
+    """The suite's checks, plus (given the run and a cursor) a critical rule against NaN and
+    Infinity for each numeric column of its staged table (quality/outcome.py)."""
+    if run is None or cur is None:
         return suite.checks
-    from include.customer_performance.fx import ecb_history
+    from include.customer_performance.quality.outcome import finite_rules
 
-    currencies = ", ".join(f"'{c}'" for c in sorted({*ecb_history(), "EUR"}))
-    known = rows_rule(
-        "transactions.currency.known",
-        f"currency IS NULL OR currency NOT IN ({currencies})",
-        WARNING,
-        column="currency",
-        catches="transactions.unknown_currency",
-    )
-    extra = [known]
-    if run is not None:
-        from include.customer_performance.config import settings
-
-        cfg = settings()
-        extra.append(
-            rows_rule(
-                "transactions.freshness",
-                # one row (the freshest) stands for the table when even it is too old
-                "updated_at = (SELECT max(updated_at) FROM {batch}) AND updated_at < {period_end}::timestamptz"
-                f" - interval '{int(cfg.quality_freshness_days)} days'",
-                column="updated_at",
-            )
-        )
-        bounds = volume_bounds(cur, run, cfg) if cur is not None else None
-        if bounds:
-            extra.append(
-                Check(
-                    "transactions.volume",
-                    "ExpectTableRowCountToBeBetween",
-                    {"min_value": bounds[0], "max_value": bounds[1]},
-                    INFO,
-                )
-            )
-    return (*suite.checks, *extra)
+    return (*suite.checks, *finite_rules(cur, run, suite))
 
 
 def _templates(run: Run) -> dict[str, str]:
@@ -145,6 +90,7 @@ def _templates(run: Run) -> dict[str, str]:
         "batch": "{batch}",  # left for GX to fill in
         "customers": run.table("flt_customers").as_string(None),
         "metrics": run.table("customer_metrics").as_string(None),
+        "rates": run.table("fx_rates").as_string(None),
         "period_start": f"'{run.period.start.isoformat()}'",
         "period_end": f"'{run.period.end.isoformat()}'",
     }
@@ -232,7 +178,11 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future 
             )
         )
     order = {c.rule: i for i, c in enumerate(checks)}
-    return sorted(out, key=lambda x: order[x.rule])
+    from include.customer_performance.config import settings
+    from include.customer_performance.quality.outcome import judge
+
+    out.sort(key=lambda x: order[x.rule])
+    return out + judge(cur, run, suite, out, settings(), table_rows)
 
 
 def _check(context, datasource, run: Run, name: str, table: str, checks: tuple[Check, ...]) -> list:
@@ -352,7 +302,7 @@ def _flag(conn, run: Run, suite: Suite) -> sql.Composed | None:
 def warning_predicates(cur, run: Run, suite: Suite) -> list[tuple[Check, str]]:
     """The suite's warning rules with their predicates bound to the run's tables."""
     templates = {**_templates(run), "batch": run.table(suite.stage).as_string(cur)}
-    return [(c, c.bad_rows.format(**templates)) for c in suite_checks(suite, run) if c.severity == WARNING]
+    return [(c, c.bad_rows.format(**templates)) for c in suite.checks if c.severity == WARNING and c.bad_rows]
 
 
 def create_valid_views(cur, run: Run, suites: tuple[Suite, ...]) -> None:
@@ -456,7 +406,9 @@ def append_results(cur, run: Run, results: list[CheckResult], moved: dict[str, i
                 )
     failed = [r for r in results if not r.success]
     for r in failed:
-        log.warning("%s check failed: %s", r.severity, r.describe())
+        log.log(
+            logging.INFO if r.severity == INFO else logging.WARNING, "%s check failed: %s", r.severity, r.describe()
+        )
     critical = [r for r in failed if r.severity == CRITICAL]
     return {
         "table": run.table_name("dq_results"),
@@ -474,7 +426,11 @@ def scores(results: list[CheckResult]) -> dict[str, dict[str, float]]:
     (1 - rows failing its value rules / rows; a row failing two rules counts twice)."""
     out = {}
     for table in dict.fromkeys(r.table_name for r in results):
-        mine = [r for r in results if r.table_name == table and r.rows_checked and r.failing_rows is not None]
+        mine = [
+            r
+            for r in results
+            if r.table_name == table and r.rows_checked and r.failing_rows is not None and r.detail is None
+        ]
         nulls = [r for r in mine if r.expectation == "expect_column_values_to_not_be_null"]
         values = [
             r

@@ -4,6 +4,11 @@
 --                        month-to-date with the same share of last month)
 --   revenue_at_risk      the share of the period's revenue at risk is above the threshold
 --   data_completeness    a required field is filled in fewer than the threshold share of rows
+--   source_volume        a source's rows per day are outside the gate's range against the recent
+--                        loaded periods (the gate's warning <dataset>.volume)
+--   source_freshness     a source's latest event is older than the gate allows (<dataset>.freshness)
+--   source_empty         a source had no rows and the month is published anyway (allowed by the
+--                        run's param or because the previous period was empty too)
 WITH current_region AS (
     SELECT region, sum(revenue) AS revenue FROM {metrics} WHERE region IS NOT NULL GROUP BY region
 ),
@@ -44,3 +49,12 @@ SELECT 'data_completeness', 'critical', field, round(share, 4), %(completeness_m
               round(100 * %(completeness_min)s::numeric, 1))
 FROM completeness
 WHERE share < %(completeness_min)s::numeric
+UNION ALL
+SELECT CASE WHEN rule LIKE '%%.volume' THEN 'source_volume' WHEN rule LIKE '%%.freshness' THEN 'source_freshness'
+            ELSE 'source_empty' END,
+       severity, table_name, rows_checked::numeric, NULL::numeric, examples ->> 0
+FROM {quality}
+WHERE NOT success AND (
+    (severity = 'warning' AND (rule LIKE '%%.volume' OR rule LIKE '%%.freshness'))
+    OR (severity = 'info' AND rule LIKE '%%.not_empty')
+)

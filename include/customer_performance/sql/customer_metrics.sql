@@ -62,7 +62,7 @@ base AS (
 -- Percentile ranks as percent_rank() over all customers (NULLs last) would give them, from the
 -- distribution of each measure: (customers with a smaller value) / (customers - 1). A handful of
 -- distinct values per measure instead of four sorts of a million rows.
-n AS (SELECT count(*) AS customers FROM base),
+n AS (SELECT count(*) AS customers, count(*) FILTER (WHERE revenue > 0) AS buyers FROM base),
 logins AS (
     SELECT login_count AS v, sum(count(*)) OVER (ORDER BY login_count) - count(*) AS below
     FROM base GROUP BY login_count
@@ -81,15 +81,18 @@ contacts AS (
 ),
 -- The top shares by revenue (ties broken by customer_id): the customer at the last rank inside
 -- each share, found by a sort bounded to that many rows, rather than a rank for every customer.
+-- Pareto: the top 20 percent of the customers who bought (revenue > 0), so that the share they hold
+-- says something when most customers bought nothing; VIP: the top 5 percent of all customers.
 -- No row when the share covers every customer.
 cuts AS (
     SELECT s.share, c.revenue, c.customer_id
     FROM n
-    CROSS JOIN (VALUES ('pareto', %(pareto_top_share)s), ('vip', %(segment_vip_share)s)) AS s (share, fraction)
+    CROSS JOIN (VALUES ('pareto', %(pareto_top_share)s, true), ('vip', %(segment_vip_share)s, false))
+        AS s (share, fraction, of_buyers)
     CROSS JOIN LATERAL (
         SELECT revenue, customer_id FROM base
         ORDER BY revenue DESC, customer_id
-        LIMIT 1 OFFSET greatest(ceil(s.fraction * n.customers) - 1, 0)
+        LIMIT 1 OFFSET greatest(ceil(s.fraction * CASE WHEN s.of_buyers THEN n.buyers ELSE n.customers END) - 1, 0)
     ) AS c
 ),
 ranked AS (

@@ -35,6 +35,7 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         "metrics": run.table("customer_metrics"),
         "transactions": run.table("int_transactions"),
         "interactions": run.table("vld_interactions"),  # without the rows the gate quarantined
+        "quality": run.table("dq_results"),  # the gate's report: its warnings on the sources become alerts
         "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
     }
     params = {

@@ -9,9 +9,11 @@ by side (each step reads only committed tables):
               -> int_customer_sessions -> int_customer_crm -> int_customers                     /
               -> int_customer_sales (odd ids) -------------------------------------------------/
 
-``fx_rates`` (daily ECB rates of the period), ``int_transactions`` (converted, then each
-transaction_id once: ``repeated_transaction_ids`` names the few ids whose versions need ranking;
-unconvertible rows moved to ``quarantine_transactions``), ``int_customer_sales`` /
+``fx_rates`` (the period's daily rates to the reporting currency, staged by ``prepare_rates``
+from the refreshed rates table, fx.py), ``int_transactions`` (converted, then each transaction_id
+once: ``repeated_transaction_ids`` names the few ids whose versions need ranking; a sale without a
+fresh rate fails the run, fx.StaleRatesError; rows in a missing or unknown currency are moved to
+``quarantine_transactions``), ``int_customer_sales`` /
 ``_sessions`` / ``_crm`` (the period per customer), ``int_customers`` (each customer's latest
 version), ``int_customer_history`` (lifetime history, converted), ``churn`` (MBG/NBD or the
 recency ratio, computed in Python on three numbers per customer) and finally ``customer_metrics``.
@@ -29,12 +31,45 @@ from psycopg import sql
 from include.customer_performance import metrics
 from include.customer_performance.churn import churn_and_clv
 from include.customer_performance.db import Connect, on_own_connection
-from include.customer_performance.fx import stage_rates
+from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
 from include.customer_performance.schemas import TRANSACTIONS
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, analyze, replace_table_as
 
 log = logging.getLogger(__name__)
+
+
+def prepare_rates(conn, run: Run, cfg) -> Refresh:
+    """Refresh the analytics database's rates table (fx.refresh_rates; the schema migrated first,
+    the table is one of its migrations), then stage the period's rates as ``fx_rates``. Commits."""
+    from include.customer_performance.migrations import migrate
+
+    last_day = run.period.end - timedelta(days=1)
+    with conn.cursor() as cur:
+        migrate(cur, cfg.analytics_schema)
+        refresh = refresh_rates(cur, cfg.analytics_schema, cfg, last_day)
+    conn.commit()
+    with conn.cursor() as cur:
+        stage_rates(
+            cur,
+            run.table("fx_rates"),
+            run.period.start,
+            last_day,
+            cfg.reporting_currency,
+            cfg.analytics_schema,
+            cfg.fx_max_staleness_days,
+        )
+        analyze(cur, run.table("fx_rates"))
+    conn.commit()
+    return refresh
+
+
+def _raise_on_stale(cur, needs: list[tuple], what: str) -> None:
+    if needs:
+        from include.customer_performance.config import settings
+
+        cfg = settings()
+        raise StaleRatesError(stale_rates_message(needs, what, cfg.fx_max_staleness_days, cfg.analytics_schema))
 
 
 def stage_repeated_ids(conn, run: Run) -> None:
@@ -55,7 +90,7 @@ def convert_transactions(
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
     ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
     select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
-    rows = replace_table_as(cur, run.table("int_transactions"), select, {"reporting_currency": reporting_currency})
+    rows = replace_table_as(cur, run.table("int_transactions"), select)
     if repeated is not None:
         repeated.result()
     else:
@@ -78,6 +113,15 @@ def convert_transactions(
     )
     quarantined = cur.rowcount
     if quarantined:
+        # a known currency without a fresh rate: the month cannot be converted, say so by name
+        cur.execute(
+            sql.SQL(
+                "SELECT r.missing_rate, min(r.last_rate_day), count(*), min(r.day), max(r.day) FROM {} AS q"
+                " JOIN {} AS r ON r.currency = q.currency AND r.day = (q.order_date AT TIME ZONE 'UTC')::date"
+                " WHERE r.missing_rate IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ).format(quarantine, run.table("fx_rates"))
+        )
+        _raise_on_stale(cur, cur.fetchall(), "transactions")
         cur.execute(sql.SQL("DELETE FROM {} WHERE quarantine_reason IS NOT NULL").format(run.table("int_transactions")))
         cur.execute(
             sql.SQL("SELECT quarantine_reason, count(*) FROM {} GROUP BY 1 ORDER BY 2 DESC LIMIT 5").format(quarantine)
@@ -165,12 +209,23 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
 def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
     """The side connection's steps: lifetime history, churn, sessions and CRM per customer, each
     customer's latest version; returns the churn summary."""
+    rate_day = run.period.end - timedelta(days=1)
     with conn.cursor() as cur:
+        # lifetime amounts are converted at the period's last day: their currencies need a rate then
+        cur.execute(
+            sql.SQL(
+                "SELECT r.missing_rate, min(r.last_rate_day), sum(h.purchases), min(r.day), max(r.day) FROM {} AS h"
+                " JOIN {} AS r ON r.currency = h.currency AND r.day = %s"
+                " WHERE r.missing_rate IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ).format(run.table("customer_history"), run.table("fx_rates")),
+            (rate_day,),
+        )
+        _raise_on_stale(cur, cur.fetchall(), "lifetime purchases (converted at the period's last day)")
         replace_table_as(
             cur,
             run.table("int_customer_history"),
             model("int_customer_history", history=run.table("customer_history"), rates=run.table("fx_rates")),
-            {"reporting_currency": reporting_currency, "rate_day": run.period.end - timedelta(days=1)},
+            {"rate_day": rate_day},
         )
     churn = compute_churn(conn, run)
     with conn.cursor() as cur:
@@ -220,10 +275,8 @@ def calculate_metrics(
     """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
     calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes. ``connect``
     opens a second connection to the same database for the side steps (without it they run after
-    the main ones, on ``conn``). Commits ``conn``."""
-    with conn.cursor() as cur:
-        stage_rates(cur, run.table("fx_rates"), run.period.start, run.period.end - timedelta(days=1))
-        analyze(cur, run.table("fx_rates"))
+    the main ones, on ``conn``). The period's rates are staged already (``prepare_rates``).
+    Commits ``conn``."""
     conn.commit()  # the side connection reads the rates and the vld_ views
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
         side = repeated = None
