@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from include.customer_performance.config import Settings
-from include.customer_performance.quality.gate import store_results
+from include.customer_performance.quality.gate import CheckResult, store_results
 from include.customer_performance.schemas import (
     ACTIVITY,
     CUSTOMER_HISTORY,
@@ -29,6 +29,10 @@ from include.customer_performance.transform.calculate import calculate_metrics
 from tests.rates import daily_rates, stage_test_rates
 
 RUN = make_run(datetime(2025, 8, 1, 2), "metrics_test", None, "cp_staging")
+VOLUME_WARNING = CheckResult(
+    "transactions", "transactions", None, "transactions.volume", "expect_table_row_count_to_be_between", "warning",
+    9, None, False, ["9 rows in the period; 40 to 161 expected"], "9 rows in the period; 40 to 161 expected",
+)  # fmt: skip
 
 CUSTOMER_ROWS = [
     # id, name, email, phone, registration_date, last_login, status, region, country, state, segment, created, updated
@@ -167,7 +171,8 @@ def metrics_db(tmp_path_factory):
                 stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
                 stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
                 stage_test_rates(cur, RUN, date(2025, 7, 1), date(2025, 7, 31))
-                store_results(cur, RUN, [], {})  # an empty gate report: aggregate turns its warnings into alerts
+                # the gate's report, with a volume warning that aggregate must turn into an alert
+                store_results(cur, RUN, [VOLUME_WARNING], {})
             # the side steps on a second connection, as the calculate task runs them
             result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
             conn.execute(
@@ -369,6 +374,12 @@ def test_kpis_and_alerts(metrics_db, m):
     assert k["top20_revenue_share"] == Decimal("0.3975") == round(Decimal(170) / Decimal("427.67"), 4)
     alerts = {(a["alert"], a["scope"]) for a in rows(metrics_db[0], "alerts")}
     assert ("data_completeness", "customers.email") in alerts  # 6 of 7 = 86 % < 95 %
+    (volume,) = [a for a in rows(metrics_db[0], "alerts") if a["alert"] == "source_volume"]
+    assert (volume["scope"], volume["value"], volume["message"]) == (
+        "transactions",
+        9,
+        "9 rows in the period; 40 to 161 expected",
+    )
 
 
 def test_conflicting_versions_are_counted(metrics_db):

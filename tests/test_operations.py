@@ -74,6 +74,13 @@ def sales_revenue_rows(stack, start: str, end: str) -> int:
         conn.close()
 
 
+def test_a_backfill_before_the_dags_start_date_is_refused_by_name(airflow):
+    out = backfill(airflow, "1969-11", "1969-12")
+    assert out.returncode == 1
+    assert out.stderr.startswith("1969-11: the month-close run would be before the DAG's start date 1970-01-01")
+    assert not [r for r in airflow.runs() if r["run_type"] == "backfill"]  # nothing was created
+
+
 def test_backfill_of_two_months_leaves_both_correct(airflow):
     out = backfill(airflow, "2025-06", "2025-07")
     assert out.returncode == 0, out.stdout + out.stderr

@@ -69,3 +69,29 @@ def test_backfill_runs_each_month_close_at_the_scheduled_hour():
     out = '[2026-11-21T10:00:00] {dagbag.py} INFO - Filling up the DagBag\n[{"dag_id": "x", "state": "success"}]\n'
     assert _json_list(out) == [{"dag_id": "x", "state": "success"}]
     assert _json_list("No data found") is None
+
+
+def test_backfill_refuses_months_before_the_dags_start_date(monkeypatch):
+    """Airflow would mark such a run successful without running a task; the helper says so first
+    (before it even asks Airflow anything: the airflow binary here does not exist)."""
+    from include.customer_performance.backfill import BackfillError, backfill
+    from include.customer_performance.config import settings
+
+    monkeypatch.setenv("CUSTOMER_PERFORMANCE_DAG_START_DATE", "2025-01-01")
+    settings.cache_clear()
+    try:
+        with pytest.raises(BackfillError) as err:
+            backfill("2024-11", "2025-01", airflow="/nonexistent/airflow")
+        msg = str(err.value)
+        assert msg.startswith("2024-11: the month-close run would be before the DAG's start date 2025-01-01")
+        assert "2024-12" not in msg  # closed on 2025-01-01, on the start date: allowed
+        assert "CUSTOMER_PERFORMANCE_DAG_START_DATE" in msg
+    finally:
+        monkeypatch.delenv("CUSTOMER_PERFORMANCE_DAG_START_DATE")
+        settings.cache_clear()
+
+
+def test_the_default_start_date_reaches_decades_back():
+    from include.customer_performance.backfill import refuse_before_start, start_date
+
+    refuse_before_start([datetime(1970, 2, 1, 2, tzinfo=UTC)], start_date())  # no error: January 1970 can run

@@ -1,6 +1,6 @@
 """The validation gate with GX Core on a real staged table."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -115,3 +115,95 @@ def test_volume_bounds_come_from_recent_periods(pg_db):
         low, high = volume_bounds(cur, run, cfg)
     per_day = (3000 / 30 + 3100 / 31 + 3000 / 30) / 3  # the last three periods; January is older
     assert (low, high) == (int(per_day * 31 * 0.5), int(per_day * 31 * 2.0) + 1)
+
+
+def test_nan_or_infinity_in_a_metric_is_critical_naming_column_and_key(pg_db):
+    rows = [(i, f"c{i}@example.com", "Europe", 1, 7) for i in range(1, 51)]
+    run = staged_metrics(pg_db, rows)
+    with psycopg.connect(pg_db) as conn:
+        table = f"cp_staging.{run.table_name('customer_metrics')}"
+        conn.execute(f"UPDATE {table} SET avg_satisfaction = 'NaN' WHERE customer_id = 17")
+        conn.execute(f"UPDATE {table} SET churn_probability = 'Infinity' WHERE customer_id = 23")
+    result, _ = gate(pg_db, run)
+    assert not result["summary"]["success"]
+    named = {r.rule: r.examples for r in result["critical"]}
+    assert named["customer_metrics.avg_satisfaction.finite"] == ["17"]
+    assert named["customer_metrics.churn_probability.finite"] == ["23"]
+
+
+# -- the outcome checks (quality/outcome.py) on a staged table of their own ----------------------
+def outcome_of(dsn, rows, history=(), allow_empty=False, **cfg_overrides):
+    """judge() on a staged transactions-like table holding ``rows`` (updated_at values), with
+    ``history`` as (period_start, period_end, staged transactions) of loaded runs."""
+    import dataclasses
+    import json as _json
+
+    from include.customer_performance.config import Settings
+    from include.customer_performance.quality.outcome import judge
+    from include.customer_performance.quality.suites import Suite
+
+    run = make_run(datetime(2025, 8, 1, 2), "outcome_test", None, "cp_staging", allow_empty_sources=allow_empty)
+    cfg = dataclasses.replace(Settings(), analytics_schema="analytics", **cfg_overrides)
+    suite = Suite(
+        "transactions",
+        "flt_transactions",
+        "transaction_id",
+        (),
+        not_empty=True,
+        volume=True,
+        freshness_column="updated_at",
+    )
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS cp_staging; CREATE SCHEMA IF NOT EXISTS analytics")
+        table = f"cp_staging.{run.table_name('flt_transactions')}"
+        cur.execute(f"CREATE TABLE {table} (transaction_id text, updated_at timestamptz)")
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", rows)
+        cur.execute(
+            "CREATE TABLE analytics.pipeline_runs (period_start date, period_end date, row_counts jsonb,"
+            " loaded_at timestamptz DEFAULT now())"
+        )
+        for start, end, n in history:
+            counts = {"filter_period": {"transactions": {"rows_in": n, "rows_out": n}}}
+            cur.execute("INSERT INTO analytics.pipeline_runs VALUES (%s, %s, %s)", (start, end, _json.dumps(counts)))
+        return {r.rule: r for r in judge(cur, run, suite, [], cfg, len(rows))}
+
+
+def test_an_empty_source_is_critical_and_its_freshness_fails(pg_db):
+    out = outcome_of(pg_db, [], history=[("2025-06-01", "2025-07-01", 3100)])
+    empty = out["transactions.not_empty"]
+    assert (empty.severity, empty.success) == ("critical", False)
+    assert "the previous loaded period had 3100 rows" in empty.detail and "allow_empty_sources" in empty.detail
+    fresh = out["transactions.freshness"]
+    assert (fresh.severity, fresh.success) == ("warning", False) and "no updated_at at all" in fresh.detail
+    volume = out["transactions.volume"]
+    assert (volume.severity, volume.success) == ("warning", False) and "0 rows in the period" in volume.detail
+
+
+def test_an_empty_source_is_info_when_the_run_allows_it_or_the_last_period_was_empty(pg_db):
+    allowed = outcome_of(pg_db, [], allow_empty=True)["transactions.not_empty"]
+    assert (allowed.severity, allowed.success) == ("info", False) and "allow_empty_sources is set" in allowed.detail
+
+
+def test_an_empty_source_after_an_empty_period_is_info(pg_db):
+    out = outcome_of(pg_db, [], history=[("2025-05-01", "2025-06-01", 2900), ("2025-06-01", "2025-07-01", 0)])
+    assert out["transactions.not_empty"].severity == "info"
+    assert "(2025-06-01..2025-06-30) was empty too" in out["transactions.not_empty"].detail
+
+
+def test_volume_and_freshness_pass_within_their_bounds_and_warn_outside(pg_db):
+    rows = [(f"T{i}", datetime(2025, 7, 31, 12, tzinfo=UTC)) for i in range(100)]
+    history = [("2025-06-01", "2025-07-01", 100)]  # about 3.3 a day: 31 days -> 51..207 expected
+    out = outcome_of(pg_db, rows, history=history)
+    assert out["transactions.not_empty"].success and out["transactions.volume"].success
+    assert out["transactions.freshness"].success
+
+
+def test_stale_source_warns(pg_db):
+    rows = [(f"T{i}", datetime(2025, 7, 20, tzinfo=UTC)) for i in range(10)]
+    out = outcome_of(pg_db, rows, history=[("2025-06-01", "2025-07-01", 3000)])
+    assert not out["transactions.freshness"].success
+    assert (
+        "the latest updated_at is 2025-07-20 00:00; expected on or after 2025-07-30 00:00"
+        in out["transactions.freshness"].detail
+    )
+    assert not out["transactions.volume"].success and "1550 to 6201 expected" in out["transactions.volume"].detail

@@ -75,24 +75,18 @@ def is_paused(airflow: str) -> bool:
     return str(paused[DAG_ID]).lower() == "true"
 
 
-def start_date(airflow: str) -> datetime | None:
-    """The DAG's start date as the deployment has it (``airflow dags details``), else None."""
-    try:
-        out = _airflow(airflow, "dags", "details", DAG_ID, "-o", "json")
-    except BackfillError:
-        return None
-    details = _json_list(out)
-    raw = (details or [{}])[0].get("start_date")
-    if not raw:
-        return None
-    when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+def start_date() -> datetime:
+    """The DAG's start date: the setting ``dag_start_date`` (the DAG file reads the same one; set
+    ``CUSTOMER_PERFORMANCE_DAG_START_DATE`` alike where the DAG is parsed and where this runs)."""
+    from include.customer_performance.config import settings
+
+    return datetime.fromisoformat(settings().dag_start_date).replace(tzinfo=UTC)
 
 
-def refuse_before_start(dates: list[datetime], start: datetime | None) -> None:
+def refuse_before_start(dates: list[datetime], start: datetime) -> None:
     """Airflow marks a run before the DAG's start date successful without running a task: say so
     instead of reporting a month that was never computed."""
-    early = [d for d in dates if start is not None and d < start]
+    early = [d for d in dates if d < start]
     if early:
         months = ", ".join((d.date() - timedelta(days=1)).strftime("%Y-%m") for d in early)
         raise BackfillError(
@@ -113,12 +107,12 @@ def backfill(
     """Backfill the months ``first_month`` .. ``last_month`` (``YYYY-MM``), oldest first; returns
     ``{month: state}``. Raises BackfillError at the first month that does not succeed."""
     dates = month_close_logical_dates(first_month, last_month)
+    refuse_before_start(dates, start_date())
     if is_paused(airflow):
         raise BackfillError(
             f"{DAG_ID} is paused: the scheduler starts no run of a paused DAG, backfills included."
             f" Unpause it (airflow dags unpause {DAG_ID}), then run the backfill again"
         )
-    refuse_before_start(dates, start_date(airflow))
     states = {}
     for logical_date in dates:
         month = (logical_date.date() - timedelta(days=1)).strftime("%Y-%m")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from include.customer_performance.period import ReportPeriod
 from include.customer_performance.quality.suites import CRITICAL, INFO, WARNING, Check, Suite, rows_rule
 
 NUMERIC_TYPES = ("numeric", "double precision", "real")
@@ -147,7 +148,7 @@ def _not_empty(cur, run, suite: Suite, cfg, table_rows: int):
     if run.allow_empty_sources:
         severity, why = INFO, "published as empty: the run's param allow_empty_sources is set"
     elif before == 0:
-        severity, why = INFO, f"the previous loaded period ({previous[0][0]}..{previous[0][1]}) was empty too"
+        severity, why = INFO, f"the previous loaded period ({ReportPeriod(*previous[0][:2])}) was empty too"
     else:
         severity = CRITICAL
         why = (
