@@ -1,7 +1,8 @@
 """Exchange-rate source stand-in: serves a rates file the way the ECB publishes its history.
 
 ``GET /stats/eurofxref/eurofxref-hist.zip`` answers with the file given by ``--file`` (read on
-every request, so a test can rewrite it): the ECB's CSV layout (``Date`` then one column per
+every request, so a test can rewrite it; written when missing from the bundled ECB history, its
+last rates carried forward to today): the ECB's CSV layout (``Date`` then one column per
 currency, units per EUR), zipped when the file is not a zip already. The faults of
 ``dev/standin.py`` apply (e.g. ``{"status": 503, "times": 10}``: the source is down); no token is
 needed, as at the ECB.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import zipfile
+from datetime import date, timedelta
 from pathlib import Path
 
 import uvicorn
@@ -47,14 +49,23 @@ def create_app(file: Path) -> FastAPI:
     return app
 
 
-def write_rates_file(path: Path, extra: dict | None = None) -> Path:
+def write_rates_file(path: Path, extra: dict | None = None, carry_forward_to: date | None = None) -> Path:
     """The bundled ECB history as a CSV at ``path``, plus ``extra`` rows ``{day: {currency: rate}}``
-    (newer days the bundle lacks, e.g. for a month after it ends)."""
+    (newer days the bundle lacks, e.g. for a month after it ends). ``carry_forward_to``: also the
+    bundle's last rates repeated on every weekday after it up to that day, synthetic rates that
+    let a local stack run today's month as the ECB's daily publication would."""
     from include.customer_performance.fx import bundled_rates
 
     by_day: dict = {}
     for currency, day, rate in bundled_rates():
         by_day.setdefault(day.isoformat(), {})[currency] = str(rate)
+    if carry_forward_to is not None:
+        last = max(by_day)
+        day = date.fromisoformat(last) + timedelta(days=1)
+        while day <= carry_forward_to:
+            if day.weekday() < 5:
+                by_day[day.isoformat()] = dict(by_day[last])
+            day += timedelta(days=1)
     for day, rates in (extra or {}).items():
         by_day.setdefault(str(day), {}).update({c: str(r) for c, r in rates.items()})
     currencies = sorted({c for rates in by_day.values() for c in rates})
@@ -72,8 +83,8 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8084)
     a = p.parse_args()
-    if not a.file.exists():
-        write_rates_file(a.file)  # the bundled ECB history, until a newer file is put there
+    if not a.file.exists():  # the bundled ECB history carried forward to today, until a real file is put there
+        write_rates_file(a.file, carry_forward_to=date.today())
     uvicorn.run(create_app(a.file), host=a.host, port=a.port, log_level="warning")
 
 

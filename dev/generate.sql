@@ -66,7 +66,8 @@ DROP TABLE gen.draw;
 -- per customer, how many events of each kind: its weighted share of the mean, rounded up or down
 -- at random so totals stay close to rate x customers while the Pareto weights give the skew ------
 CREATE TABLE gen.counts AS
-SELECT c.customer_id, c.weight / avg(c.weight) OVER () AS share, random() AS u_round
+SELECT c.customer_id, c.weight / avg(c.weight) OVER () AS share, random() AS u_round,
+       c.registration_date::timestamp AS registered
 FROM gen.customers AS c;
 
 -- transactions: the history months, then the report month ---------------------------------------
@@ -76,8 +77,12 @@ WITH events AS (
     SELECT k.customer_id, w.lo, w.hi, w.in_month
     FROM gen.counts AS k
     CROSS JOIN LATERAL (VALUES
-        (%(history_start)s::timestamp, %(period_start)s::timestamp, false,
-         %(tx_rate)s * 0.8 * %(history_months)s * k.share),
+        -- nobody buys before registering: a history month must not hold sales of customers the
+        -- customer database only knows from a later month
+        (greatest(%(history_start)s::timestamp, k.registered), %(period_start)s::timestamp, false,
+         %(tx_rate)s * 0.8 * %(history_months)s * k.share
+             * greatest(0, extract(epoch FROM %(period_start)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
+             / nullif(extract(epoch FROM %(period_start)s::timestamp - %(history_start)s::timestamp), 0)),
         (%(period_start)s::timestamp, %(period_end)s::timestamp, true,
          %(tx_rate)s * k.share)
     ) AS w (lo, hi, in_month, mean)
@@ -144,11 +149,14 @@ FROM rows WHERE is_probable_duplicate;
 CREATE SEQUENCE gen.session_seq;
 CREATE TABLE gen.activity AS
 WITH events AS (
-    SELECT k.customer_id
+    -- from the history's start, or the customer's registration when later
+    SELECT k.customer_id, greatest(%(history_start)s::timestamp, k.registered) AS lo
     FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (%(history_months)s + 1) * k.share + k.u_round)::int)
+    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (%(history_months)s + 1) * k.share
+        * greatest(0, extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
+        / extract(epoch FROM %(period_end)s::timestamp - %(history_start)s::timestamp) + k.u_round)::int)
 ), drawn AS (
-    SELECT nextval('gen.session_seq') AS session_id, customer_id, random() AS r_when, random() AS r_min,
+    SELECT nextval('gen.session_seq') AS session_id, customer_id, lo, random() AS r_when, random() AS r_min,
            random() AS r_neg, random() AS r_feature
     FROM events
 )
@@ -161,19 +169,21 @@ SELECT session_id, customer_id, 'login' AS activity_type, session_start,
        session_start >= %(period_start)s::timestamp AND r_neg < %(negative_duration)s AS is_negative_duration
 FROM drawn
 CROSS JOIN LATERAL (
-    SELECT date_trunc('second', %(history_start)s::timestamp
-           + r_when * (%(period_end)s::timestamp - %(history_start)s::timestamp)) AS session_start
+    SELECT date_trunc('second', lo + r_when * (%(period_end)s::timestamp - lo)) AS session_start
 ) AS s;
 
 -- CRM interactions: the history months and the report month -------------------------------------
 CREATE SEQUENCE gen.interaction_seq;
 CREATE TABLE gen.interactions AS
 WITH events AS (
-    SELECT k.customer_id
+    -- from the history's start, or the customer's registration when later
+    SELECT k.customer_id, greatest(%(history_start)s::timestamp, k.registered) AS lo
     FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(interactions_rate)s * (%(history_months)s + 1) * k.share + k.u_round)::int)
+    CROSS JOIN LATERAL generate_series(1, floor(%(interactions_rate)s * (%(history_months)s + 1) * k.share
+        * greatest(0, extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
+        / extract(epoch FROM %(period_end)s::timestamp - %(history_start)s::timestamp) + k.u_round)::int)
 ), drawn AS (
-    SELECT nextval('gen.interaction_seq') AS seq, customer_id, random() AS r_when, random() AS r_kind,
+    SELECT nextval('gen.interaction_seq') AS seq, customer_id, lo, random() AS r_when, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
            random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept
     FROM events
@@ -198,8 +208,7 @@ SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
            AND r_sat_defect < %(null_satisfaction)s + %(satisfaction_out_of_range)s AS is_satisfaction_out_of_range
 FROM drawn
 CROSS JOIN LATERAL (
-    SELECT date_trunc('second', %(history_start)s::timestamp
-               + r_when * (%(period_end)s::timestamp - %(history_start)s::timestamp)) AS interaction_date,
+    SELECT date_trunc('second', lo + r_when * (%(period_end)s::timestamp - lo)) AS interaction_date,
            CASE WHEN r_res < 0.75 THEN 'resolved' WHEN r_res < 0.85 THEN 'open' ELSE 'escalated' END
                AS resolution_status
 ) AS x

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,8 @@ class Stack:
 
     @property
     def fx_file(self) -> Path:
-        """The rates file the FX stand-in serves (written from the bundled ECB history if missing)."""
+        """The rates file the FX stand-in serves: when missing, the bundled ECB history with its last
+        rates carried forward to today (synthetic, so that today's month has rates locally)."""
         return self.workdir / "fx" / "eurofxref-hist.csv"
 
     @property
@@ -170,7 +172,7 @@ class Stack:
             sys.path.insert(0, str(ROOT))
             from dev.fx_api import write_rates_file
 
-            write_rates_file(self.fx_file)
+            write_rates_file(self.fx_file, carry_forward_to=date.today())
         py = sys.executable
         specs = {
             "crm_api": (

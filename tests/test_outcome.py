@@ -17,7 +17,7 @@ import pytest
 from dev.fx_api import write_rates_file
 from dev.stack import MYSQL, Stack, pg_dsn
 from include.customer_performance.fx import parse_rates
-from tests.conftest import running_stack
+from tests.conftest import ROOT, running_stack
 from tests.rates import daily_rates, source_revenue
 
 NOVEMBER_CLOSE = datetime(2026, 12, 1, 2, tzinfo=UTC)  # the run of 2026-12-01 closes November 2026
@@ -51,6 +51,15 @@ def published(s: Stack, month: str) -> dict:
 
 
 NOTHING = {"analytics_rows": 0, "bi": {}, "mails": 0}
+
+
+@pytest.fixture
+def dag(airflow_db):
+    """The DAG parsed for this test alone: a parsed DAG's failure notifier keeps the SMTP hook of
+    the first stack it alerted (the notifier caches it), and each test here has a stack of its own."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
 
 
 def logged(capfd, caplog) -> str:
@@ -90,10 +99,10 @@ def november(tmp_path_factory, stack):
         yield s
 
 
-def test_without_the_rates_source_november_fails_by_name_and_publishes_nothing(november, july_dag, capfd, caplog):
+def test_without_the_rates_source_november_fails_by_name_and_publishes_nothing(november, dag, capfd, caplog):
     november.fx_faults([{"status": 503, "times": 1000}])  # the source is down; the bundle ends 2026-10-30
     try:
-        dr = july_dag.test(logical_date=NOVEMBER_CLOSE)
+        dr = dag.test(logical_date=NOVEMBER_CLOSE)
     finally:
         november.fx_faults(None)
     assert dr.state == "failed"
@@ -111,10 +120,14 @@ def test_without_the_rates_source_november_fails_by_name_and_publishes_nothing(n
     assert "the latest USD rate in analytics.fx_rates is of 2026-10-30" in text
     assert "could not be used" in text and "503" in text
     assert "point the Airflow connection fx_rates at a rates source" in text
+    alerts = [email.message_from_bytes(m.read_bytes()) for m in november.mails()]
+    (note,) = [m for m in alerts if m["Subject"].startswith("[Customer Performance] calculate failed")]
+    body = next(p for p in note.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    assert "StaleRatesError" in body and "2026-10-30" in body  # on-call hears it by name
 
 
-def test_november_with_the_refreshed_rates_counts_every_sale(november, july_dag):
-    dr = july_dag.test(logical_date=NOVEMBER_CLOSE)
+def test_november_with_the_refreshed_rates_counts_every_sale(november, dag):
+    dr = dag.test(logical_date=NOVEMBER_CLOSE)
     assert dr.state == "success"
     rows = parse_rates(november.fx_file.read_bytes(), 64 << 20, "test")
     rates = daily_rates(date(2026, 11, 1), date(2026, 11, 30), rows=rows)
@@ -164,8 +177,8 @@ def march_1997(tmp_path_factory, stack):
         yield s
 
 
-def test_a_month_before_1999_in_the_reporting_currency_needs_no_rate(march_1997, july_dag):
-    dr = july_dag.test(logical_date=MARCH_1997_CLOSE)
+def test_a_month_before_1999_in_the_reporting_currency_needs_no_rate(march_1997, dag):
+    dr = dag.test(logical_date=MARCH_1997_CLOSE)
     assert dr.state == "success"
     # a logical date before the old start date (2025-01-01): every task ran, none was skipped
     assert set(task_states(dr).values()) == {"success"}
@@ -203,11 +216,11 @@ def infinite_satisfaction(s: Stack) -> None:
 
 
 @pytest.mark.prepare.with_args(infinite_satisfaction)
-def test_a_non_finite_crm_value_fails_naming_dataset_field_and_key(july_stack, july_dag, capfd, caplog):
+def test_a_non_finite_crm_value_fails_naming_dataset_field_and_key(july_stack, dag, capfd, caplog):
     conn = sqlite3.connect(july_stack.crm_store)
     (bad,) = conn.execute("SELECT interaction_id FROM interactions WHERE satisfaction_score = 'Infinity'").fetchone()
     conn.close()
-    dr = july_dag.test(logical_date=JULY_CLOSE)
+    dr = dag.test(logical_date=JULY_CLOSE)
     assert dr.state == "failed"
     assert published(july_stack, "2025-07") == NOTHING
     text = logged(capfd, caplog)
@@ -226,8 +239,8 @@ def zero_amounts(s: Stack) -> None:
 
 
 @pytest.mark.prepare.with_args(zero_amounts)
-def test_a_warning_rule_over_its_ceiling_is_critical(july_stack, july_dag, capfd, caplog):
-    dr = july_dag.test(logical_date=JULY_CLOSE)
+def test_a_warning_rule_over_its_ceiling_is_critical(july_stack, dag, capfd, caplog):
+    dr = dag.test(logical_date=JULY_CLOSE)
     assert dr.state == "failed"
     assert task_states(dr)["validate"] == "failed"
     assert published(july_stack, "2025-07") == NOTHING
@@ -241,14 +254,14 @@ def no_crm_in_july(s: Stack) -> None:
 
 
 @pytest.mark.prepare.with_args(no_crm_in_july)
-def test_an_empty_source_is_critical_unless_the_run_allows_it(july_stack, july_dag, capfd, caplog):
-    dr = july_dag.test(logical_date=JULY_CLOSE)
+def test_an_empty_source_is_critical_unless_the_run_allows_it(july_stack, dag, capfd, caplog):
+    dr = dag.test(logical_date=JULY_CLOSE)
     assert dr.state == "failed" and task_states(dr)["validate"] == "failed"
     assert published(july_stack, "2025-07") == NOTHING
     text = logged(capfd, caplog)
     assert "interactions.not_empty" in text and "allow_empty_sources" in text
 
-    dr = july_dag.test(logical_date=JULY_CLOSE, run_conf={"allow_empty_sources": True})
+    dr = dag.test(logical_date=JULY_CLOSE, run_conf={"allow_empty_sources": True})
     assert dr.state == "success"
     assert published(july_stack, "2025-07")["analytics_rows"] > 0
     with psycopg.connect(pg_dsn(july_stack.analytics_db)) as conn:

@@ -288,7 +288,8 @@ def stale_rates_message(needs: list[tuple], what: str, max_staleness: int, schem
     """The error for rates a period needs and lacks: ``needs`` rows are (currency, last rate day,
     rows needing it, first day, last day)."""
     parts = [
-        f"{currency}: {rows} {what} from {first} to {last} need a {currency} rate at most {max_staleness} days old;"
+        f"{currency}: {rows} {what} {f'on {first}' if first == last else f'from {first} to {last}'} need a"
+        f" {currency} rate at most {max_staleness} days old;"
         f" the latest {currency} rate in {schema}.fx_rates is {'of ' + str(last_rate) if last_rate else 'none at all'}"
         for currency, last_rate, rows, first, last in needs
     ]
