@@ -19,17 +19,19 @@ def task_args(task_id: str, **kwargs) -> dict:
     """Display name, documentation, retries and failure notification of a task, from the runbook."""
     doc = TASKS[task_id]
     retries = getattr(cfg, f"{doc.kind}_retries")
-    backoff = doc.kind != "transform"
     return {
         "task_id": task_id,
         "task_display_name": doc.display_name,
         "doc_md": (
             f"{doc.does}\n\n**When it fails:** {doc.on_failure}\n\n**Retries:** {retries}"
-            f" ({doc.kind} task, {cfg.retry_delay_seconds} s apart{', doubling' if backoff else ''})."
+            f" ({doc.kind} task), {cfg.retry_delay_seconds} s after the failed try; the log says when."
+            " Errors a retry cannot fix (credentials, bad data, configuration) are not retried."
         ),
         "retries": retries,
+        # a fixed delay: Airflow's exponential backoff grows with the try number, which keeps counting
+        # across clears, and adds jitter, so no one could say when the next try comes
         "retry_delay": pendulum.duration(seconds=cfg.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0 if backoff else 0,
+        "retry_exponential_backoff": 0,
         "on_failure_callback": failure_notifiers(cfg, task_id),
         **kwargs,
     }

@@ -79,10 +79,27 @@ def test_a_run_past_its_deadline_is_alerted():
     from include.customer_performance.notify import deadline_alert
 
     alert = deadline_alert(Settings())
-    assert alert.interval.total_seconds() == 4 * 3600  # queued 02:00 -> 06:00
-    assert "DagRunQueuedAt" in type(alert.reference).__name__
+    assert alert.interval.total_seconds() == 4 * 3600  # logical date 02:00 -> 06:00
+    # not DagRunQueuedAt: Airflow 3.3 cannot clear a run with a pending queued-at deadline (#70368)
+    assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
     assert alert.callback.kwargs["to"] == ["data-oncall@example.com"]
     assert deadline_alert(Settings(deadline_minutes=0)) is None
+
+
+def test_only_a_run_queued_before_its_deadline_is_late():
+    from include.customer_performance.notify import is_late
+
+    deadline = {"deadline_time": "2026-12-01T06:00:00+00:00"}
+    nightly = {
+        "dag_run": {"run_id": "scheduled__2026-12-01", "queued_at": "2026-12-01T02:00:05Z"},
+        "deadline": deadline,
+    }
+    backfill = {
+        "dag_run": {"run_id": "backfill__2025-08-01", "queued_at": "2026-12-01T09:00:00Z"},
+        "deadline": deadline,
+    }
+    assert is_late(nightly) and not is_late(backfill)
+    assert is_late({"deadline": deadline})  # without a queued time: alert rather than stay silent
 
 
 def test_report_month_param_is_validated(dag):

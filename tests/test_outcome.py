@@ -121,9 +121,11 @@ def test_without_the_rates_source_november_fails_by_name_and_publishes_nothing(n
     assert "could not be used" in text and "503" in text
     assert "point the Airflow connection fx_rates at a rates source" in text
     alerts = [email.message_from_bytes(m.read_bytes()) for m in november.mails()]
-    (note,) = [m for m in alerts if m["Subject"].startswith("[Customer Performance] calculate failed")]
+    (note,) = [m for m in alerts if m["Subject"] == "[Customer Performance] November 2026 run failed at calculate"]
     body = next(p for p in note.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
     assert "StaleRatesError" in body and "2026-10-30" in body  # on-call hears it by name
+    assert "November 2026 (month close)" in body and "(exchange rates stale)" in body
+    assert "Nothing of this run was published: it stopped at calculate" in body
 
 
 def test_november_with_the_refreshed_rates_counts_every_sale(november, dag):

@@ -95,3 +95,10 @@ def test_the_default_start_date_reaches_decades_back():
     from include.customer_performance.backfill import refuse_before_start, start_date
 
     refuse_before_start([datetime(1970, 2, 1, 2, tzinfo=UTC)], start_date())  # no error: January 1970 can run
+
+
+def test_each_period_says_what_it_is():
+    assert period_for(at(2025, 8, 1)).describe() == "July 2025 (month close)"
+    assert period_for(at(2025, 8, 15)).describe() == "1-14 August 2025 (month to date)"
+    assert period_for(at(2025, 8, 2)).describe() == "1 August 2025 (month to date)"
+    assert month_period("2025-02").describe() == "February 2025 (month close)"

@@ -50,14 +50,19 @@ def test_a_critical_failure_publishes_nothing_and_resumes_after_the_fix(broken_s
     out = log.out + log.err + caplog.text
     assert "data quality gate failed" in out and "no destination was touched" in out
     assert "customers.email.completeness" in out
-    assert "What to do: A `QualityGateError` lists each critical rule" in out  # the task log says what to do
+    # the task log says what to do about this kind of error, in a record of its own
+    assert "What to do (quality gate): The quality gate stopped the run; nothing was published." in out
+    assert "Airflow will not retry (try 1 of 1: this error is not retried)." not in out  # not for the gate
+    assert "gate FAILED: " in out and " critical, " in out  # the one-line summary
 
     (note,) = failure_notifications(broken_stack)  # on-call is told, with the same advice
-    assert note["Subject"].startswith("[Customer Performance] validate failed: run ")
+    assert note["Subject"] == "[Customer Performance] July 2025 run failed at validate"
     assert note["To"] == "data-oncall@example.com"
     body = next(p for p in note.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
     assert "QualityGateError" in body and "customers.email.completeness" in body
-    assert "What to do:" in body and "clear this task" in body
+    assert "What to do</b>: The quality gate stopped the run" in body and "clear" in body
+    assert "July 2025 (month close)" in body and "Nothing of this run was published" in body
+    assert "analytics database: nothing for 2025-07-01..2025-07-31." in body
 
     # the fix: the missing emails are filled in the staged customers, and the gate runs again
     with psycopg.connect(pg_dsn(broken_stack.analytics_db)) as conn:

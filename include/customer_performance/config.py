@@ -44,8 +44,8 @@ class Settings:
     analytics_retention_months: int = 24  # monthly partitions older than this are dropped by the load
 
     # Failure handling. Retries per kind of task (runbook.TASKS says which kind each task is) after
-    # a retryable failure: extracts and deliveries wait retry_delay_seconds, doubling each time (a
-    # source or an API having a bad minute); transforms run in our own database and retry once.
+    # a retryable failure, each retry_delay_seconds after the failed try (the HTTP client has already
+    # retried with backoff inside the try); transforms run in our own database and retry once.
     extract_retries: int = 3
     transform_retries: int = 1
     deliver_retries: int = 3
@@ -55,7 +55,7 @@ class Settings:
     # Another Airflow notifier instead of the email: "package.module:factory", called with
     # task_id= and advice= and returning the notifier (e.g. a SlackWebhookNotifier).
     failure_notifier: str = ""
-    deadline_minutes: int = 240  # a run unfinished this long after it was queued (02:00 -> 06:00) alerts
+    deadline_minutes: int = 240  # a run unfinished this long after its logical date (02:00 -> 06:00) alerts
 
     # Extraction.
     crm_page_size: int = 5000

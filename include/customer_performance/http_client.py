@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 class AuthError(RuntimeError):
     """The API refused our credentials (401/403): retrying cannot help, fix the connection."""
 
+    def __init__(self, message: str, conn_id: str | None = None) -> None:
+        super().__init__(message)
+        self.conn_id = conn_id
+
 
 class ApiError(RuntimeError):
     """The API kept failing, or answered with something we cannot use."""
@@ -64,7 +68,8 @@ class ApiClient:
                 if resp.status_code in (401, 403):
                     raise AuthError(
                         f"{self.conn_id}: {method} {path} was refused with {resp.status_code}; "
-                        f"check the token in Airflow connection {self.conn_id!r}"
+                        f"check the token in Airflow connection {self.conn_id!r}",
+                        conn_id=self.conn_id,
                     )
                 if resp.status_code == 429:
                     wait, why = _retry_after(resp, self.backoff * 2 ** (attempt - 1)), "429 Too Many Requests"

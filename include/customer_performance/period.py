@@ -45,6 +45,15 @@ class ReportPeriod:
         prev_start = (self.month_start - timedelta(days=1)).replace(day=1)
         return ReportPeriod(prev_start, self.month_start)
 
+    def describe(self) -> str:
+        """What a person calls the period: ``July 2025 (month close)``, ``1-14 August 2025 (month to date)``."""
+        month = f"{calendar.month_name[self.start.month]} {self.start.year}"
+        if self.is_complete_month and self.start == self.month_start:
+            return f"{month} (month close)"
+        last = (self.end - timedelta(days=1)).day
+        days = f"{self.start.day}" if last == self.start.day else f"{self.start.day}-{last}"
+        return f"{days} {month} (month to date)"
+
     def as_params(self) -> dict[str, object]:
         return {"period_start": self.start, "period_end": self.end, "report_month": self.report_month}
 

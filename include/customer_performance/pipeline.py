@@ -40,27 +40,48 @@ def current_run(cfg: Settings | None = None) -> Run:
 
 def execute(task_id: str, **kwargs) -> dict:
     """Run the task function ``task_id`` of this module for the current DAG run. Its result (for
-    XCom) gains the wall time in ``seconds``; a failure is logged with what it means and what to
-    do (runbook.TASKS), then raised for Airflow to retry or fail."""
-    from include.customer_performance.runbook import TASKS
+    XCom) gains the wall time in ``seconds``; a failure is logged in two short records, what failed
+    and then what to do about that kind of error (runbook.advice, with when Airflow retries), then
+    raised for Airflow to retry or fail."""
+    from include.customer_performance.runbook import advice
 
     cfg = settings()
     run = current_run(cfg)
     t0 = time.monotonic()
     try:
-        out = globals()[task_id](run, cfg, **kwargs)
+        out = TASK_FUNCTIONS[task_id](run, cfg, **kwargs)
     except Exception as exc:
-        log.error(
-            "%s failed for %s (run %s): %s: %s\nWhat to do: %s",
-            task_id,
-            run.period,
-            run.run_id,
-            type(exc).__name__,
-            exc,
-            TASKS[task_id].on_failure,
-        )
+        log.error("%s failed for %s (run %s): %s: %s", task_id, run.period, run.run_id, type(exc).__name__, exc)
+        kind, text = advice(exc, task_id, retry_of(exc))
+        log.error("What to do (%s): %s", kind, text)
         raise
     return {**out, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def retry_of(exc: BaseException, context=None):
+    """When Airflow tries this task again after ``exc`` (its retry policy, tries left and retry
+    delay; the delay is fixed, see the DAG's task_args), as a runbook.Retry; None outside a task."""
+    from datetime import UTC, datetime
+
+    from include.customer_performance.runbook import Retry
+
+    try:
+        if context is None:
+            from airflow.sdk import get_current_context
+
+            context = get_current_context()
+        ti = context["ti"]
+        task = ti.task
+    except Exception:  # noqa: BLE001 - not in a task (a test calling the functions directly)
+        return None
+    from airflow.sdk import RetryAction
+
+    tries = ti.max_tries + 1
+    policy = getattr(task, "retry_policy", None)
+    refused = policy is not None and policy.evaluate(exc, ti.try_number, ti.max_tries).action == RetryAction.FAIL
+    if refused or ti.try_number >= tries:
+        return Retry(ti.try_number, tries, None)
+    return Retry(ti.try_number, tries, datetime.now(UTC) + task.retry_delay)
 
 
 def check_filter_config(run: Run, cfg: Settings) -> None:
@@ -203,6 +224,7 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
                 results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs)
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
+    gate.log_summary(results, summary)
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     from include.customer_performance.export.csv_email import display
 
@@ -368,3 +390,21 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
             delivered,
         )
     return out
+
+
+# The function behind each task of the DAG.
+TASK_FUNCTIONS = {
+    f.__name__: f
+    for f in (
+        extract_customer_db,
+        extract_crm_api,
+        extract_sales_db,
+        filter_period,
+        calculate,
+        validate,
+        aggregate,
+        load_analytics_db,
+        push_bi_api,
+        email_csv_export,
+    )
+}

@@ -5,6 +5,7 @@ failing task writes its ``on_failure`` advice into its log and the failure email
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 EXTRACT, TRANSFORM, DELIVER = "extract", "transform", "deliver"
 
@@ -133,7 +134,9 @@ month.
 **Rerun.** Every task replaces what it wrote before. Clear a failed task (with downstream for
 extract, filter and transform tasks; alone for a destination) and it runs again. A run stopped by
 `validate` published nothing: fix the data, then clear `validate` with downstream. Each task's
-documentation (task → Details) says what to do when it fails; so does its log.
+documentation (the book icon on the task's page) says what to do when it fails; the task log says
+it for the error at hand, in the record right after the error (`What to do (<kind of error>): ...`),
+with when Airflow retries; so does the alert email.
 
 **Backfill.** `python -m include.customer_performance backfill --from 2025-01 --to 2025-06`, run
 where the `airflow` CLI reaches this deployment (the DAG must be unpaused), creates one Airflow
@@ -143,5 +146,139 @@ before the DAG's start date (setting `dag_start_date`, 1970-01-01 by default). B
 --to-date 2025-02-01T02:00:00+00:00 --reprocess-behavior completed` (January 2025).
 
 **Alerts.** A failing task emails `alert_email_to` (after its retries). A run still unfinished
-four hours after it was queued (06:00 for the nightly run) raises a Deadline Alert by email.
+four hours after its logical date (06:00 for the nightly run) raises a Deadline Alert by email.
 """
+
+
+# -- advice by error class -------------------------------------------------------------------
+# What on-call reads right after an error, in the task log and in the alert email: chosen by
+# what went wrong, not by which task it was (the task's ``on_failure`` is the fallback).
+CREDENTIALS = "credentials refused"
+NETWORK = "network or server error"
+SOURCE_CONTRACT = "source contract"
+QUALITY_GATE = "quality gate"
+RATES_STALE = "exchange rates stale"
+CONFIGURATION = "configuration invalid"
+
+# Which connections a task reads, for advice that names where to look.
+TASK_CONNECTIONS = {
+    "extract_customer_db": ("customer_db", "analytics_db"),
+    "extract_crm_api": ("crm_api", "analytics_db"),
+    "extract_sales_db": ("sales_db", "analytics_db"),
+    "calculate": ("analytics_db", "fx_rates"),
+    "load_analytics_db": ("analytics_db",),
+    "push_bi_api": ("bi_api", "analytics_db"),
+    "email_csv_export": ("smtp_default", "analytics_db"),
+}
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Where a failed try stands: its number, the tries allowed, and when (if ever) the next comes."""
+
+    try_number: int
+    tries: int  # the task's max_tries + 1
+    next_at: datetime | None  # None: Airflow will not retry
+
+    def describe(self) -> str:
+        if self.next_at is None:
+            why = "this error is not retried" if self.try_number < self.tries else "that was the last try"
+            return f"Airflow will not retry (try {self.try_number} of {self.tries}: {why})."
+        return (
+            f"Airflow retries at {self.next_at:%H:%M} UTC ({self.next_at:%Y-%m-%d}), try {self.try_number + 1}"
+            f" of {self.tries}."
+        )
+
+
+def connection_home(conn_id: str, environ=None) -> str:
+    """Where Airflow finds connection ``conn_id`` for this worker, in the order it looks: a secrets
+    backend, then ``AIRFLOW_CONN_<ID>``, then the metadata database (Admin > Connections)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    backend = environ.get("AIRFLOW__SECRETS__BACKEND")
+    if backend:
+        where = f"the secrets backend {backend} (searched first)"
+        if var in environ:
+            where += f", else the environment variable {var}"
+        return where + "; Admin > Connections only if neither has it"
+    if var in environ:
+        return (
+            f"the environment variable {var} on the workers: edit it there and restart them (a connection of"
+            f" the same id in Admin > Connections is ignored while the variable is set)"
+        )
+    return "Admin > Connections (the metadata database): edit it there"
+
+
+def classify(exc: BaseException) -> str | None:
+    """The error class of ``exc`` for the advice, or None for the task's own advice."""
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "AuthError" or "password authentication failed" in text or "Access denied for user" in text:
+        return CREDENTIALS
+    if name in ("SourceContractError", "MalformedPageError"):
+        return SOURCE_CONTRACT
+    if name == "QualityGateError":
+        return QUALITY_GATE
+    if name == "StaleRatesError":
+        return RATES_STALE
+    if name in ("FilterConfigError", "MigrationError") or text.startswith("CUSTOMER_PERFORMANCE_"):
+        return CONFIGURATION
+    if name in ("ApiError", "ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"):
+        return NETWORK
+    if name == "OperationalError":  # psycopg / MySQLdb: the server went away, refused, timed out
+        return NETWORK
+    return None
+
+
+def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ=None) -> tuple[str, str]:
+    """``(error class, what to do)`` for ``exc`` raised by ``task_id``."""
+    kind = classify(exc)
+    doc = TASKS.get(task_id)
+    then = "then clear this task" + (" alone." if doc and doc.kind == DELIVER else " with downstream.")
+    retry_text = f" {retry.describe()}" if retry else ""
+    if kind == CREDENTIALS:
+        conn_id = getattr(exc, "conn_id", None)
+        conns = [conn_id] if conn_id else list(TASK_CONNECTIONS.get(task_id, ()))
+        homes = "; ".join(f"`{c}` lives in {connection_home(c, environ)}" for c in conns)
+        return kind, (
+            f"The credentials were refused: renew the token or password, {then} Connection {homes}. Airflow"
+            " looks a connection up in the secrets backend, then AIRFLOW_CONN_<ID>, then Admin > Connections:"
+            " the first it finds wins." + retry_text
+        )
+    if kind == NETWORK:
+        return kind, (
+            "A server did not answer or answered with an error (network, timeout or 5xx, already retried inside"
+            f" the task).{retry_text} If it keeps failing, check that the service is up and reachable from the"
+            f" workers, {then}"
+        )
+    if kind == SOURCE_CONTRACT:
+        return kind, (
+            "A source does not have the shape the pipeline reads (the error names the table or page, column or"
+            " field): fix the source, or the contract in `schemas.py` if the change is intended, "
+            + then
+            + " Not retried: waiting does not change a source's shape."
+        )
+    if kind == QUALITY_GATE:
+        return kind, (
+            "The quality gate stopped the run; nothing was published. The error lists each critical rule with its"
+            " table, column, count and example keys; the full report is `cp_staging.dq_results_<run>`, the Data"
+            " Docs are under `<export location>/<YYYY-MM>/data_docs/<run>/`. An empty source (`.not_empty`): if"
+            " the period really had none, trigger the run again with param `allow_empty_sources`. A rule over its"
+            " ceiling (`.ceiling`) or NaN/Infinity (`.finite`): fix the source, then clear the extracts with"
+            " downstream; or fix the staged data and clear `validate` with downstream. Not retried."
+        )
+    if kind == RATES_STALE:
+        return kind, (
+            "Exchange rates the period needs are missing or too old (the error names each currency and its last"
+            " rate); nothing was published. Point connection `fx_rates` at a source that has those days, or load"
+            " them into `analytics.fx_rates`, then clear `calculate` with downstream. Not retried."
+        )
+    if kind == CONFIGURATION:
+        return kind, (
+            "A setting or configuration file is invalid (the error names it): fix it where the deployment sets"
+            " it (`CUSTOMER_PERFORMANCE_*` variables, `filters.json` or `filter_config`, the analytics schema's"
+            f" migrations), {then} Not retried."
+        )
+    return "other", (doc.on_failure if doc else "See the task log.") + retry_text

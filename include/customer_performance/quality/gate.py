@@ -421,6 +421,18 @@ def append_results(cur, run: Run, results: list[CheckResult], moved: dict[str, i
     }
 
 
+def log_summary(results: list[CheckResult], summary: dict) -> str:
+    """One line for the task log: the gate's verdict, its checks, failures by severity, quarantined rows."""
+    failed = [r for r in results if not r.success]
+    by = {s: sum(1 for r in failed if r.severity == s) for s in (CRITICAL, WARNING, INFO)}
+    line = (
+        f"gate {'PASSED' if summary['success'] else 'FAILED'}: {len(results)} checks; failed: {by[CRITICAL]} critical,"
+        f" {by[WARNING]} warning, {by[INFO]} info; {summary['quarantined_rows']} rows quarantined"
+    )
+    (log.info if summary["success"] else log.error)(line)
+    return line
+
+
 def scores(results: list[CheckResult]) -> dict[str, dict[str, float]]:
     """Per table: completeness (share of filled values over its not-null checks) and accuracy
     (1 - rows failing its value rules / rows; a row failing two rules counts twice)."""
