@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dev.stack import MYSQL, PG, Stack, pg_dsn  # noqa: E402
+from dev.stack import MYSQL, PG, Stack, checkout_name, pg_dsn  # noqa: E402
 from include.customer_performance.schemas import (  # noqa: E402
     ACTIVITY,
     CUSTOMER_HISTORY,
@@ -189,7 +189,7 @@ def main() -> int:
     p.add_argument("--skip-naive", action="store_true")
     a = p.parse_args()
     work = ROOT / ".bench"
-    stack = Stack("cp_bench", work)
+    stack = Stack(checkout_name("cp_bench"), work)
     work.mkdir(exist_ok=True)
     marker = work / "generated.json"
     wanted = {"customers": a.customers, "seed": a.seed}

@@ -2,7 +2,8 @@
 and the benchmark: metadata in PostgreSQL (database ``<stack>_airflow``), LocalExecutor, and the
 four Airflow 3 components as processes (api-server, which also serves the UI and the execution
 API the tasks talk to; scheduler; dag-processor; triggerer, which runs Deadline Alert callbacks).
-The stack's connections are passed as ``AIRFLOW_CONN_*``.
+The stack's connections are imported into the metadata database (Admin > Connections), as a
+deployment without a secrets backend keeps them, so that on-call can edit them in the UI.
 
     af = LocalAirflow(stack, home)
     af.start()            # fresh metadata DB, the four components, until the DAG is parsed
@@ -23,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `make airflow`
-from dev.stack import PG, ROOT, Stack, free_port, pg_dsn, stop_processes, wait_for_port  # noqa: E402
+from dev.stack import PG, ROOT, Stack, checkout_name, free_port, pg_dsn, stop_processes, wait_for_port  # noqa: E402
 
 DAG_ID = "customer_performance"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -45,6 +46,10 @@ class LocalAirflow:
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.stack.airflow_env(self.home)}
         env.pop("CUSTOMER_PERFORMANCE_DEADLINE_MINUTES")  # a scheduler serialises the Deadline Alert
+        # the connections live in the metadata database (imported by start): an AIRFLOW_CONN_* variable
+        # would shadow what on-call edits in Admin > Connections
+        for key in [k for k in env if k.startswith("AIRFLOW_CONN_")]:
+            del env[key]
         env.update(
             {
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
@@ -80,15 +85,34 @@ class LocalAirflow:
             self.create_db()
         self.cli("db", "migrate")
         self.cli("pools", "import", str(ROOT / "pools.json"))
+        self.import_connections()
         for name in COMPONENTS:
             log = (self.home / f"{name}.log").open("ab")
-            cmd = [self.airflow, name] + (["--port", str(self.port)] if name == "api-server" else [])
+            # the api-server (UI, REST and execution API) listens on loopback only: a local stack
+            cmd = [self.airflow, name] + (
+                ["--port", str(self.port), "--host", "127.0.0.1"] if name == "api-server" else []
+            )
             self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.procs["api-server"], "airflow api-server", timeout=120)
         self.wait_for_dag()
 
     def stop(self) -> None:
         stop_processes(self.procs, timeout=30)
+
+    def import_connections(self) -> None:
+        """The stack's connections into Admin > Connections; ones already there (perhaps edited by
+        on-call) are kept."""
+        conns = {
+            conn_id: {**c, "extra": json.dumps(c["extra"])} if "extra" in c else c
+            for conn_id, c in self.stack.connections().items()
+        }
+        path = self.home / "connections.json"
+        path.write_text(json.dumps(conns))
+        path.chmod(0o600)
+        try:
+            self.cli("connections", "import", str(path), check=False)
+        finally:
+            path.unlink()
 
     # -- commands -------------------------------------------------------------------------------
     @property
@@ -189,16 +213,23 @@ STATE = LOCAL / "state.json"
 def up(customers: int, port: int) -> int:
     """Sources for July 2025 (with three months of purchase history), the stand-ins, and Airflow
     with its UI on ``port``, the DAG unpaused; runs until Ctrl-C."""
-    stack = Stack("cp_local", LOCAL / "stack")
+    import signal
+
+    def stop_on(signum, frame):  # SIGTERM (kill, a closed session's job) and SIGHUP stop it all, as Ctrl-C
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGHUP, stop_on)
+    stack = Stack(checkout_name("cp_local"), LOCAL / "stack")
     marker = LOCAL / "generated.json"
     if not marker.exists() or json.loads(marker.read_text()).get("customers") != customers:
         print(f"[airflow] generating July 2025 for {customers:,} customers...", flush=True)
         stack.create_databases()
         stack.generate(customers, "2025-07", seed=42, history_months=3)
         marker.write_text(json.dumps({"customers": customers}))
-    stack.start_services()
     af = LocalAirflow(stack, LOCAL / "home", port=port)
     try:
+        stack.start_services()
         print("[airflow] starting Airflow (api-server, scheduler, dag-processor, triggerer)...", flush=True)
         af.start(fresh=not (LOCAL / "home" / "started").exists())
         (LOCAL / "home" / "started").touch()
@@ -218,10 +249,10 @@ def up(customers: int, port: int) -> int:
         )
         af.unpause()
         print(
-            f"\n  Airflow UI:  {af.url}  (no login)\n"
+            f"\n  Airflow UI:  {af.url}  (no login; loopback only)   stack: {stack.name}\n"
             f"  backfill:    make backfill FROM=2025-05 TO=2025-07   (in another terminal)\n"
             f"  report:      make report MONTH=2025-07\n"
-            f"  logs:        {af.home}/*.log\n\nCtrl-C stops everything.",
+            f"  logs:        {af.home}/*.log\n\nCtrl-C (or SIGTERM, SIGHUP) stops everything.",
             flush=True,
         )
         while True:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dev.stack import Stack, pg_dsn  # noqa: E402
+from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
 
 LOGICAL_DATE = "2025-08-01T02:00:00+00:00"  # the 02:00 run on 1 August closes July 2025
 
@@ -59,7 +59,7 @@ def main() -> int:
     a = p.parse_args()
     t0 = time.monotonic()
     work = ROOT / ".demo"
-    stack = Stack("cp_demo", work)
+    stack = Stack(checkout_name("cp_demo"), work)
     work.mkdir(exist_ok=True)
     log = work / "demo.log"
     log.write_text("")

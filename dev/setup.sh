@@ -28,6 +28,7 @@ done
 fresh_pg=0; fresh_maria=0
 command -v pg_ctlcluster >/dev/null 2>&1 || { missing+=(postgresql postgresql-client); fresh_pg=1; }
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || { missing+=(mariadb-server mariadb-client); fresh_maria=1; }
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 # 2. The servers answer on 127.0.0.1 (start them when installed but stopped).
@@ -73,5 +74,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "syncing .venv with constraints.txt"
   uv pip sync -q --python .venv/bin/python constraints.txt
   echo "$want" > "$stamp"
+fi
+# 4. The browser tests' driver: playwright-core from npm (locked), driving the system's Chromium
+#    (/usr/bin/chromium, never a downloaded browser).
+lock=tests/browser/package-lock.json
+if [ ! -f tests/browser/node_modules/.lock.sha256 ] || [ "$(cat tests/browser/node_modules/.lock.sha256)" != "$(sha256sum $lock | cut -d' ' -f1)" ]; then
+  say "installing playwright-core (tests/browser)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+  sha256sum $lock | cut -d' ' -f1 > tests/browser/node_modules/.lock.sha256
 fi
 say "ready"

@@ -54,6 +54,21 @@ def stop_processes(procs: dict[str, subprocess.Popen], timeout: float = 10) -> N
     procs.clear()
 
 
+def checkout_name(prefix: str) -> str:
+    """The name of this checkout's stack for a tool (``make demo``, ``make airflow``, ``make bench``):
+    ``STACK`` when set, else the prefix and a hash of the checkout's path, so that two checkouts on
+    one database server never share (or drop) each other's databases."""
+    import hashlib
+    import re
+
+    if os.environ.get("STACK"):
+        name = os.environ["STACK"].lower()
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
+            raise SystemExit(f"STACK={name!r}: use letters, digits and _ (at most 31), starting with a letter")
+        return f"{prefix}_{name}"
+    return f"{prefix}_{hashlib.sha1(str(ROOT).encode()).hexdigest()[:6]}"
+
+
 def pg_dsn(dbname: str) -> str:
     return f"host={PG['host']} port={PG['port']} user={PG['user']} dbname={dbname}"
 
@@ -173,32 +188,20 @@ class Stack:
             from dev.fx_api import write_rates_file
 
             write_rates_file(self.fx_file, carry_forward_to=date.today())
+        for name in self._specs():
+            self.start_service(name)
+
+    def _specs(self) -> dict[str, tuple[list[str], int]]:
         py = sys.executable
-        specs = {
+        return {
             "crm_api": (
-                [
-                    py,
-                    "dev/crm_api.py",
-                    "--store",
-                    str(self.crm_store),
-                    "--port",
-                    str(self.crm_port),
-                    "--token",
-                    self.crm_token,
-                ],
+                [py, "dev/crm_api.py", "--store", str(self.crm_store), "--port", str(self.crm_port)]
+                + ["--token", self.crm_token],
                 self.crm_port,
             ),
             "bi_api": (
-                [
-                    py,
-                    "dev/bi_api.py",
-                    "--store",
-                    str(self.bi_store),
-                    "--port",
-                    str(self.bi_port),
-                    "--token",
-                    self.bi_token,
-                ],
+                [py, "dev/bi_api.py", "--store", str(self.bi_store), "--port", str(self.bi_port)]
+                + ["--token", self.bi_token],
                 self.bi_port,
             ),
             "smtp_sink": (
@@ -207,11 +210,20 @@ class Stack:
             ),
             "fx_api": ([py, "dev/fx_api.py", "--file", str(self.fx_file), "--port", str(self.fx_port)], self.fx_port),
         }
-        for name, (cmd, port) in specs.items():
-            log = (self.workdir / f"{name}.log").open("ab")
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            self.procs[name] = proc
-            wait_for_port(port, proc, name)
+
+    def start_service(self, name: str) -> None:
+        cmd, port = self._specs()[name]
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        wait_for_port(port, proc, name)
+
+    def rotate_crm_token(self, token: str) -> None:
+        """The CRM issues a new token: its stand-in restarts accepting only ``token`` (the Airflow
+        connection still holds the old one until someone renews it)."""
+        stop_processes({"crm_api": self.procs.pop("crm_api")})
+        self.crm_token = token
+        self.start_service("crm_api")
 
     def stop_services(self) -> None:
         stop_processes(self.procs)

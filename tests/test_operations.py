@@ -87,6 +87,15 @@ def test_backfill_of_two_months_leaves_both_correct(airflow):
     assert "2025-06: success" in out.stdout and "2025-07: success" in out.stdout
     runs = [r for r in airflow.runs() if r["run_type"] == "backfill"]
     assert [(r["logical_date"], r["state"]) for r in runs] == [(JUNE_CLOSE, "success"), (JULY_CLOSE, "success")]
+    # each run says which month it reports (its id names its logical date, the 1st of the next month)
+    notes = dict(
+        airflow.query(
+            "SELECT r.run_id, n.content FROM dag_run AS r JOIN dag_run_note AS n ON n.dag_run_id = r.id"
+            " WHERE r.dag_id = 'customer_performance'"
+        )
+    )
+    assert notes["backfill__2025-07-01T02:00:00+00:00"] == "June 2025 (month close)"
+    assert notes["backfill__2025-08-01T02:00:00+00:00"] == "July 2025 (month close)"
 
     stack = airflow.stack
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
@@ -291,3 +300,87 @@ def test_a_run_stopped_by_the_gate_resumes_from_validate_after_the_fix(airflow):
     finally:
         with psycopg.connect(pg_dsn(stack.customer_db)) as conn, conn.cursor() as cur:
             cur.executemany("UPDATE customers SET email = %s WHERE customer_id = %s", [(e, c) for c, e in saved])
+
+
+# -- the incident drill, in a browser ------------------------------------------------------------
+def browser(mode: str, url: str, tmp_path, shot=None) -> dict:
+    """tests/browser/incident.mjs: what on-call does in the UI, in headless Chromium."""
+    import json
+
+    out = tmp_path / f"{mode}.json"
+    args = ["node", "incident.mjs", mode, url, str(out), *([str(shot)] if shot else [])]
+    done = subprocess.run(args, cwd=ROOT / "tests" / "browser", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text())
+
+
+def test_incident_drill_a_rotated_crm_token_is_recovered_from_the_ui(airflow, tmp_path):
+    """The CRM rotates its token: a run fails on its first try; on-call opens the failed task in
+    the UI, reads the advice in its log, renews the token where the advice says (Admin >
+    Connections), clears the task from the UI, and the run recovers with every destination as it
+    was. The run has a pending Deadline Alert, which Airflow 3.3.2 could not clear with a queued-at
+    deadline (HTTP 500, apache/airflow#70368)."""
+    import email
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    stack = airflow.stack
+    before = snapshot(stack)
+    mails = len(stack.mails())
+    stack.rotate_crm_token("rotated-crm-token")
+    # a manual run of July, as on-call triggers it (its logical date now: its deadline is pending)
+    run = airflow.api(
+        "POST",
+        "/dags/customer_performance/dagRuns",
+        json={"logical_date": dt.now(UTC).isoformat(), "conf": {"report_month": "2025-07"}},
+    )
+    run_id = run["dag_run_id"]
+    airflow.wait_for_runs(lambda runs: any(r["run_id"] == run_id for r in runs), timeout=600, what="the drill's run")
+    states = airflow.task_states(run_id)
+    assert states["extract_crm_api"] == ("failed", 1)  # a 401 is not retried: it fails on its first try
+    pending = airflow.query(
+        "SELECT count(*) FROM deadline AS d JOIN dag_run AS r ON r.id = d.dagrun_id WHERE r.run_id = %s"
+        " AND NOT d.missed",
+        (run_id,),
+    )
+    assert pending == [(1,)]
+    (note,) = airflow.query(
+        "SELECT n.content FROM dag_run_note AS n JOIN dag_run AS r ON r.id = n.dag_run_id WHERE r.run_id = %s",
+        (run_id,),
+    )
+    assert note == ("July 2025 (month close)",)  # what the grid and the runs list show beside the run
+
+    # on-call opens the failed task (the alert email links its log) and reads what to do
+    alert = next(
+        email.message_from_bytes(m.read_bytes())
+        for m in stack.mails()[mails:]
+        if "run failed at extract_crm_api" in email.message_from_bytes(m.read_bytes())["Subject"]
+    )
+    assert alert["Subject"] == "[Customer Performance] July 2025 run failed at extract_crm_api"
+    page_url = f"{airflow.url}/dags/customer_performance/runs/{run_id}/tasks/extract_crm_api"
+    shot = ROOT / "docs" / "incident_log.png"
+    text = browser("read", page_url, tmp_path, shot)["text"]
+    assert "What to do (credentials refused)" in text
+    assert "`crm_api` lives in Admin > Connections (the metadata database): edit it there" in text
+    assert "Airflow will not retry (try 1 of " in text and "this error is not retried" in text
+
+    # the advice, followed: the new token in Admin > Connections (what the UI's edit form sends)
+    airflow.api(
+        "PATCH",
+        "/connections/crm_api?update_mask=password",
+        json={"connection_id": "crm_api", "conn_type": "http", "password": "rotated-crm-token"},
+    )
+    cleared = browser("clear", page_url, tmp_path)
+    assert cleared["status"] == 200, cleared["body"]  # not the 500 of a queued-at deadline
+    assert "Affected Tasks: 8" in cleared["preview"]  # the task and everything downstream of it
+    airflow.wait_for_runs(
+        lambda runs: [r["state"] for r in runs if r["run_id"] == run_id] == ["success"],
+        timeout=900,
+        what="the drill's run after the clear",
+    )
+    assert {s for s, _ in airflow.task_states(run_id).values()} == {"success"}
+    after = snapshot(stack)
+    # July is published again by another run: the same rows everywhere; the run record names it
+    assert {k: v for k, v in after.items() if k != "pipeline_runs"} == {
+        k: v for k, v in before.items() if k != "pipeline_runs"
+    }

@@ -102,3 +102,12 @@ def test_each_period_says_what_it_is():
     assert period_for(at(2025, 8, 15)).describe() == "1-14 August 2025 (month to date)"
     assert period_for(at(2025, 8, 2)).describe() == "1 August 2025 (month to date)"
     assert month_period("2025-02").describe() == "February 2025 (month close)"
+
+
+def test_a_runs_note_says_which_period_it_reports():
+    from include.customer_performance.run_notes import note_for
+
+    assert note_for(at(2025, 8, 1), None, None) == "July 2025 (month close)"  # e.g. backfill__2025-08-01...
+    assert note_for(at(2025, 8, 15), None, {}) == "1-14 August 2025 (month to date)"
+    assert note_for(None, at(2026, 12, 1), {"report_month": "2025-02"}) == "February 2025 (month close)"
+    assert note_for(None, None, {"report_month": "bad"}) is None

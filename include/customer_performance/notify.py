@@ -80,8 +80,12 @@ class FailureEmail:
         if len(error) > MAX_ERROR_CHARS:
             error = error[:MAX_ERROR_CHARS] + f" ... ({len(error) - MAX_ERROR_CHARS} more characters in the log)"
         base = cfg_base_url()
-        task_page = f"{base}/dags/{run_dag_id(context)}/runs/{dag_run.run_id}/tasks/{self.task_id}"
-        log_url = getattr(ti, "log_url", None) or task_page
+        # the task's page has the Documentation (book) button; the task instance's page opens on its log
+        task_page = f"{base}/dags/{run_dag_id(context)}/tasks/{self.task_id}"
+        log_url = (
+            getattr(ti, "log_url", None)
+            or f"{base}/dags/{run_dag_id(context)}/runs/{dag_run.run_id}/tasks/{self.task_id}"
+        )
         e = html.escape
         status = delivery_status(run, self.task_id)
         body = (
@@ -90,8 +94,8 @@ class FailureEmail:
             f"<p><b>Error</b> ({e(kind)}):</p><pre>{e(error)}</pre>"
             f"<p><b>Destinations</b>:</p><ul>{''.join(f'<li>{e(x)}</li>' for x in status)}</ul>"
             f"<p><b>What to do</b>: {e(what_to_do)}</p>"
-            f'<p>Log: <a href="{e(log_url)}">{e(log_url)}</a><br>Task page (its documentation is behind the book'
-            f' icon): <a href="{e(task_page)}">{e(task_page)}</a></p>'
+            f'<p>Log: <a href="{e(log_url)}">{e(log_url)}</a><br>Task documentation (the Documentation button on'
+            f' the task\'s page): <a href="{e(task_page)}">{e(task_page)}</a></p>'
         )
         return subject, body
 
@@ -207,7 +211,8 @@ async def late_run_alert(context: dict | None = None, **kwargs) -> str:
     import logging
 
     if not is_late(context):
-        run = ((context or {}).get("dag_run") or {}).get("run_id")
+        run = (context or {}).get("dag_run") or {}
+        run = run.get("dag_run_id") or run.get("run_id")  # the API's DAGRunResponse names it dag_run_id
         logging.getLogger(__name__).info("run %s was queued after its deadline: not a late run, no alert", run)
         return "not late: queued after its deadline"
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier

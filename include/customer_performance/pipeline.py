@@ -80,7 +80,7 @@ def retry_of(exc: BaseException, context=None):
     policy = getattr(task, "retry_policy", None)
     refused = policy is not None and policy.evaluate(exc, ti.try_number, ti.max_tries).action == RetryAction.FAIL
     if refused or ti.try_number >= tries:
-        return Retry(ti.try_number, tries, None)
+        return Retry(ti.try_number, tries, None, refused)
     return Retry(ti.try_number, tries, datetime.now(UTC) + task.retry_delay)
 
 

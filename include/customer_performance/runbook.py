@@ -134,7 +134,8 @@ month.
 **Rerun.** Every task replaces what it wrote before. Clear a failed task (with downstream for
 extract, filter and transform tasks; alone for a destination) and it runs again. A run stopped by
 `validate` published nothing: fix the data, then clear `validate` with downstream. Each task's
-documentation (the book icon on the task's page) says what to do when it fails; the task log says
+documentation (the Documentation button on the task's page: Dags > Customer Performance > Tasks > the
+task) says what to do when it fails; the task log says
 it for the error at hand, in the record right after the error (`What to do (<kind of error>): ...`),
 with when Airflow retries; so does the alert email.
 
@@ -179,10 +180,11 @@ class Retry:
     try_number: int
     tries: int  # the task's max_tries + 1
     next_at: datetime | None  # None: Airflow will not retry
+    refused: bool = False  # the task's retry policy does not retry this error
 
     def describe(self) -> str:
         if self.next_at is None:
-            why = "this error is not retried" if self.try_number < self.tries else "that was the last try"
+            why = "this error is not retried" if self.refused else "that was the last try"
             return f"Airflow will not retry (try {self.try_number} of {self.tries}: {why})."
         return (
             f"Airflow retries at {self.next_at:%H:%M} UTC ({self.next_at:%Y-%m-%d}), try {self.try_number + 1}"
