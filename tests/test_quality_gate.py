@@ -207,3 +207,33 @@ def test_stale_source_warns(pg_db):
         in out["transactions.freshness"].detail
     )
     assert not out["transactions.volume"].success and "1550 to 6201 expected" in out["transactions.volume"].detail
+
+
+def test_values_from_the_data_never_become_markup_in_the_data_docs(pg_db, tmp_path):
+    """A source email that is HTML with a script: the gate's Data Docs, opened in headless
+    Chromium, neither run it nor show it as markup; the report's examples are the rows' keys."""
+    import json as _json
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    payload = '<img src="x" onerror="window.__xss=1">'
+    rows = [(i, f"c{i}@example.com" if i != 3 else payload, "Europe", 1, 7) for i in range(1, 51)]
+    run = staged_metrics(pg_db, rows)
+    params = dict(p.split("=") for p in pg_db.split())
+    url = f"postgresql+psycopg://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
+    docs = tmp_path / "docs"
+    with psycopg.connect(pg_db) as conn, conn.cursor() as cur:
+        results = run_suites(run, url, cur, (CUSTOMER_METRICS,), docs)
+        conn.commit()
+    fmt = next(r for r in results if r.rule == "customer_metrics.email.format")
+    assert fmt.failing_rows == 1 and fmt.examples == ["3"]  # the key, not the address
+    assert not any(payload in _json.dumps(r.examples) for r in results)
+    out = tmp_path / "report.json"
+    subprocess.run(
+        ["node", "no_script.mjs", str(docs), str(out)], cwd=ROOT / "tests" / "browser", check=True, timeout=300
+    )
+    report = _json.loads(out.read_text())
+    assert report["pages"] >= 2  # the index and the validation results
+    assert report == {"pages": report["pages"], "ran": [], "markup": []}
+    assert not any(payload in p.read_text() for p in docs.rglob("*.html"))

@@ -161,7 +161,7 @@ def run_suite(context, datasource, run: Run, suite: Suite, cur, flagged: Future 
             rows_checked = table_rows
         else:
             failing = res.get("unexpected_count", 0 if r.success else None)
-            examples = [str(x) for x in res.get("partial_unexpected_list") or []]
+            examples = _column_examples(cur, run, suite, check) if failing else []
             rows_checked = res.get("element_count", table_rows)
         out.append(
             CheckResult(
@@ -210,7 +210,9 @@ def _check(context, datasource, run: Run, name: str, table: str, checks: tuple[C
             name=name,
             validation_definitions=[definition],
             actions=[],  # Data Docs are built once, by run_suites, from the stored results
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+            # counts only: GX would otherwise put sampled values (emails, ids from a source) in its
+            # results and its Data Docs pages; the examples are the failing rows' keys (_column_examples)
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
         )
     )
     return [r for v in checkpoint.run().run_results.values() for r in v.results]
@@ -227,6 +229,45 @@ def _examples(cur, suite: Suite, check: Check, flagged: sql.Composed) -> list[st
             sql.Identifier(suite.key), flagged
         ),
         (check.rule,),
+    )
+    return [str(r[0]) for r in cur.fetchall()]
+
+
+def _column_predicate(check: Check) -> tuple[sql.Composable, dict] | None:
+    """The rows a column expectation rejects, as SQL (None for table-level expectations)."""
+    col = sql.Identifier(check.column) if check.column else None
+    kw = check.kwargs
+    match check.expectation:
+        case "ExpectColumnValuesToNotBeNull":
+            return sql.SQL("{} IS NULL").format(col), {}
+        case "ExpectColumnValuesToBeUnique":
+            return sql.SQL("{c} IN (SELECT {c} FROM {{table}} GROUP BY 1 HAVING count(*) > 1)").format(c=col), {}
+        case "ExpectColumnValuesToMatchRegex":
+            return sql.SQL("{} !~ %(regex)s").format(col), {"regex": kw["regex"]}
+        case "ExpectColumnValuesToBeInSet":
+            return sql.SQL("{} <> ALL(%(values)s)").format(col), {"values": list(kw["value_set"])}
+        case "ExpectColumnValuesToBeBetween":
+            return (
+                sql.SQL("{c} < %(low)s OR {c} > %(high)s").format(c=col),
+                {"low": kw.get("min_value", float("-inf")), "high": kw.get("max_value", float("inf"))},
+            )
+    return None
+
+
+def _column_examples(cur, run: Run, suite: Suite, check: Check) -> list[str]:
+    """A few keys of the rows a column expectation rejects: keys, never the values themselves (an
+    email address, or text from a source that a report or a page might render)."""
+    found = _column_predicate(check)
+    if found is None:
+        return []
+    predicate, params = found
+    table = run.table(suite.stage)
+    predicate = sql.SQL(predicate.as_string(cur).replace("{table}", table.as_string(cur)))
+    cur.execute(
+        sql.SQL("SELECT {key}::text FROM {table} WHERE {predicate} ORDER BY 1 LIMIT 5").format(
+            key=sql.Identifier(suite.key), table=table, predicate=predicate
+        ),
+        params,
     )
     return [str(r[0]) for r in cur.fetchall()]
 
