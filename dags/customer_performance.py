@@ -101,7 +101,7 @@ def customer_performance():
     def aggregate(quality: dict) -> dict:
         return pipeline.execute("aggregate")
 
-    @task(**task_args("load_analytics_db"))
+    @task(**task_args("load_analytics_db", retry_policy=NO_RETRY_ON_BAD_DATA))
     def load_analytics_db(aggregates: dict, quality: dict, ti=None) -> dict:
         upstream = {
             t: ti.xcom_pull(task_ids=t)
@@ -114,7 +114,7 @@ def customer_performance():
     def push_bi_api(aggregates: dict) -> dict:
         return pipeline.execute("push_bi_api")
 
-    @task(**task_args("email_csv_export"))
+    @task(**task_args("email_csv_export", retry_policy=NO_RETRY_ON_BAD_DATA))
     def email_csv_export(aggregates: dict, dag_run=None) -> dict:
         return pipeline.execute("email_csv_export", manual=dag_run is not None and dag_run.run_type == "manual")
 

@@ -16,6 +16,7 @@ def pg(conn_id: str) -> Iterator[psycopg.Connection]:
     """A psycopg 3 connection (UTC session, one transaction until commit) from a postgres connection."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    _check_password(conn_id)
     conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
     try:
         conn.execute("SET TIME ZONE 'UTC'")
@@ -25,6 +26,14 @@ def pg(conn_id: str) -> Iterator[psycopg.Connection]:
         raise
     finally:
         conn.close()
+
+
+def _check_password(conn_id: str) -> None:
+    from airflow.sdk import BaseHook
+
+    from include.customer_performance.http_client import check_secret
+
+    check_secret(conn_id, "password", BaseHook.get_connection(conn_id).password)
 
 
 # Opens a second connection to a database (e.g. ``lambda: analytics(cfg)``), for work side by side.
@@ -43,6 +52,7 @@ def mysql(conn_id: str) -> Iterator[object]:
     """A mysqlclient connection from a mysql connection, its session in UTC."""
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
+    _check_password(conn_id)
     conn = MySqlHook(mysql_conn_id=conn_id).get_conn()
     try:
         conn.query("SET time_zone = '+00:00'")

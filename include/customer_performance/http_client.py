@@ -28,6 +28,30 @@ class ApiError(RuntimeError):
     """The API kept failing, or answered with something we cannot use."""
 
 
+class ConnectionConfigError(ValueError):
+    """An Airflow connection's credentials are malformed (e.g. a token with a trailing newline).
+    The message never contains the value."""
+
+
+def check_secret(conn_id: str, field: str, value: str | None) -> None:
+    """Refuse a token or password with whitespace or control characters: sent as a header they
+    make requests fail quoting the whole header (the secret) into the log and the alert email."""
+    if value and any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConnectionConfigError(
+            f"Airflow connection {conn_id!r}: its {field} contains whitespace or control characters (a trailing"
+            " newline from a copy-paste?); set it again without them. The value is not shown."
+        )
+
+
+def untrusted(text: str, secrets: tuple[str | None, ...] = (), limit: int = 300) -> str:
+    """Text from a remote server for an error message: cut to ``limit``, secrets masked, marked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    return f"[untrusted response body: {cut!r}]"
+
+
 @dataclass
 class ApiClient:
     base_url: str
@@ -49,6 +73,7 @@ class ApiClient:
         base = host if "://" in host else f"{schema}://{host}"
         if conn.port:
             base = f"{base}:{conn.port}"
+        check_secret(conn_id, "password (the bearer token)", conn.password)
         return cls(base_url=base.rstrip("/"), token=conn.password, conn_id=conn_id, **kwargs)
 
     def __post_init__(self) -> None:
@@ -76,7 +101,10 @@ class ApiClient:
                 elif resp.status_code >= 500:
                     wait, why = self.backoff * 2 ** (attempt - 1), f"{resp.status_code} server error"
                 elif resp.status_code >= 400:
-                    raise ApiError(f"{self.conn_id}: {method} {path} failed with {resp.status_code}: {resp.text[:300]}")
+                    raise ApiError(
+                        f"{self.conn_id}: {method} {path} failed with {resp.status_code}:"
+                        f" {untrusted(resp.text, (self.token,))}"
+                    )
                 else:
                     return resp
             if attempt == self.max_attempts:

@@ -9,6 +9,7 @@ _BAD_DATA = [
     "include.customer_performance.transform.filter.FilterConfigError",
     "include.customer_performance.quality.gate.QualityGateError",
     "include.customer_performance.fx.StaleRatesError",
+    "include.customer_performance.http_client.ConnectionConfigError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

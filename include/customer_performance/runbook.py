@@ -225,7 +225,9 @@ def classify(exc: BaseException) -> str | None:
         return QUALITY_GATE
     if name == "StaleRatesError":
         return RATES_STALE
-    if name in ("FilterConfigError", "MigrationError") or text.startswith("CUSTOMER_PERFORMANCE_"):
+    if name in ("FilterConfigError", "MigrationError", "ConnectionConfigError") or text.startswith(
+        "CUSTOMER_PERFORMANCE_"
+    ):
         return CONFIGURATION
     if name in ("ApiError", "ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"):
         return NETWORK
