@@ -28,6 +28,7 @@ def task_args(task_id: str, **kwargs) -> dict:
             " Errors a retry cannot fix (credentials, bad data, configuration) are not retried."
         ),
         "retries": retries,
+        "execution_timeout": pendulum.duration(minutes=getattr(cfg, f"{doc.kind}_timeout_minutes")),
         # a fixed delay: Airflow's exponential backoff grows with the try number, which keeps counting
         # across clears, and adds jitter, so no one could say when the next try comes
         "retry_delay": pendulum.duration(seconds=cfg.retry_delay_seconds),

@@ -79,6 +79,27 @@ def create_app(store: str, token: str) -> FastAPI:
             return Response("<html>upstream busy</html>", media_type="application/json")
         if fault and fault.get("kind") == "missing_field" and data:
             data[0].pop(fault.get("field", "customer_id"), None)
+        # hostile answers (tests/test_security.py): a loop, too much, a bomb, a drip
+        if fault and fault.get("kind") == "loop" and cursor:  # the next page is this page, forever
+            nxt = cursor
+        if fault and fault.get("kind") == "oversized" and data:  # more records than the limit asked for
+            data = data * (limit // len(data) + 2)
+        if fault and fault.get("kind") == "gzip_bomb":  # a small body that inflates to mb megabytes
+            import gzip
+
+            bomb = gzip.compress(b" " * (int(fault.get("mb", 100)) << 20), compresslevel=9)
+            return Response(bomb, media_type="application/json", headers={"Content-Encoding": "gzip"})
+        if fault and fault.get("kind") == "drip":  # one byte a second: never a read timeout, never done
+            from fastapi.responses import StreamingResponse
+
+            async def drip():
+                import asyncio
+
+                for _ in range(int(fault.get("seconds", 60))):
+                    yield b" "
+                    await asyncio.sleep(1)
+
+            return StreamingResponse(drip(), media_type="application/json")
         # Serialised directly, and by msgspec: FastAPI's generic encoder, or json.dumps (12 ms of a
         # 5,000-record page's 25), would make the stand-in the bottleneck of the benchmark.
         return Response(msgspec.json.encode({"data": data, "next_cursor": nxt}), media_type="application/json")

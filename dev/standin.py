@@ -2,7 +2,8 @@
 
 A test queues faults with ``POST /_control/faults`` (a list of ``{"status": 503, "times": 2,
 "retry_after": 1}``, ``{"kind": "malformed"}``, ``{"kind": "not_json"}``, ``{"kind":
-"missing_field", "field": "customer_id"}``, ``{"kind": "delay", "seconds": 3}``), each applied to
+"missing_field", "field": "customer_id"}``, ``{"kind": "delay", "seconds": 3}``; the CRM's hostile
+modes ``loop``, ``oversized``, ``gzip_bomb`` with ``mb``, ``drip`` with ``seconds``), each applied to
 the next matching API requests (``path``: a part of the request path, ``method``: e.g. ``POST``;
 both optional); ``GET /_control/requests`` returns the log of requests served (method, path,
 status), tokens omitted.

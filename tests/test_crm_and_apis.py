@@ -13,7 +13,13 @@ import requests
 
 from dev.stack import free_port, pg_dsn
 from include.customer_performance.config import settings
-from include.customer_performance.extract.crm_api import MalformedPageError, extract_crm_api, iter_pages, page_rows
+from include.customer_performance.extract.crm_api import (
+    MalformedPageError,
+    decode_page,
+    extract_crm_api,
+    iter_pages,
+    page_rows,
+)
 from include.customer_performance.http_client import ApiClient, ApiError, AuthError
 from include.customer_performance.schemas import INTERACTIONS
 from include.customer_performance.staging import make_run
@@ -49,7 +55,7 @@ def july_interactions_in_store(stack) -> list[str]:
 
 
 def test_pagination_returns_every_row_of_the_period_once(stack, crm):
-    ids = [r["interaction_id"] for _, page in iter_pages(crm, JULY_START, AUG_START, 97) for r in page]
+    ids = [r.interaction_id for _, page in iter_pages(crm, JULY_START, AUG_START, 97) for r in page]
     expected = july_interactions_in_store(stack)
     assert len(expected) > 97 * 3  # several pages
     assert ids == expected
@@ -107,7 +113,7 @@ def test_connection_errors_are_retried_then_reported():
 
 def test_malformed_page_is_an_error_naming_the_cursor(stack, crm):
     control(stack.crm_port, "POST", "faults", [{"kind": "malformed"}])
-    with pytest.raises(MalformedPageError, match="cursor <first> lacks field 'data'"):
+    with pytest.raises(MalformedPageError, match="cursor <first> does not have the documented shape"):
         list(iter_pages(crm, JULY_START, AUG_START, 50))
 
 
@@ -117,19 +123,42 @@ def test_a_page_that_is_not_json_is_an_error_naming_the_cursor(stack, crm):
         list(iter_pages(crm, JULY_START, AUG_START, 50))
 
 
-def test_page_rows_name_the_record_and_field_of_a_bad_record():
-    """The fast path (fields taken in C) falls back to checking record by record, so a null id,
-    a record that is not an object or one without a field is named exactly."""
-    good = {c: 1 for c in INTERACTIONS.column_names}
-    assert page_rows([good, good], "abc") == [tuple(good.values())] * 2
-    with pytest.raises(MalformedPageError, match="cursor abc, record 1 has a null customer_id"):
-        page_rows([good, {**good, "customer_id": None}], "abc")
-    with pytest.raises(MalformedPageError, match="cursor <first>, record 2 has a null interaction_id"):
-        page_rows([good, good, {**good, "interaction_id": None}], None)
-    with pytest.raises(MalformedPageError, match="cursor abc, record 0 is not an object"):
-        page_rows([["I1", 1]], "abc")
-    with pytest.raises(MalformedPageError, match="record 1 lacks field\\(s\\) agent_id, department"):
-        page_rows([good, {k: v for k, v in good.items() if k not in ("agent_id", "department")}], "abc")
+def test_each_field_is_checked_for_its_type_naming_cursor_record_and_field():
+    """Nothing is coerced: a number is never a string, a flag or a list; ids are never null; every
+    field is present. The error names the cursor, the record (index and id) and the field."""
+    import json
+
+    good = {c.name: ("I1" if c.name == "interaction_id" else 1) for c in INTERACTIONS.columns}
+    good.update(interaction_type="call", interaction_date="2025-07-02T10:00:00+00:00", agent_id="A1")
+    good.update(resolution_status="resolved", department="support")
+
+    def page(*records, cursor=None):
+        return decode_page(json.dumps({"data": list(records), "next_cursor": None}).encode(), cursor)
+
+    assert page_rows(page(good, good).data, "abc") == [tuple(good.values())] * 2
+    cases = [
+        (
+            {**good, "interaction_id": "I2", "customer_id": None},
+            "record 1 \\(interaction_id 'I2'\\): field customer_id",
+        ),
+        ({**good, "interaction_id": "I2", "customer_id": "42"}, "field customer_id: Expected `int`, got `str`"),
+        ({**good, "interaction_id": "I2", "customer_id": True}, "field customer_id: Expected `int`, got `bool`"),
+        ({**good, "satisfaction_score": "Infinity"}, "field satisfaction_score: Expected `float \\| null`, got `str`"),
+        ({**good, "department": ["a", "b"]}, "field department: Expected `str \\| null`, got `array`"),
+        ({**good, "interaction_id": None}, "record 1 \\(interaction_id 'None'\\): field interaction_id"),
+        (["I1", 1], "record 1 \\(interaction_id \\?\\): the record"),
+        ({k: v for k, v in good.items() if k != "agent_id"}, "record 1 .*missing required field `agent_id`"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(MalformedPageError, match="crm_api: page at cursor abc, (record 1 .*)?" + message):
+            page(good, bad, cursor="abc")
+    with pytest.raises(MalformedPageError, match="Number out of range"):
+        decode_page(
+            b'{"data": ['
+            + json.dumps(good).replace('"satisfaction_score": 1', '"satisfaction_score": 1e999').encode()
+            + b'], "next_cursor": null}',
+            "abc",
+        )  # noqa: E501
 
 
 def run_for_july():
@@ -144,7 +173,7 @@ def staged_ids(stack, run) -> list[str]:
 
 def test_missing_field_fails_the_extract_naming_field_and_cursor(stack, crm):
     control(stack.crm_port, "POST", "faults", [{"kind": "missing_field", "field": "customer_id"}])
-    with pytest.raises(MalformedPageError, match="cursor <first>, record 0 lacks field\\(s\\) customer_id"):
+    with pytest.raises(MalformedPageError, match="cursor <first>, record 0 .*missing required field `customer_id`"):
         extract_crm_api(run_for_july(), dataclasses.replace(settings(), crm_page_size=100))
 
 

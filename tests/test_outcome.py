@@ -218,15 +218,36 @@ def infinite_satisfaction(s: Stack) -> None:
 
 
 @pytest.mark.prepare.with_args(infinite_satisfaction)
-def test_a_non_finite_crm_value_fails_naming_dataset_field_and_key(july_stack, dag, capfd, caplog):
+def test_a_non_numeric_crm_value_fails_the_extract_naming_record_and_field(july_stack, dag, capfd, caplog):
     conn = sqlite3.connect(july_stack.crm_store)
     (bad,) = conn.execute("SELECT interaction_id FROM interactions WHERE satisfaction_score = 'Infinity'").fetchone()
     conn.close()
     dr = dag.test(logical_date=JULY_CLOSE)
-    assert dr.state == "failed"
+    assert dr.state == "failed" and task_states(dr)["extract_crm_api"] == "failed"
     assert published(july_stack, "2025-07") == NOTHING
     text = logged(capfd, caplog)
-    assert "interactions.satisfaction_score.finite" in text and bad in text
+    assert f"(interaction_id '{bad}'): field satisfaction_score: Expected `float | null`, got `str`" in text
+
+
+def nan_session(s: Stack) -> None:
+    with psycopg.connect(pg_dsn(s.customer_db)) as conn:
+        conn.execute(
+            "UPDATE customer_activity SET duration_minutes = 'NaN' WHERE session_id ="
+            " (SELECT min(session_id) FROM customer_activity WHERE session_start >= '2025-07-01')"
+        )
+
+
+@pytest.mark.prepare.with_args(nan_session)
+def test_a_nan_in_a_source_number_is_critical_naming_dataset_field_and_key(july_stack, dag, capfd, caplog):
+    with psycopg.connect(pg_dsn(july_stack.customer_db)) as conn:
+        (bad,) = conn.execute("SELECT session_id FROM customer_activity WHERE duration_minutes = 'NaN'").fetchone()
+    dr = dag.test(logical_date=JULY_CLOSE)
+    assert dr.state == "failed" and task_states(dr)["validate"] == "failed"
+    assert published(july_stack, "2025-07") == NOTHING
+    text = logged(capfd, caplog)
+    assert "(customer_activity.duration_minutes.finite) on customer_activity, column duration_minutes: 1 of" in text
+    assert f"rows fail (examples: ['{bad}'])" in text
+    assert "(customer_metrics.session_minutes.finite)" in text  # where it would have gone: caught there too
 
 
 def zero_amounts(s: Stack) -> None:

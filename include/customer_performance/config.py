@@ -55,12 +55,19 @@ class Settings:
     # Another Airflow notifier instead of the email: "package.module:factory", called with
     # task_id= and advice= and returning the notifier (e.g. a SlackWebhookNotifier).
     failure_notifier: str = ""
+    # The longest a try of each kind of task may run before Airflow stops it (execution_timeout).
+    extract_timeout_minutes: int = 180
+    transform_timeout_minutes: int = 180
+    deliver_timeout_minutes: int = 60
     deadline_minutes: int = 240  # a run unfinished this long after its logical date (02:00 -> 06:00) alerts
 
     # Extraction.
     crm_page_size: int = 5000
     crm_connect_timeout: float = 5.0
     crm_read_timeout: float = 30.0
+    crm_request_seconds: float = 120.0  # a whole page, however slowly it drips
+    crm_max_pages: int = 100_000  # pages per run; a longer pagination is an error
+    crm_max_page_mb: int = 64  # a page's body after decompression
     copy_chunk_rows: int = 50_000
 
     # Transformation.

@@ -1,14 +1,23 @@
-"""Extract the period's CRM interactions from the REST API, page by page, into staging."""
+"""Extract the period's CRM interactions from the REST API, page by page, into staging.
+
+The API is untrusted: each page is bounded (records asked for, bytes after decompression, a total
+deadline per request), pagination is bounded (pages per run, a cursor served twice), and every
+field of every record is checked for its type while the page is decoded (msgspec, in C)."""
 
 from __future__ import annotations
 
 import logging
+import re
+import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
-from operator import itemgetter
+from operator import attrgetter
 
 import msgspec
+import requests
 from psycopg import sql
 
 from include.customer_performance.config import Settings
@@ -24,65 +33,142 @@ class MalformedPageError(ApiError):
     """A page of the CRM API did not have the documented shape."""
 
 
-def _row(record: object, cursor: str | None, index: int) -> tuple:
-    where = f"page at cursor {cursor or '<first>'}, record {index}"
-    if not isinstance(record, dict):
-        raise MalformedPageError(f"crm_api: {where} is not an object")
-    missing = [c for c in INTERACTIONS.column_names if c not in record]
-    if missing:
-        raise MalformedPageError(f"crm_api: {where} lacks field(s) {', '.join(missing)}")
-    if record["customer_id"] is None or record["interaction_id"] is None:
-        field = "customer_id" if record["customer_id"] is None else "interaction_id"
-        raise MalformedPageError(f"crm_api: {where} has a null {field}")
-    return tuple(record[c] for c in INTERACTIONS.column_names)
+_TYPES = {"text": str | None, "integer": int | None, "numeric": float | None, "timestamp": str | None}
+_REQUIRED = {"interaction_id": str, "customer_id": int}  # no row without its keys
+# One record as the API documents it: every field present, each of its type (a number is never a
+# string, a flag or a list; a JSON number out of range, such as 1e999, is refused too).
+Record = msgspec.defstruct(
+    "Record", [(c.name, _REQUIRED.get(c.name, _TYPES[c.family])) for c in INTERACTIONS.columns], gc=False
+)
 
 
-_FIELDS = itemgetter(*INTERACTIONS.column_names)
-_IDS = itemgetter(INTERACTIONS.column_names.index("interaction_id"), INTERACTIONS.column_names.index("customer_id"))
+class Page(msgspec.Struct, gc=False):
+    data: list[Record]
+    next_cursor: str | None
+
+
+_PAGE = msgspec.json.Decoder(Page)
+_FIELDS = attrgetter(*INTERACTIONS.column_names)
+_PATH = re.compile(r"\$\.data\[(\d+)\](?:\.(\w+))?")
+
+
+def decode_page(raw: bytes, cursor: str | None) -> Page:
+    """A page, every record typed; an error names the cursor, the record (index and id) and the field."""
+    where = f"crm_api: page at cursor {cursor or '<first>'}"
+    try:
+        return _PAGE.decode(raw)
+    except msgspec.ValidationError as exc:
+        m = _PATH.search(str(exc))
+        if m is None:
+            raise MalformedPageError(f"{where} does not have the documented shape: {exc}") from None
+        index, field = int(m.group(1)), m.group(2)
+        key = _record_id(raw, index)
+        what = f"field {field}" if field else "the record"
+        raise MalformedPageError(f"{where}, record {index} (interaction_id {key}): {what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedPageError(f"{where} is not JSON ({exc})") from None
+
+
+def _record_id(raw: bytes, index: int) -> str:
+    try:
+        record = msgspec.json.decode(raw)["data"][index]
+        return repr(str(record.get("interaction_id"))[:64]) if isinstance(record, dict) else "?"
+    except Exception:  # noqa: BLE001 - only for the message
+        return "?"
 
 
 def page_rows(records: list, cursor: str | None) -> list[tuple]:
-    """The page's records as rows in column order. The fields are taken in C (itemgetter) and
-    the ids checked in one pass; on any doubt the records are checked one by one (``_row``) for
-    an error naming the cursor, the record and the field."""
+    """The page's records (typed by decode_page) as rows in column order, taken in C."""
+    return list(map(_FIELDS, records))
+
+
+def read_bounded(resp, max_bytes: int, deadline: float, where: str) -> bytes:
+    """The body, decompressed, refused past ``max_bytes``; a reply still arriving at ``deadline``
+    (``time.monotonic()``) is cut off: a slow drip cannot hold a request beyond it."""
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (resp,))
+    timer.daemon = True
+    timer.start()
+    body = bytearray()
     try:
-        rows = list(map(_FIELDS, records))
-    except (KeyError, TypeError):
-        rows = None
-    if rows is None or None in chain.from_iterable(map(_IDS, rows)):
-        return [_row(record, cursor, i) for i, record in enumerate(records)]
-    return rows
+        for chunk in resp.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > max_bytes:
+                raise MalformedPageError(f"{where}: the response is larger than {max_bytes} bytes (decompressed)")
+            if time.monotonic() > deadline:
+                break
+    except (requests.RequestException, OSError) as exc:
+        if time.monotonic() < deadline:
+            raise
+        del exc
+    finally:
+        timer.cancel()
+        resp.close()
+    if time.monotonic() > deadline:
+        raise ApiError(f"{where}: the response did not arrive within the request deadline")
+    return bytes(body)
 
 
-def fetch_page(client: ApiClient, start: datetime, end: datetime, page_size: int, cursor: str | None):
-    """One page: ``(cursor, records, next_cursor)``, its shape checked."""
+def _shut(resp) -> None:
+    """Cut a response off from another thread: shut its socket, so a blocked read returns."""
+    try:
+        sock = resp.raw.connection.sock
+        sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001 - already closed
+        pass
+
+
+def fetch_page(client: ApiClient, start: datetime, end: datetime, page_size: int, cursor: str | None, limits=None):
+    """One page: ``(cursor, records, next_cursor)``, bounded (size, time, records) and typed."""
+    limits = limits or Limits()
     params = {"start": start.isoformat(), "end": end.isoformat(), "limit": page_size}
     if cursor:
         params["cursor"] = cursor
-    resp = client.request("GET", "/v1/interactions", params=params)
-    try:
-        body = msgspec.json.decode(resp.content)
-    except msgspec.DecodeError as exc:
-        raise MalformedPageError(f"crm_api: page at cursor {cursor or '<first>'} is not JSON") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list) or "next_cursor" not in body:
-        raise MalformedPageError(
-            f"crm_api: page at cursor {cursor or '<first>'} lacks field 'data' (a list) or 'next_cursor'"
-        )
-    return cursor, body["data"], body["next_cursor"]
+    where = f"crm_api: page at cursor {cursor or '<first>'}"
+    deadline = time.monotonic() + limits.request_seconds
+    resp = client.request("GET", "/v1/interactions", params=params, stream=True)
+    page = decode_page(read_bounded(resp, limits.max_bytes, deadline, where), cursor)
+    if len(page.data) > page_size:
+        raise MalformedPageError(f"{where} holds {len(page.data)} records, more than the {page_size} asked for")
+    return cursor, page.data, page.next_cursor
 
 
-def iter_pages(client: ApiClient, start: datetime, end: datetime, page_size: int):
-    """Yield ``(cursor, records)`` per page until the API says there is no next page.
+@dataclass(frozen=True)
+class Limits:
+    """What one run may take from the CRM API (settings crm_max_pages, crm_max_page_mb,
+    crm_request_seconds)."""
+
+    max_pages: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    request_seconds: float = 120.0
+
+
+def iter_pages(client: ApiClient, start: datetime, end: datetime, page_size: int, limits: Limits | None = None):
+    """Yield ``(cursor, records)`` per page until the API says there is no next page; a cursor
+    served twice (a loop) or more pages than ``limits.max_pages`` is an error.
 
     The next page is fetched in the background while the caller handles the current one, so
     the API's time and ours overlap; at most two pages are in memory.
     """
+    limits = limits or Limits()
+    seen: set[str] = set()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm_api") as pool:
-        pending = pool.submit(fetch_page, client, start, end, page_size, None)
+        pending = pool.submit(fetch_page, client, start, end, page_size, None, limits)
+        pages = 0
         while True:
             cursor, records, next_cursor = pending.result()
+            pages += 1
             if next_cursor:
-                pending = pool.submit(fetch_page, client, start, end, page_size, next_cursor)
+                if next_cursor in seen or next_cursor == cursor:
+                    raise MalformedPageError(
+                        f"crm_api: the page at cursor {cursor or '<first>'} points to cursor {next_cursor[:64]!r}"
+                        " again: the API's pagination loops"
+                    )
+                if pages >= limits.max_pages:
+                    raise MalformedPageError(
+                        f"crm_api: more than {limits.max_pages} pages for one period (setting crm_max_pages)"
+                    )
+                seen.add(next_cursor)
+                pending = pool.submit(fetch_page, client, start, end, page_size, next_cursor, limits)
             yield cursor, records
             if not next_cursor:
                 return
@@ -105,7 +191,10 @@ def extract_crm_api(run: Run, settings: Settings) -> dict[str, dict]:
             target, sql.SQL(", ").join(map(sql.Identifier, INTERACTIONS.column_names))
         )
         with cur.copy(copy_in) as copy:
-            for cursor, records in iter_pages(client, start, end, settings.crm_page_size):
+            limits = Limits(
+                settings.crm_max_pages, settings.crm_max_page_mb * 1024 * 1024, settings.crm_request_seconds
+            )
+            for cursor, records in iter_pages(client, start, end, settings.crm_page_size, limits):
                 for row in page_rows(records, cursor):
                     copy.write_row(row)
                 rows += len(records)

@@ -1,0 +1,104 @@
+"""The CRM API is untrusted: each hostile answer, served for real by the CRM stand-in, fails the
+extract with an error that names it, within bounds of time and memory; and a malformed secret never
+reaches a log or an error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime
+
+import pytest
+import requests
+
+from include.customer_performance.extract.crm_api import Limits, MalformedPageError, iter_pages
+from include.customer_performance.http_client import ApiClient, ApiError, ConnectionConfigError, check_secret
+
+JULY_START, AUG_START = datetime(2025, 7, 1), datetime(2025, 8, 1)
+
+
+def fault(stack, *faults):
+    requests.post(f"http://127.0.0.1:{stack.crm_port}/_control/faults", json=list(faults), timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def crm(stack):
+    requests.delete(f"http://127.0.0.1:{stack.crm_port}/_control/faults", timeout=5)
+    yield ApiClient(f"http://127.0.0.1:{stack.crm_port}", stack.crm_token, "crm_api", backoff=0.01, read_timeout=5)
+    requests.delete(f"http://127.0.0.1:{stack.crm_port}/_control/faults", timeout=5)
+
+
+def pages(crm, limits: Limits | None = None, size=50):
+    return list(iter_pages(crm, JULY_START, AUG_START, size, limits or Limits()))
+
+
+def test_a_cursor_that_points_to_itself_is_a_loop_not_a_hang(stack, crm):
+    fault(stack, {"kind": "loop", "times": 100})
+    t0 = time.monotonic()
+    with pytest.raises(MalformedPageError, match="points to cursor .* again: the API's pagination loops"):
+        pages(crm)
+    assert time.monotonic() - t0 < 10
+
+
+def test_more_pages_than_the_setting_allows_is_an_error(stack, crm):
+    with pytest.raises(MalformedPageError, match="more than 3 pages for one period \\(setting crm_max_pages\\)"):
+        pages(crm, Limits(max_pages=3))
+    assert len(pages(crm, size=5000)) >= 1  # within the limit: fine
+
+
+def test_a_page_larger_than_asked_for_is_refused(stack, crm):
+    fault(stack, {"kind": "oversized"})
+    with pytest.raises(MalformedPageError, match="holds \\d+ records, more than the 50 asked for"):
+        pages(crm)
+
+
+def test_a_body_that_inflates_past_the_limit_is_refused_in_bounded_memory(stack, crm):
+    import resource
+
+    fault(stack, {"kind": "gzip_bomb", "mb": 200})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(MalformedPageError, match="larger than 1048576 bytes \\(decompressed\\)"):
+        pages(crm, Limits(max_bytes=1 << 20))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 50  # 200 MB were on offer
+
+
+def test_a_slow_drip_is_cut_off_at_the_request_deadline(stack, crm):
+    fault(stack, {"kind": "drip", "seconds": 60})
+    t0 = time.monotonic()
+    with pytest.raises(ApiError, match="did not arrive within the request deadline"):
+        pages(crm, Limits(request_seconds=3))
+    assert time.monotonic() - t0 < 15  # the read timeout (5 s) never fires on a drip; the deadline does
+
+
+@pytest.mark.parametrize("token", ["s3cr3t\n", "s3cr3t\r\nX-Evil: 1", " s3cr3t", "s3c\x00r3t"])
+def test_a_token_with_whitespace_or_control_characters_is_refused_without_showing_it(token, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRM_SECRET_TEST",
+        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 1, "password": token}),
+    )
+    with pytest.raises(ConnectionConfigError) as err:
+        ApiClient.from_connection("crm_secret_test")
+    assert "s3c" not in str(err.value) and "whitespace or control characters" in str(err.value)
+    check_secret("x", "password", "a-clean-token")  # no error
+
+
+def test_an_upstream_body_in_an_error_is_cut_masked_and_marked(stack):
+    from include.customer_performance.http_client import untrusted
+
+    text = untrusted("echo: Bearer s3cret " + "x" * 1000, ("s3cret",))
+    assert text.startswith("[untrusted response body: 'echo: Bearer *** xxx") and "s3cret" not in text
+    assert len(text) < 400
+
+
+def test_a_task_log_never_shows_a_refused_token(stack, caplog):
+    """A 401 names the connection and status, never the token it sent."""
+    from include.customer_performance.http_client import AuthError
+
+    client = ApiClient(f"http://127.0.0.1:{stack.crm_port}", "wrong-token-abc123", "crm_api")
+    with pytest.raises(AuthError) as err:
+        client.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-08-01"})
+    assert "wrong-token-abc123" not in str(err.value) and "401" in str(err.value)
+    assert "wrong-token-abc123" not in caplog.text
+    assert dataclasses.is_dataclass(client)
