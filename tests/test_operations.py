@@ -206,7 +206,7 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
     assert {"name": "Customer Performance", "href": "/customer-performance/"}.items() <= views[0].items()
 
     page = Drawn()
-    page.feed(chromium("--dump-dom", f"{airflow.url}/customer-performance/?month=2025-07"))
+    page.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=2025-07")))
     assert page.ready == "true"
     with psycopg.connect(pg_dsn(airflow.stack.analytics_db)) as conn:
 
@@ -251,12 +251,42 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
 
     shot = ROOT / "docs" / "dashboard.png"
     shot.parent.mkdir(exist_ok=True)
-    chromium(f"--screenshot={shot}", f"{airflow.url}/customer-performance/?month=2025-07")
+    chromium(f"--screenshot={shot}", signed_in(airflow, "/customer-performance/?month=2025-07"))
     assert shot.stat().st_size > 20_000  # the README shows it
 
     empty = Drawn()
-    empty.feed(chromium("--dump-dom", f"{airflow.url}/customer-performance/?month=2024-02"))
+    empty.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=2024-02")))
     assert empty.ready == "true" and "No data for 2024-02" in "".join(empty.text)
+    # a month that is not a month never becomes a request: the page calls only its own API
+    odd = Drawn()
+    odd.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=../../../api/v2/dags")))
+    assert odd.ready == "true" and "That is not a month" in "".join(odd.text)
+
+
+def signed_in(airflow: LocalAirflow, path: str) -> str:
+    """A URL that signs the browser in first (the local all-admins login sets the UI's session
+    cookie), then opens ``path``."""
+    from urllib.parse import quote
+
+    return f"{airflow.url}/auth/token/login?next={quote(airflow.url + path, safe='')}"
+
+
+def test_the_dashboard_serves_only_airflow_users_and_real_months(airflow):
+    import requests
+
+    api = f"{airflow.url}/customer-performance/api"
+    assert requests.get(f"{api}/months", timeout=30).status_code == 401  # Airflow's /api/v2 says 401 too
+    assert requests.get(f"{api}/month/2025-07", timeout=30).status_code == 401
+    assert requests.get(f"{airflow.url}/customer-performance/", timeout=30).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert requests.get(f"{api}/month/2025-07", headers=bad, timeout=30).status_code == 403
+    token = requests.get(f"{airflow.url}/auth/token", timeout=30).json()["access_token"]
+    ok = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{api}/month/2025-07", headers=ok, timeout=30).status_code == 200
+    for month in ("9999-12", "0001-01", "2025-13", "2025-7", "..%2F..%2Fapi"):
+        resp = requests.get(f"{api}/month/{month}", headers=ok, timeout=30)
+        assert resp.status_code in (400, 404) and resp.status_code != 500, (month, resp.status_code)
+    assert requests.get(f"{api}/month/9999-12", headers=ok, timeout=30).status_code == 400
 
 
 def test_a_run_stopped_by_the_gate_resumes_from_validate_after_the_fix(airflow):

@@ -136,10 +136,19 @@ function draw(d) {
   ], d.alerts);
 }
 
+// A month is YYYY-MM and nothing else: the page only ever calls its own API with it.
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+
 async function show(month) {
   const main = document.getElementById("main"), empty = document.getElementById("empty");
   document.body.dataset.ready = "false";
-  const resp = await fetch(`api/month/${month}`);
+  if (!MONTH.test(month)) {
+    empty.textContent = "That is not a month: use ?month=YYYY-MM.";
+    main.hidden = true; empty.hidden = false;
+    document.body.dataset.ready = "true";
+    return;
+  }
+  const resp = await fetch(`api/month/${encodeURIComponent(month)}`);
   if (resp.ok) {
     draw(await resp.json());
     main.hidden = false; empty.hidden = true;
@@ -153,13 +162,15 @@ async function show(month) {
 }
 
 async function start() {
-  const { months, latest_complete } = await (await fetch("api/months")).json();
+  const listed = await fetch("api/months");
+  if (!listed.ok) throw new Error(listed.status === 401 ? "sign in to Airflow first" : `HTTP ${listed.status}`);
+  const { months, latest_complete } = await listed.json();
   const wanted = new URLSearchParams(location.search).get("month");
   const month = wanted || latest_complete || months[0];
   const select = document.getElementById("month");
   new Set([month, ...months].filter(Boolean)).forEach(m => { el("option", { value: m }, select, null).textContent = m; });
   select.value = month || "";
-  select.onchange = () => { history.replaceState(null, "", `?month=${select.value}`); show(select.value); };
+  select.onchange = () => { history.replaceState(null, "", `?month=${encodeURIComponent(select.value)}`); show(select.value); };
   if (!month) {
     const empty = document.getElementById("empty");
     empty.textContent = "No month has been loaded yet: run or backfill the DAG first.";
