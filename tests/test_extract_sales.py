@@ -107,3 +107,53 @@ def test_lifetime_summary_per_customer_and_currency(extracted):
         (2, None, ts("2025-05-05 09:00:00"), ts("2025-05-05 09:00:00"), 1, 1, Decimal("70.00")),
         # customer 3 bought only after the period end: absent
     ]
+
+
+@pytest.mark.parametrize("neighbour", ["plain", "back\\slash"])  # the fast and the escaping path
+def test_a_nul_byte_in_source_text_fails_naming_column_and_row(stack, sales_db, neighbour):
+    """Whatever the rows around it hold, a NUL byte is never turned into 'N', NULL or a COPY error."""
+    from include.customer_performance.extract.sales_db import NulByteError
+
+    schema = json.loads(os.environ["AIRFLOW_CONN_HOSTILE_SALES"])["schema"]
+    conn = MySQLdb.connect(**MYSQL, charset="utf8mb4", db=schema)
+    cur = conn.cursor()
+    cur.execute("DELETE FROM transactions WHERE order_date >= '2025-07-01'")
+    cur.execute(
+        "INSERT INTO transactions VALUES ('N1', 1, '2025-07-02 10:00:00', '1.00', 'USD', %s, 1, NULL, 'completed',"
+        " NULL, NULL, NULL), ('N2', 1, '2025-07-03 10:00:00', '1.00', 'USD', %s, 1, NULL, 'completed', NULL, NULL,"
+        " NULL)",
+        (neighbour, "a\x00b"),
+    )
+    conn.commit()
+    conn.close()
+    run = make_run(datetime(2025, 8, 1, 2), "sales_nul_test", None, "cp_sx_" + uuid.uuid4().hex[:6])
+    with pytest.raises(NulByteError) as err:
+        extract_sales_db(run, dataclasses.replace(settings(), sales_db_conn_id=sales_db, copy_chunk_rows=10))
+    assert str(err.value).startswith("transactions: a product_category value of the row with key b'N2' holds a NUL")
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as pg_conn:
+        pg_conn.execute(f"DROP SCHEMA IF EXISTS {run.schema} CASCADE")
+
+
+def test_a_latin1_source_database_is_read_in_its_own_encoding(pg_db):
+    """A customer database in LATIN1: its text arrives as the same characters in UTF-8, converted by
+    the server, never re-decoded bytes."""
+    from include.customer_performance.db import pg
+
+    name = f"cp_l1_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        with psycopg.connect(pg_dsn(name)) as conn:
+            conn.execute("CREATE TABLE customers (name text)")
+            conn.execute("INSERT INTO customers VALUES ('Müller'), ('Zoë Ærø')")
+        os.environ["AIRFLOW_CONN_LATIN1_TEST"] = json.dumps(
+            {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": name}
+        )
+        with pg("latin1_test") as conn, conn.cursor() as cur:
+            with cur.copy("COPY (SELECT name FROM customers ORDER BY 1) TO STDOUT") as copy:
+                raw = b"".join(bytes(b) for b in copy)
+        assert raw == "Müller\nZoë Ærø\n".encode()
+    finally:
+        os.environ.pop("AIRFLOW_CONN_LATIN1_TEST", None)
+        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

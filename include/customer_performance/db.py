@@ -13,13 +13,17 @@ from psycopg import sql
 
 @contextlib.contextmanager
 def pg(conn_id: str) -> Iterator[psycopg.Connection]:
-    """A psycopg 3 connection (UTC session, one transaction until commit) from a postgres connection."""
+    """A psycopg 3 connection (UTC session, UTF-8 text, one transaction until commit) from a
+    postgres connection."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     _check_password(conn_id)
     conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
     try:
         conn.execute("SET TIME ZONE 'UTC'")
+        # text in UTF-8 whatever the database's own encoding (a LATIN1 source is converted by the
+        # server, not copied as bytes into a UTF-8 table); a value with no UTF-8 form fails loudly
+        conn.execute("SET client_encoding TO 'UTF8'")
         yield conn
     except BaseException:
         conn.rollback()

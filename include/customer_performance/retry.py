@@ -10,6 +10,7 @@ _BAD_DATA = [
     "include.customer_performance.quality.gate.QualityGateError",
     "include.customer_performance.fx.StaleRatesError",
     "include.customer_performance.http_client.ConnectionConfigError",
+    "include.customer_performance.extract.sales_db.NulByteError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

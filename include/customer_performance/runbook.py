@@ -219,7 +219,7 @@ def classify(exc: BaseException) -> str | None:
     text = str(exc)
     if name == "AuthError" or "password authentication failed" in text or "Access denied for user" in text:
         return CREDENTIALS
-    if name in ("SourceContractError", "MalformedPageError"):
+    if name in ("SourceContractError", "MalformedPageError", "NulByteError"):
         return SOURCE_CONTRACT
     if name == "QualityGateError":
         return QUALITY_GATE

@@ -26,13 +26,21 @@ NULL = b"\\N"
 # NULLs travel as a NUL byte (IFNULL(column, CHAR(0)) in the query): PostgreSQL text can never
 # hold one, so unlike a literal "\\N" it cannot be confused with data.
 NUL = b"\x00"
+# A text value that itself holds a NUL byte travels as two (the query's CASE): PostgreSQL cannot
+# store it, and a silent replacement would change the source's bytes, so the extract fails naming
+# the column and the row (``copy_chunk``), whatever the rows around it hold.
+HAS_NUL = b"\x00\x00"
+
+
+class NulByteError(ValueError):
+    """A source text value holds a NUL byte, which PostgreSQL text cannot store."""
 
 
 def _escape(value: bytes) -> bytes:
     return value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
 
 
-def copy_chunk(rows: tuple[tuple[bytes, ...], ...], width: int) -> bytes:
+def copy_chunk(rows: tuple[tuple[bytes, ...], ...], width: int, names: list[str] | None = None) -> bytes:
     """Rows of raw bytes (NULL as a NUL byte) as PostgreSQL COPY text.
 
     The fast path is C all the way: join, then prove nothing needed escaping (every tab and
@@ -41,6 +49,8 @@ def copy_chunk(rows: tuple[tuple[bytes, ...], ...], width: int) -> bytes:
     backslash or a literal ``\\N`` arrives unchanged.
     """
     chunk = b"\n".join(map(b"\t".join, rows)) + b"\n"
+    if HAS_NUL in chunk:
+        _raise_nul(rows, names)
     if (
         chunk.count(b"\t") == len(rows) * (width - 1)
         and chunk.count(b"\n") == len(rows)
@@ -51,13 +61,35 @@ def copy_chunk(rows: tuple[tuple[bytes, ...], ...], width: int) -> bytes:
     return b"".join(b"\t".join([NULL if v == NUL else _escape(v) for v in row]) + b"\n" for row in rows)
 
 
-def _select_list(columns: list[str]) -> str:
-    return ", ".join(f"IFNULL({c}, CHAR(0))" for c in columns)
+def _raise_nul(rows, names: list[str] | None) -> None:
+    for row in rows:
+        for i, value in enumerate(row):
+            if value == HAS_NUL:
+                column = names[i] if names else f"column {i + 1}"
+                raise NulByteError(
+                    f"a {column} value of the row with key {row[0][:64]!r} holds a NUL byte (0x00), which PostgreSQL"
+                    " text cannot store; fix the row at the source (nothing is replaced silently), then clear this"
+                    " task with downstream"
+                )
+
+
+def _select_list(columns: list[str], text: frozenset[str] = frozenset()) -> str:
+    """Each column, NULL as a NUL byte; a text column's value holding a NUL byte as two."""
+    return ", ".join(
+        f"CASE WHEN {c} IS NULL THEN CHAR(0) WHEN LOCATE(CHAR(0), {c}) > 0 THEN CHAR(0, 0) ELSE {c} END"
+        if c.strip("`") in text
+        else f"IFNULL({c}, CHAR(0))"
+        for c in columns
+    )
+
+
+def _text_columns(dataset: Dataset) -> frozenset[str]:
+    return frozenset(c.name for c in dataset.columns if c.family == "text")
 
 
 def window_sql() -> str:
     """The period's transactions; the ``order_date`` range uses the source's index."""
-    cols = _select_list([f"`{c}`" for c in TRANSACTIONS.column_names])
+    cols = _select_list([f"`{c}`" for c in TRANSACTIONS.column_names], _text_columns(TRANSACTIONS))
     ev = f"`{TRANSACTIONS.event_column}`"
     return f"SELECT {cols} FROM `{TRANSACTIONS.source_table}` WHERE {ev} >= %s AND {ev} < %s"
 
@@ -70,7 +102,7 @@ def history_sql() -> str:
     """
     cur = "COALESCE(`currency`, '')"
     return (
-        f"SELECT {_select_list(CUSTOMER_HISTORY.column_names)} FROM ("
+        f"SELECT {_select_list(CUSTOMER_HISTORY.column_names, _text_columns(CUSTOMER_HISTORY))} FROM ("
         f" SELECT `customer_id`, {cur} AS currency, MIN(`order_date`) AS first_purchase,"
         " MAX(`order_date`) AS last_purchase, COUNT(DISTINCT `transaction_id`) AS purchases,"
         " COUNT(DISTINCT DATE(`order_date`)) AS purchase_days, SUM(`amount`) AS monetary"
@@ -108,7 +140,10 @@ def stream(src, query: str, params: tuple, dst, target: sql.Composable, dataset:
         recreate_table(cur, target, dataset)
         with cur.copy(copy_in) as copy:
             while batch := result.fetch_row(maxrows=chunk):
-                copy.write(copy_chunk(batch, width))
+                try:
+                    copy.write(copy_chunk(batch, width, dataset.column_names))
+                except NulByteError as exc:
+                    raise NulByteError(f"{dataset.source_table}: {exc}") from None
                 rows += len(batch)
         analyze(cur, target)
     dst.commit()
