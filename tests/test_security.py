@@ -102,3 +102,76 @@ def test_a_task_log_never_shows_a_refused_token(stack, caplog):
     assert "wrong-token-abc123" not in str(err.value) and "401" in str(err.value)
     assert "wrong-token-abc123" not in caplog.text
     assert dataclasses.is_dataclass(client)
+
+
+# -- no secret reaches a log, an email, XCom, the analytics database or an export -----------------
+SECRET = "s3cr3t-Tok3n-9f2c"
+
+
+@pytest.fixture(scope="module")
+def secret_stack(tmp_path_factory, stack):
+    from tests.conftest import running_stack
+
+    with running_stack("cp_z", tmp_path_factory.mktemp("secrets"), 100, seed=3) as s:
+        yield s
+
+
+def everywhere(s, capfd, caplog) -> str:
+    """Every place a secret could leak to: the task logs, the mails, the analytics database, the
+    exports, and Airflow's metadata DB (XCom, rendered fields)."""
+    import subprocess
+
+    from tests.conftest import AIRFLOW_HOME
+
+    out = capfd.readouterr()
+    parts = [out.out, out.err, caplog.text]
+    parts += [m.read_bytes().decode(errors="replace") for m in s.mails()]
+    parts += [p.read_bytes().decode(errors="replace") for p in s.export_dir.rglob("*") if p.is_file()]
+    dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", s.analytics_db], capture_output=True)
+    parts.append(dump.stdout.decode(errors="replace"))
+    parts.append((AIRFLOW_HOME / "airflow.db").read_bytes().decode(errors="replace"))
+    return "\n".join(parts)
+
+
+def run_with(s, dag_fixture, conn_id: str, **changes) -> str:
+    """One July run with connection ``conn_id`` changed; returns the failed task's id."""
+    import os
+
+    from tests.conftest import LOGICAL_DATE
+
+    var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    saved = os.environ[var]
+    os.environ[var] = json.dumps({**json.loads(saved), **changes})
+    try:
+        dr = dag_fixture.test(logical_date=LOGICAL_DATE)
+    finally:
+        os.environ[var] = saved
+    assert dr.state == "failed"
+    return next(ti.task_id for ti in dr.get_task_instances() if ti.state == "failed")
+
+
+@pytest.fixture
+def fresh_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    return DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "changes", "task", "said"),
+    [
+        ("crm_api", {"password": SECRET}, "extract_crm_api", "refused with 401"),
+        ("crm_api", {"password": SECRET + "\n"}, "extract_crm_api", "whitespace or control characters"),
+        ("sales_db", {"password": SECRET}, "extract_sales_db", "Access denied"),
+        ("bi_api", {"port": 1, "password": SECRET}, "push_bi_api", "still failing after"),
+    ],
+    ids=["401", "bad header", "wrong database password", "network"],
+)
+def test_no_secret_reaches_any_output_on_failure(secret_stack, fresh_dag, capfd, caplog, conn_id, changes, task, said):
+    failed = run_with(secret_stack, fresh_dag, conn_id, **changes)
+    assert failed == task
+    seen = everywhere(secret_stack, capfd, caplog)
+    assert said in seen  # the failure is reported...
+    assert SECRET not in seen  # ...and the secret is nowhere

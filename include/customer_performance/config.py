@@ -101,6 +101,7 @@ class Settings:
     )
     email_to: tuple[str, ...] = ("stakeholders@example.com",)
     email_from: str = "customer-performance@example.com"
+    export_pii: bool = False  # email and phone in the customer CSV (never in quality examples)
     email_attachment_limit_mb: int = 10  # larger exports are compressed, then linked if still too large
     # When the export is emailed: "month_close" (the run that closes a month, and manual runs),
     # "daily" (every run) or "manual" (manual runs only). The CSV files are written on every run.

@@ -363,7 +363,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
 
     t0 = time.monotonic()
     with analytics(cfg) as conn:
-        files = write_csvs(conn, run, export_dir(run, cfg))
+        files = write_csvs(conn, run, export_dir(run, cfg), include_pii=cfg.export_pii)
         kpis = read_kpis(conn, run)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
         out = {"files": files, "emailed": email, "why": why, "recipients": 0, "attached": [], "linked": []}
