@@ -271,21 +271,18 @@ def signed_in(airflow: LocalAirflow, path: str) -> str:
     return f"{airflow.url}/auth/token/login?next={quote(airflow.url + path, safe='')}"
 
 
-def test_the_dashboard_serves_only_airflow_users_and_real_months(airflow):
+def test_the_dashboard_refuses_anything_but_a_real_month(airflow):
+    """(Who may read it is tested with a real login in tests/test_security.py: this local stack
+    signs everyone in as admin.)"""
     import requests
 
     api = f"{airflow.url}/customer-performance/api"
-    assert requests.get(f"{api}/months", timeout=30).status_code == 401  # Airflow's /api/v2 says 401 too
-    assert requests.get(f"{api}/month/2025-07", timeout=30).status_code == 401
-    assert requests.get(f"{airflow.url}/customer-performance/", timeout=30).status_code == 401
-    bad = {"Authorization": "Bearer not-a-token"}
-    assert requests.get(f"{api}/month/2025-07", headers=bad, timeout=30).status_code == 403
     token = requests.get(f"{airflow.url}/auth/token", timeout=30).json()["access_token"]
     ok = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{api}/month/2025-07", headers=ok, timeout=30).status_code == 200
     for month in ("9999-12", "0001-01", "2025-13", "2025-7", "..%2F..%2Fapi"):
         resp = requests.get(f"{api}/month/{month}", headers=ok, timeout=30)
-        assert resp.status_code in (400, 404) and resp.status_code != 500, (month, resp.status_code)
+        assert resp.status_code in (400, 404), (month, resp.status_code)
     assert requests.get(f"{api}/month/9999-12", headers=ok, timeout=30).status_code == 400
 
 

@@ -175,3 +175,65 @@ def test_no_secret_reaches_any_output_on_failure(secret_stack, fresh_dag, capfd,
     seen = everywhere(secret_stack, capfd, caplog)
     assert said in seen  # the failure is reported...
     assert SECRET not in seen  # ...and the secret is nowhere
+
+
+# -- the dashboard behind Airflow's login (a real login: not the local stack's all-admins) --------
+@pytest.fixture(scope="module")
+def api_server(stack, airflow_db, tmp_path_factory):
+    """Airflow's api-server with the plugin and the simple auth manager's real login (users admin
+    and viewer with passwords), on the test session's metadata DB."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dev.stack import free_port, stop_processes, wait_for_port
+    from tests.conftest import ROOT
+
+    home = tmp_path_factory.mktemp("api")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "admin-pw-7", "viewer": "viewer-pw-7"}))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "security-test-secret",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),  # the plugin's package
+    }
+    log = (home / "api-server.log").open("ab")
+    airflow = str(Path(sys.executable).parent / "airflow")
+    proc = subprocess.Popen(
+        [airflow, "api-server", "--port", str(port), "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_for_port(port, proc, "airflow api-server", timeout=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_processes({"api": proc}, timeout=30)
+
+
+def login(url: str, user: str, password: str) -> dict:
+    resp = requests.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
+    resp.raise_for_status()
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def test_the_dashboard_answers_only_an_airflow_user(api_server):
+    page, api = f"{api_server}/customer-performance/", f"{api_server}/customer-performance/api"
+    plugins = requests.get(f"{api_server}/api/v2/plugins", headers=login(api_server, "admin", "admin-pw-7"), timeout=30)
+    assert "customer_performance" in {p["name"] for p in plugins.json()["plugins"]}  # the app is mounted
+    assert requests.get(f"{api_server}/api/v2/dags", timeout=30).status_code == 401  # as Airflow's own API
+    for url in (page, f"{api}/months", f"{api}/month/2025-07"):
+        assert requests.get(url, timeout=30).status_code == 401, url  # anonymous
+        bad = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=30)
+        assert bad.status_code == 403, url
+    viewer = login(api_server, "viewer", "viewer-pw-7")
+    assert requests.get(f"{api}/months", headers=viewer, timeout=30).status_code == 200
+    assert requests.get(page, headers=viewer, timeout=30).status_code == 200
+    cookie = {"_token": viewer["Authorization"].split()[1]}  # the UI's session cookie works the same
+    assert requests.get(f"{api}/months", cookies=cookie, timeout=30).status_code == 200
+    assert requests.get(f"{api}/month/9999-12", headers=viewer, timeout=30).status_code == 400

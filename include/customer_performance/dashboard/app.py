@@ -59,8 +59,8 @@ def create_app(auth: bool = True) -> FastAPI:
     def month(month: str) -> dict:
         try:
             period = month_period(month)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        except (ValueError, OverflowError) as exc:  # 9999-12 has no next month: OverflowError
+            raise HTTPException(400, f"{month[:20]!r} is not a month (YYYY-MM): {exc}") from None
         if not FIRST_YEAR <= period.start.year <= date.today().year + 1:
             raise HTTPException(400, f"{month} is outside {FIRST_YEAR}-01 .. {date.today().year + 1}-12")
         with _conn() as conn:
