@@ -45,7 +45,8 @@ def stage_test_rates(cur, run, first: date, last: date, reporting: str = "USD", 
     if cur.fetchone()[0] is None:
         text = (MIGRATIONS_DIR / "0004_fx_rates.sql").read_text()
         cur.execute(sql.SQL(text).format(schema=sql.Identifier(schema)))
-    refresh_rates(cur, schema, dataclasses.replace(Settings(), fx_rates_conn_id=""), last)
+    # seeded from the bundle; the source is never asked, the bundle covering the test's dates
+    refresh_rates(cur, schema, dataclasses.replace(Settings(), fx_rates_conn_id="fx_rates"), last)
     stage_rates(cur, run.table("fx_rates"), first, last, reporting, schema, 7)
 
 

@@ -49,6 +49,8 @@ def test_the_ecb_layout_zipped_or_not_and_the_long_layout():
         ("JPY", date(2026, 11, 2), Decimal("175.9")),
     ]  # N/A is no rate; the ECB's trailing comma is no currency
     assert parse_rates(zipped(ECB), 1 << 20, "t") == rows
+    daily = parse_rates(b"Date, USD, JPY,\n28 November 2025, 1.1572, 181.02,\n", 1 << 20, "t")  # the daily file's form
+    assert daily == [("USD", date(2025, 11, 28), Decimal("1.1572")), ("JPY", date(2025, 11, 28), Decimal("181.02"))]
     long = "date,currency,units_per_eur\n2026-11-02,USD,1.1550\n2026-11-02,CHF,0.9301\n"
     assert parse_rates(long.encode(), 1 << 20, "t") == [
         ("USD", date(2026, 11, 2), Decimal("1.1550")),
@@ -231,3 +233,21 @@ def test_the_reporting_currency_is_one_and_others_need_a_fresh_rate(pg_db):
     chf = staged(pg_db, rows, d(2026, 11, 2), d(2026, 11, 2), reporting="CHF")
     assert chf["CHF", d(2026, 11, 2)] == (1, None, None)
     assert chf["USD", d(2026, 11, 2)] == (None, "CHF", None)
+
+
+def test_lifetime_amounts_take_the_last_rate_known_however_old(pg_db):
+    """A currency that has ceased (HRK's last rate is of 2022) must not stop every run: the lifetime
+    history, converted at the period's last day, takes its last rate; the period's sales would not."""
+    from psycopg import sql
+
+    d = date
+    rows = [("USD", d(2026, 11, 2), Decimal("1.2")), ("HRK", d(2022, 12, 30), Decimal("7.5"))]
+    s = staged(pg_db, rows, d(2026, 11, 2), d(2026, 11, 3))
+    assert s["HRK", d(2026, 11, 3)] == (None, "HRK", d(2022, 12, 30))  # a sale this month: stale, it fails
+    with psycopg.connect(pg_db) as conn:
+        (last,) = conn.execute(
+            sql.SQL("SELECT last_fx_rate FROM {} WHERE currency = 'HRK' AND day = '2026-11-03'").format(
+                sql.Identifier("cp_staging", "fx_rates_test")
+            )
+        ).fetchone()
+    assert last == Decimal("1.2") / Decimal("7.5")

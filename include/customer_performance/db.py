@@ -37,7 +37,7 @@ def _check_password(conn_id: str) -> None:
 
     from include.customer_performance.http_client import check_secret
 
-    check_secret(conn_id, "password", BaseHook.get_connection(conn_id).password)
+    check_secret(conn_id, "password", BaseHook.get_connection(conn_id).password, spaces=True)
 
 
 # Opens a second connection to a database (e.g. ``lambda: analytics(cfg)``), for work side by side.

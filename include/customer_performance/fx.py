@@ -35,6 +35,8 @@ from importlib import resources
 
 from psycopg import sql
 
+from include.customer_performance.http_client import AuthError, ConnectionConfigError
+
 log = logging.getLogger(__name__)
 
 ECB_URL = "https://www.ecb.europa.eu"
@@ -112,10 +114,15 @@ def _long_rows(reader, origin: str) -> list[tuple[str, date, Decimal]]:
 
 
 def _day(text: str, origin: str, line: int) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise RatesSourceError(f"{origin}, line {line}: {text.strip()[:20]!r} is not a date (YYYY-MM-DD)") from None
+    from datetime import datetime
+
+    text = text.strip()
+    for parse in (date.fromisoformat, lambda t: datetime.strptime(t, "%d %B %Y").date()):  # the daily file's form
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    raise RatesSourceError(f"{origin}, line {line}: {text[:20]!r} is not a date (YYYY-MM-DD)")
 
 
 def _rate(text: str, origin: str, line: int, currency: str) -> Decimal:
@@ -204,14 +211,13 @@ def fetch_source(conn_id: str, max_bytes: int, connect_timeout: float, read_time
         path = (conn.extra_dejson or {}).get("path", ECB_HISTORY_PATH)
     client.connect_timeout, client.read_timeout, client.max_attempts = connect_timeout, read_timeout, 3
     client.session.headers["Accept"] = "*/*"
+    import time
+
+    from include.customer_performance.http_client import read_bounded
+
+    deadline = time.monotonic() + 4 * read_timeout
     resp = client.request("GET", path, stream=True)
-    body = bytearray()
-    for chunk in resp.iter_content(65536):
-        body += chunk
-        if len(body) > max_bytes:
-            resp.close()
-            raise RatesSourceError(f"{client.base_url}{path}: the answer is larger than {max_bytes} bytes")
-    return f"{client.base_url}{path}", bytes(body)
+    return f"{client.base_url}{path}", read_bounded(resp, max_bytes, deadline, f"{client.base_url}{path}")
 
 
 def refresh_rates(cur, schema: str, cfg, needed_through: date) -> Refresh:
@@ -219,20 +225,24 @@ def refresh_rates(cur, schema: str, cfg, needed_through: date) -> Refresh:
     after ``needed_through``, upsert what the rates source publishes. Serialised between runs;
     the caller commits."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:fx_rates:{schema}",))
+    if not cfg.fx_rates_conn_id:  # the deployment keeps the table itself: no seed, no refresh
+        return Refresh(
+            "(none: fx_rates_conn_id is empty, the table is kept by the deployment)", 0, _latest(cur, schema)
+        )
     cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE source = %s)").format(table(schema)), (BUNDLED,))
     if not cur.fetchone()[0]:
         n = _upsert(cur, schema, bundled_rates(), BUNDLED, overwrite=False)
         log.info("fx_rates: seeded %s rates from the bundled ECB history", n)
     latest = _latest(cur, schema)
-    if not cfg.fx_rates_conn_id:
-        return Refresh("(none: fx_rates_conn_id is empty, the table is kept by the deployment)", 0, latest)
     if latest is not None and latest >= needed_through:
         return Refresh(f"connection {cfg.fx_rates_conn_id} (not needed: the table covers the period)", 0, latest)
     max_bytes = cfg.fx_max_download_mb * 1024 * 1024
     try:
         origin, raw = fetch_source(cfg.fx_rates_conn_id, max_bytes, cfg.crm_connect_timeout, cfg.crm_read_timeout)
         rows = parse_rates(raw, max_bytes, origin)
-    except Exception as exc:  # noqa: BLE001 - any failure of the source: the period's needs decide
+    except (AuthError, ConnectionConfigError):
+        raise  # refused or malformed credentials: say so, not "stale rates" later
+    except Exception as exc:  # noqa: BLE001 - any other failure of the source: the period's needs decide
         error = f"{type(exc).__name__}: {str(exc)[:300]}"
         log.warning("fx_rates: the rates source (connection %s) could not be used: %s", cfg.fx_rates_conn_id, error)
         return Refresh(f"connection {cfg.fx_rates_conn_id}", 0, latest, error)
@@ -248,9 +258,10 @@ def stage_rates(
     """Replace ``target`` with one row per known currency and day in [first, last]:
     ``fx_rate`` (reporting-currency units per unit of the currency; exactly 1 for the reporting
     currency; NULL when a rate it needs is missing or older than ``max_staleness`` days),
-    ``missing_rate`` (then: the currency whose fresh rate is missing) and ``last_rate_day`` (that
-    currency's latest rate on or before the day, however old). A currency the table has never
-    held has no rows: it is unknown. Returns the row count."""
+    ``missing_rate`` (then: the currency whose fresh rate is missing), ``last_rate_day`` (that
+    currency's latest rate on or before the day, however old) and ``last_fx_rate`` (the cross rate
+    of the latest rates, however old: for lifetime amounts, whose currency may have ceased). A
+    currency the table has never held has no rows: it is unknown. Returns the row count."""
     # CASCADE: the gate's vld_ views read it (the currency rule); their stages recreate them
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(target))
     cur.execute(
@@ -274,7 +285,10 @@ def stage_rates(
             "        WHEN NOT coalesce(rep.is_fresh, false) THEN rep.currency END AS missing_rate,"
             "   CASE WHEN cur.currency = %(reporting)s THEN NULL"
             "        WHEN NOT coalesce(cur.is_fresh, false) THEN cur.published"
-            "        ELSE rep.published END AS last_rate_day"
+            "        ELSE rep.published END AS last_rate_day,"
+            # the last rates known, however old: lifetime amounts (CLV) are converted with these
+            "   CASE WHEN cur.currency = %(reporting)s THEN 1::numeric"
+            "        ELSE rep.units_per_eur / cur.units_per_eur END AS last_fx_rate"
             " FROM fresh AS cur JOIN fresh AS rep ON rep.currency = %(reporting)s AND rep.day = cur.day"
         ).format(target=target, rates=table(schema)),
         {"first": first, "last": last, "reporting": reporting_currency, "staleness": max_staleness},

@@ -8,6 +8,8 @@ backoff on 5xx and network errors, and an immediate, non-retryable failure on 40
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -28,18 +30,27 @@ class ApiError(RuntimeError):
     """The API kept failing, or answered with something we cannot use."""
 
 
+class TooLargeError(ApiError):
+    """A response larger than the client allows (after decompression)."""
+
+
 class ConnectionConfigError(ValueError):
     """An Airflow connection's credentials are malformed (e.g. a token with a trailing newline).
     The message never contains the value."""
 
 
-def check_secret(conn_id: str, field: str, value: str | None) -> None:
-    """Refuse a token or password with whitespace or control characters: sent as a header they
-    make requests fail quoting the whole header (the secret) into the log and the alert email."""
-    if value and any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+def check_secret(conn_id: str, field: str, value: str | None, spaces: bool = False) -> None:
+    """Refuse a token with whitespace or control characters (a password: control characters, its
+    spaces are legal): sent as a header they make requests fail quoting the whole header (the
+    secret) into the log and the alert email."""
+    bad = (
+        (lambda c: ord(c) < 32 or ord(c) == 127) if spaces else (lambda c: c.isspace() or ord(c) < 32 or ord(c) == 127)
+    )
+    if value and any(map(bad, value)):
+        what = "control characters" if spaces else "whitespace or control characters"
         raise ConnectionConfigError(
-            f"Airflow connection {conn_id!r}: its {field} contains whitespace or control characters (a trailing"
-            " newline from a copy-paste?); set it again without them. The value is not shown."
+            f"Airflow connection {conn_id!r}: its {field} contains {what} (a trailing newline from a"
+            " copy-paste?); set it again without them. The value is not shown."
         )
 
 
@@ -101,9 +112,12 @@ class ApiClient:
                 elif resp.status_code >= 500:
                     wait, why = self.backoff * 2 ** (attempt - 1), f"{resp.status_code} server error"
                 elif resp.status_code >= 400:
+                    # at most a few KB of an error body, whatever it claims or inflates to
+                    body = resp.raw.read(4096, decode_content=True) if kwargs.get("stream") else resp.content[:4096]
+                    resp.close()
                     raise ApiError(
                         f"{self.conn_id}: {method} {path} failed with {resp.status_code}:"
-                        f" {untrusted(resp.text, (self.token,))}"
+                        f" {untrusted(body.decode(errors='replace'), (self.token,))}"
                     )
                 else:
                     return resp
@@ -122,6 +136,41 @@ class ApiClient:
             )
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+
+def read_bounded(resp, max_bytes: int, deadline: float, where: str) -> bytes:
+    """The body, decompressed, refused past ``max_bytes``; a reply still arriving at ``deadline``
+    (``time.monotonic()``) is cut off: a slow drip cannot hold a request beyond it."""
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (resp,))
+    timer.daemon = True
+    timer.start()
+    body = bytearray()
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > max_bytes:
+                raise TooLargeError(f"{where}: the response is larger than {max_bytes} bytes (decompressed)")
+            if time.monotonic() > deadline:
+                break
+    except (requests.RequestException, OSError) as exc:
+        if time.monotonic() < deadline:
+            raise
+        del exc
+    finally:
+        timer.cancel()
+        resp.close()
+    if time.monotonic() > deadline:
+        raise ApiError(f"{where}: the response did not arrive within the request deadline")
+    return bytes(body)
+
+
+def _shut(resp) -> None:
+    """Cut a response off from another thread: shut its socket, so a blocked read returns."""
+    try:
+        sock = resp.raw.connection.sock
+        sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001 - already closed
+        pass
 
 
 def _retry_after(resp: requests.Response, default: float) -> float:

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from include.customer_performance.runbook import TASKS
 
-DEADLINE_SUBJECT = "[Customer Performance] run {{ dag_run.run_id }} missed its deadline"
+DEADLINE_SUBJECT = "[Customer Performance] run {{ dag_run.dag_run_id }} missed its deadline"
 DEADLINE_HTML = (
-    "<p>Run {{ dag_run.run_id }} of {{ dag_run.dag_id }} had not finished by {{ deadline.deadline_time }}"
+    "<p>Run {{ dag_run.dag_run_id }} of {{ dag_run.dag_id }} had not finished by {{ deadline.deadline_time }}"
     " (%s minutes after its logical date). See which task is running or waiting in the Airflow UI; the"
     " DAG's runbook says how to rerun.</p>"
 )

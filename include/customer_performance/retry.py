@@ -11,6 +11,7 @@ _BAD_DATA = [
     "include.customer_performance.fx.StaleRatesError",
     "include.customer_performance.http_client.ConnectionConfigError",
     "include.customer_performance.extract.sales_db.NulByteError",
+    "include.customer_performance.migrations.MigrationError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.
@@ -34,9 +35,12 @@ API_RETRY_POLICY = ExceptionRetryPolicy(
             reason="credentials refused (401/403); fix the connection, then clear the task",
         ),
         RetryRule(
-            exception="include.customer_performance.extract.crm_api.MalformedPageError",
+            exception=[
+                "include.customer_performance.extract.crm_api.MalformedPageError",
+                "include.customer_performance.http_client.TooLargeError",
+            ],
             action=RetryAction.FAIL,
-            reason="the API answered with a malformed page",
+            reason="the API answered with a malformed or oversized page",
         ),
         *NO_RETRY_ON_BAD_DATA.rules,
     ]

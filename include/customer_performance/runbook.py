@@ -219,7 +219,7 @@ def classify(exc: BaseException) -> str | None:
     text = str(exc)
     if name == "AuthError" or "password authentication failed" in text or "Access denied for user" in text:
         return CREDENTIALS
-    if name in ("SourceContractError", "MalformedPageError", "NulByteError"):
+    if name in ("SourceContractError", "MalformedPageError", "NulByteError", "TooLargeError"):
         return SOURCE_CONTRACT
     if name == "QualityGateError":
         return QUALITY_GATE
@@ -283,6 +283,6 @@ def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ
         return kind, (
             "A setting or configuration file is invalid (the error names it): fix it where the deployment sets"
             " it (`CUSTOMER_PERFORMANCE_*` variables, `filters.json` or `filter_config`, the analytics schema's"
-            f" migrations), {then} Not retried."
+            f" migrations), {then}" + (retry_text or " Retrying does not help.")
         )
     return "other", (doc.on_failure if doc else "See the task log.") + retry_text

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,12 +15,11 @@ from datetime import datetime
 from operator import attrgetter
 
 import msgspec
-import requests
 from psycopg import sql
 
 from include.customer_performance.config import Settings
 from include.customer_performance.db import pg
-from include.customer_performance.http_client import ApiClient, ApiError
+from include.customer_performance.http_client import ApiClient, ApiError, read_bounded
 from include.customer_performance.schemas import INTERACTIONS
 from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
@@ -80,41 +77,6 @@ def _record_id(raw: bytes, index: int) -> str:
 def page_rows(records: list, cursor: str | None) -> list[tuple]:
     """The page's records (typed by decode_page) as rows in column order, taken in C."""
     return list(map(_FIELDS, records))
-
-
-def read_bounded(resp, max_bytes: int, deadline: float, where: str) -> bytes:
-    """The body, decompressed, refused past ``max_bytes``; a reply still arriving at ``deadline``
-    (``time.monotonic()``) is cut off: a slow drip cannot hold a request beyond it."""
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (resp,))
-    timer.daemon = True
-    timer.start()
-    body = bytearray()
-    try:
-        for chunk in resp.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > max_bytes:
-                raise MalformedPageError(f"{where}: the response is larger than {max_bytes} bytes (decompressed)")
-            if time.monotonic() > deadline:
-                break
-    except (requests.RequestException, OSError) as exc:
-        if time.monotonic() < deadline:
-            raise
-        del exc
-    finally:
-        timer.cancel()
-        resp.close()
-    if time.monotonic() > deadline:
-        raise ApiError(f"{where}: the response did not arrive within the request deadline")
-    return bytes(body)
-
-
-def _shut(resp) -> None:
-    """Cut a response off from another thread: shut its socket, so a blocked read returns."""
-    try:
-        sock = resp.raw.connection.sock
-        sock.shutdown(socket.SHUT_RDWR)
-    except Exception:  # noqa: BLE001 - already closed
-        pass
 
 
 def fetch_page(client: ApiClient, start: datetime, end: datetime, page_size: int, cursor: str | None, limits=None):

@@ -1,10 +1,9 @@
 -- int_customer_history: one row per customer with purchases up to the period end: the
 -- all-currency counts (first and last purchase, purchases, distinct purchase days) and the
--- lifetime revenue converted at the rate of the period's last day (an approximation: historic
--- sales are not reconverted at their own dates; the reporting currency at exactly 1). Amounts in
--- currencies the rates table does not know are left out of lifetime_revenue and counted in
--- lifetime_unconverted_purchases; a known currency without a fresh rate on that day fails
--- calculate before this runs (fx.StaleRatesError).
+-- lifetime revenue converted at the rate of the period's last day, or the last rate known however
+-- old (a currency that has ceased, like HRK; an approximation: historic sales are not reconverted
+-- at their own dates; the reporting currency at exactly 1). Amounts in currencies the rates table
+-- has never held are left out of lifetime_revenue and counted in lifetime_unconverted_purchases.
 SELECT
     a.customer_id,
     a.first_purchase,
@@ -17,8 +16,8 @@ FROM {history} AS a
 LEFT JOIN (
     SELECT
         h.customer_id,
-        sum(h.monetary * r.fx_rate) AS revenue,
-        sum(h.purchases) FILTER (WHERE r.fx_rate IS NULL) AS unconverted
+        sum(h.monetary * coalesce(r.fx_rate, r.last_fx_rate)) AS revenue,
+        sum(h.purchases) FILTER (WHERE coalesce(r.fx_rate, r.last_fx_rate) IS NULL) AS unconverted
     FROM {history} AS h
     LEFT JOIN {rates} AS r ON r.currency = h.currency AND r.day = %(rate_day)s
     WHERE h.currency IS NOT NULL

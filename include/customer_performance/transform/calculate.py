@@ -211,16 +211,6 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
     customer's latest version; returns the churn summary."""
     rate_day = run.period.end - timedelta(days=1)
     with conn.cursor() as cur:
-        # lifetime amounts are converted at the period's last day: their currencies need a rate then
-        cur.execute(
-            sql.SQL(
-                "SELECT r.missing_rate, min(r.last_rate_day), sum(h.purchases), min(r.day), max(r.day) FROM {} AS h"
-                " JOIN {} AS r ON r.currency = h.currency AND r.day = %s"
-                " WHERE r.missing_rate IS NOT NULL GROUP BY 1 ORDER BY 1"
-            ).format(run.table("customer_history"), run.table("fx_rates")),
-            (rate_day,),
-        )
-        _raise_on_stale(cur, cur.fetchall(), "lifetime purchases (converted at the period's last day)")
         replace_table_as(
             cur,
             run.table("int_customer_history"),
