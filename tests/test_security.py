@@ -4,7 +4,6 @@ reaches a log or an error."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from datetime import datetime
@@ -96,7 +95,7 @@ def test_a_token_with_whitespace_or_control_characters_is_refused_without_showin
         check_secret("x", "password", "pass\n", spaces=True)
 
 
-def test_an_upstream_body_in_an_error_is_cut_masked_and_marked(stack):
+def test_an_upstream_body_in_an_error_is_cut_masked_and_marked():
     from include.customer_performance.http_client import untrusted
 
     text = untrusted("echo: Bearer s3cret " + "x" * 1000, ("s3cret",))
@@ -113,7 +112,6 @@ def test_a_task_log_never_shows_a_refused_token(stack, caplog):
         client.request("GET", "/v1/interactions", params={"start": "2025-07-01", "end": "2025-08-01"})
     assert "wrong-token-abc123" not in str(err.value) and "401" in str(err.value)
     assert "wrong-token-abc123" not in caplog.text
-    assert dataclasses.is_dataclass(client)
 
 
 # -- no secret reaches a log, an email, XCom, the analytics database or an export -----------------

@@ -144,13 +144,14 @@ def calculate(run: Run, cfg: Settings) -> dict:
         return _calculate(conn, run, cfg)
 
 
-def _calculate(conn, run: Run, cfg: Settings) -> dict:
+def _calculate(conn, run: Run, cfg: Settings, refresh=None) -> dict:
+    """calculate's work on ``conn``; ``refresh``: the rates were refreshed and staged already."""
     from include.customer_performance.fx import StaleRatesError
     from include.customer_performance.quality.gate import create_valid_views
     from include.customer_performance.quality.suites import SOURCE_SUITES
     from include.customer_performance.transform.calculate import calculate_metrics, prepare_rates
 
-    refresh = prepare_rates(conn, run, cfg)
+    refresh = refresh or prepare_rates(conn, run, cfg)
     with conn.cursor() as cur:
         create_valid_views(cur, run, SOURCE_SUITES)  # the currency rule reads the staged rates
     try:
@@ -210,14 +211,13 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
 
     url = gx_url(cfg)
     with analytics(cfg) as conn:
-        if rerun:
-            prepare_rates(conn, run, cfg)  # rates loaded since calculate count now
+        refresh = prepare_rates(conn, run, cfg) if rerun else None  # rates loaded since calculate count now
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "sources") as docs:
                 results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs, connect=lambda: analytics(cfg))
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
-            _calculate(conn, run, cfg)
+            _calculate(conn, run, cfg, refresh)  # on the rates the gate just judged
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
             with data_docs_dir(run, cfg, "customer_metrics") as docs:
