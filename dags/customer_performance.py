@@ -69,6 +69,16 @@ def task_args(task_id: str, **kwargs) -> dict:
                 " delivers nothing is usually an outage (unless the previous loaded period was empty too)."
             ),
         ),
+        "resend_email": Param(
+            False,
+            type="boolean",
+            title="Resend an unconfirmed email",
+            description=(
+                "If a try of this run began sending the email and never learned whether the relay accepted it"
+                " (a lost reply, a killed task), send it again on the next try (same Message-ID). Off: that try"
+                " fails and says so, and the email goes out again only when on-call clears the task."
+            ),
+        ),
     },
     tags=["customer-performance", "analytics"],
 )
@@ -116,8 +126,12 @@ def customer_performance():
         return pipeline.execute("push_bi_api")
 
     @task(**task_args("email_csv_export", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def email_csv_export(aggregates: dict, dag_run=None) -> dict:
-        return pipeline.execute("email_csv_export", manual=dag_run is not None and dag_run.run_type == "manual")
+    def email_csv_export(aggregates: dict, dag_run=None, params=None) -> dict:
+        return pipeline.execute(
+            "email_csv_export",
+            manual=dag_run is not None and dag_run.run_type == "manual",
+            resend=bool((params or {}).get("resend_email")),
+        )
 
     filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())
     quality = validate(calculate(filtered))

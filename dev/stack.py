@@ -117,6 +117,14 @@ class Stack:
         return self.workdir / "mail"
 
     @property
+    def smtp_faults_file(self) -> Path:
+        return self.workdir / "smtp_faults.json"
+
+    def smtp_faults(self, **faults: int) -> None:
+        """Queue SMTP sink faults (``lose_reply=1``, ``refuse=1``; see dev/smtp_sink.py)."""
+        self.smtp_faults_file.write_text(json.dumps(faults))
+
+    @property
     def export_dir(self) -> Path:
         return self.workdir / "exports"
 
@@ -183,6 +191,7 @@ class Stack:
     # -- stand-in processes --------------------------------------------------------------------
     def start_services(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.export_dir.mkdir(parents=True, exist_ok=True)  # a missing export location is an error
         if not self.fx_file.exists():
             sys.path.insert(0, str(ROOT))
             from dev.fx_api import write_rates_file
@@ -205,7 +214,8 @@ class Stack:
                 self.bi_port,
             ),
             "smtp_sink": (
-                [py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)],
+                [py, "dev/smtp_sink.py", "--dir", str(self.mail_dir), "--port", str(self.smtp_port)]
+                + ["--faults", str(self.smtp_faults_file)],
                 self.smtp_port,
             ),
             "fx_api": ([py, "dev/fx_api.py", "--file", str(self.fx_file), "--port", str(self.fx_port)], self.fx_port),

@@ -187,16 +187,55 @@ def test_extract_rerun_replaces_the_staged_table(stack, crm):
     assert staged_ids(stack, run) == july_interactions_in_store(stack)
 
 
-def test_bi_stand_in_enforces_the_batch_limit_and_replaces_by_month(stack):
-    bi = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api")
-    path = "/datasets/test/tables/t/rows"
+def test_bi_stand_in_keeps_the_versioned_contract(stack):
+    """dev/bi_api.py: batches replace by number, only a complete version is published, the
+    publish supersedes every other version of the month, and a superseded version takes nothing."""
+    bi = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api", max_attempts=1)
+    base = "/datasets/contract/versions"
+
+    def put(version: str, n: int, rows: list[dict], month: str = "2025-07"):
+        return bi.request("PUT", f"{base}/{version}/tables/t/batches/{n}", json={"report_month": month, "rows": rows})
+
+    def current(month: str = "2025-07") -> list[dict]:
+        return bi.request("GET", "/datasets/contract/tables/t/rows", params={"report_month": month}).json()["rows"]
+
     with pytest.raises(ApiError, match="413"):
-        bi.request("POST", path, json={"rows": [{"report_month": "2025-07"}] * 10_001})
-    bi.request("POST", path, json={"rows": [{"report_month": "2025-07", "v": i} for i in range(3)]})
-    bi.request("POST", path, json={"rows": [{"report_month": "2025-06", "v": 9}]})
-    bi.request("DELETE", path, params={"report_month": "2025-07"})
-    rows = bi.request("GET", path).json()["rows"]
-    assert rows == [{"report_month": "2025-06", "v": 9}]
+        put("a", 0, [{"v": 0}] * 10_001)
+    put("a", 0, [{"v": 1}, {"v": 2}])
+    put("a", 0, [{"v": 1}, {"v": 2}])  # sent twice after a lost reply: kept once
+    put("a", 1, [{"v": 3}])
+    assert current() == []  # nothing is visible before the publish
+    with pytest.raises(ApiError, match="409.*holds"):  # a publish expecting what the version lacks
+        bi.request(
+            "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 4, "batches": 2}}}
+        )
+    bi.request(
+        "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
+    )
+    again = bi.request(
+        "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
+    )
+    assert again.json()["already"] is True
+    assert [r["v"] for r in current()] == [1, 2, 3]
+    put("b", 0, [{"v": 9}])
+    put("june", 0, [{"v": 6}], month="2025-06")
+    bi.request(
+        "POST", f"{base}/june/publish", json={"report_month": "2025-06", "tables": {"t": {"rows": 1, "batches": 1}}}
+    )
+    assert [r["v"] for r in current()] == [1, 2, 3]  # b is open, another month is its own
+    bi.request(
+        "POST", f"{base}/b/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 1, "batches": 1}}}
+    )
+    assert [r["v"] for r in current()] == [9] and [r["v"] for r in current("2025-06")] == [6]
+    with pytest.raises(ApiError, match="409.*superseded"):
+        put("a", 2, [{"v": 4}])  # a late batch of the old version
+    with pytest.raises(ApiError, match="409.*superseded"):
+        bi.request(
+            "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
+        )
+    with pytest.raises(ApiError, match="409.*published"):
+        put("b", 1, [{"v": 10}])  # a published version is never changed
+    assert [r["v"] for r in current()] == [9]
 
 
 def test_smtp_sink_keeps_each_message_as_a_file(stack):

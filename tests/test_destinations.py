@@ -199,12 +199,12 @@ def bi_client(stack, **kwargs) -> ApiClient:
 
 def test_bi_429_then_success_delivers_every_row_once(stack, run, caplog):
     expected = snapshot(stack)
-    inject(stack, {"status": 429, "retry_after": 1, "method": "POST", "path": "/tables/performance_trends/rows"})
+    inject(stack, {"status": 429, "retry_after": 1, "method": "PUT", "path": "/tables/performance_trends/batches"})
     caplog.set_level(logging.DEBUG)
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         sent = push(conn, run, bi_client(stack), "customer_performance", 10_000)
     log = control(stack.bi_port, "GET", "requests")
-    posts = [e for e in log if e["method"] == "POST" and "performance_trends" in e["path"]]
+    posts = [e for e in log if e["method"] == "PUT" and "performance_trends" in e["path"]]
     assert [e["status"] for e in posts][-2:] == [429, 200]
     assert "429 Too Many Requests; retrying in 1.0s" in caplog.text
     assert stack.bi_token not in caplog.text
@@ -219,14 +219,14 @@ def test_bi_batches_stay_under_the_limit(stack, run):
     before = len(control(stack.bi_port, "GET", "requests"))
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         sent = push(conn, run, bi_client(stack), "customer_performance", 40, ("performance_trends",))
-    posts = [e for e in control(stack.bi_port, "GET", "requests")[before:] if e["method"] == "POST"]
+    posts = [e for e in control(stack.bi_port, "GET", "requests")[before:] if e["method"] == "PUT"]
     assert len(posts) == -(-sent["performance_trends"] // 40) > 1
     assert snapshot(stack)["bi.performance_trends"]
 
 
 def test_a_failed_push_leaves_the_analytics_db_alone_and_a_retry_completes(stack, run):
     expected = snapshot(stack)
-    inject(stack, {"status": 503, "times": 3, "method": "POST", "path": "/regional_summary/rows"})
+    inject(stack, {"status": 503, "times": 3, "method": "PUT", "path": "/regional_summary/batches"})
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         with pytest.raises(ApiError, match="still failing after 3 attempts"):
             push(conn, run, bi_client(stack, max_attempts=3, backoff=0.01), "customer_performance", 10_000)

@@ -13,6 +13,8 @@ from dev.generate import DEFECT_RATES
 from dev.stack import pg_dsn
 from include.customer_performance.quality.gate import suite_checks
 from include.customer_performance.quality.suites import SUITES
+from include.customer_performance.staging import run_key
+from tests.conftest import LOGICAL_DATE
 
 RULE_FOR = {c.catches: c.rule for s in SUITES for c in suite_checks(s) if c.catches}
 
@@ -59,7 +61,7 @@ def test_defect_class_is_caught_at_the_planted_rate(stack, results, defect):
 
 
 def test_data_docs_are_written_with_the_run_artifacts(stack, july_run):
-    docs = stack.export_dir / "2025-07" / "data_docs" / "20250801t020000"
+    docs = stack.export_dir / "2025-07" / "data_docs" / run_key(LOGICAL_DATE, july_run["run_id"])
     for part in ("sources", "customer_metrics", "aggregates"):
         assert (docs / part / "index.html").is_file(), part
     validations = docs / "sources" / "validations"
@@ -70,9 +72,10 @@ def test_data_docs_are_written_with_the_run_artifacts(stack, july_run):
 
 def test_quarantined_rows_are_kept_with_rule_reason_and_run(stack, july_run):
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        key = run_key(LOGICAL_DATE, july_run["run_id"])
         rows = conn.execute(
             "SELECT rule, count(*), min(reason), count(DISTINCT run_id) FROM"
-            " cp_staging.dq_quarantine_transactions_20250801t020000 GROUP BY rule ORDER BY rule"
+            f" cp_staging.dq_quarantine_transactions_{key} GROUP BY rule ORDER BY rule"
         ).fetchall()
         reported = dict(
             conn.execute(

@@ -42,6 +42,10 @@ class Settings:
     staging_retention_days: int = 7  # staged tables of older runs are dropped
     analytics_schema: str = "analytics"
     analytics_retention_months: int = 24  # monthly partitions older than this are dropped by the load
+    # The load swaps the month in under a lock readers queue behind: it waits at most this long for
+    # each lock, then lets the readers go and tries again, this many times (load/analytics_db.py).
+    publish_lock_timeout_seconds: float = 2.0
+    publish_lock_attempts: int = 30
 
     # Failure handling. Retries per kind of task (runbook.TASKS says which kind each task is) after
     # a retryable failure, each retry_delay_seconds after the failed try (the HTTP client has already
@@ -99,6 +103,9 @@ class Settings:
             Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "exports" / "customer_performance"
         )
     )
+    # A missing local export location is an error (a typo or an unmounted volume would otherwise
+    # fill a new folder nobody reads); true: the pipeline creates it.
+    export_create_location: bool = False
     email_to: tuple[str, ...] = ("stakeholders@example.com",)
     email_from: str = "customer-performance@example.com"
     export_pii: bool = False  # email and phone in the customer CSV (never in quality examples)

@@ -6,7 +6,6 @@ Each function reads and writes staged tables in the analytics database and retur
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -173,29 +172,38 @@ def gx_url(cfg: Settings) -> str:
 
 
 def export_dir(run: Run, cfg: Settings):
-    """The month's folder of run artifacts (an ``ObjectStoragePath``): CSV exports, Data Docs."""
-    from include.customer_performance.export.csv_email import storage_path
+    """The month's folder of run artifacts (an ``ObjectStoragePath``): CSV exports, Data Docs. The
+    export location itself is checked first (csv_email.check_location)."""
+    from include.customer_performance.export.csv_email import check_location
 
-    return storage_path(cfg.export_location) / run.period.report_month.strftime("%Y-%m")
+    return check_location(cfg.export_location, cfg.export_create_location) / run.period.report_month.strftime("%Y-%m")
 
 
-@contextlib.contextmanager
-def data_docs_dir(run: Run, cfg: Settings, part: str):
-    """A local folder for GX to write the run's Data Docs into: the export folder itself when it
-    is local, else a temporary folder copied into the export location afterwards."""
-    from include.customer_performance.export.csv_email import is_local
+def data_docs_target(run: Run, cfg: Settings) -> str:
+    """Where the run's Data Docs go, for messages (the location unchecked)."""
+    from include.customer_performance.export.csv_email import display, storage_path
 
-    target = export_dir(run, cfg) / "data_docs" / run.key / part
-    if is_local(target):
-        yield Path(target.path)
-        return
-    with tempfile.TemporaryDirectory(prefix="customer_performance_docs_") as tmp:
-        yield Path(tmp)
-        target.mkdir(parents=True, exist_ok=True)
-        for path in Path(tmp).rglob("*"):
+    month = run.period.report_month.strftime("%Y-%m")
+    return display(storage_path(cfg.export_location) / month / "data_docs" / run.key)
+
+
+def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
+    """Copy the Data Docs GX wrote into ``docs`` (a local temporary folder) to the export location;
+    returns None, or what went wrong: Data Docs are for people, their failure never stops the gate
+    (it becomes a warning of the report, and an alert)."""
+    try:
+        target = export_dir(run, cfg) / "data_docs" / run.key
+        for path in sorted(docs.rglob("*")):
             if path.is_file():
-                with path.open("rb") as src, (target / str(path.relative_to(tmp))).open("wb") as dst:
+                dest = target / str(path.relative_to(docs))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("rb") as src, dest.open("wb") as dst:
                     shutil.copyfileobj(src, dst)
+    except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
+        problem = f"the Data Docs could not be written to {data_docs_target(run, cfg)}: {type(exc).__name__}: {exc}"
+        log.warning("%s (the gate goes on; alert data_docs)", problem)
+        return problem
+    return None
 
 
 def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
@@ -203,51 +211,55 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
     already left them out of the metrics); on a rerun of the gate the metrics are recomputed, so
     that clearing ``validate`` after fixing the staged data judges the data as it is now; then the
     metrics suite. The report is stored either way; a critical failure then fails the task,
-    before any destination."""
+    before any destination. Data Docs are written to a local temporary folder and copied to the
+    export location afterwards: the gate never depends on the export location."""
 
     from include.customer_performance.quality import gate
     from include.customer_performance.quality.suites import CUSTOMER_METRICS, SOURCE_SUITES
     from include.customer_performance.transform.calculate import prepare_rates
 
     url = gx_url(cfg)
-    with analytics(cfg) as conn:
+    with analytics(cfg) as conn, tempfile.TemporaryDirectory(prefix="customer_performance_docs_") as tmp:
+        docs = Path(tmp)
         refresh = prepare_rates(conn, run, cfg) if rerun else None  # rates loaded since calculate count now
         with conn.cursor() as cur:
-            with data_docs_dir(run, cfg, "sources") as docs:
-                results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs, connect=lambda: analytics(cfg))
+            results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs / "sources", connect=lambda: analytics(cfg))
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:
             _calculate(conn, run, cfg, refresh)  # on the rates the gate just judged
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
-            with data_docs_dir(run, cfg, "customer_metrics") as docs:
-                results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs)
+            results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
             summary = gate.store_results(cur, run, results, moved)
+            problem = publish_data_docs(run, cfg, docs)
+            if problem:
+                gate.append_results(cur, run, [gate.data_docs_result(problem)], {})
         conn.commit()
     gate.log_summary(results, summary)
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
-    from include.customer_performance.export.csv_email import display
-
-    return {**summary, "data_docs": display(export_dir(run, cfg) / "data_docs" / run.key)}
+    return {**summary, "data_docs": data_docs_target(run, cfg), "data_docs_error": problem}
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:
     """The aggregates, then their suite (still before any destination): a critical failure here
-    also publishes nothing."""
+    also publishes nothing. Their results replace the run's ``dq_aggregates`` (the gate's own stay
+    in ``dq_results``)."""
 
     from include.customer_performance.quality import gate
     from include.customer_performance.quality.suites import AGGREGATE_SUITES
     from include.customer_performance.transform.aggregate import aggregate as run_aggregate
 
     url = gx_url(cfg)
-    with analytics(cfg) as conn:
+    with analytics(cfg) as conn, tempfile.TemporaryDirectory(prefix="customer_performance_docs_") as tmp:
         with conn.cursor() as cur:
             out = run_aggregate(cur, run, cfg, connect=lambda: analytics(cfg))
         conn.commit()
         with conn.cursor() as cur:
-            with data_docs_dir(run, cfg, "aggregates") as docs:
-                results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, docs)
-            gate.append_results(cur, run, results, {})
+            results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, Path(tmp) / "aggregates")
+            gate.store_results(cur, run, results, {}, stage="dq_aggregates", with_scores=False)
+            problem = publish_data_docs(run, cfg, Path(tmp))
+            if problem:
+                gate.append_results(cur, run, [gate.data_docs_result(problem)], {}, stage="dq_aggregates")
         conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return out
@@ -300,7 +312,7 @@ def task_summary(results: dict[str, dict | None]) -> dict[str, dict]:
 
 def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dict:
     """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
-    from include.customer_performance.load.analytics_db import publish, record_run
+    from include.customer_performance.load.analytics_db import LockPolicy, publish, record_run
 
     t0 = time.monotonic()
     row_counts = {
@@ -309,7 +321,8 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
     with analytics(cfg) as conn:
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
-            loaded = publish(cur, run, cfg.analytics_schema, cfg.analytics_retention_months)
+            locks = LockPolicy(cfg.publish_lock_timeout_seconds, cfg.publish_lock_attempts)
+            loaded = publish(cur, run, cfg.analytics_schema, cfg.analytics_retention_months, locks)
             n = sum(loaded.values())
             tasks = {
                 **task_summary(upstream),
@@ -349,21 +362,26 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     return sent
 
 
-def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
+def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool = False) -> dict:
     """Write the month's CSV files to the export location on every run; email them when the
-    email policy says so (by default: the run that closes a month, and manual runs)."""
+    email policy says so (by default: the run that closes a month, and manual runs), once per run
+    and month (csv_email.deliver; ``resend``: the run's param ``resend_email``)."""
     from include.customer_performance.export.csv_email import (
         attachments,
-        send,
+        deliver,
         should_email,
         summary_html,
         write_csvs,
     )
     from include.customer_performance.load.analytics_db import record_delivery
+    from include.customer_performance.load.bi_api import check_inputs
 
     t0 = time.monotonic()
     with analytics(cfg) as conn:
-        files = write_csvs(conn, run, export_dir(run, cfg), include_pii=cfg.export_pii)
+        with conn.cursor() as cur:
+            check_inputs(cur, run, ("kpis", "customer_metrics", "regional_summary", "dq_results", "dq_aggregates"))
+        folder = export_dir(run, cfg)
+        files = write_csvs(conn, run, folder, include_pii=cfg.export_pii)
         kpis = read_kpis(conn, run)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
         out = {"files": files, "emailed": email, "why": why, "recipients": 0, "attached": [], "linked": []}
@@ -372,15 +390,33 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False) -> dict:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
                 body = summary_html(run, kpis, files, linked)
-                send(cfg.smtp_conn_id, list(cfg.email_to), cfg.email_from, subject, body, attached)
-            out.update(recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked)
-            log.info("emailed the export to %s: %s", ", ".join(cfg.email_to), why)
+                sent = deliver(
+                    conn,
+                    cfg.analytics_schema,
+                    run,
+                    cfg.smtp_conn_id,
+                    list(cfg.email_to),
+                    cfg.email_from,
+                    subject,
+                    body,
+                    attached,
+                    resend=resend,
+                )
+            out.update(
+                recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked, message=sent
+            )
+            log.info("the export for %s is emailed to %s: %s", run.period, ", ".join(cfg.email_to), why)
         else:
             log.info("CSV files written, not emailed: %s", why)
         n = sum(f["rows"] for f in files.values())
         delivered = {"csv_export": {"files": {k: f["path"] for k, f in files.items()}, "rows": n}}
         if email:
-            delivered["email"] = {"to": list(cfg.email_to), "attached": out["attached"], "linked": linked}
+            delivered["email"] = {
+                "to": list(cfg.email_to),
+                "attached": out["attached"],
+                "linked": linked,
+                "message_id": sent["message_id"],
+            }
         record_delivery(
             conn,
             cfg.analytics_schema,

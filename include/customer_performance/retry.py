@@ -12,6 +12,9 @@ _BAD_DATA = [
     "include.customer_performance.http_client.ConnectionConfigError",
     "include.customer_performance.extract.sales_db.NulByteError",
     "include.customer_performance.migrations.MigrationError",
+    "include.customer_performance.export.csv_email.ExportLocationError",
+    "include.customer_performance.export.csv_email.AmbiguousDeliveryError",
+    "include.customer_performance.load.bi_api.MissingStageError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

@@ -94,16 +94,19 @@ TASKS: dict[str, TaskDoc] = {
     "push_bi_api": TaskDoc(
         "Push BI API",
         DELIVER,
-        "Replaces the period's rows of each BI table (delete, then batches of at most 10,000 rows).",
+        "Publishes the period to the BI dataset as a new version (numbered batches of at most 10,000 rows,"
+        " then one publish call that makes it the month's current version): readers see the previous"
+        " complete month until then.",
         "429/5xx were retried. 401/403: renew the token in connection `bi_api`. Then clear this task alone;"
-        " it replaces the period's rows, so a partial push never duplicates.",
+        " a failed push leaves the previous month current and a retry never duplicates.",
     ),
     "email_csv_export": TaskDoc(
         "Email CSV export",
         DELIVER,
         "Writes the three CSV files to the export location and emails them with an HTML summary when the"
         " month closes or the run is manual (`email_policy`).",
-        "Check connection `smtp_default` and the export location, then clear this task alone.",
+        "Check connection `smtp_default` and the export location, then clear this task alone: the email"
+        " goes out once per run (a try that cannot know whether an earlier one sent it stops and says so).",
     ),
 }
 
@@ -160,6 +163,8 @@ SOURCE_CONTRACT = "source contract"
 QUALITY_GATE = "quality gate"
 RATES_STALE = "exchange rates stale"
 CONFIGURATION = "configuration invalid"
+STAGES_GONE = "staged tables gone"
+DELIVERY_UNCONFIRMED = "delivery unconfirmed"
 
 # Which connections a task reads, for advice that names where to look.
 TASK_CONNECTIONS = {
@@ -225,9 +230,12 @@ def classify(exc: BaseException) -> str | None:
         return QUALITY_GATE
     if name == "StaleRatesError":
         return RATES_STALE
-    if name in ("FilterConfigError", "MigrationError", "ConnectionConfigError") or text.startswith(
-        "CUSTOMER_PERFORMANCE_"
-    ):
+    if name == "MissingStageError":
+        return STAGES_GONE
+    if name == "AmbiguousDeliveryError":
+        return DELIVERY_UNCONFIRMED
+    config = ("FilterConfigError", "MigrationError", "ConnectionConfigError", "ExportLocationError")
+    if name in config or text.startswith("CUSTOMER_PERFORMANCE_"):
         return CONFIGURATION
     if name in ("ApiError", "ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"):
         return NETWORK
@@ -278,6 +286,18 @@ def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ
             "Exchange rates the period needs are missing or too old (the error names each currency and its last"
             " rate); nothing was published. Point connection `fx_rates` at a source that has those days, or load"
             " them into `analytics.fx_rates`, then clear `calculate` with downstream. Not retried."
+        )
+    if kind == STAGES_GONE:
+        return kind, (
+            "The run's staged tables are gone (kept `staging_retention_days`, 7 by default); nothing was sent and"
+            " the destination still shows the previous complete month. Clear the extract tasks with downstream"
+            " to rebuild the run, or trigger a new run for the month. Not retried."
+        )
+    if kind == DELIVERY_UNCONFIRMED:
+        return kind, (
+            "An earlier try may have sent the email: the relay's answer never came. Nothing was sent again. Find"
+            " the Message-ID of the error in the relay's log or an inbox: arrived, mark this task successful; not"
+            " arrived, clear this task (that try sends it, once). Not retried."
         )
     if kind == CONFIGURATION:
         return kind, (

@@ -35,10 +35,13 @@ class Run:
 
 
 def run_key(logical_date: datetime | None, run_id: str) -> str:
-    """A run's table-name suffix: its logical date, or a hash of the run id for runs without one."""
+    """A run's table-name suffix, unique per DAG run: its logical date (readable in the staging
+    schema) and a hash of the run id (two runs may share a logical date: they never share staged
+    tables); a run without a logical date has the hash alone."""
+    digest = hashlib.sha1(run_id.encode()).hexdigest()
     if logical_date is not None:
-        return logical_date.strftime("%Y%m%dt%H%M%S")
-    return "r" + hashlib.sha1(run_id.encode()).hexdigest()[:12]
+        return f"{logical_date:%Y%m%dt%H%M%S}_{digest[:6]}"
+    return "r" + digest[:12]
 
 
 def make_run(

@@ -13,9 +13,12 @@ object stores publish an object only when its upload completes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
+import json
 import logging
 import shutil
+import uuid
 from pathlib import Path
 
 from psycopg import sql
@@ -31,10 +34,12 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # The files' row order: a total order of each table, so the same run always writes the same bytes.
 REGIONAL_ORDER = "grouping_level, region, country, state, segment, product_category"
 DQ_ORDER = "suite, table_name, rule, expectation, column_name"
+# file -> (its staged tables, read as one, and their row order)
 EXPORTS = {
-    "customer_performance": ("customer_metrics", "customer_id"),
-    "regional_summary": ("regional_summary", REGIONAL_ORDER),
-    "data_quality_report": ("dq_results", DQ_ORDER),
+    "customer_performance": (("customer_metrics",), "customer_id"),
+    "regional_summary": (("regional_summary",), REGIONAL_ORDER),
+    # the report: the gate's results (validate) and the aggregate suites' (aggregate)
+    "data_quality_report": (("dq_results", "dq_aggregates"), DQ_ORDER),
 }
 
 
@@ -42,12 +47,13 @@ def file_names(run: Run) -> dict[str, str]:
     return {name: f"{name}_{run.period.label}.csv" for name in EXPORTS}
 
 
-def export_select(cur, run: Run, stage: str, order: str, include_pii: bool) -> sql.Composed:
-    """SELECT of a staged table for export: PII columns dropped unless enabled, text neutralised."""
+def export_select(cur, run: Run, stages: tuple[str, ...], order: str, include_pii: bool) -> sql.Composed:
+    """SELECT of staged tables (of one shape, read as one) for export: PII columns dropped unless
+    enabled, text neutralised."""
     cur.execute(
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (run.schema, run.table_name(stage)),
+        (run.schema, run.table_name(stages[0])),
     )
     guard = sql.SQL(", ").join(map(sql.Literal, FORMULA_PREFIXES))
     cols = []
@@ -60,7 +66,8 @@ def export_select(cur, run: Run, stage: str, order: str, include_pii: bool) -> s
                 c=col, g=guard, q=sql.Literal("'")
             )
         cols.append(col)
-    return sql.SQL("SELECT {} FROM {} ORDER BY " + order).format(sql.SQL(", ").join(cols), run.table(stage))
+    source = sql.SQL(" UNION ALL ").join(sql.SQL("SELECT * FROM {}").format(run.table(st)) for st in stages)
+    return sql.SQL("SELECT {} FROM ({}) AS staged ORDER BY " + order).format(sql.SQL(", ").join(cols), source)
 
 
 def storage_path(location: str):
@@ -79,22 +86,57 @@ def display(path) -> str:
     return path.path if is_local(path) else str(path)
 
 
+class ExportLocationError(RuntimeError):
+    """The export location is missing or not writable: a deployment setting, not a passing fault."""
+
+
+def check_location(location: str, create: bool = False):
+    """The export location as an ``ObjectStoragePath``, checked before anything is written to it: a
+    local folder must exist (unless ``create``: the setting ``export_create_location``) and be
+    writable. An object store's prefix needs no folder; its first write says whether it is usable."""
+    import os
+
+    root = storage_path(location)
+    if not is_local(root):
+        return root
+    path = Path(root.path)
+    if not path.exists():
+        if not create:
+            raise ExportLocationError(
+                f"the export location {path} does not exist: create it (writable by the workers) or set"
+                " CUSTOMER_PERFORMANCE_EXPORT_CREATE_LOCATION=true to let the pipeline create it"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        log.warning("created the export location %s (export_create_location is on)", path)
+    if not path.is_dir():
+        raise ExportLocationError(f"the export location {path} is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ExportLocationError(f"the export location {path} is not writable by this worker (user {os.getuid()})")
+    return root
+
+
 def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, dict]:
-    """Stream each staged table into its CSV file under ``folder`` (an ``ObjectStoragePath``) with
-    COPY; returns ``{name: {path, rows}}``."""
+    """Stream each staged table into its CSV file under ``folder`` (an ``ObjectStoragePath`` inside
+    a checked export location) with COPY; returns ``{name: {path, rows}}``. A local file is written
+    under a name of its own (two runs or tries at once never share it), then renamed over the file."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     with conn.cursor() as cur:
         for name, filename in file_names(run).items():
-            stage, order = EXPORTS[name]
+            stages, order = EXPORTS[name]
             path = folder / filename
-            target = folder / f"{filename}.part" if is_local(folder) else path
+            target = folder / f".{filename}.{uuid.uuid4().hex[:12]}.part" if is_local(folder) else path
             query = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
-                export_select(cur, run, stage, order, include_pii)
+                export_select(cur, run, stages, order, include_pii)
             )
-            with target.open("wb") as fh, cur.copy(query) as copy:
-                for block in copy:
-                    fh.write(block)
+            try:
+                with target.open("wb") as fh, cur.copy(query) as copy:
+                    for block in copy:
+                        fh.write(block)
+            except BaseException:
+                if target != path:
+                    target.unlink(missing_ok=True)  # a full disk leaves no half file behind
+                raise
             if target != path:
                 target.replace(path)  # readers never see a half-written file
             out[name] = {"path": display(path), "rows": cur.rowcount}
@@ -114,13 +156,16 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
         compressed = []
         for path in paths:
             target = path.parent / (path.name + ".gz")
+            part = path.parent / f".{path.name}.gz.{uuid.uuid4().hex[:12]}.part" if is_local(path) else target
             with (
                 path.open("rb") as src,
-                target.open("wb") as raw,
+                part.open("wb") as raw,
                 # level 1: three times faster than the default 6 on these files for a quarter more bytes
                 gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=1, mtime=0) as dst,
             ):
                 shutil.copyfileobj(src, dst, length=1 << 20)
+            if part != target:
+                part.replace(target)
             compressed.append(target)
         paths = compressed
         if sum(p.size() for p in paths) > limit_bytes:
@@ -171,8 +216,126 @@ def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] 
 
 
 def send(smtp_conn_id: str, to: list[str], sender: str, subject: str, body: str, files: list[str]) -> None:
+    """One email, as it is (the on-call failure email, notify.py); the export goes through ``deliver``."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
         hook.send_email_smtp(to=to, from_email=sender, subject=subject, html_content=body, files=files)
     log.info("emailed %s file(s) to %s", len(files), ", ".join(to))
+
+
+class AmbiguousDeliveryError(RuntimeError):
+    """An earlier try began sending this run's email and never learned whether the relay took it."""
+
+
+# The relay answered with a refusal: the message was certainly not accepted, a retry may send it.
+REFUSED = ("SMTPRecipientsRefused", "SMTPSenderRefused", "SMTPDataError", "SMTPNotSupportedError")
+
+
+def message_id(run: Run, sender: str) -> str:
+    """The Message-ID of the run's email for its month, the same for every try: a resend is the
+    same message to a mail client, and recognisable as one to a reader."""
+    digest = hashlib.sha256(f"{run.run_id}|{run.period.report_month}".encode()).hexdigest()[:32]
+    domain = sender.rpartition("@")[2] or "customer-performance.invalid"
+    return f"<customer-performance.{digest}@{domain}>"
+
+
+def deliver(
+    conn,
+    schema: str,
+    run: Run,
+    smtp_conn_id: str,
+    to: list[str],
+    sender: str,
+    subject: str,
+    body: str,
+    files: list[str],
+    resend: bool = False,
+) -> dict:
+    """Send the run's email for its month once, whatever fails around the send.
+
+    The delivery record (``<schema>.email_deliveries``, keyed by run and month) is written and
+    committed *before* the message goes to the relay and completed after the relay accepted it.
+    A try that finds it:
+
+    - ``sent``: sends nothing, answers what was sent (a task killed after the send);
+    - ``sending``: the earlier try cannot have known whether the relay took the message (its reply
+      was lost, or the task died mid-send). It is marked ``unconfirmed`` and this try fails,
+      not retried, naming the Message-ID, unless ``resend`` (the run's param ``resend_email``);
+    - ``unconfirmed``: only an operator starts a try after that failure (Airflow does not retry
+      it): the operator asked, the message is sent again, with the same Message-ID.
+
+    A refusal by the relay (recipients, sender or data refused) proves nothing was accepted: the
+    record is removed and the error raised for a retry. Returns ``{state, message_id, attempts}``.
+    """
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from include.customer_performance.migrations import migrate
+
+    key = (run.run_id, run.period.report_month)
+    table = sql.Identifier(schema, "email_deliveries")
+    where = sql.SQL(" WHERE run_id = %s AND report_month = %s")
+
+    def set_state(cur, state: str) -> None:
+        cur.execute(sql.SQL("UPDATE {} SET state = %s").format(table) + where, (state, *key))
+
+    mid = message_id(run, sender)
+    with conn.cursor() as cur:
+        migrate(cur, schema)
+        cur.execute(
+            sql.SQL("SELECT state, attempts, sent_at FROM {}").format(table) + where,
+            key,
+        )
+        found = cur.fetchone()
+        if found and found[0] == "sending" and not resend:
+            set_state(cur, "unconfirmed")
+    conn.commit()
+    if found and found[0] == "sent":
+        log.info("the email of this run for %s was sent already (%s at %s): not sent again", run.period, mid, found[2])
+        return {"state": "sent", "message_id": mid, "attempts": found[1], "already": True}
+    if found and found[0] == "sending" and not resend:
+        raise AmbiguousDeliveryError(
+            f"an earlier try of this run began sending the email for {run.period} (Message-ID {mid}, to"
+            f" {', '.join(to)}) and did not learn whether the relay accepted it (its reply was lost or the task"
+            " died); it is not sent again by itself. Look for that Message-ID in the relay's log or an inbox: if"
+            " it arrived, mark this task successful; if not, clear this task: the try after this failure sends"
+            " it again, with the same Message-ID."
+        )
+    with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:  # a relay that is down fails here: nothing sent
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (run_id, report_month, message_id, state, recipients, subject)"
+                    " VALUES (%s, %s, %s, 'sending', %s, %s) ON CONFLICT (run_id, report_month) DO UPDATE"
+                    " SET state = 'sending', attempts = {}.attempts + 1, recipients = EXCLUDED.recipients,"
+                    " subject = EXCLUDED.subject, started_at = now() RETURNING attempts"
+                ).format(table, table),
+                (*key, mid, json.dumps(to), subject),
+            )
+            attempts = cur.fetchone()[0]
+        conn.commit()  # the record exists before the relay sees a byte
+        if attempts > 1:
+            log.warning("sending the email for %s again (try %s, the same Message-ID %s)", run.period, attempts, mid)
+        try:
+            hook.send_email_smtp(
+                to=to,
+                from_email=sender,
+                subject=subject,
+                html_content=body,
+                files=files,
+                custom_headers={"Message-ID": mid},
+            )
+        except Exception as exc:
+            if type(exc).__name__ in REFUSED:  # the relay said no: this try's message was not accepted
+                with conn.cursor() as cur:
+                    if attempts == 1:
+                        cur.execute(sql.SQL("DELETE FROM {}").format(table) + where, key)
+                    else:  # whether an earlier try's message arrived is still unknown
+                        set_state(cur, "unconfirmed")
+                conn.commit()
+            raise
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE {} SET state = 'sent', sent_at = now()").format(table) + where, key)
+    conn.commit()
+    log.info("emailed %s file(s) to %s (Message-ID %s)", len(files), ", ".join(to), mid)
+    return {"state": "sent", "message_id": mid, "attempts": attempts, "already": False}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from dataclasses import dataclass
 from datetime import date
 
 from psycopg import sql
@@ -30,7 +32,8 @@ PARTITION_TABLES = {
     "regional_summary": "regional_summary",
     "performance_trends": "performance_trends",
 }
-RUN_TABLES = {"data_quality_results": "dq_results", "alerts": "alerts"}
+# destination table -> the staged tables it comes from (the quality report: validate's and aggregate's)
+RUN_TABLES = {"data_quality_results": ("dq_results", "dq_aggregates"), "alerts": ("alerts",)}
 
 
 def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
@@ -77,11 +80,10 @@ def _insert_from_stage(cur, schema: str, table: str, run: Run, stage: str, into:
     return cur.rowcount
 
 
-def _replace_partition(cur, schema: str, table: str, run: Run, stage: str) -> int:
-    """The month's partition of ``table`` swapped for a fresh one: filled without indexes, indexed
-    in one pass per index (as the parent's partitioned indexes define them), then attached in
-    place of the old one, which is dropped with its rows (no DELETE, no dead rows left behind).
-    Readers of the parent wait only for the swap at the end, and see the old month until commit."""
+def _build_partition(cur, schema: str, table: str, run: Run, stage: str) -> tuple[int, list[str]]:
+    """The month's fresh partition of ``table``, ``<table>_<YYYY_MM>_next``: filled without
+    indexes, then indexed in one pass per index (as the parent's partitioned indexes define them).
+    Readers of the parent are not blocked. Returns its rows and its index names (without ``_next``)."""
     month = run.period.report_month
     name = f"{table}_{month:%Y_%m}"
     fresh = sql.Identifier(schema, f"{name}_next")
@@ -111,6 +113,17 @@ def _replace_partition(cur, schema: str, table: str, run: Run, stage: str) -> in
         cur.execute(
             sql.SQL("CREATE " + (m[1] or "") + "INDEX {} ON {} " + m[3]).format(sql.Identifier(f"{index}_next"), fresh)
         )
+    return rows, indexes
+
+
+def _swap_partition(cur, schema: str, table: str, run: Run, indexes: list[str]) -> None:
+    """The fresh partition attached in place of the month's old one, which is dropped with its rows
+    (no DELETE, no dead rows left behind). Takes the parent's ACCESS EXCLUSIVE lock: readers of the
+    parent wait for the commit from here on, and see the old month until then."""
+    month = run.period.report_month
+    name = f"{table}_{month:%Y_%m}"
+    fresh = sql.Identifier(schema, f"{name}_next")
+    parent = sql.Identifier(schema, table)
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
     cur.execute(
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(parent, fresh, sql.Literal(month))
@@ -123,7 +136,56 @@ def _replace_partition(cur, schema: str, table: str, run: Run, stage: str) -> in
                 sql.Identifier(schema, f"{index}_next"), sql.Identifier(index)
             )
         )
-    return rows
+
+
+class LockBusyError(RuntimeError):
+    """The load could not take the locks it needs without making readers wait too long."""
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How the load takes the table locks readers would queue behind: each statement waits at most
+    ``timeout`` seconds (PostgreSQL ``lock_timeout``); then its step is rolled back to a savepoint,
+    the readers go on, and the step is tried again after a pause, ``attempts`` times in all."""
+
+    timeout: float = 2.0
+    attempts: int = 30
+    pause: float = 1.0
+    max_pause: float = 10.0
+
+
+def _with_lock_retry(cur, policy: LockPolicy, what: str, step, *args):
+    """Run ``step(*args)`` in a savepoint under ``policy``: a lock wait past the timeout rolls the
+    step back (releasing what it locked) and retries it, so readers are never blocked longer than
+    the timeout by a load waiting for its turn."""
+    from psycopg import errors
+
+    for attempt in range(1, policy.attempts + 1):
+        cur.execute("SAVEPOINT cp_lock_step")
+        try:
+            result = step(*args)
+        except errors.LockNotAvailable:
+            cur.execute("ROLLBACK TO SAVEPOINT cp_lock_step")
+            if attempt == policy.attempts:
+                raise LockBusyError(
+                    f"{what}: the tables stayed locked by other sessions (long readers, another load) through"
+                    f" {policy.attempts} waits of {policy.timeout:g} s; the old month is still published."
+                    " Airflow retries the task; a reader holding a lock for minutes shows in pg_stat_activity."
+                ) from None
+            pause = min(policy.pause * 2 ** (attempt - 1), policy.max_pause)
+            log.warning(
+                "%s: a lock was busy past %s s (attempt %s/%s); again in %.1f s",
+                what,
+                policy.timeout,
+                attempt,
+                policy.attempts,
+                pause,
+            )
+            time.sleep(pause)
+            continue
+        cur.execute("RELEASE SAVEPOINT cp_lock_step")
+        return result
+    raise AssertionError("unreachable")
 
 
 def drop_expired_partitions(cur, schema: str, run: Run, keep_months: int) -> list[str]:
@@ -158,19 +220,31 @@ def _partition_month(name: str, table: str) -> date | None:
     return date(int(m[1]), int(m[2]), 1) if m else None
 
 
-def publish(cur, run: Run, schema: str, retention_months: int = 24) -> dict[str, int]:
+def publish(cur, run: Run, schema: str, retention_months: int = 24, locks: LockPolicy = LockPolicy()) -> dict[str, int]:
     """Replace the period's rows in every analytics table and drop the partitions past the
-    retention; the caller records the run (``record_run``) and commits, once."""
+    retention; the caller records the run (``record_run``) and commits, once. The fresh partitions
+    are built first (readers unaffected), then swapped in together at the end under ``locks``."""
     migrate(cur, schema)
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
-    loaded = {}
+    # from here on no lock is waited for longer than the timeout (the month's lock above may wait)
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(locks.timeout * 1000)}ms",))
+    loaded, built = {}, {}
     for table, stage in PARTITION_TABLES.items():
-        loaded[table] = _replace_partition(cur, schema, table, run, stage)
-    for table, stage in RUN_TABLES.items():
-        part = ensure_partition(cur, schema, table, run)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
-        loaded[table] = _insert_from_stage(cur, schema, table, run, stage)
-    drop_expired_partitions(cur, schema, run, retention_months)
+        loaded[table], built[table] = _with_lock_retry(
+            cur, locks, f"building {table} for {run.period}", _build_partition, cur, schema, table, run, stage
+        )
+
+    def swap() -> None:
+        for table, stages in RUN_TABLES.items():
+            part = ensure_partition(cur, schema, table, run)
+            cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))
+            loaded[table] = sum(_insert_from_stage(cur, schema, table, run, stage) for stage in stages)
+        for table, indexes in built.items():
+            _swap_partition(cur, schema, table, run, indexes)
+        drop_expired_partitions(cur, schema, run, retention_months)
+        ensure_partition(cur, schema, "pipeline_runs", run)
+
+    _with_lock_retry(cur, locks, f"swapping {run.period} in", swap)
     log.info("published %s for %s: %s", schema, run.period, loaded)
     return loaded
 

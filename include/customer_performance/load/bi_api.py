@@ -1,12 +1,20 @@
-"""Push the period's results to the BI tool's push-dataset API.
+"""Push the period's results to the BI tool's push-dataset API, exactly once per month.
 
-For each configured table (``bi_tables``, all of ``BI_TABLES`` by default) of the dataset
-(``bi_dataset``) the period's rows are first deleted, then posted in batches of at most
-``bi_batch_rows`` (10,000) rows, so a rerun replaces rather than duplicates. Each row carries
-``report_month`` (``YYYY-MM``) beside the table's columns (README, "BI push payloads"). Rows stream
-from the run's staged tables through a server-side cursor; only one batch is in memory at a time.
-The push only reads the analytics database, so a failed push changes nothing there and the task
-can be retried alone.
+The push is a versioned write (the contract in ``dev/bi_api.py``, README "BI push contract"):
+each try opens a fresh version (``<run key>-<random>``), sends every configured table
+(``bi_tables``) of the dataset (``bi_dataset``) as numbered batches of at most ``bi_batch_rows``
+rows (``PUT .../batches/<n>``: a batch sent twice after a lost reply is kept once), then publishes
+the version with the row and batch counts it must hold: the API makes it the month's current
+version and drops every other one in one step. Readers see the previous complete month until the
+publish, the new complete month after it; a batch of an earlier, killed try that lands late goes
+to a superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
+table's columns (README, "BI push payloads").
+
+Pushes of one month to one dataset take turns (a session advisory lock in the analytics database,
+held for the whole push, released by PostgreSQL if the task dies), and a push checks its inputs
+(the run's staged tables, one KPI row) before it sends anything. Rows stream from the staged tables
+through a server-side cursor; one batch is in memory at a time. The push only reads the analytics
+database, so a failed push changes nothing there and the task can be retried alone.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import uuid
 
 from psycopg import sql
 
@@ -35,6 +44,11 @@ BI_TABLES = {
         " ORDER BY revenue DESC, customer_id LIMIT 100"
     ),
 }
+STAGES = ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
+
+
+class MissingStageError(RuntimeError):
+    """A destination task's inputs are gone (the run's staged tables): nothing was sent."""
 
 
 def _json_value(v: object) -> object:
@@ -43,6 +57,37 @@ def _json_value(v: object) -> object:
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     return v
+
+
+def check_inputs(cur, run: Run, stages: tuple[str, ...] = STAGES) -> None:
+    """Refuse to deliver a run whose staged tables are gone (dropped after ``staging_retention_days``,
+    or by hand) or whose KPI table does not hold exactly one row, before touching a destination."""
+    missing = []
+    for stage in stages:
+        cur.execute("SELECT to_regclass(%s)", (run.table(stage).as_string(cur),))
+        if cur.fetchone()[0] is None:
+            missing.append(run.table_name(stage))
+    if missing:
+        raise MissingStageError(
+            f"the staged table(s) {', '.join(missing)} of run {run.run_id} ({run.period}) are gone (staged tables"
+            " are kept for staging_retention_days); nothing was sent. Clear the run from extract tasks"
+            " (with downstream) to rebuild them, or trigger a new run for the month."
+        )
+    if "kpis" in stages:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("kpis")))
+        n = cur.fetchone()[0]
+        if n != 1:
+            raise MissingStageError(f"{run.table_name('kpis')} holds {n} rows, not 1; nothing was sent")
+
+
+def month_lock(cur, key: str) -> None:
+    """Wait for the session advisory lock ``key`` (released at ``month_unlock`` or when the
+    connection ends, also when the process is killed)."""
+    cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+
+
+def month_unlock(cur, key: str) -> None:
+    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def push(
@@ -54,28 +99,45 @@ def push(
             f"bi_tables names unknown table(s) {', '.join(unknown)}; the BI tables are {', '.join(BI_TABLES)}"
         )
     month = run.period.report_month.strftime("%Y-%m")
-    stages = {
-        name: run.table(name)
-        for name in ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
-    }
-    sent = {}
-    for table in tables:
-        query = BI_TABLES[table]
-        path = f"/datasets/{dataset}/tables/{table}/rows"
-        client.request("DELETE", path, params={"report_month": month})
-        n = 0
-        with conn.cursor(name=f"bi_{table}") as cur:
-            cur.itersize = batch_rows
-            cur.execute(sql.SQL(query).format(**stages))
-            names = None
-            while batch := cur.fetchmany(batch_rows):
-                names = names or [d.name for d in cur.description]
-                rows = [
-                    {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}}
-                    for row in batch
-                ]
-                client.request("POST", path, json={"rows": rows})
-                n += len(rows)
-        sent[table] = n
-        log.info("pushed %s rows to BI table %s/%s for %s", n, dataset, table, month)
+    stages = {name: run.table(name) for name in STAGES}
+    key = f"customer_performance:bi:{dataset}:{month}"
+    conn.commit()  # the session's settings, nothing else: the push only reads
+    was, conn.autocommit = conn.autocommit, True  # a session lock: no transaction stays open while we send
+    with conn.cursor() as cur:
+        month_lock(cur, key)
+        try:
+            check_inputs(cur, run)
+            version = f"{run.key}-{uuid.uuid4().hex[:8]}"
+            counts = {}
+            for table in tables:
+                counts[table] = _send_table(conn, client, dataset, version, table, stages, month, batch_rows)
+            client.request(
+                "POST",
+                f"/datasets/{dataset}/versions/{version}/publish",
+                json={"report_month": month, "tables": counts},
+            )
+        finally:
+            month_unlock(cur, key)
+            conn.autocommit = was
+    sent = {t: c["rows"] for t, c in counts.items()}
+    log.info("published BI version %s of %s/%s: %s", version, dataset, month, sent)
     return sent
+
+
+def _send_table(conn, client, dataset: str, version: str, table: str, stages, month: str, batch_rows: int) -> dict:
+    path = f"/datasets/{dataset}/versions/{version}/tables/{table}/batches"
+    n = batches = 0
+    with conn.transaction(), conn.cursor(name=f"bi_{table}") as cur:
+        cur.itersize = batch_rows
+        cur.execute(sql.SQL(BI_TABLES[table]).format(**stages))
+        names = None
+        while batch := cur.fetchmany(batch_rows):
+            names = names or [d.name for d in cur.description]
+            rows = [
+                {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}} for row in batch
+            ]
+            client.request("PUT", f"{path}/{batches}", json={"report_month": month, "rows": rows})
+            n += len(rows)
+            batches += 1
+    log.info("sent %s rows in %s batches to BI table %s/%s (version %s)", n, batches, dataset, table, version)
+    return {"rows": n, "batches": batches}

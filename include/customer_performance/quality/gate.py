@@ -400,9 +400,19 @@ def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, .
     return moved
 
 
-def store_results(cur, run: Run, results: list[CheckResult], moved: dict[str, int]) -> dict:
-    """Write the data quality report of the run to staging; returns its summary."""
-    target = run.table("dq_results")
+def store_results(
+    cur,
+    run: Run,
+    results: list[CheckResult],
+    moved: dict[str, int],
+    stage: str = "dq_results",
+    with_scores: bool = True,
+) -> dict:
+    """Replace the task's part of the run's data quality report: ``dq_results`` is the gate's
+    (validate), ``dq_aggregates`` the aggregate suites' (aggregate). Each task owns its table and
+    rewrites it whole, so a task cleared any number of times, alone or with others, leaves one copy
+    of its results; the report is both tables. Returns the results' summary."""
+    target = run.table(stage)
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
     cur.execute(
         sql.SQL(
@@ -411,12 +421,28 @@ def store_results(cur, run: Run, results: list[CheckResult], moved: dict[str, in
             " quarantined_rows bigint, score numeric)"
         ).format(target)
     )
-    return append_results(cur, run, results, moved, with_scores=True)
+    return append_results(cur, run, results, moved, with_scores=with_scores, stage=stage)
 
 
-def append_results(cur, run: Run, results: list[CheckResult], moved: dict[str, int], with_scores: bool = False) -> dict:
-    """Add results to the run's report (``store_results`` creates it); returns their summary."""
-    target = run.table("dq_results")
+def data_docs_result(problem: str) -> CheckResult:
+    """The report's row for Data Docs that could not be written: a warning (and an alert), never a
+    reason to stop the gate."""
+    text = problem[:300]
+    return CheckResult(
+        "run", "data_docs", None, "run.data_docs", "data_docs_written", WARNING, None, None, False, [text], text
+    )
+
+
+def append_results(
+    cur,
+    run: Run,
+    results: list[CheckResult],
+    moved: dict[str, int],
+    with_scores: bool = False,
+    stage: str = "dq_results",
+) -> dict:
+    """Add results to the task's part of the report (``store_results`` creates it); returns their summary."""
+    target = run.table(stage)
     with cur.copy(
         sql.SQL("COPY {} ({}) FROM STDIN").format(
             target, sql.SQL(", ").join(map(sql.Identifier, (*DQ_COLUMNS, "quarantined_rows", "score")))
@@ -452,7 +478,7 @@ def append_results(cur, run: Run, results: list[CheckResult], moved: dict[str, i
         )
     critical = [r for r in failed if r.severity == CRITICAL]
     return {
-        "table": run.table_name("dq_results"),
+        "table": run.table_name(stage),
         "checks": len(results),
         "failed": len(failed),
         "critical_failed": len(critical),

@@ -9,6 +9,8 @@
 --   source_freshness     a source's latest event is older than the gate allows (<dataset>.freshness)
 --   source_empty         a source had no rows and the month is published anyway (allowed by the
 --                        run's param or because the previous period was empty too)
+--   data_docs            the gate's Data Docs could not be written to the export location (the
+--                        gate went on; the report's warning run.data_docs says why)
 WITH current_region AS (
     SELECT region, sum(revenue) AS revenue FROM {metrics} WHERE region IS NOT NULL GROUP BY region
 ),
@@ -51,10 +53,11 @@ FROM completeness
 WHERE share < %(completeness_min)s::numeric
 UNION ALL
 SELECT CASE WHEN rule LIKE '%%.volume' THEN 'source_volume' WHEN rule LIKE '%%.freshness' THEN 'source_freshness'
-            ELSE 'source_empty' END,
+            WHEN rule = 'run.data_docs' THEN 'data_docs' ELSE 'source_empty' END,
        severity, table_name, rows_checked::numeric, NULL::numeric, examples ->> 0
 FROM {quality}
 WHERE NOT success AND (
     (severity = 'warning' AND (rule LIKE '%%.volume' OR rule LIKE '%%.freshness'))
     OR (severity = 'info' AND rule LIKE '%%.not_empty')
+    OR rule = 'run.data_docs'
 )
