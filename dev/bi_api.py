@@ -4,10 +4,14 @@ A month is published as a *version*: its rows arrive in numbered batches, then o
 version current for its tables. Readers only ever see current rows, so a table's month is either
 the previous complete one or the new complete one, never half of either.
 
+    POST /datasets/{dataset}/versions/{version}   {"report_month": "YYYY-MM"}
+         Opens the version for the month and supersedes every other *open* version of the month
+         (a killed try's: its late batches and publish are refused from now on); the published
+         version stays current. Opening an open version again is a no-op (a lost reply repeated).
     PUT  /datasets/{dataset}/versions/{version}/tables/{table}/batches/{n}
          {"report_month": "YYYY-MM", "rows": [...]}          at most 10,000 rows
          Stores (or replaces: the same batch sent twice is kept once) batch ``n`` of ``table``.
-         409 if the version was published or superseded already, or belongs to another month.
+         409 unless the version is open and for that month.
     POST /datasets/{dataset}/versions/{version}/publish
          {"report_month": "YYYY-MM", "tables": {"kpis": {"rows": 1, "batches": 1}, ...}}
          Checks that the version holds exactly these tables, rows and batches (else 409, nothing
@@ -76,6 +80,37 @@ def create_app(store: str, token: str) -> FastAPI:
         ).fetchone()
         return tuple(row) if row else None
 
+    @app.post("/datasets/{dataset}/versions/{version}")
+    def open_version(dataset: str, version: str, body: Annotated[dict, Body()]) -> dict:
+        month = month_of(body)
+        with lock:
+            known = state(dataset, version)
+            if known and known != (month, "open"):
+                raise HTTPException(409, f"version {version} is {known[1]} (for {known[0]}): it cannot be opened")
+            conn.execute("BEGIN IMMEDIATE")
+            superseded = [
+                v
+                for (v,) in conn.execute(
+                    "SELECT version FROM versions WHERE dataset = ? AND report_month = ? AND state = 'open'"
+                    " AND version <> ?",
+                    (dataset, month, version),
+                )
+            ]
+            conn.execute(
+                "DELETE FROM batches WHERE dataset = ? AND version IN (SELECT version FROM versions"
+                " WHERE dataset = ? AND report_month = ? AND state = 'open' AND version <> ?)",
+                (dataset, dataset, month, version),
+            )
+            conn.execute(
+                "UPDATE versions SET state = 'superseded' WHERE dataset = ? AND report_month = ? AND state = 'open'"
+                " AND version <> ?",
+                (dataset, month, version),
+            )
+            if not known:
+                conn.execute("INSERT INTO versions VALUES (?, ?, ?, 'open')", (dataset, version, month))
+            conn.execute("COMMIT")
+        return {"version": version, "state": "open", "superseded": superseded}
+
     @app.put("/datasets/{dataset}/versions/{version}/tables/{table}/batches/{n}")
     def put_batch(dataset: str, version: str, table: str, n: int, body: Annotated[dict, Body()]) -> dict:
         month, rows = month_of(body), body.get("rows")
@@ -85,13 +120,13 @@ def create_app(store: str, token: str) -> FastAPI:
             raise HTTPException(413, f"at most {MAX_ROWS} rows per request, got {len(rows)}")
         with lock:
             known = state(dataset, version)
-            if known and known[0] != month:
+            if not known:
+                raise HTTPException(409, f"version {version} was never opened")
+            if known[0] != month:
                 raise HTTPException(409, f"version {version} is for {known[0]}, not {month}")
-            if known and known[1] != "open":
+            if known[1] != "open":
                 raise HTTPException(409, f"version {version} is {known[1]}: it takes no more batches")
             conn.execute("BEGIN IMMEDIATE")
-            if not known:
-                conn.execute("INSERT INTO versions VALUES (?, ?, ?, 'open')", (dataset, version, month))
             conn.execute(
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                 (dataset, version, table, n, len(rows), json.dumps(rows)),
@@ -106,14 +141,10 @@ def create_app(store: str, token: str) -> FastAPI:
             raise HTTPException(400, "body must be {'report_month': 'YYYY-MM', 'tables': {table: {rows, batches}}}")
         with lock:
             known = state(dataset, version)
-            if not known and not any(v.get("rows") for v in expected.values() if isinstance(v, dict)):
-                # a month with no rows at all: nothing was sent, the version starts here
-                conn.execute("INSERT INTO versions VALUES (?, ?, ?, 'open')", (dataset, version, month))
-                known = (month, "open")
             if not known or known[0] != month:
-                raise HTTPException(409, f"version {version} has no batches for {month}")
+                raise HTTPException(409, f"version {version} was never opened for {month}")
             if known[1] == "superseded":
-                raise HTTPException(409, f"version {version} was superseded by a later publish")
+                raise HTTPException(409, f"version {version} was superseded by a later version")
             held = {
                 t: {"rows": r, "batches": b}
                 for t, r, b in conn.execute(

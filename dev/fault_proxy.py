@@ -8,13 +8,15 @@ decides what the client gets back:
     {"mode": "status", "status": 502} the upstream applied it; the client gets a bare 502
     {"mode": "stall", "seconds": 30}  the upstream applied it; the reply is held back (the client's
                                       read timeout fires), then the connection is reset
-    {"mode": "hold", "seconds": 5}    the request is forwarded only after ``seconds``, whatever the
-                                      client did meanwhile (an in-flight request landing late)
+    {"mode": "hold"}                  the request is forwarded only when the test says so
+                                      (``POST /_proxy/release``), whatever the client did meanwhile:
+                                      an in-flight request landing late
 
 Faults are matched like the stand-ins' (``method``, ``path``: a part of the request path) and
 apply to the next ``times`` (1) matching requests after skipping ``skip`` (0) of them. Control, on
 the proxy itself: ``POST /_proxy/faults`` (a list), ``DELETE /_proxy/faults``, ``GET /_proxy/log``
-(method, path, mode per request forwarded).
+(method, path, mode per request, and ``status``: the upstream's answer once it came),
+``POST /_proxy/release`` (forward the held requests).
 
     python dev/fault_proxy.py --port 9000 --upstream 127.0.0.1:8082
 """
@@ -36,6 +38,7 @@ class Faults:
         self.queue: list[dict] = []
         self.log: list[dict] = []
         self.lock = threading.Lock()
+        self.released = asyncio.Event()
 
     def take(self, method: str, path: str) -> dict | None:
         with self.lock:
@@ -98,11 +101,16 @@ async def handle(reader, writer, upstream: tuple[str, int], faults: Faults) -> N
         method, path = head.split(b" ", 2)[:2]
         method, path = method.decode(), path.decode().split("?")[0]
         if path.startswith("/_proxy/"):
-            if method == "POST":
+            if path == "/_proxy/release":
+                faults.released.set()
+                respond(writer, 200, {"released": True})
+            elif method == "POST":
+                faults.released.clear()
                 with faults.lock:
                     faults.queue += [{"times": 1, "skip": 0, **f} for f in json.loads(body)]
                 respond(writer, 200, {"queued": len(faults.queue)})
             elif method == "DELETE":
+                faults.released.set()  # nothing stays held past a test
                 with faults.lock:
                     faults.queue.clear()
                     faults.log.clear()
@@ -115,15 +123,17 @@ async def handle(reader, writer, upstream: tuple[str, int], faults: Faults) -> N
             return
         fault = faults.take(method, path) or {}
         mode = fault.get("mode", "pass")
+        entry = {"method": method, "path": path, "mode": mode}
         with faults.lock:
-            faults.log.append({"method": method, "path": path, "mode": mode})
+            faults.log.append(entry)
         if mode == "hold":
-            await asyncio.sleep(float(fault.get("seconds", 5)))
+            await faults.released.wait()
         up_reader, up_writer = await asyncio.open_connection(*upstream)
         up_writer.write(with_close(head) + body)
         await up_writer.drain()
         reply = await up_reader.read()  # the upstream closes after its reply
         up_writer.close()
+        entry["status"] = int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/") else None
         if mode == "reset":
             reset(writer)
             return

@@ -188,17 +188,30 @@ def test_extract_rerun_replaces_the_staged_table(stack, crm):
 
 
 def test_bi_stand_in_keeps_the_versioned_contract(stack):
-    """dev/bi_api.py: batches replace by number, only a complete version is published, the
-    publish supersedes every other version of the month, and a superseded version takes nothing."""
+    """dev/bi_api.py: a version is opened (superseding other open ones of the month), batches
+    replace by number, only a complete version is published, the publish supersedes every other
+    version of the month, and a superseded or published version takes nothing."""
     bi = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api", max_attempts=1)
     base = "/datasets/contract/versions"
+
+    def open_(version: str, month: str = "2025-07"):
+        return bi.request("POST", f"{base}/{version}", json={"report_month": month})
 
     def put(version: str, n: int, rows: list[dict], month: str = "2025-07"):
         return bi.request("PUT", f"{base}/{version}/tables/t/batches/{n}", json={"report_month": month, "rows": rows})
 
-    def current(month: str = "2025-07") -> list[dict]:
-        return bi.request("GET", "/datasets/contract/tables/t/rows", params={"report_month": month}).json()["rows"]
+    def publish(version: str, rows: int, batches: int, month: str = "2025-07"):
+        tables = {"t": {"rows": rows, "batches": batches}}
+        return bi.request("POST", f"{base}/{version}/publish", json={"report_month": month, "tables": tables})
 
+    def current(month: str = "2025-07") -> list[int]:
+        got = bi.request("GET", "/datasets/contract/tables/t/rows", params={"report_month": month}).json()["rows"]
+        return [r["v"] for r in got]
+
+    with pytest.raises(ApiError, match="409.*never opened"):
+        put("a", 0, [{"v": 1}])
+    open_("a")
+    open_("a")  # opened again after a lost reply: the same version
     with pytest.raises(ApiError, match="413"):
         put("a", 0, [{"v": 0}] * 10_001)
     put("a", 0, [{"v": 1}, {"v": 2}])
@@ -206,36 +219,31 @@ def test_bi_stand_in_keeps_the_versioned_contract(stack):
     put("a", 1, [{"v": 3}])
     assert current() == []  # nothing is visible before the publish
     with pytest.raises(ApiError, match="409.*holds"):  # a publish expecting what the version lacks
-        bi.request(
-            "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 4, "batches": 2}}}
-        )
-    bi.request(
-        "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
-    )
-    again = bi.request(
-        "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
-    )
-    assert again.json()["already"] is True
-    assert [r["v"] for r in current()] == [1, 2, 3]
-    put("b", 0, [{"v": 9}])
+        publish("a", 4, 2)
+    publish("a", 3, 2)
+    assert publish("a", 3, 2).json()["already"] is True  # a lost publish reply, repeated
+    assert current() == [1, 2, 3]
+    open_("b")
+    put("b", 0, [{"v": 8}])
+    open_("june", "2025-06")
     put("june", 0, [{"v": 6}], month="2025-06")
-    bi.request(
-        "POST", f"{base}/june/publish", json={"report_month": "2025-06", "tables": {"t": {"rows": 1, "batches": 1}}}
-    )
-    assert [r["v"] for r in current()] == [1, 2, 3]  # b is open, another month is its own
-    bi.request(
-        "POST", f"{base}/b/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 1, "batches": 1}}}
-    )
-    assert [r["v"] for r in current()] == [9] and [r["v"] for r in current("2025-06")] == [6]
+    publish("june", 1, 1, "2025-06")
+    assert current() == [1, 2, 3]  # b is open; another month is its own
+    open_("c")  # a retry after a killed try b: b is superseded
     with pytest.raises(ApiError, match="409.*superseded"):
-        put("a", 2, [{"v": 4}])  # a late batch of the old version
+        put("b", 1, [{"v": 9}])  # b's late batch
     with pytest.raises(ApiError, match="409.*superseded"):
-        bi.request(
-            "POST", f"{base}/a/publish", json={"report_month": "2025-07", "tables": {"t": {"rows": 3, "batches": 2}}}
-        )
+        publish("b", 1, 1)  # b's late publish
+    put("c", 0, [{"v": 10}])
+    publish("c", 1, 1)
+    assert current() == [10] and current("2025-06") == [6]
+    with pytest.raises(ApiError, match="409.*superseded"):
+        put("a", 2, [{"v": 4}])  # the old published version takes nothing
     with pytest.raises(ApiError, match="409.*published"):
-        put("b", 1, [{"v": 10}])  # a published version is never changed
-    assert [r["v"] for r in current()] == [9]
+        put("c", 1, [{"v": 11}])  # a published version is never changed
+    with pytest.raises(ApiError, match="409"):
+        open_("c")
+    assert current() == [10]
 
 
 def test_smtp_sink_keeps_each_message_as_a_file(stack):

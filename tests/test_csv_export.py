@@ -24,10 +24,11 @@ def staged(dsn):
             f"CREATE TABLE cp_staging.{run.table_name('regional_summary')} (grouping_level text, region text,"
             " country text, state text, segment text, product_category text, revenue numeric)"
         )
-        conn.execute(
-            f"CREATE TABLE cp_staging.{run.table_name('dq_results')} (suite text, table_name text, rule text,"
-            " expectation text, column_name text, success boolean)"
-        )
+        for part in ("dq_results", "dq_aggregates"):  # the quality report: validate's and aggregate's parts
+            conn.execute(
+                f"CREATE TABLE cp_staging.{run.table_name(part)} (suite text, table_name text, rule text,"
+                " expectation text, column_name text, success boolean)"
+            )
     return run
 
 

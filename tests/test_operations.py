@@ -20,6 +20,7 @@ import pytest
 from dev.airflow_local import LocalAirflow
 from dev.stack import MYSQL, pg_dsn
 from include.customer_performance.runbook import TASKS
+from include.customer_performance.staging import run_key
 from tests.conftest import ROOT, running_stack, snapshot
 
 JUNE_CLOSE = datetime.fromisoformat("2025-07-01T02:00:00+00:00")
@@ -308,7 +309,7 @@ def test_a_run_stopped_by_the_gate_resumes_from_validate_after_the_fix(airflow):
         assert snapshot(stack) == before  # nothing was published
 
         # the fix, in the staged data; then validate (which recomputes the metrics) and downstream
-        key = JULY_CLOSE.strftime("%Y%m%dt%H%M%S")
+        key = run_key(JULY_CLOSE, july["run_id"])
         with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
             staged = [f"customers_{key}"]
             if conn.execute(f"SELECT relkind FROM pg_class WHERE relname = 'flt_customers_{key}'").fetchone()[0] == "r":

@@ -17,6 +17,7 @@ import pytest
 from dev.fx_api import write_rates_file
 from dev.stack import MYSQL, Stack, pg_dsn
 from include.customer_performance.fx import parse_rates
+from include.customer_performance.staging import run_key
 from tests.conftest import ROOT, running_stack
 from tests.rates import daily_rates, source_revenue
 
@@ -135,20 +136,21 @@ def test_november_with_the_refreshed_rates_counts_every_sale(november, dag):
     rates = daily_rates(date(2026, 11, 1), date(2026, 11, 30), rows=rows)
     expected = source_revenue(november, date(2026, 11, 1), date(2026, 12, 1), rates)
     assert revenue_matches(november, "2026-11", expected)
+    key = run_key(NOVEMBER_CLOSE, dr.run_id)
     with psycopg.connect(pg_dsn(november.analytics_db)) as conn:
         # USD at exactly 1 with no rate needed; EUR from the refreshed rates; nothing quarantined for a rate
         usd = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE fx_rate = 1 AND amount_reporting = round(amount, 2))"
-            " FROM cp_staging.int_transactions_20261201t020000 WHERE currency = 'USD'"
+            f" FROM cp_staging.int_transactions_{key} WHERE currency = 'USD'"
         ).fetchone()
         assert usd[0] > 0 and usd[0] == usd[1]
         eur = conn.execute(
-            "SELECT count(*) FROM cp_staging.int_transactions_20261201t020000"
+            f"SELECT count(*) FROM cp_staging.int_transactions_{key}"
             " WHERE currency = 'EUR' AND order_date >= '2026-11-07'"
         ).fetchone()[0]
         assert eur > 0
         reasons = conn.execute(
-            "SELECT DISTINCT quarantine_reason FROM cp_staging.quarantine_transactions_20261201t020000"
+            f"SELECT DISTINCT quarantine_reason FROM cp_staging.quarantine_transactions_{key}"
         ).fetchall()
         assert all(r[0].startswith("unknown currency") for r in reasons)
         kept = conn.execute(

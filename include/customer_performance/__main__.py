@@ -4,6 +4,7 @@
     python -m include.customer_performance report [--month 2025-07]   # the executive dashboard
     python -m include.customer_performance migrate                   # bring the analytics schema up to date
     python -m include.customer_performance backfill --from 2025-01 --to 2025-06   # needs the scheduler running
+    python -m include.customer_performance email-delivery --run-id RUN --month 2025-07 [--confirm | --resend]
 """
 
 from __future__ import annotations
@@ -61,6 +62,42 @@ def backfill(args) -> int:
     return 0
 
 
+def email_delivery(args) -> int:
+    """Show a run's email delivery record, or settle an unconfirmed one: ``--confirm`` (it arrived:
+    no try sends it again) or ``--resend`` (the next try of the task sends it once more)."""
+    from psycopg import sql
+
+    from include.customer_performance.export.csv_email import DELIVERIES, set_delivery_state
+    from include.customer_performance.migrations import migrate as run_migrations
+
+    cfg = settings()
+    schema = args.schema or cfg.analytics_schema
+    month = month_period(args.month).report_month
+    with pg(cfg.analytics_db_conn_id) as conn, conn.cursor() as cur:
+        run_migrations(cur, schema)
+        if args.confirm or args.resend:
+            if not set_delivery_state(cur, schema, args.run_id, month, "sent" if args.confirm else "resend"):
+                print(f"no email delivery of run {args.run_id} for {args.month}", file=sys.stderr)
+                return 2
+            conn.commit()
+        cur.execute(
+            sql.SQL(
+                "SELECT state, attempts, message_id, started_at, sent_at FROM {}"
+                " WHERE run_id = %s AND report_month = %s"
+            ).format(sql.Identifier(schema, DELIVERIES)),
+            (args.run_id, month),
+        )
+        row = cur.fetchone()
+    if row is None:
+        print(f"no email delivery of run {args.run_id} for {args.month}", file=sys.stderr)
+        return 2
+    state, attempts, mid, started, sent = row
+    print(
+        f"{args.month} run {args.run_id}: {state} ({attempts} tries, Message-ID {mid}, last try {started}, sent {sent})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.customer_performance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
     p.add_argument("--airflow", default="airflow", help="the airflow command (default: airflow on PATH)")
     p.set_defaults(run=backfill)
+    p = commands.add_parser("email-delivery", help="show or settle a run's email delivery record")
+    p.add_argument("--run-id", required=True, help="the DAG run id (as in the task's error)")
+    p.add_argument("--month", required=True, help="the report month, YYYY-MM")
+    p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
+    settle = p.add_mutually_exclusive_group()
+    settle.add_argument("--confirm", action="store_true", help="the email arrived: never send it again")
+    settle.add_argument("--resend", action="store_true", help="it did not: the next try of the task sends it")
+    p.set_defaults(run=email_delivery)
     args = parser.parse_args(argv)
     if getattr(args, "month", None):
         try:

@@ -200,10 +200,21 @@ def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
                 with path.open("rb") as src, dest.open("wb") as dst:
                     shutil.copyfileobj(src, dst)
     except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
-        problem = f"the Data Docs could not be written to {data_docs_target(run, cfg)}: {type(exc).__name__}: {exc}"
+        where = data_docs_target(run, cfg)
+        text = redact_url(str(exc)).replace(cfg.export_location, redact_url(cfg.export_location))
+        problem = f"the Data Docs could not be written to {redact_url(where)}: {type(exc).__name__}: {text[:200]}"
         log.warning("%s (the gate goes on; alert data_docs)", problem)
         return problem
     return None
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@`` and every URL's query string
+    left out: what a storage error says goes into the quality report, the alerts and emails."""
+    import re
+
+    text = re.sub(r"(\w+://[^/\s:@]*):[^@\s/]*@", r"\1:***@", text)
+    return re.sub(r"(\w+://[^\s?]*)\?\S*", r"\1?***", text)
 
 
 def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
@@ -231,10 +242,12 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
         with conn.cursor() as cur:
             results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
             summary = gate.store_results(cur, run, results, moved)
-            problem = publish_data_docs(run, cfg, docs)
-            if problem:
-                gate.append_results(cur, run, [gate.data_docs_result(problem)], {})
         conn.commit()
+        problem = publish_data_docs(run, cfg, docs)  # outside any transaction: an upload locks nothing
+        if problem:
+            with conn.cursor() as cur:
+                gate.append_results(cur, run, [gate.data_docs_result(problem)], {})
+            conn.commit()
     gate.log_summary(results, summary)
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return {**summary, "data_docs": data_docs_target(run, cfg), "data_docs_error": problem}
@@ -257,12 +270,29 @@ def aggregate(run: Run, cfg: Settings) -> dict:
         with conn.cursor() as cur:
             results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, Path(tmp) / "aggregates")
             gate.store_results(cur, run, results, {}, stage="dq_aggregates", with_scores=False)
-            problem = publish_data_docs(run, cfg, Path(tmp))
-            if problem:
-                gate.append_results(cur, run, [gate.data_docs_result(problem)], {}, stage="dq_aggregates")
         conn.commit()
+        problem = publish_data_docs(run, cfg, Path(tmp))
+        if problem:  # the report's warning, and the alert (the alerts are computed before this)
+            with conn.cursor() as cur:
+                gate.append_results(cur, run, [gate.data_docs_result(problem)], {}, stage="dq_aggregates")
+                add_data_docs_alert(cur, run, problem)
+            conn.commit()
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return out
+
+
+def add_data_docs_alert(cur, run: Run, problem: str) -> None:
+    """The alert ``data_docs`` for the aggregates' Data Docs, unless the gate's raised it already."""
+    from psycopg import sql
+
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} (alert, severity, scope, value, threshold, message)"
+            " SELECT 'data_docs', 'warning', 'data_docs', NULL, NULL, %s"
+            " WHERE NOT EXISTS (SELECT FROM {t} WHERE alert = 'data_docs')"
+        ).format(t=run.table("alerts")),
+        (problem[:300],),
+    )
 
 
 def read_kpis(conn, run: Run) -> dict:
@@ -318,7 +348,12 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
     row_counts = {
         t: {k: v for k, v in (r or {}).items() if k != "seconds"} for t, r in upstream.items() if t != "validate"
     }
+    from include.customer_performance.load.analytics_db import PARTITION_TABLES, RUN_TABLES
+    from include.customer_performance.load.bi_api import check_inputs
+
     with analytics(cfg) as conn:
+        with conn.cursor() as cur:  # before anything is replaced: every staged table it publishes
+            check_inputs(cur, run, ("kpis", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts)))
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
             locks = LockPolicy(cfg.publish_lock_timeout_seconds, cfg.publish_lock_attempts)
@@ -381,12 +416,20 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
         with conn.cursor() as cur:
             check_inputs(cur, run, ("kpis", "customer_metrics", "regional_summary", "dq_results", "dq_aggregates"))
         folder = export_dir(run, cfg)
-        files = write_csvs(conn, run, folder, include_pii=cfg.export_pii)
-        kpis = read_kpis(conn, run)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
-        out = {"files": files, "emailed": email, "why": why, "recipients": 0, "attached": [], "linked": []}
-        if email:
-            with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
+        with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
+            # the email attaches this run's own copies of the files
+            files = write_csvs(conn, run, folder, include_pii=cfg.export_pii, copies=Path(tmp) if email else None)
+            kpis = read_kpis(conn, run)
+            out = {
+                "files": {k: {"path": f["path"], "rows": f["rows"]} for k, f in files.items()},
+                "emailed": email,
+                "why": why,
+                "recipients": 0,
+                "attached": [],
+                "linked": [],
+            }
+            if email:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
                 body = summary_html(run, kpis, files, linked)
@@ -402,12 +445,12 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
                     attached,
                     resend=resend,
                 )
-            out.update(
-                recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked, message=sent
-            )
-            log.info("the export for %s is emailed to %s: %s", run.period, ", ".join(cfg.email_to), why)
-        else:
-            log.info("CSV files written, not emailed: %s", why)
+                out.update(
+                    recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked, message=sent
+                )
+                log.info("the export for %s is emailed to %s: %s", run.period, ", ".join(cfg.email_to), why)
+            else:
+                log.info("CSV files written, not emailed: %s", why)
         n = sum(f["rows"] for f in files.values())
         delivered = {"csv_export": {"files": {k: f["path"] for k, f in files.items()}, "rows": n}}
         if email:

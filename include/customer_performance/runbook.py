@@ -296,8 +296,9 @@ def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ
     if kind == DELIVERY_UNCONFIRMED:
         return kind, (
             "An earlier try may have sent the email: the relay's answer never came. Nothing was sent again. Find"
-            " the Message-ID of the error in the relay's log or an inbox: arrived, mark this task successful; not"
-            " arrived, clear this task (that try sends it, once). Not retried."
+            " the Message-ID of the error in the relay's log or an inbox. Arrived: run the error's"
+            " `email-delivery ... --confirm` command, then mark this task successful. Not arrived: the same with"
+            " `--resend`, then clear this task (it sends once, with the same Message-ID). Not retried."
         )
     if kind == CONFIGURATION:
         return kind, (

@@ -12,6 +12,7 @@ object stores publish an object only when its upload completes.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import html
@@ -115,10 +116,12 @@ def check_location(location: str, create: bool = False):
     return root
 
 
-def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, dict]:
+def write_csvs(conn, run: Run, folder, include_pii: bool = False, copies: Path | None = None) -> dict[str, dict]:
     """Stream each staged table into its CSV file under ``folder`` (an ``ObjectStoragePath`` inside
     a checked export location) with COPY; returns ``{name: {path, rows}}``. A local file is written
-    under a name of its own (two runs or tries at once never share it), then renamed over the file."""
+    under a name of its own (two runs or tries at once never share it), then renamed over the file.
+    With ``copies`` (a local folder), each file is also written there (``copy``: what the email
+    attaches is this run's own file, whatever another run does to the export location meanwhile)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     with conn.cursor() as cur:
@@ -129,10 +132,16 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, d
             query = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
                 export_select(cur, run, stages, order, include_pii)
             )
+            copy_path = copies / filename if copies is not None else None
             try:
-                with target.open("wb") as fh, cur.copy(query) as copy:
-                    for block in copy:
-                        fh.write(block)
+                with contextlib.ExitStack() as files:
+                    fh = files.enter_context(target.open("wb"))
+                    mine = files.enter_context(copy_path.open("wb")) if copy_path else None
+                    with cur.copy(query) as copy:
+                        for block in copy:
+                            fh.write(block)
+                            if mine:
+                                mine.write(block)
             except BaseException:
                 if target != path:
                     target.unlink(missing_ok=True)  # a full disk leaves no half file behind
@@ -140,6 +149,8 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False) -> dict[str, d
             if target != path:
                 target.replace(path)  # readers never see a half-written file
             out[name] = {"path": display(path), "rows": cur.rowcount}
+            if copy_path:
+                out[name]["copy"] = str(copy_path)
     return out
 
 
@@ -148,22 +159,29 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
 
     Under the limit, the CSV files are attached as they are; over it, they are gzip-compressed
     next to the originals (in the export location) and attached if that fits; otherwise the
-    compressed files are linked, not attached. Files to attach are copied into ``workdir`` (the
-    SMTP hook attaches local files). Returns ``(local paths to attach, export paths to link)``.
+    compressed files are linked, not attached. A file's run-private ``copy`` (write_csvs) is what
+    is read when there is one; other files to attach are copied into ``workdir`` (the SMTP hook
+    attaches local files). Returns ``(local paths to attach, export paths to link)``.
     """
-    paths = [storage_path(f["path"]) for f in files.values()]
+    exports = [storage_path(f["path"]) for f in files.values()]
+    paths = [storage_path(f["copy"]) if f.get("copy") else p for f, p in zip(files.values(), exports, strict=True)]
     if sum(p.size() for p in paths) > limit_bytes:
         compressed = []
-        for path in paths:
-            target = path.parent / (path.name + ".gz")
-            part = path.parent / f".{path.name}.gz.{uuid.uuid4().hex[:12]}.part" if is_local(path) else target
-            with (
-                path.open("rb") as src,
-                part.open("wb") as raw,
-                # level 1: three times faster than the default 6 on these files for a quarter more bytes
-                gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=1, mtime=0) as dst,
-            ):
-                shutil.copyfileobj(src, dst, length=1 << 20)
+        for path, export in zip(paths, exports, strict=True):
+            target = export.parent / (export.name + ".gz")
+            part = export.parent / f".{export.name}.gz.{uuid.uuid4().hex[:12]}.part" if is_local(export) else target
+            try:
+                with (
+                    path.open("rb") as src,
+                    part.open("wb") as raw,
+                    # level 1: three times faster than the default 6 on these files for a quarter more bytes
+                    gzip.GzipFile(filename=export.name, mode="wb", fileobj=raw, compresslevel=1, mtime=0) as dst,
+                ):
+                    shutil.copyfileobj(src, dst, length=1 << 20)
+            except BaseException:
+                if part != target:
+                    part.unlink(missing_ok=True)
+                raise
             if part != target:
                 part.replace(target)
             compressed.append(target)
@@ -235,9 +253,53 @@ REFUSED = ("SMTPRecipientsRefused", "SMTPSenderRefused", "SMTPDataError", "SMTPN
 def message_id(run: Run, sender: str) -> str:
     """The Message-ID of the run's email for its month, the same for every try: a resend is the
     same message to a mail client, and recognisable as one to a reader."""
+    from email.utils import parseaddr
+
     digest = hashlib.sha256(f"{run.run_id}|{run.period.report_month}".encode()).hexdigest()[:32]
-    domain = sender.rpartition("@")[2] or "customer-performance.invalid"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "customer-performance.invalid"
     return f"<customer-performance.{digest}@{domain}>"
+
+
+DELIVERIES = "email_deliveries"
+
+
+def _claim(cur, schema: str, key: tuple) -> tuple | None:
+    """The delivery record of ``key`` (run id, month) under the key's lock (held to the commit),
+    as ``(state, attempts, sent_at)``: two tries of one run never both decide to send."""
+    from include.customer_performance.migrations import migrate
+
+    migrate(cur, schema)
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:email:{key[0]}:{key[1]}",))
+    cur.execute(
+        sql.SQL("SELECT state, attempts, sent_at FROM {} WHERE run_id = %s AND report_month = %s FOR UPDATE").format(
+            sql.Identifier(schema, DELIVERIES)
+        ),
+        key,
+    )
+    return cur.fetchone()
+
+
+def set_delivery_state(cur, schema: str, run_id: str, month, state: str) -> int:
+    """Set a delivery record's state (the CLI's ``email-delivery --confirm`` / ``--resend``)."""
+    cur.execute(
+        sql.SQL("UPDATE {} SET state = %s WHERE run_id = %s AND report_month = %s").format(
+            sql.Identifier(schema, DELIVERIES)
+        ),
+        (state, run_id, month),
+    )
+    return cur.rowcount
+
+
+def _unconfirmed(run: Run, mid: str, to: list[str]) -> AmbiguousDeliveryError:
+    month = f"{run.period.report_month:%Y-%m}"
+    return AmbiguousDeliveryError(
+        f"an earlier try of this run began sending the email for {run.period} (Message-ID {mid}, to"
+        f" {', '.join(to)}) and never learned whether the relay accepted it (its reply was lost or the task"
+        " died); it is not sent again by itself. Look for that Message-ID in the relay's log or an inbox."
+        " Arrived: `python -m include.customer_performance email-delivery --run-id"
+        f" '{run.run_id}' --month {month} --confirm`, then mark this task successful. Not arrived: the same"
+        " with --resend, then clear this task: it sends once more, with the same Message-ID."
+    )
 
 
 def deliver(
@@ -260,60 +322,63 @@ def deliver(
 
     - ``sent``: sends nothing, answers what was sent (a task killed after the send);
     - ``sending``: the earlier try cannot have known whether the relay took the message (its reply
-      was lost, or the task died mid-send). It is marked ``unconfirmed`` and this try fails,
-      not retried, naming the Message-ID, unless ``resend`` (the run's param ``resend_email``);
-    - ``unconfirmed``: only an operator starts a try after that failure (Airflow does not retry
-      it): the operator asked, the message is sent again, with the same Message-ID.
+      was lost, or the task died mid-send). It is marked ``unconfirmed`` and this try fails, not
+      retried, naming the Message-ID;
+    - ``unconfirmed``: fails the same way until the operator says what happened: ``--confirm``
+      (it arrived: ``sent``) or ``--resend`` (``resend``: the next try sends again, with the same
+      Message-ID), with the CLI's ``email-delivery``;
+    - with ``resend`` (the run's param ``resend_email``), ``sending`` and ``unconfirmed`` are sent again.
 
-    A refusal by the relay (recipients, sender or data refused) proves nothing was accepted: the
-    record is removed and the error raised for a retry. Returns ``{state, message_id, attempts}``.
+    A refusal by the relay (recipients, sender or data refused) proves this try's message was not
+    accepted: the record is removed (or left ``unconfirmed`` if an earlier try may have sent one)
+    and the error raised for a retry. Returns ``{state, message_id, attempts, already}``.
     """
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    from include.customer_performance.migrations import migrate
-
     key = (run.run_id, run.period.report_month)
-    table = sql.Identifier(schema, "email_deliveries")
+    table = sql.Identifier(schema, DELIVERIES)
     where = sql.SQL(" WHERE run_id = %s AND report_month = %s")
-
-    def set_state(cur, state: str) -> None:
-        cur.execute(sql.SQL("UPDATE {} SET state = %s").format(table) + where, (state, *key))
-
     mid = message_id(run, sender)
+
+    def decide(cur) -> dict | None:
+        """None: send; else what to answer. Raises when it must not send."""
+        found = _claim(cur, schema, key)
+        if found and found[0] == "sent":
+            log.info(
+                "the email of this run for %s was sent already (%s at %s): not sent again", run.period, mid, found[2]
+            )
+            return {"state": "sent", "message_id": mid, "attempts": found[1], "already": True}
+        if found and found[0] in ("sending", "unconfirmed") and not resend:
+            set_delivery_state(cur, schema, *key, "unconfirmed")
+            return {"state": "unconfirmed"}
+        return None
+
     with conn.cursor() as cur:
-        migrate(cur, schema)
-        cur.execute(
-            sql.SQL("SELECT state, attempts, sent_at FROM {}").format(table) + where,
-            key,
-        )
-        found = cur.fetchone()
-        if found and found[0] == "sending" and not resend:
-            set_state(cur, "unconfirmed")
+        answer = decide(cur)
     conn.commit()
-    if found and found[0] == "sent":
-        log.info("the email of this run for %s was sent already (%s at %s): not sent again", run.period, mid, found[2])
-        return {"state": "sent", "message_id": mid, "attempts": found[1], "already": True}
-    if found and found[0] == "sending" and not resend:
-        raise AmbiguousDeliveryError(
-            f"an earlier try of this run began sending the email for {run.period} (Message-ID {mid}, to"
-            f" {', '.join(to)}) and did not learn whether the relay accepted it (its reply was lost or the task"
-            " died); it is not sent again by itself. Look for that Message-ID in the relay's log or an inbox: if"
-            " it arrived, mark this task successful; if not, clear this task: the try after this failure sends"
-            " it again, with the same Message-ID."
-        )
+    if answer and answer["state"] == "unconfirmed":
+        raise _unconfirmed(run, mid, to)
+    if answer:
+        return answer
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:  # a relay that is down fails here: nothing sent
         with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO {} (run_id, report_month, message_id, state, recipients, subject)"
-                    " VALUES (%s, %s, %s, 'sending', %s, %s) ON CONFLICT (run_id, report_month) DO UPDATE"
-                    " SET state = 'sending', attempts = {}.attempts + 1, recipients = EXCLUDED.recipients,"
-                    " subject = EXCLUDED.subject, started_at = now() RETURNING attempts"
-                ).format(table, table),
-                (*key, mid, json.dumps(to), subject),
-            )
-            attempts = cur.fetchone()[0]
+            answer = decide(cur)  # again, under the lock: another try may have come and gone meanwhile
+            if answer is None:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (run_id, report_month, message_id, state, recipients, subject)"
+                        " VALUES (%s, %s, %s, 'sending', %s, %s) ON CONFLICT (run_id, report_month) DO UPDATE"
+                        " SET state = 'sending', attempts = {}.attempts + 1, recipients = EXCLUDED.recipients,"
+                        " subject = EXCLUDED.subject, started_at = now() RETURNING attempts"
+                    ).format(table, table),
+                    (*key, mid, json.dumps(to), subject),
+                )
+                attempts = cur.fetchone()[0]
         conn.commit()  # the record exists before the relay sees a byte
+        if answer and answer["state"] == "unconfirmed":
+            raise _unconfirmed(run, mid, to)
+        if answer:
+            return answer
         if attempts > 1:
             log.warning("sending the email for %s again (try %s, the same Message-ID %s)", run.period, attempts, mid)
         try:
@@ -331,7 +396,7 @@ def deliver(
                     if attempts == 1:
                         cur.execute(sql.SQL("DELETE FROM {}").format(table) + where, key)
                     else:  # whether an earlier try's message arrived is still unknown
-                        set_state(cur, "unconfirmed")
+                        set_delivery_state(cur, schema, *key, "unconfirmed")
                 conn.commit()
             raise
     with conn.cursor() as cur:

@@ -227,7 +227,7 @@ def publish(cur, run: Run, schema: str, retention_months: int = 24, locks: LockP
     migrate(cur, schema)
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
     # from here on no lock is waited for longer than the timeout (the month's lock above may wait)
-    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(locks.timeout * 1000)}ms",))
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(locks.timeout * 1000))}ms",))
     loaded, built = {}, {}
     for table, stage in PARTITION_TABLES.items():
         loaded[table], built[table] = _with_lock_retry(
@@ -235,6 +235,12 @@ def publish(cur, run: Run, schema: str, retention_months: int = 24, locks: LockP
         )
 
     def swap() -> None:
+        # every lock of the swap first, in one statement: nothing below waits, so readers queue
+        # behind the swap only while it takes them (at most the timeout per table) and runs
+        parents = sql.SQL(", ").join(
+            sql.Identifier(schema, t) for t in (*PARTITION_TABLES, *RUN_TABLES, "pipeline_runs")
+        )
+        cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(parents))
         for table, stages in RUN_TABLES.items():
             part = ensure_partition(cur, schema, table, run)
             cur.execute(sql.SQL("DELETE FROM {} WHERE period_end = %s").format(part), (run.period.end,))

@@ -1,20 +1,22 @@
 """Push the period's results to the BI tool's push-dataset API, exactly once per month.
 
 The push is a versioned write (the contract in ``dev/bi_api.py``, README "BI push contract"):
-each try opens a fresh version (``<run key>-<random>``), sends every configured table
-(``bi_tables``) of the dataset (``bi_dataset``) as numbered batches of at most ``bi_batch_rows``
-rows (``PUT .../batches/<n>``: a batch sent twice after a lost reply is kept once), then publishes
-the version with the row and batch counts it must hold: the API makes it the month's current
-version and drops every other one in one step. Readers see the previous complete month until the
-publish, the new complete month after it; a batch of an earlier, killed try that lands late goes
-to a superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
+each try opens a fresh version (``<run key>-<random>``; opening it supersedes the open version of
+an earlier, killed try), sends every configured table (``bi_tables``) of the dataset
+(``bi_dataset``) as numbered batches of at most ``bi_batch_rows`` rows (``PUT .../batches/<n>``: a
+batch sent twice after a lost reply is kept once), then publishes the version with the row and
+batch counts it must hold: the API makes it current for its tables and drops every other version
+of the month in one step. Readers see the previous complete month until the publish, the new
+complete month after it; a batch or publish of an earlier, killed try that lands late goes to a
+superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
 table's columns (README, "BI push payloads").
 
 Pushes of one month to one dataset take turns (a session advisory lock in the analytics database,
 held for the whole push, released by PostgreSQL if the task dies), and a push checks its inputs
-(the run's staged tables, one KPI row) before it sends anything. Rows stream from the staged tables
-through a server-side cursor; one batch is in memory at a time. The push only reads the analytics
-database, so a failed push changes nothing there and the task can be retried alone.
+(the run's staged tables, one KPI row) before it sends anything. Each table is read whole (they are
+aggregates, thousands of rows at most) in one short statement, so no transaction is open while the
+API is called. The push only reads the analytics database, so a failed push changes nothing there
+and the task can be retried alone.
 """
 
 from __future__ import annotations
@@ -70,14 +72,14 @@ def check_inputs(cur, run: Run, stages: tuple[str, ...] = STAGES) -> None:
     if missing:
         raise MissingStageError(
             f"the staged table(s) {', '.join(missing)} of run {run.run_id} ({run.period}) are gone (staged tables"
-            " are kept for staging_retention_days); nothing was sent. Clear the run from extract tasks"
+            " are kept for staging_retention_days); nothing was delivered. Clear the run from extract tasks"
             " (with downstream) to rebuild them, or trigger a new run for the month."
         )
     if "kpis" in stages:
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("kpis")))
         n = cur.fetchone()[0]
         if n != 1:
-            raise MissingStageError(f"{run.table_name('kpis')} holds {n} rows, not 1; nothing was sent")
+            raise MissingStageError(f"{run.table_name('kpis')} holds {n} rows, not 1; nothing was delivered")
 
 
 def month_lock(cur, key: str) -> None:
@@ -102,15 +104,17 @@ def push(
     stages = {name: run.table(name) for name in STAGES}
     key = f"customer_performance:bi:{dataset}:{month}"
     conn.commit()  # the session's settings, nothing else: the push only reads
-    was, conn.autocommit = conn.autocommit, True  # a session lock: no transaction stays open while we send
+    was, conn.autocommit = conn.autocommit, True  # a session lock; each read is its own short statement
     with conn.cursor() as cur:
         month_lock(cur, key)
         try:
             check_inputs(cur, run)
             version = f"{run.key}-{uuid.uuid4().hex[:8]}"
+            # opening supersedes any open version of an earlier, killed try: its late requests are refused
+            client.request("POST", f"/datasets/{dataset}/versions/{version}", json={"report_month": month})
             counts = {}
             for table in tables:
-                counts[table] = _send_table(conn, client, dataset, version, table, stages, month, batch_rows)
+                counts[table] = _send_table(cur, client, dataset, version, table, stages, month, batch_rows)
             client.request(
                 "POST",
                 f"/datasets/{dataset}/versions/{version}/publish",
@@ -124,20 +128,21 @@ def push(
     return sent
 
 
-def _send_table(conn, client, dataset: str, version: str, table: str, stages, month: str, batch_rows: int) -> dict:
+def _send_table(cur, client, dataset: str, version: str, table: str, stages, month: str, batch_rows: int) -> dict:
+    """One table's rows, read whole (the BI tables are aggregates: thousands of rows at most) so that
+    no transaction stays open across the HTTP calls, then sent in numbered batches."""
     path = f"/datasets/{dataset}/versions/{version}/tables/{table}/batches"
-    n = batches = 0
-    with conn.transaction(), conn.cursor(name=f"bi_{table}") as cur:
-        cur.itersize = batch_rows
-        cur.execute(sql.SQL(BI_TABLES[table]).format(**stages))
-        names = None
-        while batch := cur.fetchmany(batch_rows):
-            names = names or [d.name for d in cur.description]
-            rows = [
-                {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}} for row in batch
-            ]
-            client.request("PUT", f"{path}/{batches}", json={"report_month": month, "rows": rows})
-            n += len(rows)
-            batches += 1
-    log.info("sent %s rows in %s batches to BI table %s/%s (version %s)", n, batches, dataset, table, version)
-    return {"rows": n, "batches": batches}
+    cur.execute(sql.SQL(BI_TABLES[table]).format(**stages))
+    names = [d.name for d in cur.description]
+    rows = [
+        {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}}
+        for row in cur.fetchall()
+    ]
+    batches = 0
+    for start in range(0, len(rows), batch_rows):
+        client.request(
+            "PUT", f"{path}/{batches}", json={"report_month": month, "rows": rows[start : start + batch_rows]}
+        )
+        batches += 1
+    log.info("sent %s rows in %s batches to BI table %s/%s (version %s)", len(rows), batches, dataset, table, version)
+    return {"rows": len(rows), "batches": batches}

@@ -8,7 +8,7 @@ CREATE TABLE {schema}.email_deliveries (
     run_id text NOT NULL,
     report_month date NOT NULL,
     message_id text NOT NULL,
-    state text NOT NULL CHECK (state IN ('sending', 'unconfirmed', 'sent')),
+    state text NOT NULL CHECK (state IN ('sending', 'unconfirmed', 'resend', 'sent')),
     recipients jsonb NOT NULL,
     subject text NOT NULL,
     attempts integer NOT NULL DEFAULT 1,
