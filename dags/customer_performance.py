@@ -10,9 +10,10 @@ from include.customer_performance import pipeline
 from include.customer_performance.config import settings
 from include.customer_performance.notify import deadline_alert, failure_notifiers
 from include.customer_performance.retry import API_RETRY_POLICY, NO_RETRY_ON_BAD_DATA
-from include.customer_performance.runbook import RUNBOOK, TASKS
+from include.customer_performance.runbook import DELIVER, RUNBOOK, TASKS
 
 cfg = settings()
+TASKS_BEFORE_DESTINATIONS = [t for t, doc in TASKS.items() if doc.kind != DELIVER]
 
 
 def task_args(task_id: str, **kwargs) -> dict:
@@ -83,62 +84,60 @@ def task_args(task_id: str, **kwargs) -> dict:
     tags=["customer-performance", "analytics"],
 )
 def customer_performance():
+    # Tasks exchange data through staged tables only (pipeline.py); XCom carries each task's
+    # counts for the run record, which only the load reads. So the tasks take no data arguments and
+    # are wired with >>; each calls its own function of pipeline.py.
     @task(**task_args("extract_customer_db", pool=cfg.customer_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA))
     def extract_customer_db() -> dict:
-        return pipeline.execute("extract_customer_db")
+        return pipeline.execute(pipeline.extract_customer_db)
 
     @task(**task_args("extract_crm_api", pool=cfg.crm_api_conn_id, retry_policy=API_RETRY_POLICY))
     def extract_crm_api() -> dict:
-        return pipeline.execute("extract_crm_api")
+        return pipeline.execute(pipeline.extract_crm_api)
 
     @task(**task_args("extract_sales_db", pool=cfg.sales_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA))
     def extract_sales_db() -> dict:
-        return pipeline.execute("extract_sales_db")
+        return pipeline.execute(pipeline.extract_sales_db)
 
     @task(**task_args("filter_period", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def filter_period(customer_db: dict, crm_api: dict, sales_db: dict) -> dict:
-        return pipeline.execute("filter_period")
+    def filter_period() -> dict:
+        return pipeline.execute(pipeline.filter_period)
 
     @task(**task_args("calculate", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def calculate(filtered: dict) -> dict:
-        return pipeline.execute("calculate")
+    def calculate() -> dict:
+        return pipeline.execute(pipeline.calculate)
 
     @task(**task_args("validate", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def validate(metrics: dict, ti=None) -> dict:
+    def validate(ti=None) -> dict:
         # a second try (a retry, or a clear after fixing the data) recomputes the metrics first
-        return pipeline.execute("validate", rerun=ti.try_number > 1)
+        return pipeline.execute(pipeline.validate, rerun=ti.try_number > 1)
 
     @task(**task_args("aggregate", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def aggregate(quality: dict) -> dict:
-        return pipeline.execute("aggregate")
+    def aggregate() -> dict:
+        return pipeline.execute(pipeline.aggregate)
 
     @task(**task_args("load_analytics_db", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def load_analytics_db(aggregates: dict, quality: dict, ti=None) -> dict:
-        upstream = {
-            t: ti.xcom_pull(task_ids=t)
-            for t in TASKS
-            if t not in ("load_analytics_db", "push_bi_api", "email_csv_export")
-        }
-        return pipeline.execute("load_analytics_db", upstream=upstream)
+    def load_analytics_db(ti=None) -> dict:
+        # the run record gathers every task's result before the destinations
+        upstream = {t: ti.xcom_pull(task_ids=t) for t in TASKS_BEFORE_DESTINATIONS}
+        return pipeline.execute(pipeline.load_analytics_db, upstream=upstream)
 
     @task(**task_args("push_bi_api", retry_policy=API_RETRY_POLICY))
-    def push_bi_api(aggregates: dict) -> dict:
-        return pipeline.execute("push_bi_api")
+    def push_bi_api() -> dict:
+        return pipeline.execute(pipeline.push_bi_api)
 
     @task(**task_args("email_csv_export", retry_policy=NO_RETRY_ON_BAD_DATA))
-    def email_csv_export(aggregates: dict, dag_run=None, params=None) -> dict:
+    def email_csv_export(dag_run=None, params=None) -> dict:
         return pipeline.execute(
-            "email_csv_export",
+            pipeline.email_csv_export,
             manual=dag_run is not None and dag_run.run_type == "manual",
             resend=bool((params or {}).get("resend_email")),
         )
 
-    filtered = filter_period(extract_customer_db(), extract_crm_api(), extract_sales_db())
-    quality = validate(calculate(filtered))
-    aggregates = aggregate(quality)
-    load_analytics_db(aggregates, quality)
-    push_bi_api(aggregates)
-    email_csv_export(aggregates)
+    gate, load = validate(), load_analytics_db()
+    [extract_customer_db(), extract_crm_api(), extract_sales_db()] >> filter_period() >> calculate() >> gate
+    gate >> aggregate() >> [load, push_bi_api(), email_csv_export()]
+    gate >> load  # the load records the gate's summary
 
 
 customer_performance()

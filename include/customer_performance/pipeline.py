@@ -37,21 +37,21 @@ def current_run(cfg: Settings | None = None) -> Run:
     )
 
 
-def execute(task_id: str, **kwargs) -> dict:
-    """Run the task function ``task_id`` of this module for the current DAG run. Its result (for
-    XCom) gains the wall time in ``seconds``; a failure is logged in two short records, what failed
-    and then what to do about that kind of error (runbook.advice, with when Airflow retries), then
-    raised for Airflow to retry or fail."""
+def execute(task, **kwargs) -> dict:
+    """Run the task function ``task`` (one of this module's, named as its DAG task) for the current
+    DAG run. Its result (for XCom) gains the wall time in ``seconds``; a failure is logged in two
+    short records, what failed and then what to do about that kind of error (runbook.advice, with
+    when Airflow retries), then raised for Airflow to retry or fail."""
     from include.customer_performance.runbook import advice
 
     cfg = settings()
     run = current_run(cfg)
     t0 = time.monotonic()
     try:
-        out = TASK_FUNCTIONS[task_id](run, cfg, **kwargs)
+        out = task(run, cfg, **kwargs)
     except Exception as exc:
-        log.error("%s failed for %s (run %s): %s: %s", task_id, run.period, run.run_id, type(exc).__name__, exc)
-        kind, text = advice(exc, task_id, retry_of(exc))
+        log.error("%s failed for %s (run %s): %s: %s", task.__name__, run.period, run.run_id, type(exc).__name__, exc)
+        kind, text = advice(exc, task.__name__, retry_of(exc))
         log.error("What to do (%s): %s", kind, text)
         raise
     return {**out, "seconds": round(time.monotonic() - t0, 1)}
@@ -469,21 +469,3 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             delivered,
         )
     return out
-
-
-# The function behind each task of the DAG.
-TASK_FUNCTIONS = {
-    f.__name__: f
-    for f in (
-        extract_customer_db,
-        extract_crm_api,
-        extract_sales_db,
-        filter_period,
-        calculate,
-        validate,
-        aggregate,
-        load_analytics_db,
-        push_bi_api,
-        email_csv_export,
-    )
-}

@@ -1,0 +1,136 @@
+"""Row rules in one pass: the rows of a suite's table failing any of its row rules are flagged into
+``dq_flagged_<suite>_<run>`` (with the rules they fail), the table GX judges each rule on and the
+quarantine copies from; ``vld_<dataset>`` views leave the rows the warning rules reject out of the
+metrics; ``dq_quarantine_<suite>_<run>`` keeps them, with rule, reason and run."""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg import sql
+
+from include.customer_performance.quality.report import CheckResult
+from include.customer_performance.quality.suites import WARNING, Check, Suite
+from include.customer_performance.staging import Run, drop_relation
+
+log = logging.getLogger(__name__)
+
+
+def suite_checks(suite: Suite, run: Run | None = None, cur=None) -> tuple[Check, ...]:
+    """The suite's checks, plus (given the run and a cursor) a critical rule against NaN and
+    Infinity for each numeric column of its staged table (quality/outcome.py)."""
+    if run is None or cur is None:
+        return suite.checks
+    from include.customer_performance.quality.outcome import finite_rules
+
+    return (*suite.checks, *finite_rules(cur, run, suite))
+
+
+def _templates(run: Run) -> dict[str, str]:
+    return {
+        "batch": "{batch}",  # left for GX to fill in
+        "customers": run.table("flt_customers").as_string(None),
+        "metrics": run.table("customer_metrics").as_string(None),
+        "rates": run.table("fx_rates").as_string(None),
+        "period_start": f"'{run.period.start.isoformat()}'",
+        "period_end": f"'{run.period.end.isoformat()}'",
+    }
+
+
+def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
+    """``dq_flagged_<suite>``: the rows of the suite's table failing any of its row rules, each
+    with ``failed_rules`` (text[]); one pass, each rule's subqueries computed once."""
+    src = run.table(suite.stage)
+    target = run.table(f"dq_flagged_{suite.name}")
+    templates = {**_templates(run), "batch": src.as_string(cur)}
+    cases = [
+        sql.SQL("CASE WHEN coalesce((" + c.bad_rows.format(**templates) + "), false) THEN {} END").format(
+            sql.Literal(c.rule)
+        )
+        for c in checks
+        if c.bad_rows
+    ]
+    drop_relation(cur, target)
+    cur.execute(
+        sql.SQL(
+            "CREATE UNLOGGED TABLE {target} AS SELECT * FROM"
+            # OFFSET 0 keeps the subquery whole: pulled up, each rule (and its subqueries) would be
+            # evaluated twice, once for failed_rules and once for the WHERE
+            " (SELECT t.*, array_remove(ARRAY[{cases}]::text[], NULL) AS failed_rules FROM {src} AS t OFFSET 0) AS f"
+            " WHERE cardinality(failed_rules) > 0"
+        ).format(target=target, src=src, cases=sql.SQL(", ").join(cases) if cases else sql.SQL("NULL"))
+    )
+    return target
+
+
+def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = None) -> sql.Composed | None:
+    """Flag the suite's rows (see flag_rows) and commit: GX reads through its own connection."""
+    row_rules = tuple(c for c in checks or suite_checks(suite, run, cur) if c.bad_rows)
+    flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
+    cur.connection.commit()
+    return flagged
+
+
+def _flag(conn, run: Run, suite: Suite) -> sql.Composed | None:
+    with conn.cursor() as cur:
+        return flag_suite(cur, run, suite)
+
+
+def warning_predicates(cur, run: Run, suite: Suite) -> list[tuple[Check, str]]:
+    """The suite's warning rules with their predicates bound to the run's tables."""
+    templates = {**_templates(run), "batch": run.table(suite.stage).as_string(cur)}
+    return [(c, c.bad_rows.format(**templates)) for c in suite.checks if c.severity == WARNING and c.bad_rows]
+
+
+def create_valid_views(cur, run: Run, suites: tuple[Suite, ...]) -> None:
+    """``vld_<dataset>``: the staged table without the rows any warning rule rejects. calculate
+    reads these, so the rows the gate quarantines never reach a metric; rebuilt on every call."""
+    for suite in suites:
+        src = run.table(suite.stage)
+        view = run.table(suite.stage.replace("flt_", "vld_", 1))
+        keep = " OR ".join(f"({p})" for _, p in warning_predicates(cur, run, suite)) or "false"
+        drop_relation(cur, view)
+        cur.execute(
+            sql.SQL("CREATE VIEW {} AS SELECT * FROM {} WHERE NOT coalesce(" + keep + ", false)").format(view, src)
+        )
+
+
+def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, ...]) -> dict[str, int]:
+    """Keep the rows failing a warning rule, with rule, reason and run, in ``dq_quarantine_<name>``
+    (a row failing two rules twice, once per rule), copied from the suite's flagged rows;
+    ``vld_<dataset>`` (see create_valid_views), which the metrics are computed from, leaves them
+    out. Rebuilt on every run of the gate."""
+    failed = {r.rule for r in results if r.severity == WARNING and r.failing_rows}
+    templates = _templates(run)
+    moved = {}
+    for suite in suites:
+        src = run.table(suite.stage)
+        flagged = run.table(f"dq_flagged_{suite.name}")
+        target = run.table(f"dq_quarantine_{suite.name}")
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+            " ORDER BY ordinal_position",
+            (run.schema, run.table_name(suite.stage)),
+        )
+        cols = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
+        drop_relation(cur, target)
+        cur.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {} AS SELECT *, NULL::text AS rule, NULL::text AS reason, NULL::text AS run_id,"
+                " NULL::timestamptz AS quarantined_at FROM {} WITH NO DATA"
+            ).format(target, src)
+        )
+        for check, _ in warning_predicates(cur, run, suite):
+            if check.rule not in failed:
+                continue
+            cur.execute(
+                sql.SQL("INSERT INTO {} SELECT {}, %s, %s, %s, now() FROM {} WHERE failed_rules @> ARRAY[%s]").format(
+                    target, cols, flagged
+                ),
+                (check.rule, f"{check.rule}: {check.bad_rows.format(**templates)}", run.run_id, check.rule),
+            )
+            moved[check.rule] = cur.rowcount
+    create_valid_views(cur, run, suites)
+    if moved:
+        log.warning("quarantined rows per rule: %s", moved)
+    return moved
