@@ -9,8 +9,11 @@ setup:
 demo: setup  ## seed July 2025, run the DAG end to end, print what reached each destination
 	@$(PY) dev/demo.py
 
-test: setup  ## lint (incl. Airflow 3 idioms) and every test, on the real databases and stand-ins
+SQL := include/customer_performance/sql include/customer_performance/migrations
+
+test: setup  ## lint (Python incl. Airflow 3 idioms, and the SQL) and every test, on the real databases and stand-ins
 	@.venv/bin/ruff check .
+	@.venv/bin/sqlfluff lint $(SQL) --processes 1
 	@$(PY) -m pytest
 
 airflow: setup  ## Airflow with a scheduler and UI on :8080, the package loaded, stand-ins running; Ctrl-C stops
@@ -23,8 +26,8 @@ backfill: setup  ## backfill months FROM..TO (YYYY-MM) on the Airflow `make airf
 report: setup  ## the executive dashboard of MONTH (default: the latest complete) from the local Airflow's analytics DB
 	@$(PY) dev/airflow_local.py report $(MONTH)
 
-lint: setup
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint: setup  ## ruff and sqlfluff (postgres dialect, .sqlfluff)
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/sqlfluff lint $(SQL) --processes 1
 
 format: setup
 	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .

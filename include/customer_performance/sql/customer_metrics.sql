@@ -6,7 +6,7 @@
 WITH source_present AS (
     -- a whole source empty for the period (an outage, not a quiet month) makes its parts NULL;
     -- asked of the per-customer tables, which have a row exactly when their source has one
-    SELECT EXISTS (SELECT 1 FROM {sessions}) AS activity, EXISTS (SELECT 1 FROM {crm}) AS crm
+    SELECT EXISTS (SELECT 1 FROM {sessions}) AS activity, EXISTS (SELECT 1 FROM {crm}) AS crm  -- noqa: CP03, LT01, LT06
 ),
 base AS (
     SELECT
@@ -87,7 +87,7 @@ contacts AS (
 cuts AS (
     SELECT s.share, c.revenue, c.customer_id
     FROM n
-    CROSS JOIN (VALUES ('pareto', %(pareto_top_share)s, true), ('vip', %(segment_vip_share)s, false))
+    CROSS JOIN (VALUES ('pareto', %(pareto_top_share)s, TRUE), ('vip', %(segment_vip_share)s, FALSE))
         AS s (share, fraction, of_buyers)
     CROSS JOIN LATERAL (
         SELECT revenue, customer_id FROM base
@@ -134,7 +134,8 @@ scored AS (
             0
         ))::numeric, 1) AS engagement_score
     FROM ranked AS r
-    OFFSET 0  -- computed once per row: inlined, each use of engagement_score would repeat it
+    -- OFFSET 0: computed once per row; inlined, each use of engagement_score would repeat it
+    OFFSET 0  -- noqa: AM09
 ),
 health AS (
     SELECT
@@ -153,7 +154,8 @@ health AS (
             0
         ))::numeric, 1) AS health_score
     FROM scored AS s
-    OFFSET 0  -- likewise for health_score, used five times below
+    -- likewise for health_score, used five times below
+    OFFSET 0  -- noqa: AM09
 )
 SELECT
     customer_id, name, email, status, region, country, state, crm_segment, registration_date,

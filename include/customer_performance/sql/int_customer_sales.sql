@@ -14,6 +14,6 @@ SELECT
     sum(tax_reporting) FILTER (WHERE status = 'completed') AS tax,
     min(order_date) FILTER (WHERE status = 'completed') AS first_purchase,
     max(order_date) FILTER (WHERE status = 'completed') AS last_purchase,
-    count(*) - count(DISTINCT (amount, currency, order_date)) AS probable_duplicates
+    count(*) - count(DISTINCT (amount, currency, order_date)) AS probable_duplicates  -- noqa: CP03, ST08, LT01, LT06
 FROM {transactions}
 GROUP BY customer_id

@@ -16,7 +16,7 @@
 --                      (fx.StaleRatesError); never counted as zero
 SELECT
     l.*,
-    false AS version_conflict,  -- set by int_transactions_latest
+    FALSE AS version_conflict,  -- set by int_transactions_latest
     r.fx_rate,
     round(l.amount * r.fx_rate, 2) AS amount_reporting,
     round(coalesce(l.discount_applied, 0) * r.fx_rate, 2) AS discount_reporting,

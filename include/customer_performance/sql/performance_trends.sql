@@ -13,7 +13,7 @@ WITH buckets AS (
     SELECT d::date AS day, d::date - %(period_start)s::date AS bit, b.grain, b.bucket_start
     FROM generate_series(%(period_start)s::timestamp, %(period_end)s::timestamp - interval '1 day', interval '1 day') AS d
     CROSS JOIN LATERAL (
-        VALUES ('day', d::date), ('week', d::date - (extract(isodow FROM d)::int - 1))
+        VALUES ('day', d::date), ('week', d::date - (extract(isodow FROM d)::int - 1))  -- noqa: CP01
     ) AS b (grain, bucket_start)
 ),
 bucket_masks AS (
@@ -93,9 +93,9 @@ scaffold AS (
     SELECT DISTINCT b.grain, b.bucket_start, r.region, r.overall
     FROM buckets AS b
     CROSS JOIN (
-        SELECT NULL::text AS region, true AS overall
+        SELECT NULL::text AS region, TRUE AS overall
         UNION ALL
-        SELECT DISTINCT region, false FROM {metrics}
+        SELECT DISTINCT region, FALSE FROM {metrics}
     ) AS r
 )
 SELECT
