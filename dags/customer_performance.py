@@ -9,7 +9,7 @@ from airflow.sdk import Param, dag, task
 from include.customer_performance import pipeline
 from include.customer_performance.config import settings
 from include.customer_performance.notify import deadline_alert, failure_notifiers
-from include.customer_performance.retry import API_RETRY_POLICY, NO_RETRY_ON_BAD_DATA
+from include.customer_performance.retry import plan
 from include.customer_performance.runbook import DELIVER, RUNBOOK, TASKS
 
 cfg = settings()
@@ -17,23 +17,24 @@ TASKS_BEFORE_DESTINATIONS = [t for t, doc in TASKS.items() if doc.kind != DELIVE
 
 
 def task_args(task_id: str, **kwargs) -> dict:
-    """Display name, documentation, retries and failure notification of a task, from the runbook."""
-    doc = TASKS[task_id]
-    retries = getattr(cfg, f"{doc.kind}_retries")
+    """Display name, documentation, retries (retry.plan: both layers, one declaration) and failure
+    notification of a task, from the runbook."""
+    doc, retry = TASKS[task_id], plan(task_id, cfg)
     return {
         "task_id": task_id,
         "task_display_name": doc.display_name,
         "doc_md": (
-            f"{doc.does}\n\n**When it fails:** {doc.on_failure}\n\n**Retries:** {retries}"
-            f" ({doc.kind} task), {cfg.retry_delay_seconds} s after the failed try; the log says when."
+            f"{doc.does}\n\n**When it fails:** {doc.on_failure}\n\n**Retries:** {retry.task_retries}"
+            f" ({doc.kind} task), {retry.delay_seconds} s after the failed try; the log says when."
             " Errors a retry cannot fix (credentials, bad data, configuration) are not retried."
         ),
-        "retries": retries,
-        "execution_timeout": pendulum.duration(minutes=getattr(cfg, f"{doc.kind}_timeout_minutes")),
+        "retries": retry.task_retries,
+        "execution_timeout": pendulum.duration(minutes=retry.timeout_minutes),
         # a fixed delay: Airflow's exponential backoff grows with the try number, which keeps counting
         # across clears, and adds jitter, so no one could say when the next try comes
-        "retry_delay": pendulum.duration(seconds=cfg.retry_delay_seconds),
+        "retry_delay": pendulum.duration(seconds=retry.delay_seconds),
         "retry_exponential_backoff": 0,
+        "retry_policy": retry.policy,
         "on_failure_callback": failure_notifiers(cfg, task_id),
         **kwargs,
     }
@@ -87,46 +88,46 @@ def customer_performance():
     # Tasks exchange data through staged tables only (pipeline.py); XCom carries each task's
     # counts for the run record, which only the load reads. So the tasks take no data arguments and
     # are wired with >>; each calls its own function of pipeline.py.
-    @task(**task_args("extract_customer_db", pool=cfg.customer_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("extract_customer_db", pool=cfg.customer_db_conn_id))
     def extract_customer_db() -> dict:
         return pipeline.execute(pipeline.extract_customer_db)
 
-    @task(**task_args("extract_crm_api", pool=cfg.crm_api_conn_id, retry_policy=API_RETRY_POLICY))
+    @task(**task_args("extract_crm_api", pool=cfg.crm_api_conn_id))
     def extract_crm_api() -> dict:
         return pipeline.execute(pipeline.extract_crm_api)
 
-    @task(**task_args("extract_sales_db", pool=cfg.sales_db_conn_id, retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("extract_sales_db", pool=cfg.sales_db_conn_id))
     def extract_sales_db() -> dict:
         return pipeline.execute(pipeline.extract_sales_db)
 
-    @task(**task_args("filter_period", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("filter_period"))
     def filter_period() -> dict:
         return pipeline.execute(pipeline.filter_period)
 
-    @task(**task_args("calculate", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("calculate"))
     def calculate() -> dict:
         return pipeline.execute(pipeline.calculate)
 
-    @task(**task_args("validate", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("validate"))
     def validate(ti=None) -> dict:
         # a second try (a retry, or a clear after fixing the data) recomputes the metrics first
         return pipeline.execute(pipeline.validate, rerun=ti.try_number > 1)
 
-    @task(**task_args("aggregate", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("aggregate"))
     def aggregate() -> dict:
         return pipeline.execute(pipeline.aggregate)
 
-    @task(**task_args("load_analytics_db", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("load_analytics_db"))
     def load_analytics_db(ti=None) -> dict:
         # the run record gathers every task's result before the destinations
         upstream = {t: ti.xcom_pull(task_ids=t) for t in TASKS_BEFORE_DESTINATIONS}
         return pipeline.execute(pipeline.load_analytics_db, upstream=upstream)
 
-    @task(**task_args("push_bi_api", retry_policy=API_RETRY_POLICY))
+    @task(**task_args("push_bi_api"))
     def push_bi_api() -> dict:
         return pipeline.execute(pipeline.push_bi_api)
 
-    @task(**task_args("email_csv_export", retry_policy=NO_RETRY_ON_BAD_DATA))
+    @task(**task_args("email_csv_export"))
     def email_csv_export(dag_run=None, params=None) -> dict:
         return pipeline.execute(
             pipeline.email_csv_export,

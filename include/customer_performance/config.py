@@ -47,13 +47,18 @@ class Settings:
     publish_lock_timeout_seconds: float = 2.0
     publish_lock_attempts: int = 30
 
-    # Failure handling. Retries per kind of task (runbook.TASKS says which kind each task is) after
-    # a retryable failure, each retry_delay_seconds after the failed try (the HTTP client has already
-    # retried with backoff inside the try); transforms run in our own database and retry once.
+    # Failure handling (both layers are read through retry.plan). Retries per kind of task
+    # (runbook.TASKS says which kind each task is) after a retryable failure, each
+    # retry_delay_seconds after the failed try; transforms run in our own database and retry once.
+    # Inside a try, each HTTP request is retried first: request_attempts attempts, backoff doubling
+    # from request_backoff_seconds, waits capped at request_max_wait_seconds.
     extract_retries: int = 3
     transform_retries: int = 1
     deliver_retries: int = 3
     retry_delay_seconds: int = 120
+    request_attempts: int = 5
+    request_backoff_seconds: float = 0.5
+    request_max_wait_seconds: float = 60.0
     # Who hears about a failed task (after its retries) and a run missing its deadline; empty: nobody.
     alert_email_to: tuple[str, ...] = ("data-oncall@example.com",)
     # Another Airflow notifier instead of the email: "package.module:factory", called with

@@ -194,7 +194,9 @@ def _upsert(cur, schema: str, rows, source: str, overwrite: bool) -> int:
     return cur.rowcount
 
 
-def fetch_source(conn_id: str, max_bytes: int, connect_timeout: float, read_timeout: float) -> tuple[str, bytes]:
+def fetch_source(
+    conn_id: str, max_bytes: int, connect_timeout: float, read_timeout: float, attempts: int = 3
+) -> tuple[str, bytes]:
     """The rates file from the connection ``conn_id`` (http: host, schema, optional password as a
     bearer token, extra ``path``); the ECB's public history when the connection is not defined."""
     from airflow.sdk import BaseHook
@@ -209,7 +211,7 @@ def fetch_source(conn_id: str, max_bytes: int, connect_timeout: float, read_time
     else:
         client = ApiClient.from_connection(conn_id)
         path = (conn.extra_dejson or {}).get("path", ECB_HISTORY_PATH)
-    client.connect_timeout, client.read_timeout, client.max_attempts = connect_timeout, read_timeout, 3
+    client.connect_timeout, client.read_timeout, client.max_attempts = connect_timeout, read_timeout, attempts
     client.session.headers["Accept"] = "*/*"
     import time
 
@@ -236,9 +238,17 @@ def refresh_rates(cur, schema: str, cfg, needed_through: date) -> Refresh:
     latest = _latest(cur, schema)
     if latest is not None and latest >= needed_through:
         return Refresh(f"connection {cfg.fx_rates_conn_id} (not needed: the table covers the period)", 0, latest)
+    from include.customer_performance.retry import plan
+
     max_bytes = cfg.fx_max_download_mb * 1024 * 1024
     try:
-        origin, raw = fetch_source(cfg.fx_rates_conn_id, max_bytes, cfg.crm_connect_timeout, cfg.crm_read_timeout)
+        origin, raw = fetch_source(
+            cfg.fx_rates_conn_id,
+            max_bytes,
+            cfg.crm_connect_timeout,
+            cfg.crm_read_timeout,
+            plan("calculate", cfg).request_attempts,  # the request layer of calculate's retries
+        )
         rows = parse_rates(raw, max_bytes, origin)
     except (AuthError, ConnectionConfigError):
         raise  # refused or malformed credentials: say so, not "stale rates" later

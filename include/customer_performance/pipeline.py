@@ -382,7 +382,9 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.load.bi_api import push
 
     t0 = time.monotonic()
-    client = ApiClient.from_connection(cfg.bi_api_conn_id)
+    from include.customer_performance.retry import plan
+
+    client = ApiClient.from_connection(cfg.bi_api_conn_id, **plan("push_bi_api", cfg).client_kwargs())
     with analytics(cfg) as conn:
         sent = push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows, cfg.bi_tables)
         n = sum(sent.values())

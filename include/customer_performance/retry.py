@@ -1,6 +1,20 @@
-"""Retry policies (Airflow 3.3): which failures a retry can fix and which it cannot."""
+"""How every task is retried, in one place: both layers, per kind of task.
+
+A task's failure is handled in two layers. Inside a try, an HTTP request (CRM, BI, rates source)
+is retried by the HTTP client: ``request_attempts`` attempts with exponential backoff from
+``request_backoff_seconds``, capped at ``request_max_wait_seconds``, on 5xx, 429 (honouring
+``Retry-After``) and network errors; never on 401/403. Then Airflow retries the task:
+``<kind>_retries`` times, ``retry_delay_seconds`` after the failed try, each try stopped after
+``<kind>_timeout_minutes`` (kind: extract, transform, deliver; runbook.TASKS says each task's),
+except for the errors a retry cannot fix (the task's policy below: bad data, configuration,
+refused credentials), which fail at once. ``plan(task_id, cfg)`` is what the DAG and the HTTP
+clients read; all the numbers are settings (config.py), overridable with
+``CUSTOMER_PERFORMANCE_*``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 
@@ -48,3 +62,46 @@ API_RETRY_POLICY = ExceptionRetryPolicy(
         *NO_RETRY_ON_BAD_DATA.rules,
     ]
 )
+
+# The tasks that call an API: their policy also refuses to retry refused credentials and
+# malformed pages. Every other task has NO_RETRY_ON_BAD_DATA.
+API_TASKS = ("extract_crm_api", "push_bi_api")
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """Both retry layers of one task."""
+
+    kind: str  # extract / transform / deliver
+    task_retries: int  # Airflow's retries of the task
+    delay_seconds: int  # between a failed try and the next (fixed, see the DAG's task_args)
+    timeout_minutes: int  # the longest a try may run (execution_timeout)
+    policy: ExceptionRetryPolicy  # the errors Airflow does not retry
+    request_attempts: int  # per HTTP request, inside a try
+    request_backoff_seconds: float
+    request_max_wait_seconds: float
+
+    def client_kwargs(self) -> dict:
+        """The HTTP client's retry arguments (http_client.ApiClient)."""
+        return {
+            "max_attempts": self.request_attempts,
+            "backoff": self.request_backoff_seconds,
+            "max_wait": self.request_max_wait_seconds,
+        }
+
+
+def plan(task_id: str, cfg) -> RetryPlan:
+    """The retry plan of ``task_id`` under the settings ``cfg``."""
+    from include.customer_performance.runbook import TASKS
+
+    kind = TASKS[task_id].kind
+    return RetryPlan(
+        kind=kind,
+        task_retries=getattr(cfg, f"{kind}_retries"),
+        delay_seconds=cfg.retry_delay_seconds,
+        timeout_minutes=getattr(cfg, f"{kind}_timeout_minutes"),
+        policy=API_RETRY_POLICY if task_id in API_TASKS else NO_RETRY_ON_BAD_DATA,
+        request_attempts=cfg.request_attempts,
+        request_backoff_seconds=cfg.request_backoff_seconds,
+        request_max_wait_seconds=cfg.request_max_wait_seconds,
+    )

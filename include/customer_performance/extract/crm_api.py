@@ -138,8 +138,13 @@ def iter_pages(client: ApiClient, start: datetime, end: datetime, page_size: int
 
 def extract_crm_api(run: Run, settings: Settings) -> dict[str, dict]:
     """Stream the period's interactions into staging, each page written with COPY as it arrives."""
+    from include.customer_performance.retry import plan
+
     client = ApiClient.from_connection(
-        settings.crm_api_conn_id, connect_timeout=settings.crm_connect_timeout, read_timeout=settings.crm_read_timeout
+        settings.crm_api_conn_id,
+        connect_timeout=settings.crm_connect_timeout,
+        read_timeout=settings.crm_read_timeout,
+        **plan("extract_crm_api", settings).client_kwargs(),  # the request layer of the task's retries
     )
     target = run.table(INTERACTIONS.name)
     start = datetime.combine(run.period.start, datetime.min.time())

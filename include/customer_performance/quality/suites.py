@@ -20,9 +20,10 @@ NaN and Infinity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from include.customer_performance.config import settings
+from include.customer_performance.metrics import SATISFACTION_MAX, SATISFACTION_MIN
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -52,8 +53,8 @@ class Check:
 
     rule: str
     expectation: str
-    kwargs: dict = field(default_factory=dict)
-    severity: str = CRITICAL
+    kwargs: dict
+    severity: str  # CRITICAL, WARNING or INFO: always written out where the rule is declared
     bad_rows: str | None = None  # SQL predicate of the offending rows, for row-level rules
     catches: str | None = None  # the generator's defect class this rule is there to catch
 
@@ -62,7 +63,7 @@ class Check:
         return self.kwargs.get("column")
 
 
-def rows_rule(rule: str, bad_rows: str, severity: str = INFO, column: str | None = None, catches=None) -> Check:
+def rows_rule(rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None) -> Check:
     """A row-level rule: the rows matching ``bad_rows`` are the failures."""
     kwargs = {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {bad_rows}"}
     if column:
@@ -88,16 +89,18 @@ CUSTOMERS = Suite(
     key="customer_id",
     not_empty=True,
     checks=(
-        Check("customers.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
+        Check("customers.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}, CRITICAL),
         Check(
             "customers.email.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "email", "mostly": REQUIRED_COMPLETENESS},
+            CRITICAL,
             catches="customers.null_email",
         ),
         rows_rule(
             "customers.email.format",
             f"email IS NOT NULL AND email !~ '{EMAIL_PATTERN}'",
+            INFO,
             column="email",
             catches="customers.bad_email",
         ),
@@ -111,6 +114,7 @@ CUSTOMERS = Suite(
         rows_rule(
             "customers.last_login.not_future",
             "last_login >= {period_end}",
+            INFO,
             column="last_login",
             catches="customers.future_last_login",
         ),
@@ -143,8 +147,14 @@ TRANSACTIONS = Suite(
             "transactions.amount.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "amount", "mostly": REQUIRED_COMPLETENESS},
+            CRITICAL,
         ),
-        Check("transactions.transaction_id.required", "ExpectColumnValuesToNotBeNull", {"column": "transaction_id"}),
+        Check(
+            "transactions.transaction_id.required",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "transaction_id"},
+            CRITICAL,
+        ),
         rows_rule(
             "transactions.order_date.in_period",
             "order_date < {period_start} OR order_date >= {period_end}",
@@ -157,6 +167,7 @@ TRANSACTIONS = Suite(
             "transactions.transaction_id.unique",
             'transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE "C" AS transaction_id'
             " FROM {batch} ORDER BY 1) AS sorted GROUP BY 1 HAVING count(*) > 1)",
+            INFO,
             column="transaction_id",
             catches="transactions.duplicate_id",
         ),
@@ -180,6 +191,7 @@ TRANSACTIONS = Suite(
         rows_rule(
             "transactions.updated_at.late_arriving",
             "updated_at >= {period_end}",
+            INFO,
             column="updated_at",
             catches="transactions.late_arriving",
         ),
@@ -190,6 +202,7 @@ TRANSACTIONS = Suite(
             ' (SELECT customer_id, amount, currency COLLATE "C" AS currency, order_date,'
             ' transaction_id COLLATE "C" AS transaction_id FROM {batch} ORDER BY 1, 2, 3, 4) AS sorted'
             " GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
+            INFO,
             catches="transactions.probable_duplicate",
         ),
         rows_rule(
@@ -217,10 +230,13 @@ INTERACTIONS = Suite(
     not_empty=True,
     volume=True,
     checks=(
-        Check("interactions.interaction_id.unique", "ExpectColumnValuesToBeUnique", {"column": "interaction_id"}),
+        Check(
+            "interactions.interaction_id.unique", "ExpectColumnValuesToBeUnique", {"column": "interaction_id"}, CRITICAL
+        ),
         rows_rule(
             "interactions.satisfaction.scale",
-            "satisfaction_score NOT BETWEEN 1 AND 10",
+            f"satisfaction_score NOT BETWEEN {SATISFACTION_MIN} AND {SATISFACTION_MAX}",
+            INFO,
             column="satisfaction_score",
             catches="interactions.satisfaction_out_of_range",
         ),
@@ -255,10 +271,11 @@ ACTIVITY = Suite(
     not_empty=True,
     volume=True,
     checks=(
-        Check("activity.session_id.unique", "ExpectColumnValuesToBeUnique", {"column": "session_id"}),
+        Check("activity.session_id.unique", "ExpectColumnValuesToBeUnique", {"column": "session_id"}, CRITICAL),
         rows_rule(
             "activity.duration.non_negative",
             "duration_minutes < 0",
+            INFO,
             column="duration_minutes",
             catches="activity.negative_duration",
         ),
@@ -271,12 +288,20 @@ CUSTOMER_METRICS = Suite(
     key="customer_id",
     not_empty=True,
     checks=(
-        Check("customer_metrics.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}),
-        Check("customer_metrics.customer_id.unique", "ExpectColumnValuesToBeUnique", {"column": "customer_id"}),
+        Check(
+            "customer_metrics.customer_id.required",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "customer_id"},
+            CRITICAL,
+        ),
+        Check(
+            "customer_metrics.customer_id.unique", "ExpectColumnValuesToBeUnique", {"column": "customer_id"}, CRITICAL
+        ),
         Check(
             "customer_metrics.email.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "email", "mostly": REQUIRED_COMPLETENESS},
+            CRITICAL,
         ),
         Check(
             "customer_metrics.email.format",
@@ -294,22 +319,25 @@ CUSTOMER_METRICS = Suite(
             "customer_metrics.transaction_count.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "transaction_count", "min_value": 0},
+            CRITICAL,
         ),
         Check(
             "customer_metrics.avg_satisfaction.scale",
             "ExpectColumnValuesToBeBetween",
-            {"column": "avg_satisfaction", "min_value": 1, "max_value": 10},
+            {"column": "avg_satisfaction", "min_value": SATISFACTION_MIN, "max_value": SATISFACTION_MAX},
             INFO,
         ),
         Check(
             "customer_metrics.engagement_score.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "engagement_score", "min_value": 0, "max_value": 100},
+            CRITICAL,
         ),
         Check(
             "customer_metrics.churn_probability.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "churn_probability", "min_value": 0, "max_value": 1},
+            CRITICAL,
         ),
     ),
 )
@@ -362,7 +390,7 @@ KPIS = Suite(
     name="kpis",
     stage="kpis",
     key="customers",
-    checks=(Check("kpis.one_row", "ExpectTableRowCountToEqual", {"value": 1}),),
+    checks=(Check("kpis.one_row", "ExpectTableRowCountToEqual", {"value": 1}, CRITICAL),),
 )
 
 SOURCE_SUITES = (CUSTOMERS, TRANSACTIONS, INTERACTIONS, ACTIVITY)
