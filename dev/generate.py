@@ -33,8 +33,9 @@ REGION_WEIGHTS = [0.45, 0.30, 0.15, 0.10]
 FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger", "Radia", "Tim"]
 LAST = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen", "Dijkstra"]
 
-# Defect classes and the share of rows of their dataset that carry them (design.md: "plants the
-# defects real data has"). Printed after every run so tests and people know what to expect.
+# Defect classes and the share of rows of their dataset that carry them: the defects real data has,
+# so that every rule has something to catch. Printed after every run so tests and people know what
+# to expect.
 DEFECT_RATES = {
     "customers.duplicate_row": 0.005,  # the same customer_id twice, an older version beside the new
     "customers.null_email": 0.02,

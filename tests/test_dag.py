@@ -1,4 +1,4 @@
-"""The DAG file imports cleanly and has the shape of design.md."""
+"""The DAG file imports cleanly and has the shape of docs/architecture.md."""
 
 import pytest
 

@@ -23,7 +23,7 @@ EMAIL_POLICIES = ("month_close", "daily", "manual")
 
 @dataclass(frozen=True)
 class Settings:
-    # Airflow connection ids (design.md, "Connections").
+    # Airflow connection ids (README, "Running it for real").
     customer_db_conn_id: str = "customer_db"
     sales_db_conn_id: str = "sales_db"
     crm_api_conn_id: str = "crm_api"

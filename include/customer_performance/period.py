@@ -1,4 +1,5 @@
-"""The report period: which month a run reports, derived from its logical date (design.md)."""
+"""The report period: which month a run reports, derived from its logical date
+(docs/architecture.md, "The run and its period")."""
 
 from __future__ import annotations
 

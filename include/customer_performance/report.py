@@ -1,5 +1,5 @@
-"""Read a loaded month back from the analytics database: the executive dashboard of the seed
-(``customer_health_pipeline.md``, "Sample Output") that the report CLI and the demo print.
+"""Read a loaded month back from the analytics database: the executive dashboard (the original
+specification's "Sample Output", README "Executive summary") that the report CLI and the demo print.
 
     python -m include.customer_performance report --month 2025-07
 """

@@ -1,8 +1,8 @@
 """The quality gate: run the expectation suites on the staged tables and judge the run.
 
-The gate is four modules, one concern each:
+The gate is five modules, one concern each:
 
-- ``suites.py``: the rules, declared once (severity, ceiling, what each catches);
+- ``suites.py``: the rules, declared once (severity, what each catches);
 - ``runner.py``: Great Expectations on the staged tables (checkpoints, Data Docs, example keys);
 - ``flagging.py``: the row rules evaluated in one pass, the ``vld_`` views and the quarantine;
 - ``report.py``: the results, the report tables, the scores, the summary line;

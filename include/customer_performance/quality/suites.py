@@ -29,7 +29,7 @@ CRITICAL = "critical"
 WARNING = "warning"
 INFO = "info"
 
-# Completeness of a required field under this share is critical (design.md; configurable:
+# Completeness of a required field under this share is critical (README, "Data quality gate"; configurable:
 # CUSTOMER_PERFORMANCE_QUALITY_REQUIRED_COMPLETENESS).
 REQUIRED_COMPLETENESS = settings().quality_required_completeness
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -14,7 +14,7 @@ base AS (
         c.segment AS crm_segment, c.registration_date,
         c.registration_date >= %(period_start)s AS is_new,
         coalesce(s.transaction_count, 0) AS transaction_count,
-        coalesce(s.gross_revenue, 0) - coalesce(s.refunds, 0) AS revenue,
+        coalesce(s.revenue, 0) AS revenue,
         coalesce(s.gross_revenue, 0) AS gross_revenue,
         coalesce(s.refunds, 0) AS refunds,
         s.gross_revenue / nullif(s.transaction_count, 0) AS avg_order_value,

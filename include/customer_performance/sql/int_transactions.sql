@@ -8,6 +8,11 @@
 -- timestamp under another transaction_id, are counted per customer by int_customer_sales.)
 --   fx_rate            reporting-currency units per unit of the transaction's currency
 --   amount_reporting   amount x fx_rate (the original amount and currency are kept beside it)
+--   revenue_amount     what the transaction adds to revenue, the one definition every revenue
+--                      figure sums: + amount_reporting for a sale (status completed), - for a
+--                      refund (refunded), NULL otherwise (pending, cancelled: no revenue)
+--   is_sale            status completed: the transactions, units, purchases and buyers count these
+--   is_refund          status refunded: the refunds sum these
 --   version_conflict   earlier versions of the transaction_id differed in amount, currency,
 --                      status or customer (the latest version counts; calculate logs them)
 --   quarantine_reason  why the row cannot be converted: a missing or unknown currency (the
@@ -21,6 +26,9 @@ SELECT
     round(l.amount * r.fx_rate, 2) AS amount_reporting,
     round(coalesce(l.discount_applied, 0) * r.fx_rate, 2) AS discount_reporting,
     round(coalesce(l.tax_amount, 0) * r.fx_rate, 2) AS tax_reporting,
+    CASE l.status WHEN 'completed' THEN 1 WHEN 'refunded' THEN -1 END * round(l.amount * r.fx_rate, 2) AS revenue_amount,
+    l.status = 'completed' AS is_sale,
+    l.status = 'refunded' AS is_refund,
     CASE
         WHEN r.fx_rate IS NOT NULL THEN NULL
         WHEN l.currency IS NULL THEN 'currency is missing'

@@ -17,7 +17,7 @@ latest AS (
          OR min(currency) OVER w IS DISTINCT FROM max(currency) OVER w
          OR min(status) OVER w IS DISTINCT FROM max(status) OVER w
          OR min(customer_id) OVER w IS DISTINCT FROM max(customer_id) OVER w) AS version_conflict,
-        fx_rate, amount_reporting, discount_reporting, tax_reporting, quarantine_reason
+        fx_rate, amount_reporting, discount_reporting, tax_reporting, revenue_amount, is_sale, is_refund, quarantine_reason
     FROM versions
     WINDOW w AS (
         PARTITION BY transaction_id ORDER BY updated_at DESC NULLS LAST

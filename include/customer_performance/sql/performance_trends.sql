@@ -23,9 +23,8 @@ daily_sales AS (
     SELECT
         (t.order_date AT TIME ZONE 'UTC')::date AS day,
         m.region,
-        count(*) FILTER (WHERE t.status = 'completed') AS transactions,
-        coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'completed'), 0)
-            - coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'refunded'), 0) AS revenue
+        count(*) FILTER (WHERE t.is_sale) AS transactions,
+        coalesce(sum(t.revenue_amount), 0) AS revenue
     FROM {transactions} AS t
     JOIN {metrics} AS m USING (customer_id)
     GROUP BY 1, 2
@@ -42,7 +41,7 @@ buying_days AS (
     FROM (
         SELECT customer_id, bit_or(1::bigint << ((order_date AT TIME ZONE 'UTC')::date - %(period_start)s::date)) AS days
         FROM {transactions}
-        WHERE status = 'completed'
+        WHERE is_sale
         GROUP BY customer_id
     ) AS d
     JOIN {metrics} AS m USING (customer_id)

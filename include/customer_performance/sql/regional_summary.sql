@@ -12,7 +12,7 @@
 --   measures (revenue at risk, health, churn) are not split by category: NULL there.
 WITH categories AS (
     -- one row per customer and category bought in: a small state per group (no sums)
-    SELECT customer_id, product_category, bool_or(status = 'completed') AS active
+    SELECT customer_id, product_category, bool_or(is_sale) AS active
     FROM {transactions}
     GROUP BY customer_id, product_category
 ),
@@ -25,9 +25,8 @@ category_customers AS (
 ),
 category_sales AS (
     SELECT m.region, m.segment, t.product_category,
-           count(*) FILTER (WHERE t.status = 'completed') AS transactions,
-           coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'completed'), 0)
-               - coalesce(sum(t.amount_reporting) FILTER (WHERE t.status = 'refunded'), 0) AS revenue
+           count(*) FILTER (WHERE t.is_sale) AS transactions,
+           coalesce(sum(t.revenue_amount), 0) AS revenue
     FROM {transactions} AS t
     JOIN {metrics} AS m USING (customer_id)
     GROUP BY 1, 2, 3
