@@ -10,9 +10,9 @@
   ``quality_volume_min_ratio`` .. ``quality_volume_max_ratio``: a warning, and an alert.
 - **Freshness**: the latest event (``Suite.freshness_column``) older than
   ``quality_freshness_days`` before the period end, or no row at all: a warning, and an alert.
-- **Ceilings**: a warning rule that quarantines more than its ceiling (``quality_warning_max_share``
-  of the table's rows, or for a suite with ``amount_column`` ``quality_warning_max_amount_share``
-  of its gross amount) fails as critical, naming the rule, the share and the ceiling.
+- **Ceilings**: a warning rule that quarantines more than its ceiling (``Check.ceiling`` of the
+  table's rows, or for a suite with ``amount_column`` ``Suite.amount_ceiling`` of its gross
+  amount; both declared in suites.py) fails as critical, naming the rule, the share and the ceiling.
 
 These results are computed in SQL here, not by GX, and go into the same report as GX's.
 """
@@ -197,18 +197,19 @@ def _ceilings(cur, run, suite: Suite, results: list, cfg) -> list:
     if not over:
         return []
     amounts = _amount_shares(cur, run, suite, [r.rule for r in over]) if suite.amount_column else {}
+    ceilings = {c.rule: c.ceiling for c in suite.checks}
     out = []
     for r in over:
         row_share = r.failing_rows / r.rows_checked
-        ceiling = cfg.quality_warning_max_share
+        ceiling = ceilings[r.rule]
         parts = []
         if row_share > ceiling:
             parts.append(
                 f"{row_share:.2%} of the rows ({r.failing_rows} of {r.rows_checked}), over the ceiling {ceiling:.2%}"
             )
         amount_share = amounts.get(r.rule)
-        amount_ceiling = cfg.quality_warning_max_amount_share
-        if amount_share is not None and amount_share > amount_ceiling:
+        amount_ceiling = suite.amount_ceiling
+        if amount_share is not None and amount_ceiling is not None and amount_share > amount_ceiling:
             parts.append(f"{amount_share:.2%} of the gross amount, over the ceiling {amount_ceiling:.2%}")
         if parts:
             out.append(

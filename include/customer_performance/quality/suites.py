@@ -32,6 +32,12 @@ INFO = "info"
 # Completeness of a required field under this share is critical (README, "Data quality gate"; configurable:
 # CUSTOMER_PERFORMANCE_QUALITY_REQUIRED_COMPLETENESS).
 REQUIRED_COMPLETENESS = settings().quality_required_completeness
+# A warning rule may quarantine at most this share of its table's rows (and, in a suite with an
+# amount column, of its gross amount); past it the rule fails as critical (outcome.py): the month
+# would no longer be the month. Every warning rule declares its ceiling; the defaults are the
+# settings quality_warning_max_share and quality_warning_max_amount_share.
+WARNING_CEILING = settings().quality_warning_max_share
+AMOUNT_CEILING = settings().quality_warning_max_amount_share
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 TRANSACTION_STATUSES = ["completed", "refunded", "pending", "cancelled"]
 CUSTOMER_STATUSES = ["active", "inactive", "suspended"]
@@ -57,18 +63,27 @@ class Check:
     severity: str  # CRITICAL, WARNING or INFO: always written out where the rule is declared
     bad_rows: str | None = None  # SQL predicate of the offending rows, for row-level rules
     catches: str | None = None  # the generator's defect class this rule is there to catch
+    ceiling: float | None = None  # a warning rule: the largest share of the rows it may quarantine
+
+    def __post_init__(self) -> None:
+        if self.severity not in (CRITICAL, WARNING, INFO):
+            raise ValueError(f"{self.rule}: severity must be critical, warning or info, not {self.severity!r}")
+        if (self.severity == WARNING) != (self.ceiling is not None):
+            raise ValueError(f"{self.rule}: a warning rule, and only a warning rule, declares its ceiling")
 
     @property
     def column(self) -> str | None:
         return self.kwargs.get("column")
 
 
-def rows_rule(rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None) -> Check:
+def rows_rule(
+    rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None, ceiling: float | None = None
+) -> Check:
     """A row-level rule: the rows matching ``bad_rows`` are the failures."""
     kwargs = {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {bad_rows}"}
     if column:
         kwargs["column"] = column  # reported, not passed to GX (see gate.expectation_kwargs)
-    return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches)
+    return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches, ceiling)
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,8 @@ class Suite:
     not_empty: bool = False  # no rows in the period is critical (unless allowed, see outcome.py)
     volume: bool = False  # rows per day against the recent loaded periods: warning + alert
     freshness_column: str | None = None  # its latest value too long before the period end: warning + alert
-    amount_column: str | None = None  # warning rules also have a ceiling on the share of this amount
+    amount_column: str | None = None  # warning rules also have a ceiling on the share of this amount:
+    amount_ceiling: float | None = None  # ... this share of it
 
 
 CUSTOMERS = Suite(
@@ -142,6 +158,7 @@ TRANSACTIONS = Suite(
     volume=True,
     freshness_column="updated_at",
     amount_column="amount",
+    amount_ceiling=AMOUNT_CEILING,
     checks=(
         Check(
             "transactions.amount.completeness",
@@ -177,9 +194,15 @@ TRANSACTIONS = Suite(
             WARNING,
             column="amount",
             catches="transactions.negative_amount",
+            ceiling=WARNING_CEILING,
         ),
         rows_rule(
-            "transactions.amount.zero", "amount = 0", WARNING, column="amount", catches="transactions.zero_amount"
+            "transactions.amount.zero",
+            "amount = 0",
+            WARNING,
+            column="amount",
+            catches="transactions.zero_amount",
+            ceiling=WARNING_CEILING,
         ),
         rows_rule(
             "transactions.customer_id.known",
@@ -187,6 +210,7 @@ TRANSACTIONS = Suite(
             WARNING,
             column="customer_id",
             catches="transactions.unknown_customer",
+            ceiling=WARNING_CEILING,
         ),
         rows_rule(
             "transactions.updated_at.late_arriving",
@@ -210,6 +234,7 @@ TRANSACTIONS = Suite(
             "status IS NULL OR status NOT IN (" + ", ".join(f"'{v}'" for v in TRANSACTION_STATUSES) + ")",
             WARNING,
             column="status",
+            ceiling=WARNING_CEILING,
         ),
         rows_rule(
             # a currency the rates table has never held (a known one without a fresh rate fails
@@ -219,6 +244,7 @@ TRANSACTIONS = Suite(
             WARNING,
             column="currency",
             catches="transactions.unknown_currency",
+            ceiling=WARNING_CEILING,
         ),
     ),
 )
@@ -254,12 +280,14 @@ INTERACTIONS = Suite(
             + ")",
             WARNING,
             column="interaction_type",
+            ceiling=WARNING_CEILING,
         ),
         rows_rule(
             "interactions.customer_id.known",
             UNKNOWN_CUSTOMER,
             WARNING,
             column="customer_id",
+            ceiling=WARNING_CEILING,
         ),
     ),
 )
