@@ -132,3 +132,23 @@ def test_each_source_has_its_own_pool_and_the_pools_file_defines_them(dag):
     ):
         assert dag.get_task(task_id).pool == pool
         assert pools[pool]["slots"] >= 1 and pools[pool]["description"]
+
+
+def test_every_staged_table_is_declared_once_and_documented():
+    """stages.py declares each staged table; Run.table refuses any other name; docs/architecture.md
+    lists each declaration."""
+    from include.customer_performance.stages import STAGES, UndeclaredStageError, declared
+    from include.customer_performance.staging import make_run
+
+    run = make_run(None, "manual__x", "2025-07", "cp_staging")
+    assert declared("flt_customer_activity").name == "flt_{dataset}"
+    assert declared("dq_flagged_kpis").writer == "validate"
+    assert run.table_name("customer_metrics").startswith("customer_metrics_r")
+    with pytest.raises(UndeclaredStageError, match="stages.py"):
+        run.table_name("customer_metric")
+    with pytest.raises(UndeclaredStageError):
+        run.table_name("flt_kpis")  # a suite, not a dataset
+    assert len({s.name for s in STAGES}) == len(STAGES)
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    names = {s.name.replace("{dataset}", "<dataset>").replace("{suite}", "<suite>") for s in STAGES}
+    assert {n for n in names if f"`{n}`" not in doc} == set()

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from include.customer_performance.period import ReportPeriod, period_for
 from include.customer_performance.schemas import Dataset
+from include.customer_performance.stages import declared
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Run:
         return sql.Identifier(self.schema, self.table_name(stage))
 
     def table_name(self, stage: str) -> str:
+        declared(stage)  # every staged table is declared once, in stages.py
         return f"{stage}_{self.key}"
 
 
