@@ -7,13 +7,18 @@ Each function reads and writes staged tables in the analytics database and retur
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from include.customer_performance.config import Settings, settings
 from include.customer_performance.db import analytics
+from include.customer_performance.export.artifacts import (
+    add_data_docs_alert,
+    data_docs_target,
+    export_dir,
+    publish_data_docs,
+)
 from include.customer_performance.staging import Run, make_run
 
 log = logging.getLogger(__name__)
@@ -162,61 +167,6 @@ def _calculate(conn, run: Run, cfg: Settings, refresh=None) -> dict:
     return {**out, "fx_refresh": {"source": refresh.source, "upserted": refresh.upserted, "error": refresh.error}}
 
 
-def gx_url(cfg: Settings) -> str:
-    """The analytics database for GX's own connection, with the transforms' work_mem."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url
-    url = url.update_query_dict({"options": f"-c work_mem={cfg.transform_work_mem}"})
-    return url.render_as_string(hide_password=False)
-
-
-def export_dir(run: Run, cfg: Settings):
-    """The month's folder of run artifacts (an ``ObjectStoragePath``): CSV exports, Data Docs. The
-    export location itself is checked first (csv_email.check_location)."""
-    from include.customer_performance.export.csv_email import check_location
-
-    return check_location(cfg.export_location, cfg.export_create_location) / run.period.report_month.strftime("%Y-%m")
-
-
-def data_docs_target(run: Run, cfg: Settings) -> str:
-    """Where the run's Data Docs go, for messages (the location unchecked)."""
-    from include.customer_performance.export.csv_email import display, storage_path
-
-    month = run.period.report_month.strftime("%Y-%m")
-    return display(storage_path(cfg.export_location) / month / "data_docs" / run.key)
-
-
-def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
-    """Copy the Data Docs GX wrote into ``docs`` (a local temporary folder) to the export location;
-    returns None, or what went wrong: Data Docs are for people, their failure never stops the gate
-    (it becomes a warning of the report, and an alert)."""
-    try:
-        target = export_dir(run, cfg) / "data_docs" / run.key
-        for path in sorted(docs.rglob("*")):
-            if path.is_file():
-                dest = target / str(path.relative_to(docs))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("rb") as src, dest.open("wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
-        where = data_docs_target(run, cfg)
-        text = redact_url(str(exc)).replace(cfg.export_location, redact_url(cfg.export_location))
-        problem = f"the Data Docs could not be written to {redact_url(where)}: {type(exc).__name__}: {text[:200]}"
-        log.warning("%s (the gate goes on; alert data_docs)", problem)
-        return problem
-    return None
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@`` and every URL's query string
-    left out: what a storage error says goes into the quality report, the alerts and emails."""
-    import re
-
-    text = re.sub(r"(\w+://[^/\s:@]*):[^@\s/]*@", r"\1:***@", text)
-    return re.sub(r"(\w+://[^\s?]*)\?\S*", r"\1?***", text)
-
-
 def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
     """The gate. Source suites first: rows failing a warning rule are kept in quarantine (calculate
     already left them out of the metrics); on a rerun of the gate the metrics are recomputed, so
@@ -226,6 +176,7 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
     export location afterwards: the gate never depends on the export location."""
 
     from include.customer_performance.quality import gate
+    from include.customer_performance.quality.runner import gx_url
     from include.customer_performance.quality.suites import CUSTOMER_METRICS, SOURCE_SUITES
     from include.customer_performance.transform.calculate import prepare_rates
 
@@ -259,6 +210,7 @@ def aggregate(run: Run, cfg: Settings) -> dict:
     in ``dq_results``)."""
 
     from include.customer_performance.quality import gate
+    from include.customer_performance.quality.runner import gx_url
     from include.customer_performance.quality.suites import AGGREGATE_SUITES
     from include.customer_performance.transform.aggregate import aggregate as run_aggregate
 
@@ -281,68 +233,9 @@ def aggregate(run: Run, cfg: Settings) -> dict:
     return out
 
 
-def add_data_docs_alert(cur, run: Run, problem: str) -> None:
-    """The alert ``data_docs`` for the aggregates' Data Docs, unless the gate's raised it already."""
-    from psycopg import sql
-
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {t} (alert, severity, scope, value, threshold, message)"
-            " SELECT 'data_docs', 'warning', 'data_docs', NULL, NULL, %s"
-            " WHERE NOT EXISTS (SELECT FROM {t} WHERE alert = 'data_docs')"
-        ).format(t=run.table("alerts")),
-        (problem[:300],),
-    )
-
-
-def read_kpis(conn, run: Run) -> dict:
-    """The run's KPI row, JSON-ready (numerics as floats)."""
-    from decimal import Decimal
-
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
-        row = cur.fetchone() or {}
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
-
-
-def _rows(result: dict, key: str = "rows") -> int | None:
-    """The rows of a task result: its own ``key`` or the sum over its datasets'; None without one."""
-    if not result:
-        return None
-    if isinstance(result.get(key), int):
-        return result[key]
-    return sum(v.get(key, 0) for v in result.values() if isinstance(v, dict))
-
-
-def task_summary(results: dict[str, dict | None]) -> dict[str, dict]:
-    """Rows in, rows out and seconds of each task up to ``aggregate``, from their XCom results (a
-    task marked successful without running has none: its figures are null)."""
-    r = {t: results.get(t) or {} for t in results}
-    filtered = _rows(r["filter_period"], "rows_out")
-    customers = r["calculate"].get("rows")
-    quarantined = r["validate"].get("quarantined_rows")
-    out = {
-        t: {"rows_in": _rows(r[t]), "rows_out": _rows(r[t])}
-        for t in ("extract_customer_db", "extract_crm_api", "extract_sales_db")
-    }
-    out["filter_period"] = {"rows_in": _rows(r["filter_period"], "rows_in"), "rows_out": filtered}
-    out["calculate"] = {"rows_in": filtered, "rows_out": customers}
-    out["validate"] = {
-        "rows_in": filtered,
-        "rows_out": filtered - quarantined if filtered is not None and quarantined is not None else None,
-    }
-    out["aggregate"] = {"rows_in": customers, "rows_out": _rows(r["aggregate"])}
-    for task, summary in out.items():
-        summary["seconds"] = r[task].get("seconds")
-    return out
-
-
 def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dict:
     """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
-    from include.customer_performance.load.analytics_db import LockPolicy, publish, record_run
+    from include.customer_performance.load.analytics_db import LockPolicy, publish, read_kpis, record_run, task_summary
 
     t0 = time.monotonic()
     row_counts = {
@@ -410,7 +303,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
         summary_html,
         write_csvs,
     )
-    from include.customer_performance.load.analytics_db import record_delivery
+    from include.customer_performance.load.analytics_db import read_kpis, record_delivery
     from include.customer_performance.load.bi_api import check_inputs
 
     t0 = time.monotonic()

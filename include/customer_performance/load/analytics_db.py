@@ -298,3 +298,48 @@ def record_delivery(conn, schema: str, run: Run, task_id: str, task: dict, deliv
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:{run.period.report_month}",))
         record_run(cur, schema, run, {"tasks": {task_id: task}}, delivered)
     conn.commit()
+
+
+def read_kpis(conn, run: Run) -> dict:
+    """The run's KPI row, JSON-ready (numerics as floats)."""
+    from decimal import Decimal
+
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
+        row = cur.fetchone() or {}
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def _rows(result: dict, key: str = "rows") -> int | None:
+    """The rows of a task result: its own ``key`` or the sum over its datasets'; None without one."""
+    if not result:
+        return None
+    if isinstance(result.get(key), int):
+        return result[key]
+    return sum(v.get(key, 0) for v in result.values() if isinstance(v, dict))
+
+
+def task_summary(results: dict[str, dict | None]) -> dict[str, dict]:
+    """Rows in, rows out and seconds of each task up to ``aggregate``, from their XCom results (a
+    task marked successful without running has none: its figures are null)."""
+    r = {t: results.get(t) or {} for t in results}
+    filtered = _rows(r["filter_period"], "rows_out")
+    customers = r["calculate"].get("rows")
+    quarantined = r["validate"].get("quarantined_rows")
+    out = {
+        t: {"rows_in": _rows(r[t]), "rows_out": _rows(r[t])}
+        for t in ("extract_customer_db", "extract_crm_api", "extract_sales_db")
+    }
+    out["filter_period"] = {"rows_in": _rows(r["filter_period"], "rows_in"), "rows_out": filtered}
+    out["calculate"] = {"rows_in": filtered, "rows_out": customers}
+    out["validate"] = {
+        "rows_in": filtered,
+        "rows_out": filtered - quarantined if filtered is not None and quarantined is not None else None,
+    }
+    out["aggregate"] = {"rows_in": customers, "rows_out": _rows(r["aggregate"])}
+    for task, summary in out.items():
+        summary["seconds"] = r[task].get("seconds")
+    return out

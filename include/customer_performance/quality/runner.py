@@ -226,3 +226,12 @@ def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
     )
     rows = dict(cur.fetchall())
     return max(suites, key=lambda suite: rows.get(tables[suite.name], 0))
+
+
+def gx_url(cfg) -> str:
+    """The analytics database for GX's own connection, with the transforms' work_mem."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url
+    url = url.update_query_dict({"options": f"-c work_mem={cfg.transform_work_mem}"})
+    return url.render_as_string(hide_password=False)

@@ -1,0 +1,74 @@
+"""The run's artifacts outside the databases: the export location (checked before the first
+write), the month's folder in it, and the Data Docs, which are copied there after the gate and
+whose failure is a warning of the report and an alert, never a reason to stop."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from include.customer_performance.config import Settings
+from include.customer_performance.staging import Run
+
+log = logging.getLogger(__name__)
+
+
+def export_dir(run: Run, cfg: Settings):
+    """The month's folder of run artifacts (an ``ObjectStoragePath``): CSV exports, Data Docs. The
+    export location itself is checked first (csv_email.check_location)."""
+    from include.customer_performance.export.csv_email import check_location
+
+    return check_location(cfg.export_location, cfg.export_create_location) / run.period.report_month.strftime("%Y-%m")
+
+
+def data_docs_target(run: Run, cfg: Settings) -> str:
+    """Where the run's Data Docs go, for messages (the location unchecked)."""
+    from include.customer_performance.export.csv_email import display, storage_path
+
+    month = run.period.report_month.strftime("%Y-%m")
+    return display(storage_path(cfg.export_location) / month / "data_docs" / run.key)
+
+
+def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
+    """Copy the Data Docs GX wrote into ``docs`` (a local temporary folder) to the export location;
+    returns None, or what went wrong: Data Docs are for people, their failure never stops the gate
+    (it becomes a warning of the report, and an alert)."""
+    try:
+        target = export_dir(run, cfg) / "data_docs" / run.key
+        for path in sorted(docs.rglob("*")):
+            if path.is_file():
+                dest = target / str(path.relative_to(docs))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("rb") as src, dest.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
+        where = data_docs_target(run, cfg)
+        text = redact_url(str(exc)).replace(cfg.export_location, redact_url(cfg.export_location))
+        problem = f"the Data Docs could not be written to {redact_url(where)}: {type(exc).__name__}: {text[:200]}"
+        log.warning("%s (the gate goes on; alert data_docs)", problem)
+        return problem
+    return None
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@`` and every URL's query string
+    left out: what a storage error says goes into the quality report, the alerts and emails."""
+    import re
+
+    text = re.sub(r"(\w+://[^/\s:@]*):[^@\s/]*@", r"\1:***@", text)
+    return re.sub(r"(\w+://[^\s?]*)\?\S*", r"\1?***", text)
+
+
+def add_data_docs_alert(cur, run: Run, problem: str) -> None:
+    """The alert ``data_docs`` for the aggregates' Data Docs, unless the gate's raised it already."""
+    from psycopg import sql
+
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} (alert, severity, scope, value, threshold, message)"
+            " SELECT 'data_docs', 'warning', 'data_docs', NULL, NULL, %s"
+            " WHERE NOT EXISTS (SELECT FROM {t} WHERE alert = 'data_docs')"
+        ).format(t=run.table("alerts")),
+        (problem[:300],),
+    )
