@@ -12,7 +12,7 @@ from dev.stack import pg_dsn
 from include.customer_performance import metrics
 from include.customer_performance.config import settings
 from include.customer_performance.schemas import TRANSACTIONS
-from include.customer_performance.sql import _text, model
+from include.customer_performance.sql import _text, model, placeholders
 from include.customer_performance.staging import Run, make_run
 from include.customer_performance.transform.calculate import previous_health
 from tests.conftest import LOGICAL_DATE
@@ -39,7 +39,7 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
     cols = [*TRANSACTIONS.column_names, "fx_rate", "amount_reporting", "discount_reporting", "tax_reporting"]
     cols += ["revenue_amount", "is_sale", "is_refund"]  # version_conflict aside: the plain version has none
     listed = sql.SQL(", ").join(map(sql.Identifier, cols))
-    converted = model("int_transactions", transactions=run.table("vld_transactions"), rates=run.table("fx_rates"))
+    converted = model("int_transactions", run)
     plain = sql.SQL(
         "SELECT {cols} FROM (SELECT DISTINCT ON (transaction_id) * FROM ({converted}) AS c"
         " ORDER BY transaction_id, updated_at DESC NULLS LAST) AS l WHERE quarantine_reason IS NULL"
@@ -55,7 +55,7 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
 
 def test_sales_split_by_parity_equal_one_pass(stack, run):
     """int_customer_sales is filled by two connections, half the customers each (by id parity)."""
-    plain = model("int_customer_sales", transactions=run.table("int_transactions"))
+    plain = model("int_customer_sales", run)  # over all of int_transactions, in one statement
     fast = sql.SQL("SELECT * FROM {}").format(run.table("int_customer_sales"))
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain)
@@ -70,15 +70,8 @@ def test_customer_metrics_fences_change_no_value(stack, run):
     assert fences == 2
     plain_text = text.replace("OFFSET 0  -- noqa: AM09", "")
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
-        tables = dict(
-            customers=run.table("int_customers"),
-            sales=run.table("int_customer_sales"),
-            sessions=run.table("int_customer_sessions"),
-            crm=run.table("int_customer_crm"),
-            history=run.table("int_customer_history"),
-            churn=run.table("churn"),
-            previous=previous_health(cur, run, settings().analytics_schema),
-        )
+        tables = {p: run.table(p) for p in placeholders("customer_metrics") - {"previous"}}
+        tables["previous"] = previous_health(cur, run, settings().analytics_schema)
         params = {**metrics.sql_params(), **run.period.as_params()}
         fast = sql.SQL("SELECT * FROM {}").format(run.table("customer_metrics"))
         plain = sql.SQL(plain_text).format(**tables)

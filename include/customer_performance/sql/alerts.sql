@@ -12,7 +12,7 @@
 --   data_docs            the gate's Data Docs could not be written to the export location (the
 --                        gate went on; the report's warning run.data_docs says why)
 WITH current_region AS (
-    SELECT region, sum(revenue) AS revenue FROM {metrics} WHERE region IS NOT NULL GROUP BY region
+    SELECT region, sum(revenue) AS revenue FROM {customer_metrics} WHERE region IS NOT NULL GROUP BY region
 ),
 region_drop AS (
     SELECT
@@ -32,15 +32,15 @@ risk AS (
         %(risk_share)s::numeric AS threshold,
         format('%%s%%%% of revenue is at risk (%%s)', round(100 * sum(revenue_at_risk) / nullif(sum(greatest(revenue, 0)), 0), 1),
                round(sum(revenue_at_risk), 2)) AS message
-    FROM {metrics}
+    FROM {customer_metrics}
     HAVING sum(revenue_at_risk) / nullif(sum(greatest(revenue, 0)), 0) > %(risk_share)s::numeric
 ),
 completeness AS (
-    SELECT 'customers.email' AS field, count(email)::numeric / nullif(count(*), 0) AS share FROM {metrics}
+    SELECT 'customers.email' AS field, count(email)::numeric / nullif(count(*), 0) AS share FROM {customer_metrics}
     UNION ALL
-    SELECT 'customers.region', count(region)::numeric / nullif(count(*), 0) FROM {metrics}
+    SELECT 'customers.region', count(region)::numeric / nullif(count(*), 0) FROM {customer_metrics}
     UNION ALL
-    SELECT 'transactions.amount', count(amount)::numeric / nullif(count(*), 0) FROM {transactions}
+    SELECT 'transactions.amount', count(amount)::numeric / nullif(count(*), 0) FROM {int_transactions}
 )
 SELECT alert, severity, scope, value, threshold, message FROM region_drop
 UNION ALL
@@ -55,7 +55,7 @@ UNION ALL
 SELECT CASE WHEN rule LIKE '%%.volume' THEN 'source_volume' WHEN rule LIKE '%%.freshness' THEN 'source_freshness'
             WHEN rule = 'run.data_docs' THEN 'data_docs' ELSE 'source_empty' END,
        severity, table_name, rows_checked::numeric, NULL::numeric, examples ->> 0
-FROM {quality}
+FROM {dq_results}
 WHERE NOT success AND (
     (severity = 'warning' AND (rule LIKE '%%.volume' OR rule LIKE '%%.freshness'))
     OR (severity = 'info' AND rule LIKE '%%.not_empty')

@@ -6,7 +6,7 @@
 WITH source_present AS (
     -- a whole source empty for the period (an outage, not a quiet month) makes its parts NULL;
     -- asked of the per-customer tables, which have a row exactly when their source has one
-    SELECT EXISTS (SELECT 1 FROM {sessions}) AS activity, EXISTS (SELECT 1 FROM {crm}) AS crm  -- noqa: CP03, LT01, LT06
+    SELECT EXISTS (SELECT 1 FROM {int_customer_sessions}) AS activity, EXISTS (SELECT 1 FROM {int_customer_crm}) AS crm  -- noqa: CP03, LT01, LT06
 ),
 base AS (
     SELECT
@@ -50,12 +50,12 @@ base AS (
         coalesce(ch.clv_12m, 0) AS clv_12m,
         ch.churn_method,
         prev.health_score AS previous_health_score
-    FROM {customers} AS c  -- int_customers: each customer once, its latest version
+    FROM {int_customers} AS c  -- int_customers: each customer once, its latest version
     CROSS JOIN source_present AS p
-    LEFT JOIN {sales} AS s USING (customer_id)
-    LEFT JOIN {sessions} AS a USING (customer_id)
-    LEFT JOIN {crm} AS i USING (customer_id)
-    LEFT JOIN {history} AS h USING (customer_id)
+    LEFT JOIN {int_customer_sales} AS s USING (customer_id)
+    LEFT JOIN {int_customer_sessions} AS a USING (customer_id)
+    LEFT JOIN {int_customer_crm} AS i USING (customer_id)
+    LEFT JOIN {int_customer_history} AS h USING (customer_id)
     LEFT JOIN {churn} AS ch USING (customer_id)
     LEFT JOIN {previous} AS prev USING (customer_id)
 ),

@@ -12,5 +12,5 @@ SELECT
     avg(resolution_hours) FILTER (WHERE resolution_status IN ('resolved', 'escalated')) AS avg_resolution_hours,
     (count(*) FILTER (WHERE resolution_status = 'resolved'))::numeric / count(*) AS resolution_rate,
     (count(*) FILTER (WHERE resolution_status = 'escalated'))::numeric / count(*) AS escalation_rate
-FROM {interactions}
+FROM {vld_interactions}
 GROUP BY customer_id

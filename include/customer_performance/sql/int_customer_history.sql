@@ -12,14 +12,14 @@ SELECT
     a.purchase_days,
     coalesce(m.revenue, 0) AS lifetime_revenue,
     coalesce(m.unconverted, 0) AS lifetime_unconverted_purchases
-FROM {history} AS a
+FROM {customer_history} AS a
 LEFT JOIN (
     SELECT
         h.customer_id,
         sum(h.monetary * coalesce(r.fx_rate, r.last_fx_rate)) AS revenue,
         sum(h.purchases) FILTER (WHERE coalesce(r.fx_rate, r.last_fx_rate) IS NULL) AS unconverted
-    FROM {history} AS h
-    LEFT JOIN {rates} AS r ON r.currency = h.currency AND r.day = %(rate_day)s
+    FROM {customer_history} AS h
+    LEFT JOIN {fx_rates} AS r ON r.currency = h.currency AND r.day = %(rate_day)s
     WHERE h.currency IS NOT NULL
     GROUP BY h.customer_id
 ) AS m USING (customer_id)

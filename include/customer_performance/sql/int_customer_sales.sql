@@ -17,5 +17,5 @@ SELECT
     min(order_date) FILTER (WHERE is_sale) AS first_purchase,
     max(order_date) FILTER (WHERE is_sale) AS last_purchase,
     count(*) - count(DISTINCT (amount, currency, order_date)) AS probable_duplicates  -- noqa: CP03, ST08, LT01, LT06
-FROM {transactions}
+FROM {int_transactions}
 GROUP BY customer_id

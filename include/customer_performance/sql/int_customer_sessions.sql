@@ -6,5 +6,5 @@ SELECT
     coalesce(sum(duration_minutes) FILTER (WHERE duration_minutes >= 0), 0) AS session_minutes,
     count(DISTINCT feature) AS features_used,
     max(session_start) AS last_session
-FROM {activity}
+FROM {vld_customer_activity}
 GROUP BY customer_id

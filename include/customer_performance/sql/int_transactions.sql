@@ -35,5 +35,5 @@ SELECT
         WHEN r.currency IS NULL THEN 'unknown currency ' || l.currency
         ELSE 'no fresh rate for ' || r.missing_rate || ' on ' || r.day
     END AS quarantine_reason
-FROM {transactions} AS l
-LEFT JOIN {rates} AS r ON r.currency = l.currency AND r.day = (l.order_date AT TIME ZONE 'UTC')::date
+FROM {vld_transactions} AS l
+LEFT JOIN {fx_rates} AS r ON r.currency = l.currency AND r.day = (l.order_date AT TIME ZONE 'UTC')::date

@@ -5,12 +5,12 @@
 --   version_conflict   the versions disagree on what was sold: amount, currency, status or
 --                      customer (the window shares the DISTINCT ON's sort)
 WITH versions AS (
-    DELETE FROM {transactions} AS t
-    WHERE t.transaction_id IN (SELECT transaction_id FROM {repeated}) OR t.transaction_id IS NULL
+    DELETE FROM {int_transactions} AS t
+    WHERE t.transaction_id IN (SELECT transaction_id FROM {repeated_transaction_ids}) OR t.transaction_id IS NULL
     RETURNING t.*
 ),
 latest AS (
-    INSERT INTO {transactions}
+    INSERT INTO {int_transactions}
     SELECT DISTINCT ON (transaction_id)
         {columns},
         (min(amount) OVER w IS DISTINCT FROM max(amount) OVER w

@@ -12,8 +12,8 @@ WITH crm AS (
             AS avg_resolution_hours,
         avg(satisfaction_score)
             FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction
-    FROM {interactions}
-    WHERE customer_id IN (SELECT customer_id FROM {metrics})
+    FROM {vld_interactions}
+    WHERE customer_id IN (SELECT customer_id FROM {customer_metrics})
 )
 SELECT
     count(*) AS customers,
@@ -48,7 +48,7 @@ SELECT
     count(*) FILTER (WHERE segment = 'regular') AS segment_regular,
     count(*) FILTER (WHERE segment = 'at-risk') AS segment_at_risk,
     (
-        SELECT region FROM {metrics} WHERE region IS NOT NULL
+        SELECT region FROM {customer_metrics} WHERE region IS NOT NULL
         GROUP BY region ORDER BY sum(revenue) DESC NULLS LAST, region LIMIT 1
     ) AS top_region
-FROM {metrics}
+FROM {customer_metrics}

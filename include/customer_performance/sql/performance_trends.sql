@@ -25,8 +25,8 @@ daily_sales AS (
         m.region,
         count(*) FILTER (WHERE t.is_sale) AS transactions,
         coalesce(sum(t.revenue_amount), 0) AS revenue
-    FROM {transactions} AS t
-    JOIN {metrics} AS m USING (customer_id)
+    FROM {int_transactions} AS t
+    JOIN {customer_metrics} AS m USING (customer_id)
     GROUP BY 1, 2
 ),
 sales AS (
@@ -40,11 +40,11 @@ buying_days AS (
     SELECT m.region, d.days
     FROM (
         SELECT customer_id, bit_or(1::bigint << ((order_date AT TIME ZONE 'UTC')::date - %(period_start)s::date)) AS days
-        FROM {transactions}
+        FROM {int_transactions}
         WHERE is_sale
         GROUP BY customer_id
     ) AS d
-    JOIN {metrics} AS m USING (customer_id)
+    JOIN {customer_metrics} AS m USING (customer_id)
 ),
 week_patterns AS (
     -- customers per region, week and set of buying days within that week (at most 128 sets)
@@ -70,8 +70,8 @@ daily_crm AS (
             AS satisfaction_sum,
         count(i.satisfaction_score)
             FILTER (WHERE i.satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS satisfaction_n
-    FROM {interactions} AS i
-    JOIN {metrics} AS m USING (customer_id)
+    FROM {vld_interactions} AS i
+    JOIN {customer_metrics} AS m USING (customer_id)
     GROUP BY 1, 2
 ),
 crm AS (
@@ -84,7 +84,7 @@ crm AS (
 ),
 signups AS (
     SELECT b.grain, b.bucket_start, m.region, grouping(m.region) = 1 AS overall, count(*) AS new_customers
-    FROM {metrics} AS m
+    FROM {customer_metrics} AS m
     JOIN buckets AS b ON b.day = m.registration_date
     GROUP BY GROUPING SETS ((b.grain, b.bucket_start), (b.grain, b.bucket_start, m.region))
 ),
@@ -94,7 +94,7 @@ scaffold AS (
     CROSS JOIN (
         SELECT NULL::text AS region, TRUE AS overall
         UNION ALL
-        SELECT DISTINCT region, FALSE FROM {metrics}
+        SELECT DISTINCT region, FALSE FROM {customer_metrics}
     ) AS r
 )
 SELECT

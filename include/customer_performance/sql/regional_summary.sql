@@ -13,13 +13,13 @@
 WITH categories AS (
     -- one row per customer and category bought in: a small state per group (no sums)
     SELECT customer_id, product_category, bool_or(is_sale) AS active
-    FROM {transactions}
+    FROM {int_transactions}
     GROUP BY customer_id, product_category
 ),
 category_customers AS (
     SELECT m.region, m.segment, c.product_category, count(*) AS customers,
            count(*) FILTER (WHERE c.active) AS active_customers
-    FROM {metrics} AS m
+    FROM {customer_metrics} AS m
     LEFT JOIN categories AS c USING (customer_id)
     GROUP BY 1, 2, 3
 ),
@@ -27,8 +27,8 @@ category_sales AS (
     SELECT m.region, m.segment, t.product_category,
            count(*) FILTER (WHERE t.is_sale) AS transactions,
            coalesce(sum(t.revenue_amount), 0) AS revenue
-    FROM {transactions} AS t
-    JOIN {metrics} AS m USING (customer_id)
+    FROM {int_transactions} AS t
+    JOIN {customer_metrics} AS m USING (customer_id)
     GROUP BY 1, 2, 3
 ),
 by_category AS (
@@ -52,7 +52,7 @@ SELECT
     sum(revenue_at_risk) AS revenue_at_risk,
     round(avg(health_score), 1) AS avg_health_score,
     round(avg(churn_probability), 4) AS avg_churn_probability
-FROM {metrics}
+FROM {customer_metrics}
 GROUP BY GROUPING SETS ((), (region), (region, country), (region, country, state), (segment), (region, segment))
 UNION ALL
 SELECT

@@ -4,6 +4,6 @@
 -- int_transactions_latest has to look at. Grouped sorted, in byte order: a hash aggregate of ten
 -- million ids spills to disk and takes twice as long (see the gate's grouping rules).
 SELECT transaction_id
-FROM (SELECT transaction_id COLLATE "C" AS transaction_id FROM {versions} ORDER BY 1) AS sorted
+FROM (SELECT transaction_id COLLATE "C" AS transaction_id FROM {flt_transactions} ORDER BY 1) AS sorted
 GROUP BY transaction_id
 HAVING count(*) > 1

@@ -9,7 +9,7 @@ from psycopg import sql
 from include.customer_performance import metrics
 from include.customer_performance.config import Settings
 from include.customer_performance.db import Connect, on_own_connection
-from include.customer_performance.sql import model
+from include.customer_performance.sql import model, placeholders
 from include.customer_performance.staging import Run, replace_table_as
 
 AGGREGATES = ("regional_summary", "performance_trends", "kpis", "alerts")
@@ -31,13 +31,9 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
     previous = run.period.previous_month
     if (run.period.end - run.period.start).days > 63:  # performance_trends keeps the days as bits of a bigint
         raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
-    inputs = {
-        "metrics": run.table("customer_metrics"),
-        "transactions": run.table("int_transactions"),
-        "interactions": run.table("vld_interactions"),  # without the rows the gate quarantined
-        "quality": run.table("dq_results"),  # the gate's report: its warnings on the sources become alerts
-        "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
-    }
+    # the staged tables a model reads are bound by name (sql.model); the interactions are the
+    # validated ones (without the rows the gate quarantined), the alerts read the gate's report
+    inputs = {"previous_regions": previous_regions(cur, run, cfg.analytics_schema)}
     params = {
         **metrics.sql_params(),
         **run.period.as_params(),
@@ -52,15 +48,20 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         ahead = {name: pool.submit(on_own_connection, connect, _replace, run, name, inputs, params) for name in side}
         for name in AGGREGATES:
             if name not in side:
-                rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
+                rows = replace_table_as(cur, run.table(name), model(name, run, **bound(name, inputs)), params)
                 out[name] = {"table": run.table_name(name), "rows": rows}
         for name, future in ahead.items():
             out[name] = {"table": run.table_name(name), "rows": future.result()}
     return {name: out[name] for name in AGGREGATES}
 
 
+def bound(name: str, inputs: dict) -> dict:
+    """The caller-computed inputs the model ``name`` reads."""
+    return {k: v for k, v in inputs.items() if k in placeholders(name)}
+
+
 def _replace(conn, run: Run, name: str, inputs: dict, params: dict) -> int:
     with conn.cursor() as cur:
-        rows = replace_table_as(cur, run.table(name), model(name, **inputs), params)
+        rows = replace_table_as(cur, run.table(name), model(name, run, **bound(name, inputs)), params)
         conn.commit()
         return rows

@@ -79,9 +79,16 @@ def stage_repeated_ids(conn, run: Run) -> None:
         replace_table_as(
             cur,
             run.table("repeated_transaction_ids"),
-            model("repeated_transaction_ids", versions=run.table("flt_transactions")),
+            model("repeated_transaction_ids", run),
         )
     conn.commit()
+
+
+def inputs_of(run: Run, source: str, dataset: str) -> dict[str, sql.Composable]:
+    """The binding of a model's ``{vld_<dataset>}`` input: the validated view itself (source
+    ``vld``: the rows the gate's warning rules reject left out), or with source ``flt`` the filtered
+    table (a run before any gate, as the unit tests stage it)."""
+    return {} if source == "vld" else {f"vld_{dataset}": run.table(f"{source}_{dataset}")}
 
 
 def convert_transactions(
@@ -89,17 +96,14 @@ def convert_transactions(
 ) -> dict:
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
     ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
-    select = model("int_transactions", transactions=run.table(f"{source}_transactions"), rates=run.table("fx_rates"))
+    select = model("int_transactions", run, **inputs_of(run, source, "transactions"))
     rows = replace_table_as(cur, run.table("int_transactions"), select)
     if repeated is not None:
         repeated.result()
     else:
         stage_repeated_ids(cur.connection, run)
     latest = model(
-        "int_transactions_latest",
-        transactions=run.table("int_transactions"),
-        repeated=run.table("repeated_transaction_ids"),
-        columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names)),
+        "int_transactions_latest", run, columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names))
     )
     cur.execute(latest)
     taken_out, put_back, conflicts, examples = cur.fetchone()
@@ -214,7 +218,7 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
         replace_table_as(
             cur,
             run.table("int_customer_history"),
-            model("int_customer_history", history=run.table("customer_history"), rates=run.table("fx_rates")),
+            model("int_customer_history", run),
             {"rate_day": rate_day},
         )
     churn = compute_churn(conn, run)
@@ -222,16 +226,16 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
         replace_table_as(
             cur,
             run.table("int_customer_sessions"),
-            model("int_customer_sessions", activity=run.table(f"{source}_customer_activity")),
+            model("int_customer_sessions", run, **inputs_of(run, source, "customer_activity")),
         )
         replace_table_as(
             cur,
             run.table("int_customer_crm"),
-            model("int_customer_crm", interactions=run.table(f"{source}_interactions")),
+            model("int_customer_crm", run, **inputs_of(run, source, "interactions")),
             metrics.sql_params(),
         )
         replace_table_as(
-            cur, run.table("int_customers"), model("int_customers", customers=run.table(f"{source}_customers"))
+            cur, run.table("int_customers"), model("int_customers", run, **inputs_of(run, source, "customers"))
         )
     conn.commit()
     return churn
@@ -249,7 +253,7 @@ def stage_customer_sales(conn, run: Run, part: int | None = None) -> None:
     with conn.cursor() as cur:
         cur.execute(
             sql.SQL("INSERT INTO {} ").format(run.table("int_customer_sales"))
-            + model("int_customer_sales", transactions=source)
+            + model("int_customer_sales", run, int_transactions=source)
         )
     conn.commit()
 
@@ -279,7 +283,7 @@ def calculate_metrics(
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cur.execute(
                 sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(target)
-                + model("int_customer_sales", transactions=run.table("int_transactions"))
+                + model("int_customer_sales", run)
                 + sql.SQL(" WITH NO DATA")
             )
         conn.commit()  # the side connection fills half of int_customer_sales, once done with its own steps
@@ -291,16 +295,7 @@ def calculate_metrics(
         with conn.cursor() as cur:
             analyze(cur, target)
     with conn.cursor() as cur:
-        select = model(
-            "customer_metrics",
-            customers=run.table("int_customers"),
-            sales=run.table("int_customer_sales"),
-            sessions=run.table("int_customer_sessions"),
-            crm=run.table("int_customer_crm"),
-            history=run.table("int_customer_history"),
-            churn=run.table("churn"),
-            previous=previous_health(cur, run, analytics_schema),
-        )
+        select = model("customer_metrics", run, previous=previous_health(cur, run, analytics_schema))
         params = {**metrics.sql_params(), **run.period.as_params()}
         rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
         # One row per customer is what every later stage assumes; a join must not multiply rows.
