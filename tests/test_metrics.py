@@ -231,7 +231,7 @@ def test_weekend_foreign_currency_uses_the_last_published_rate(m):
 
 def test_unknown_currency_is_quarantined_not_zeroed(metrics_db, m):
     dsn, result = metrics_db
-    quarantined = rows(dsn, "quarantine_transactions")
+    quarantined = rows(dsn, "dq_quarantine_unconverted")
     assert [(q["transaction_id"], q["quarantine_reason"]) for q in quarantined] == [("T9", "unknown currency XXX")]
     assert result["transactions"]["quarantined"] == 1
     assert m[7]["transaction_count"] == 0 and m[7]["revenue"] == 0

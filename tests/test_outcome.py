@@ -150,7 +150,7 @@ def test_november_with_the_refreshed_rates_counts_every_sale(november, dag):
         ).fetchone()[0]
         assert eur > 0
         reasons = conn.execute(
-            f"SELECT DISTINCT quarantine_reason FROM cp_staging.quarantine_transactions_{key}"
+            f"SELECT DISTINCT quarantine_reason FROM cp_staging.dq_quarantine_unconverted_{key}"
         ).fetchall()
         assert all(r[0].startswith("unknown currency") for r in reasons)
         kept = conn.execute(

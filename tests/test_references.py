@@ -11,7 +11,7 @@ from psycopg import sql
 from dev.stack import pg_dsn
 from include.customer_performance import metrics
 from include.customer_performance.config import settings
-from include.customer_performance.schemas import TRANSACTIONS
+from include.customer_performance.schemas import TRANSACTIONS, value_params
 from include.customer_performance.sql import _text, model, placeholders
 from include.customer_performance.staging import Run, make_run
 from include.customer_performance.transform.calculate import previous_health
@@ -46,7 +46,7 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
     ).format(cols=listed, converted=converted)
     fast = sql.SQL("SELECT {} FROM {}").format(listed, run.table("int_transactions"))
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
-        rows, only_fast, only_plain = differences(cur, fast, plain)
+        rows, only_fast, only_plain = differences(cur, fast, plain, value_params())
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("repeated_transaction_ids")))
         repeated = cur.fetchone()[0]
     assert rows > 0 and repeated > 0  # the fixture has ids in several versions: the trick is exercised

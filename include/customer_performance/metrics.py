@@ -63,9 +63,12 @@ ALERT_COMPLETENESS_MIN = 0.95  # a required field filled in fewer than 95 % of r
 SATISFACTION_MIN, SATISFACTION_MAX = 1, 10
 
 
-def sql_params() -> dict[str, float]:
-    """The values above as named parameters for the SQL models."""
-    params = {f"engagement_w_{k}": v for k, v in ENGAGEMENT_WEIGHTS.items()}
+def sql_params() -> dict[str, float | str]:
+    """The values above as named parameters for the SQL models, with the sources' status and type
+    values (schemas.value_params)."""
+    from include.customer_performance.schemas import value_params
+
+    params = {f"engagement_w_{k}": v for k, v in ENGAGEMENT_WEIGHTS.items()} | value_params()
     params |= {f"health_w_{k}": v for k, v in HEALTH_WEIGHTS.items()}
     params |= {
         "activity_high_engagement": ACTIVITY_HIGH_ENGAGEMENT,

@@ -19,6 +19,22 @@ FAMILIES = {
 }
 PG_TYPES = {"integer": "bigint", "numeric": "numeric", "text": "text", "date": "date", "timestamp": "timestamptz"}
 
+# The values the sources use, named once: the SQL models bind them as parameters (``value_params``:
+# ``%(status_sale)s``, ``%(type_ticket)s``, ...) and the gate's rules accept exactly these.
+TRANSACTION_STATUS = {"sale": "completed", "refund": "refunded", "pending": "pending", "cancelled": "cancelled"}
+CUSTOMER_STATUS = {"active": "active", "inactive": "inactive", "suspended": "suspended"}
+INTERACTION_TYPE = {"call": "call", "email": "email", "chat": "chat", "ticket": "ticket"}
+RESOLUTION = {"resolved": "resolved", "escalated": "escalated"}  # a ticket's outcome (others: open, ...)
+
+
+def value_params() -> dict[str, str]:
+    """The source values above as named SQL parameters."""
+    return (
+        {f"status_{k}": v for k, v in TRANSACTION_STATUS.items()}
+        | {f"type_{k}": v for k, v in INTERACTION_TYPE.items()}
+        | {f"resolution_{k}": v for k, v in RESOLUTION.items()}
+    )
+
 
 @dataclass(frozen=True)
 class Column:

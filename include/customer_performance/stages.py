@@ -48,7 +48,7 @@ STAGES = (
     Stage("fx_rates", "reference", "calculate", "table", "the period's daily rates to the reporting currency"),
     Stage("repeated_transaction_ids", "intermediate", "calculate", "table", "the ids with more than one version"),
     Stage("int_transactions", "intermediate", "calculate", "table", "converted, each id once; revenue_amount"),
-    Stage("quarantine_transactions", "quality", "calculate", "table", "sales that cannot be converted"),
+    Stage("dq_quarantine_unconverted", "quality", "calculate", "table", "sales that cannot be converted"),
     Stage("int_customers", "intermediate", "calculate", "table", "each customer's latest version"),
     Stage("int_customer_sales", "intermediate", "calculate", "table", "the period's purchases per customer"),
     Stage("int_customer_sessions", "intermediate", "calculate", "table", "the period's sessions per customer"),

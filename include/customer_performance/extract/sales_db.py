@@ -17,7 +17,7 @@ from psycopg import sql
 from include.customer_performance.config import Settings
 from include.customer_performance.db import mysql, pg
 from include.customer_performance.extract.contract import check_columns
-from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTIONS, Dataset
+from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTION_STATUS, TRANSACTIONS, Dataset
 from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def history_sql() -> str:
         f" SELECT `customer_id`, {cur} AS currency, MIN(`order_date`) AS first_purchase,"
         " MAX(`order_date`) AS last_purchase, COUNT(DISTINCT `transaction_id`) AS purchases,"
         " COUNT(DISTINCT DATE(`order_date`)) AS purchase_days, SUM(`amount`) AS monetary"
-        f" FROM `{TRANSACTIONS.source_table}` WHERE `order_date` < %s AND `status` = 'completed'"
+        f" FROM `{TRANSACTIONS.source_table}` WHERE `order_date` < %s AND `status` = %s"
         f" GROUP BY `customer_id`, {cur} WITH ROLLUP"
         ") AS h WHERE customer_id IS NOT NULL"
     )
@@ -154,7 +154,7 @@ def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
     """Stream the period's ``transactions`` and the lifetime summary into staging."""
     jobs = (
         (TRANSACTIONS, window_sql(), (run.period.start, run.period.end)),
-        (CUSTOMER_HISTORY, history_sql(), (run.period.end,)),
+        (CUSTOMER_HISTORY, history_sql(), (run.period.end, TRANSACTION_STATUS["sale"])),
     )
     # Connections are opened here, in the task's thread; the worker threads only use them.
     with (

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from include.customer_performance.config import settings
 from include.customer_performance.metrics import SATISFACTION_MAX, SATISFACTION_MIN
+from include.customer_performance.schemas import CUSTOMER_STATUS, INTERACTION_TYPE, TRANSACTION_STATUS
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -39,9 +40,10 @@ REQUIRED_COMPLETENESS = settings().quality_required_completeness
 WARNING_CEILING = settings().quality_warning_max_share
 AMOUNT_CEILING = settings().quality_warning_max_amount_share
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-TRANSACTION_STATUSES = ["completed", "refunded", "pending", "cancelled"]
-CUSTOMER_STATUSES = ["active", "inactive", "suspended"]
-INTERACTION_TYPES = ["call", "email", "chat", "ticket"]
+# the values the sources may use (schemas.py names them once)
+TRANSACTION_STATUSES = list(TRANSACTION_STATUS.values())
+CUSTOMER_STATUSES = list(CUSTOMER_STATUS.values())
+INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 # Rows whose customer_id the customer database does not know. Written as IN over EXCEPT (hashed
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)

@@ -26,9 +26,10 @@ SELECT
     round(l.amount * r.fx_rate, 2) AS amount_reporting,
     round(coalesce(l.discount_applied, 0) * r.fx_rate, 2) AS discount_reporting,
     round(coalesce(l.tax_amount, 0) * r.fx_rate, 2) AS tax_reporting,
-    CASE l.status WHEN 'completed' THEN 1 WHEN 'refunded' THEN -1 END * round(l.amount * r.fx_rate, 2) AS revenue_amount,
-    l.status = 'completed' AS is_sale,
-    l.status = 'refunded' AS is_refund,
+    CASE l.status WHEN %(status_sale)s THEN 1 WHEN %(status_refund)s THEN -1 END * round(l.amount * r.fx_rate, 2)
+        AS revenue_amount,
+    l.status = %(status_sale)s AS is_sale,
+    l.status = %(status_refund)s AS is_refund,
     CASE
         WHEN r.fx_rate IS NOT NULL THEN NULL
         WHEN l.currency IS NULL THEN 'currency is missing'

@@ -4,11 +4,11 @@
 WITH crm AS (
     -- one pass over the interactions of known customers
     SELECT
-        count(*) FILTER (WHERE interaction_type = 'ticket') AS tickets,
-        count(*) FILTER (WHERE interaction_type = 'ticket' AND resolution_status = 'resolved') AS resolved,
-        count(*) FILTER (WHERE interaction_type = 'ticket' AND resolution_status = 'escalated') AS escalated,
+        count(*) FILTER (WHERE interaction_type = %(type_ticket)s) AS tickets,
+        count(*) FILTER (WHERE interaction_type = %(type_ticket)s AND resolution_status = %(resolution_resolved)s) AS resolved,
+        count(*) FILTER (WHERE interaction_type = %(type_ticket)s AND resolution_status = %(resolution_escalated)s) AS escalated,
         avg(resolution_hours)
-            FILTER (WHERE interaction_type = 'ticket' AND resolution_status IN ('resolved', 'escalated'))
+            FILTER (WHERE interaction_type = %(type_ticket)s AND resolution_status IN (%(resolution_resolved)s, %(resolution_escalated)s))
             AS avg_resolution_hours,
         avg(satisfaction_score)
             FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction

@@ -13,7 +13,7 @@ by side (each step reads only committed tables):
 from the refreshed rates table, fx.py), ``int_transactions`` (converted, then each transaction_id
 once: ``repeated_transaction_ids`` names the few ids whose versions need ranking; a sale without a
 fresh rate fails the run, fx.StaleRatesError; rows in a missing or unknown currency are moved to
-``quarantine_transactions``), ``int_customer_sales`` /
+``dq_quarantine_unconverted``), ``int_customer_sales`` /
 ``_sessions`` / ``_crm`` (the period per customer), ``int_customers`` (each customer's latest
 version), ``int_customer_history`` (lifetime history, converted), ``churn`` (MBG/NBD or the
 recency ratio, computed in Python on three numbers per customer) and finally ``customer_metrics``.
@@ -32,7 +32,7 @@ from include.customer_performance import metrics
 from include.customer_performance.churn import churn_and_clv
 from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
-from include.customer_performance.schemas import TRANSACTIONS
+from include.customer_performance.schemas import TRANSACTIONS, value_params
 from include.customer_performance.sql import model
 from include.customer_performance.staging import Run, analyze, replace_table_as
 
@@ -97,7 +97,7 @@ def convert_transactions(
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
     ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
     select = model("int_transactions", run, **inputs_of(run, source, "transactions"))
-    rows = replace_table_as(cur, run.table("int_transactions"), select)
+    rows = replace_table_as(cur, run.table("int_transactions"), select, value_params())
     if repeated is not None:
         repeated.result()
     else:
@@ -108,7 +108,7 @@ def convert_transactions(
     cur.execute(latest)
     taken_out, put_back, conflicts, examples = cur.fetchone()
     rows += put_back - taken_out
-    quarantine = run.table("quarantine_transactions")
+    quarantine = run.table("dq_quarantine_unconverted")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quarantine))
     cur.execute(
         sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT * FROM {} WHERE quarantine_reason IS NOT NULL").format(
