@@ -77,3 +77,31 @@ def test_customer_metrics_fences_change_no_value(stack, run):
         plain = sql.SQL(plain_text).format(**tables)
         rows, only_fast, only_plain = differences(cur, fast, plain, params)
     assert rows > 1000 and (only_fast, only_plain) == (0, 0)
+
+
+def test_active_customers_by_bitmask_equal_a_plain_distinct_count(stack, run):
+    """performance_trends counts the active customers of each day and week from one bitmask per
+    customer of its buying days; the plain version counts distinct buyers per bucket."""
+    plain = sql.SQL(
+        "WITH days AS ("
+        "  SELECT d::date AS day FROM generate_series(%(period_start)s::timestamp,"
+        "   %(period_end)s::timestamp - interval '1 day', '1 day') AS d"
+        "), buckets AS ("
+        "  SELECT day, 'day' AS grain, day AS bucket_start FROM days"
+        "  UNION ALL SELECT day, 'week', day - (extract(isodow FROM day)::int - 1) FROM days"
+        "), buyers AS ("
+        "  SELECT b.grain, b.bucket_start, m.region, t.customer_id FROM {int_transactions} AS t"
+        "  JOIN {customer_metrics} AS m USING (customer_id)"
+        "  JOIN buckets AS b ON b.day = (t.order_date AT TIME ZONE 'UTC')::date WHERE t.is_sale"
+        ")"
+        " SELECT grain, bucket_start, 'all' AS scope, NULL::text AS region, count(DISTINCT customer_id)"
+        " FROM buyers GROUP BY 1, 2"
+        " UNION ALL"
+        " SELECT grain, bucket_start, 'region', region, count(DISTINCT customer_id) FROM buyers GROUP BY 1, 2, 4"
+    ).format(int_transactions=run.table("int_transactions"), customer_metrics=run.table("customer_metrics"))
+    fast = sql.SQL(
+        "SELECT grain, bucket_start, scope, region, active_customers FROM {} WHERE active_customers > 0"
+    ).format(run.table("performance_trends"))
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
+        rows, only_fast, only_plain = differences(cur, fast, plain, run.period.as_params())
+    assert rows > 30 and (only_fast, only_plain) == (0, 0)
