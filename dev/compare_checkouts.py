@@ -2,8 +2,10 @@
 
 Runs the demo (dev/demo.py: the same seed and size, each checkout on a stack of its own) in both
 checkouts, then compares what reached every destination for July 2025: each analytics table's rows
-as multisets (EXCEPT ALL both ways, the run's id and load time left out), each BI table's current
-rows, and the bytes of the three CSV files. Prints the differences and exits 1 if there are any.
+as multisets (EXCEPT ALL both ways, the run's id and load time left out; of the run record, the
+KPIs, the gate's summary and the task counts), each BI table's current rows, and the bytes of the
+three CSV files (the email's body is the KPIs and the files, both compared; not the message
+itself). Prints the differences and exits 1 if there are any.
 
     python dev/compare_checkouts.py /path/to/old/checkout /path/to/new/checkout [--customers 5000]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -54,6 +57,15 @@ def analytics_rows(dbname: str) -> dict[str, Counter]:
             cur = conn.execute(f"SELECT * FROM analytics.{table} WHERE report_month = '2025-07-01'")
             keep = [i for i, d in enumerate(cur.description) if d.name not in SKIP]
             out[table] = Counter(tuple(json.dumps(row[i], default=str, sort_keys=True) for i in keep) for row in cur)
+        # the run record: what the run reported (its KPIs, the gate's summary, each task's counts),
+        # without what names the run or says how long it took
+        cur = conn.execute(
+            "SELECT period_start, period_end, kpis, quality, row_counts FROM analytics.pipeline_runs"
+            " WHERE report_month = '2025-07-01'"
+        )
+        out["pipeline_runs"] = Counter(
+            re.sub(r"\d{8}t\d{6}_[0-9a-f]{6}", "<run>", json.dumps(row, default=str, sort_keys=True)) for row in cur
+        )
     return out
 
 

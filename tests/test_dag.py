@@ -1,5 +1,7 @@
 """The DAG file imports cleanly and has the shape of docs/architecture.md."""
 
+import json
+
 import pytest
 
 from tests.conftest import ROOT
@@ -152,3 +154,58 @@ def test_every_staged_table_is_declared_once_and_documented():
     doc = (ROOT / "docs" / "architecture.md").read_text()
     names = {s.name.replace("{dataset}", "<dataset>").replace("{suite}", "<suite>") for s in STAGES}
     assert {n for n in names if f"`{n}`" not in doc} == set()
+
+
+def test_the_stage_registry_knows_every_suite_and_dataset():
+    from include.customer_performance.quality.suites import AGGREGATE_SUITES, SUITES
+    from include.customer_performance.stages import DATASETS
+    from include.customer_performance.stages import SUITES as STAGE_SUITES
+
+    filters = json.loads((ROOT / "include" / "customer_performance" / "filters.json").read_text())
+    assert set(STAGE_SUITES) == {s.name for s in (*SUITES, *AGGREGATE_SUITES)}
+    assert set(DATASETS) == set(filters)
+
+
+def test_models_bind_their_inputs_by_name_and_refuse_strays():
+    from include.customer_performance.sql import model, placeholders
+    from include.customer_performance.staging import make_run
+
+    run = make_run(None, "manual__x", "2025-07", "cp_staging")
+    assert placeholders("int_customer_sales") == {"int_transactions"}
+    assert run.table_name("int_transactions") in model("int_customer_sales", run).as_string(None)
+    with pytest.raises(ValueError, match="has no placeholder transactions"):
+        model("int_customer_sales", run, transactions=run.table("int_transactions"))
+    with pytest.raises(ValueError, match=r"nothing binds its placeholder \{previous\}"):
+        model("customer_metrics", run)
+
+
+def test_a_rule_states_its_severity_and_a_warning_its_ceiling():
+    from include.customer_performance.quality.suites import CRITICAL, WARNING, WARNING_CEILING, Check, rows_rule
+
+    with pytest.raises(ValueError, match="declares its ceiling"):
+        rows_rule("t.x.bad", "x < 0", WARNING)
+    with pytest.raises(ValueError, match="declares its ceiling"):
+        Check("t.x.req", "ExpectColumnValuesToNotBeNull", {"column": "x"}, CRITICAL, ceiling=WARNING_CEILING)
+    with pytest.raises(ValueError, match="not a setting"):
+        rows_rule("t.x.bad", "x < 0", WARNING, ceiling="no_such_setting")
+    with pytest.raises(ValueError, match="severity must be"):
+        rows_rule("t.x.bad", "x < 0", "warn")
+
+
+def test_one_retry_plan_per_task_from_the_settings():
+    import dataclasses
+
+    from include.customer_performance.config import settings
+    from include.customer_performance.retry import API_RETRY_POLICY, NO_RETRY_ON_BAD_DATA, plan
+
+    cfg = dataclasses.replace(settings(), request_attempts=7, request_backoff_seconds=0.25, extract_retries=4)
+    crm = plan("extract_crm_api", cfg)
+    assert (crm.task_retries, crm.policy, crm.client_kwargs()) == (
+        4,
+        API_RETRY_POLICY,
+        {"max_attempts": 7, "backoff": 0.25, "max_wait": cfg.request_max_wait_seconds},
+    )
+    assert plan("calculate", cfg).request_attempts == cfg.rates_request_attempts
+    assert plan("filter_period", cfg).policy is NO_RETRY_ON_BAD_DATA
+    with pytest.raises(ValueError, match="at least 1"):
+        dataclasses.replace(cfg, request_attempts=0)

@@ -45,7 +45,7 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
         " ORDER BY transaction_id, updated_at DESC NULLS LAST) AS l WHERE quarantine_reason IS NULL"
     ).format(cols=listed, converted=converted)
     fast = sql.SQL("SELECT {} FROM {}").format(listed, run.table("int_transactions"))
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain, value_params())
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("repeated_transaction_ids")))
         repeated = cur.fetchone()[0]
@@ -57,19 +57,20 @@ def test_sales_split_by_parity_equal_one_pass(stack, run):
     """int_customer_sales is filled by two connections, half the customers each (by id parity)."""
     plain = model("int_customer_sales", run)  # over all of int_transactions, in one statement
     fast = sql.SQL("SELECT * FROM {}").format(run.table("int_customer_sales"))
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain)
     assert rows > 1000 and (only_fast, only_plain) == (0, 0)
 
 
 def test_customer_metrics_fences_change_no_value(stack, run):
     """customer_metrics fences two CTEs with OFFSET 0 so their scores are computed once per row;
-    without the fences PostgreSQL inlines them, with the same result."""
+    without the fences PostgreSQL inlines them. A fence changes the plan, never a row: this pins
+    that the fenced model and its plain text agree, and that the fences are where the docs say."""
     text = _text("customer_metrics")
     fences = text.count("OFFSET 0  -- noqa: AM09")
     assert fences == 2
     plain_text = text.replace("OFFSET 0  -- noqa: AM09", "")
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         tables = {p: run.table(p) for p in placeholders("customer_metrics") - {"previous"}}
         tables["previous"] = previous_health(cur, run, settings().analytics_schema)
         params = {**metrics.sql_params(), **run.period.as_params()}
@@ -102,6 +103,6 @@ def test_active_customers_by_bitmask_equal_a_plain_distinct_count(stack, run):
     fast = sql.SQL(
         "SELECT grain, bucket_start, scope, region, active_customers FROM {} WHERE active_customers > 0"
     ).format(run.table("performance_trends"))
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain, run.period.as_params())
     assert rows > 30 and (only_fast, only_plain) == (0, 0)

@@ -57,6 +57,7 @@ class Settings:
     deliver_retries: int = 3
     retry_delay_seconds: int = 120
     request_attempts: int = 5
+    rates_request_attempts: int = 3  # the rates source's requests (calculate, validate)
     request_backoff_seconds: float = 0.5
     request_max_wait_seconds: float = 60.0
     # Who hears about a failed task (after its retries) and a run missing its deadline; empty: nobody.
@@ -136,6 +137,8 @@ class Settings:
             date.fromisoformat(self.dag_start_date)
         except ValueError:
             raise ValueError(f"dag_start_date must be YYYY-MM-DD, got {self.dag_start_date!r}") from None
+        if self.request_attempts < 1 or self.rates_request_attempts < 1:
+            raise ValueError("request_attempts and rates_request_attempts must be at least 1")
         if self.crm_page_size < 1:
             raise ValueError(f"crm_page_size must be positive, got {self.crm_page_size}")
 

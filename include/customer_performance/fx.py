@@ -195,7 +195,7 @@ def _upsert(cur, schema: str, rows, source: str, overwrite: bool) -> int:
 
 
 def fetch_source(
-    conn_id: str, max_bytes: int, connect_timeout: float, read_timeout: float, attempts: int = 3
+    conn_id: str, max_bytes: int, connect_timeout: float, read_timeout: float, attempts: int
 ) -> tuple[str, bytes]:
     """The rates file from the connection ``conn_id`` (http: host, schema, optional password as a
     bearer token, extra ``path``); the ECB's public history when the connection is not defined."""
@@ -247,7 +247,7 @@ def refresh_rates(cur, schema: str, cfg, needed_through: date) -> Refresh:
             max_bytes,
             cfg.crm_connect_timeout,
             cfg.crm_read_timeout,
-            plan("calculate", cfg).request_attempts,  # the request layer of calculate's retries
+            plan("calculate", cfg).request_attempts,  # retry.RATES_TASKS: rates_request_attempts
         )
         rows = parse_rates(raw, max_bytes, origin)
     except (AuthError, ConnectionConfigError):

@@ -29,6 +29,7 @@ _BAD_DATA = [
     "include.customer_performance.export.csv_email.ExportLocationError",
     "include.customer_performance.export.csv_email.AmbiguousDeliveryError",
     "include.customer_performance.load.bi_api.MissingStageError",
+    "include.customer_performance.stages.UndeclaredStageError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.
@@ -66,6 +67,9 @@ API_RETRY_POLICY = ExceptionRetryPolicy(
 # The tasks that call an API: their policy also refuses to retry refused credentials and
 # malformed pages. Every other task has NO_RETRY_ON_BAD_DATA.
 API_TASKS = ("extract_crm_api", "push_bi_api")
+# The tasks that fetch the exchange rates (fx.py): a rates source that is down costs them
+# rates_request_attempts attempts (3), not request_attempts: the table may cover the period anyway.
+RATES_TASKS = ("calculate", "validate")
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def plan(task_id: str, cfg) -> RetryPlan:
         delay_seconds=cfg.retry_delay_seconds,
         timeout_minutes=getattr(cfg, f"{kind}_timeout_minutes"),
         policy=API_RETRY_POLICY if task_id in API_TASKS else NO_RETRY_ON_BAD_DATA,
-        request_attempts=cfg.request_attempts,
+        request_attempts=cfg.rates_request_attempts if task_id in RATES_TASKS else cfg.request_attempts,
         request_backoff_seconds=cfg.request_backoff_seconds,
         request_max_wait_seconds=cfg.request_max_wait_seconds,
     )

@@ -29,9 +29,8 @@ def suite_checks(suite: Suite, run: Run | None = None, cur=None) -> tuple[Check,
 def _templates(run: Run) -> dict[str, str]:
     return {
         "batch": "{batch}",  # left for GX to fill in
-        "customers": run.table("flt_customers").as_string(None),
-        "metrics": run.table("customer_metrics").as_string(None),
-        "rates": run.table("fx_rates").as_string(None),
+        # the staged tables a rule reads, by their names (as in the SQL models)
+        **{stage: run.table(stage).as_string(None) for stage in ("flt_customers", "customer_metrics", "fx_rates")},
         "period_start": f"'{run.period.start.isoformat()}'",
         "period_end": f"'{run.period.end.isoformat()}'",
     }

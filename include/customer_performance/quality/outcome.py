@@ -12,7 +12,8 @@
   ``quality_freshness_days`` before the period end, or no row at all: a warning, and an alert.
 - **Ceilings**: a warning rule that quarantines more than its ceiling (``Check.ceiling`` of the
   table's rows, or for a suite with ``amount_column`` ``Suite.amount_ceiling`` of its gross
-  amount; both declared in suites.py) fails as critical, naming the rule, the share and the ceiling.
+  amount; both named in suites.py, their values the settings) fails as critical, naming the rule,
+  the share and the ceiling.
 
 These results are computed in SQL here, not by GX, and go into the same report as GX's.
 """
@@ -201,14 +202,14 @@ def _ceilings(cur, run, suite: Suite, results: list, cfg) -> list:
     out = []
     for r in over:
         row_share = r.failing_rows / r.rows_checked
-        ceiling = ceilings[r.rule]
+        ceiling = getattr(cfg, ceilings[r.rule])
         parts = []
         if row_share > ceiling:
             parts.append(
                 f"{row_share:.2%} of the rows ({r.failing_rows} of {r.rows_checked}), over the ceiling {ceiling:.2%}"
             )
         amount_share = amounts.get(r.rule)
-        amount_ceiling = suite.amount_ceiling
+        amount_ceiling = getattr(cfg, suite.amount_ceiling) if suite.amount_ceiling else None
         if amount_share is not None and amount_ceiling is not None and amount_share > amount_ceiling:
             parts.append(f"{amount_share:.2%} of the gross amount, over the ceiling {amount_ceiling:.2%}")
         if parts:

@@ -8,9 +8,9 @@ off-scale scores and negative durations ignored), or dropping the row would lose
 
 Row-level rules are SQL predicates of the offending rows (``bad_rows``), run by GX as an
 ``UnexpectedRowsExpectation``; the same predicate is what names the rows in the report. Templates
-in them: ``{batch}`` (the table under test, filled in by GX), ``{customers}`` (the run's staged
-customers), ``{metrics}`` (its customer metrics), ``{rates}`` (its staged exchange rates: every
-known currency, fx.py), ``{period_start}`` / ``{period_end}`` (quoted dates).
+in them: ``{batch}`` (the table under test, filled in by GX), a staged table by its name as in the
+SQL models (``{flt_customers}``, ``{customer_metrics}``, ``{fx_rates}``: every known currency,
+fx.py), ``{period_start}`` / ``{period_end}`` (quoted dates).
 
 The outcome checks (quality/outcome.py) are switched on per suite: ``not_empty``, ``volume``,
 ``freshness_column``, and the ceilings of the warning rules (by share of rows, and of gross amount
@@ -33,12 +33,12 @@ INFO = "info"
 # Completeness of a required field under this share is critical (README, "Data quality gate"; configurable:
 # CUSTOMER_PERFORMANCE_QUALITY_REQUIRED_COMPLETENESS).
 REQUIRED_COMPLETENESS = settings().quality_required_completeness
-# A warning rule may quarantine at most this share of its table's rows (and, in a suite with an
+# A warning rule may quarantine at most a share of its table's rows (and, in a suite with an
 # amount column, of its gross amount); past it the rule fails as critical (outcome.py): the month
-# would no longer be the month. Every warning rule declares its ceiling; the defaults are the
-# settings quality_warning_max_share and quality_warning_max_amount_share.
-WARNING_CEILING = settings().quality_warning_max_share
-AMOUNT_CEILING = settings().quality_warning_max_amount_share
+# would no longer be the month. Every warning rule names its ceiling here: the setting that holds
+# it, read when the gate runs (quality_warning_max_share, quality_warning_max_amount_share: 2 %).
+WARNING_CEILING = "quality_warning_max_share"
+AMOUNT_CEILING = "quality_warning_max_amount_share"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # the values the sources may use (schemas.py names them once)
 TRANSACTION_STATUSES = list(TRANSACTION_STATUS.values())
@@ -47,7 +47,7 @@ INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 # Rows whose customer_id the customer database does not know. Written as IN over EXCEPT (hashed
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
-UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {customers})"
+UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {flt_customers})"
 # The rules that group the ten million transactions read them through a subquery ordered by the
 # group key, text in byte order ("C": the same equality, a far cheaper comparison), so that the
 # GROUP BY is a sorted aggregate: the planner's choice, a hash aggregate of ten million groups,
@@ -65,13 +65,15 @@ class Check:
     severity: str  # CRITICAL, WARNING or INFO: always written out where the rule is declared
     bad_rows: str | None = None  # SQL predicate of the offending rows, for row-level rules
     catches: str | None = None  # the generator's defect class this rule is there to catch
-    ceiling: float | None = None  # a warning rule: the largest share of the rows it may quarantine
+    ceiling: str | None = None  # a warning rule: the setting holding the share of rows it may quarantine
 
     def __post_init__(self) -> None:
         if self.severity not in (CRITICAL, WARNING, INFO):
             raise ValueError(f"{self.rule}: severity must be critical, warning or info, not {self.severity!r}")
         if (self.severity == WARNING) != (self.ceiling is not None):
             raise ValueError(f"{self.rule}: a warning rule, and only a warning rule, declares its ceiling")
+        if self.ceiling is not None and not hasattr(settings(), self.ceiling):
+            raise ValueError(f"{self.rule}: its ceiling {self.ceiling!r} is not a setting (config.py)")
 
     @property
     def column(self) -> str | None:
@@ -79,12 +81,12 @@ class Check:
 
 
 def rows_rule(
-    rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None, ceiling: float | None = None
+    rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None, ceiling: str | None = None
 ) -> Check:
     """A row-level rule: the rows matching ``bad_rows`` are the failures."""
     kwargs = {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {bad_rows}"}
     if column:
-        kwargs["column"] = column  # reported, not passed to GX (see gate.expectation_kwargs)
+        kwargs["column"] = column  # reported, not passed to GX (runner._check leaves it out)
     return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches, ceiling)
 
 
@@ -98,7 +100,7 @@ class Suite:
     volume: bool = False  # rows per day against the recent loaded periods: warning + alert
     freshness_column: str | None = None  # its latest value too long before the period end: warning + alert
     amount_column: str | None = None  # warning rules also have a ceiling on the share of this amount:
-    amount_ceiling: float | None = None  # ... this share of it
+    amount_ceiling: str | None = None  # ... the setting holding the share of it
 
 
 CUSTOMERS = Suite(
@@ -242,7 +244,7 @@ TRANSACTIONS = Suite(
             # a currency the rates table has never held (a known one without a fresh rate fails
             # calculate instead: fx.StaleRatesError); the reporting currency is always known
             "transactions.currency.known",
-            "currency IS NULL OR currency NOT IN (SELECT currency FROM {rates})",
+            "currency IS NULL OR currency NOT IN (SELECT currency FROM {fx_rates})",
             WARNING,
             column="currency",
             catches="transactions.unknown_currency",
@@ -380,7 +382,7 @@ REGIONAL_SUMMARY = Suite(
     checks=(
         rows_rule(
             "regional_summary.total.matches_customers",
-            "grouping_level = 'total' AND revenue IS DISTINCT FROM (SELECT sum(revenue) FROM {metrics})",
+            "grouping_level = 'total' AND revenue IS DISTINCT FROM (SELECT sum(revenue) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
         ),
@@ -402,7 +404,7 @@ PERFORMANCE_TRENDS = Suite(
             "performance_trends.days.sum_to_total",
             "grain = 'day' AND scope = 'all'"
             " AND (SELECT sum(revenue) FROM {batch} WHERE grain = 'day' AND scope = 'all')"
-            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {metrics})",
+            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
         ),
@@ -410,7 +412,7 @@ PERFORMANCE_TRENDS = Suite(
             "performance_trends.weeks.sum_to_total",
             "grain = 'week' AND scope = 'all'"
             " AND (SELECT sum(revenue) FROM {batch} WHERE grain = 'week' AND scope = 'all')"
-            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {metrics})",
+            " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
         ),
