@@ -48,7 +48,7 @@ def demo(checkout: Path, customers: int) -> str:
     raise SystemExit(f"the demo in {checkout} did not say where its analytics database is")
 
 
-def analytics_rows(dbname: str) -> dict[str, Counter]:
+def analytics_rows(dbname: str, checkout: Path) -> dict[str, Counter]:
     import psycopg
 
     out = {}
@@ -58,13 +58,16 @@ def analytics_rows(dbname: str) -> dict[str, Counter]:
             keep = [i for i, d in enumerate(cur.description) if d.name not in SKIP]
             out[table] = Counter(tuple(json.dumps(row[i], default=str, sort_keys=True) for i in keep) for row in cur)
         # the run record: what the run reported (its KPIs, the gate's summary, each task's counts),
-        # without what names the run or says how long it took
+        # without what names the run (its key, its checkout's folder) or says how long it took
         cur = conn.execute(
             "SELECT period_start, period_end, kpis, quality, row_counts FROM analytics.pipeline_runs"
             " WHERE report_month = '2025-07-01'"
         )
         out["pipeline_runs"] = Counter(
-            re.sub(r"\d{8}t\d{6}_[0-9a-f]{6}", "<run>", json.dumps(row, default=str, sort_keys=True)) for row in cur
+            re.sub(r"\d{8}t\d{6}_[0-9a-f]{6}", "<run>", json.dumps(row, default=str, sort_keys=True)).replace(
+                str(checkout), "<checkout>"
+            )
+            for row in cur
         )
     return out
 
@@ -95,7 +98,11 @@ def main() -> int:
     found = {}
     for name, checkout in (("old", a.old), ("new", a.new)):
         db = demo(checkout.resolve(), a.customers)
-        found[name] = {"analytics": analytics_rows(db), "bi": bi_rows(checkout), "csv": csv_files(checkout)}
+        found[name] = {
+            "analytics": analytics_rows(db, checkout.resolve()),
+            "bi": bi_rows(checkout),
+            "csv": csv_files(checkout),
+        }
     differences = 0
     for part in ("analytics", "bi"):
         old, new = found["old"][part], found["new"][part]
