@@ -80,6 +80,23 @@ def create_app(store: str, token: str) -> FastAPI:
         ).fetchone()
         return tuple(row) if row else None
 
+    def supersede(dataset: str, month: str, keep: str, states: tuple[str, ...]) -> list[str]:
+        """Mark the month's other versions in ``states`` superseded (inside the caller's
+        transaction); returns them."""
+        marks = ", ".join("?" * len(states))
+        found = [
+            v
+            for (v,) in conn.execute(
+                f"SELECT version FROM versions WHERE dataset = ? AND report_month = ? AND version <> ?"
+                f" AND state IN ({marks})",
+                (dataset, month, keep, *states),
+            )
+        ]
+        conn.executemany(
+            "UPDATE versions SET state = 'superseded' WHERE dataset = ? AND version = ?", [(dataset, v) for v in found]
+        )
+        return found
+
     @app.post("/datasets/{dataset}/versions/{version}")
     def open_version(dataset: str, version: str, body: Annotated[dict, Body()]) -> dict:
         month = month_of(body)
@@ -88,24 +105,9 @@ def create_app(store: str, token: str) -> FastAPI:
             if known and known != (month, "open"):
                 raise HTTPException(409, f"version {version} is {known[1]} (for {known[0]}): it cannot be opened")
             conn.execute("BEGIN IMMEDIATE")
-            superseded = [
-                v
-                for (v,) in conn.execute(
-                    "SELECT version FROM versions WHERE dataset = ? AND report_month = ? AND state = 'open'"
-                    " AND version <> ?",
-                    (dataset, month, version),
-                )
-            ]
-            conn.execute(
-                "DELETE FROM batches WHERE dataset = ? AND version IN (SELECT version FROM versions"
-                " WHERE dataset = ? AND report_month = ? AND state = 'open' AND version <> ?)",
-                (dataset, dataset, month, version),
-            )
-            conn.execute(
-                "UPDATE versions SET state = 'superseded' WHERE dataset = ? AND report_month = ? AND state = 'open'"
-                " AND version <> ?",
-                (dataset, month, version),
-            )
+            superseded = supersede(dataset, month, version, ("open",))
+            for v in superseded:  # an open version's rows were never current
+                conn.execute("DELETE FROM batches WHERE dataset = ? AND version = ?", (dataset, v))
             if not known:
                 conn.execute("INSERT INTO versions VALUES (?, ?, ?, 'open')", (dataset, version, month))
             conn.execute("COMMIT")
@@ -158,14 +160,7 @@ def create_app(store: str, token: str) -> FastAPI:
             if known[1] == "published":
                 return {"version": version, "state": "published", "already": True}
             conn.execute("BEGIN IMMEDIATE")
-            others = [
-                v
-                for (v,) in conn.execute(
-                    "SELECT version FROM versions WHERE dataset = ? AND report_month = ? AND version <> ?"
-                    " AND state <> 'superseded'",
-                    (dataset, month, version),
-                )
-            ]
+            others = supersede(dataset, month, version, ("open", "published"))
             for table in expected:
                 conn.execute(
                     "DELETE FROM batches WHERE dataset = ? AND tbl = ? AND version IN"
@@ -173,10 +168,6 @@ def create_app(store: str, token: str) -> FastAPI:
                     (dataset, table, dataset, month, version),
                 )
                 conn.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?)", (dataset, month, table, version))
-            conn.execute(
-                "UPDATE versions SET state = 'superseded' WHERE dataset = ? AND report_month = ? AND version <> ?",
-                (dataset, month, version),
-            )
             conn.execute(
                 "UPDATE versions SET state = 'published' WHERE dataset = ? AND version = ?", (dataset, version)
             )

@@ -118,6 +118,26 @@ TABLES = ("customer_performance", "regional_summary", "performance_trends", "dat
 BI_TABLES = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
 
 
+def concurrently(call, times: int = 2, timeout: float = 120) -> tuple[list, list[BaseException]]:
+    """Run ``call()`` ``times`` times at once, each in a thread; returns (results, errors)."""
+    import threading
+
+    results, errors = [], []
+
+    def one() -> None:
+        try:
+            results.append(call())
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results, errors
+
+
 def _unrun(value: dict) -> dict:
     """A run record's JSON without what names the run: its staged tables' key, its Message-ID."""
     text = json.dumps(value, sort_keys=True, default=str)

@@ -36,9 +36,9 @@ from include.customer_performance.export.csv_email import (
 )
 from include.customer_performance.http_client import ApiClient, ApiError
 from include.customer_performance.load import analytics_db
-from include.customer_performance.load.bi_api import MissingStageError, push
-from include.customer_performance.staging import Run, make_run
-from tests.conftest import LOGICAL_DATE, ROOT, snapshot
+from include.customer_performance.load.bi_api import push
+from include.customer_performance.staging import MissingStageError, Run, make_run
+from tests.conftest import LOGICAL_DATE, ROOT, concurrently, snapshot
 
 DATASET = "customer_performance"
 
@@ -197,19 +197,7 @@ def test_two_pushes_of_a_month_take_turns(stack, run, clean):
     """Two pushes at once: the second waits for the first (the month's lock), their requests never
     interleave, and the month holds one copy of each row."""
     clear_standin(stack)
-    errors = []
-
-    def one() -> None:
-        try:
-            bi_push(stack, run, batch_rows=20)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    _, errors = concurrently(lambda: bi_push(stack, run, batch_rows=20))
     assert errors == []
     order = [e["path"].split("/versions/")[1].split("/")[0] for e in standin_log(stack) if "/versions/" in e["path"]]
     runs = [v for i, v in enumerate(order) if i == 0 or order[i - 1] != v]
@@ -421,21 +409,13 @@ def test_runs_of_one_logical_date_share_no_staged_table_or_temp_file(stack, run,
     assert a.key != b.key and a.key.startswith("20250801t020000_") and b.key.startswith("20250801t020000_")
     assert len(a.table_name("dq_flagged_customer_activity")) <= 63  # PostgreSQL's identifier limit
     folder = storage_path(str(tmp_path))
-    errors = []
 
     def write() -> None:
-        try:
-            with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
-                for _ in range(3):
-                    write_csvs(conn, run, folder)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+            for _ in range(3):
+                write_csvs(conn, run, folder)
 
-    threads = [threading.Thread(target=write) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _, errors = concurrently(write, timeout=60)
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{n}_july2025.csv" for n in ("customer_performance", "regional_summary", "data_quality_report")

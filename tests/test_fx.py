@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 from datetime import date
 from decimal import Decimal
@@ -28,7 +27,7 @@ from include.customer_performance.fx import (
     stage_rates,
 )
 from include.customer_performance.migrations import MIGRATIONS_DIR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, concurrently
 
 ECB = "Date,USD,JPY,CYP,\n2026-11-03,1.1600,176.1,N/A,\n2026-11-02,1.1550,175.9,N/A,\n"
 
@@ -168,19 +167,7 @@ def test_a_source_that_is_down_or_answers_garbage_is_reported_not_raised(pg_db, 
 
 def test_two_runs_refreshing_at_once_end_with_the_same_table(pg_db, fx_source):
     rates_db(pg_db)
-    results, errors = [], []
-
-    def one():
-        try:
-            results.append(refresh(pg_db, date(2026, 11, 3))[1])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = concurrently(lambda: refresh(pg_db, date(2026, 11, 3))[1])
     assert not errors and len(results) == 2 and results[0] == results[1]
 
 

@@ -194,14 +194,27 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
             results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
-        problem = publish_data_docs(run, cfg, docs)  # outside any transaction: an upload locks nothing
-        if problem:
-            with conn.cursor() as cur:
-                gate.append_results(cur, run, [gate.data_docs_result(problem)], {})
-            conn.commit()
+        problem = _data_docs(conn, run, cfg, docs, "dq_results")
     gate.log_summary(results, summary)
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return {**summary, "data_docs": data_docs_target(run, cfg), "data_docs_error": problem}
+
+
+def _data_docs(conn, run: Run, cfg: Settings, docs: Path, report: str) -> str | None:
+    """Copy the Data Docs in ``docs`` to the export location, outside any transaction (an upload
+    locks nothing); a failure becomes a warning row of the task's part of the report (``report``)
+    and, for the aggregates' (computed after the alerts), the alert ``data_docs`` (the gate's comes
+    from its report row, sql/alerts.sql). Returns the failure, if any."""
+    from include.customer_performance.quality import gate
+
+    problem = publish_data_docs(run, cfg, docs)
+    if problem:
+        with conn.cursor() as cur:
+            gate.append_results(cur, run, [gate.data_docs_result(problem)], {}, stage=report)
+            if report == "dq_aggregates":
+                add_data_docs_alert(cur, run, problem)
+        conn.commit()
+    return problem
 
 
 def aggregate(run: Run, cfg: Settings) -> dict:
@@ -223,27 +236,28 @@ def aggregate(run: Run, cfg: Settings) -> dict:
             results = gate.run_suites(run, url, cur, AGGREGATE_SUITES, Path(tmp) / "aggregates")
             gate.store_results(cur, run, results, {}, stage="dq_aggregates", with_scores=False)
         conn.commit()
-        problem = publish_data_docs(run, cfg, Path(tmp))
-        if problem:  # the report's warning, and the alert (the alerts are computed before this)
-            with conn.cursor() as cur:
-                gate.append_results(cur, run, [gate.data_docs_result(problem)], {}, stage="dq_aggregates")
-                add_data_docs_alert(cur, run, problem)
-            conn.commit()
+        _data_docs(conn, run, cfg, Path(tmp), "dq_aggregates")
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return out
 
 
 def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dict:
     """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
-    from include.customer_performance.load.analytics_db import LockPolicy, publish, read_kpis, record_run, task_summary
+    from include.customer_performance.load.analytics_db import (
+        PARTITION_TABLES,
+        RUN_TABLES,
+        LockPolicy,
+        publish,
+        read_kpis,
+        record_run,
+        task_summary,
+    )
+    from include.customer_performance.staging import check_inputs
 
     t0 = time.monotonic()
     row_counts = {
         t: {k: v for k, v in (r or {}).items() if k != "seconds"} for t, r in upstream.items() if t != "validate"
     }
-    from include.customer_performance.load.analytics_db import PARTITION_TABLES, RUN_TABLES
-    from include.customer_performance.load.bi_api import check_inputs
-
     with analytics(cfg) as conn:
         with conn.cursor() as cur:  # before anything is replaced: every staged table it publishes
             check_inputs(cur, run, ("kpis", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts)))
@@ -273,10 +287,9 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.http_client import ApiClient
     from include.customer_performance.load.analytics_db import record_delivery
     from include.customer_performance.load.bi_api import push
-
-    t0 = time.monotonic()
     from include.customer_performance.retry import plan
 
+    t0 = time.monotonic()
     client = ApiClient.from_connection(cfg.bi_api_conn_id, **plan("push_bi_api", cfg).client_kwargs())
     with analytics(cfg) as conn:
         sent = push(conn, run, client, cfg.bi_dataset, cfg.bi_batch_rows, cfg.bi_tables)
@@ -304,7 +317,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
         write_csvs,
     )
     from include.customer_performance.load.analytics_db import read_kpis, record_delivery
-    from include.customer_performance.load.bi_api import check_inputs
+    from include.customer_performance.staging import check_inputs
 
     t0 = time.monotonic()
     with analytics(cfg) as conn:

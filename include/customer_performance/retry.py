@@ -28,7 +28,7 @@ _BAD_DATA = [
     "include.customer_performance.migrations.MigrationError",
     "include.customer_performance.export.csv_email.ExportLocationError",
     "include.customer_performance.export.csv_email.AmbiguousDeliveryError",
-    "include.customer_performance.load.bi_api.MissingStageError",
+    "include.customer_performance.staging.MissingStageError",
     "include.customer_performance.stages.UndeclaredStageError",
 ]
 

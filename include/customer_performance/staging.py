@@ -62,6 +62,32 @@ def make_run(
     )
 
 
+class MissingStageError(RuntimeError):
+    """A destination task's inputs are gone (the run's staged tables): nothing was delivered."""
+
+
+def check_inputs(cur, run: Run, stages: tuple[str, ...]) -> None:
+    """Refuse to deliver a run whose staged tables ``stages`` are gone (dropped after
+    ``staging_retention_days``, or by hand) or, when they include ``kpis``, whose KPI table does not
+    hold exactly one row: each destination task calls this before touching its destination."""
+    cur.execute(
+        "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(%s || '.' || quote_ident(name)) IS NULL",
+        ([run.table_name(stage) for stage in stages], sql.Identifier(run.schema).as_string(cur)),
+    )
+    missing = [name for (name,) in cur.fetchall()]
+    if missing:
+        raise MissingStageError(
+            f"the staged table(s) {', '.join(missing)} of run {run.run_id} ({run.period}) are gone (staged tables"
+            " are kept for staging_retention_days); nothing was delivered. Clear the run from extract tasks"
+            " (with downstream) to rebuild them, or trigger a new run for the month."
+        )
+    if "kpis" in stages:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("kpis")))
+        n = cur.fetchone()[0]
+        if n != 1:
+            raise MissingStageError(f"{run.table_name('kpis')} holds {n} rows, not 1; nothing was delivered")
+
+
 def ensure_schema(cur, schema: str) -> None:
     """The staging schema and its run registry. The three extracts start at once: ``IF NOT EXISTS``
     alone races (both see no schema, one fails on the catalog's unique key), so they take turns."""

@@ -341,7 +341,8 @@ def deliver(
     mid = message_id(run, sender)
 
     def decide(cur) -> dict | None:
-        """None: send; else what to answer. Raises when it must not send."""
+        """None: send; else what was sent already. Marks the record and raises when a try may have
+        sent it without knowing (the caller commits first: the mark must stay)."""
         found = _claim(cur, schema, key)
         if found and found[0] == "sent":
             log.info(
@@ -350,14 +351,13 @@ def deliver(
             return {"state": "sent", "message_id": mid, "attempts": found[1], "already": True}
         if found and found[0] in ("sending", "unconfirmed") and not resend:
             set_delivery_state(cur, schema, *key, "unconfirmed")
-            return {"state": "unconfirmed"}
+            cur.connection.commit()
+            raise _unconfirmed(run, mid, to)
         return None
 
     with conn.cursor() as cur:
         answer = decide(cur)
     conn.commit()
-    if answer and answer["state"] == "unconfirmed":
-        raise _unconfirmed(run, mid, to)
     if answer:
         return answer
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:  # a relay that is down fails here: nothing sent
@@ -375,8 +375,6 @@ def deliver(
                 )
                 attempts = cur.fetchone()[0]
         conn.commit()  # the record exists before the relay sees a byte
-        if answer and answer["state"] == "unconfirmed":
-            raise _unconfirmed(run, mid, to)
         if answer:
             return answer
         if attempts > 1:

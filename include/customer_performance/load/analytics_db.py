@@ -304,7 +304,6 @@ def read_kpis(conn, run: Run) -> dict:
     """The run's KPI row, JSON-ready (numerics as floats)."""
     from decimal import Decimal
 
-    from psycopg import sql
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:

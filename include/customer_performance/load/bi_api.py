@@ -13,10 +13,10 @@ table's columns (README, "BI push payloads").
 
 Pushes of one month to one dataset take turns (a session advisory lock in the analytics database,
 held for the whole push, released by PostgreSQL if the task dies), and a push checks its inputs
-(the run's staged tables, one KPI row) before it sends anything. Each table is read whole (they are
-aggregates, thousands of rows at most) in one short statement, so no transaction is open while the
-API is called. The push only reads the analytics database, so a failed push changes nothing there
-and the task can be retried alone.
+(the run's staged tables, one KPI row: staging.check_inputs) before it sends anything. Each table
+is read whole (they are aggregates, thousands of rows at most) in one short statement, so no
+transaction is open while the API is called. The push only reads the analytics database, so a
+failed push changes nothing there and the task can be retried alone.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from psycopg import sql
 
 from include.customer_performance.export.csv_email import REGIONAL_ORDER
 from include.customer_performance.http_client import ApiClient
-from include.customer_performance.staging import Run
+from include.customer_performance.staging import Run, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -49,37 +49,12 @@ BI_TABLES = {
 STAGES = ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
 
 
-class MissingStageError(RuntimeError):
-    """A destination task's inputs are gone (the run's staged tables): nothing was sent."""
-
-
 def _json_value(v: object) -> object:
     if isinstance(v, decimal.Decimal):
         return float(v)
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     return v
-
-
-def check_inputs(cur, run: Run, stages: tuple[str, ...] = STAGES) -> None:
-    """Refuse to deliver a run whose staged tables are gone (dropped after ``staging_retention_days``,
-    or by hand) or whose KPI table does not hold exactly one row, before touching a destination."""
-    missing = []
-    for stage in stages:
-        cur.execute("SELECT to_regclass(%s)", (run.table(stage).as_string(cur),))
-        if cur.fetchone()[0] is None:
-            missing.append(run.table_name(stage))
-    if missing:
-        raise MissingStageError(
-            f"the staged table(s) {', '.join(missing)} of run {run.run_id} ({run.period}) are gone (staged tables"
-            " are kept for staging_retention_days); nothing was delivered. Clear the run from extract tasks"
-            " (with downstream) to rebuild them, or trigger a new run for the month."
-        )
-    if "kpis" in stages:
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(run.table("kpis")))
-        n = cur.fetchone()[0]
-        if n != 1:
-            raise MissingStageError(f"{run.table_name('kpis')} holds {n} rows, not 1; nothing was delivered")
 
 
 def month_lock(cur, key: str) -> None:
@@ -108,7 +83,7 @@ def push(
     with conn.cursor() as cur:
         month_lock(cur, key)
         try:
-            check_inputs(cur, run)
+            check_inputs(cur, run, STAGES)
             version = f"{run.key}-{uuid.uuid4().hex[:8]}"
             # opening supersedes any open version of an earlier, killed try: its late requests are refused
             client.request("POST", f"/datasets/{dataset}/versions/{version}", json={"report_month": month})
