@@ -41,10 +41,11 @@ def model(name: str, run=None, **tables: sql.Composable) -> sql.Composed:
         raise ValueError(f"model {name} has no placeholder {', '.join(sorted(extra))}")
     bound = dict(tables)
     for field in wanted - set(tables):
+        unbound = ValueError(f"model {name}: nothing binds its placeholder {{{field}}}")
+        if run is None:
+            raise unbound
         try:
-            if run is None:
-                raise UndeclaredStageError(field)
-            bound[field] = run.table(field)
+            bound[field] = run.table(field)  # a declared stage of the run
         except UndeclaredStageError:
-            raise ValueError(f"model {name}: nothing binds its placeholder {{{field}}}") from None
+            raise unbound from None
     return sql.SQL(_text(name)).format(**bound)
