@@ -2,6 +2,15 @@
 -- that millions of rows take seconds. Deterministic: setseed() plus serial plans. Parameters are
 -- bound by dev/generate.py. Every defect is drawn from its own random() at the rate given in
 -- DEFECT_RATES and recorded in a flag column, so what was planted can be counted exactly.
+--
+-- Customers have lives (a BG/NBD-style process): each is acquired in a monthly cohort of the
+-- cohort window, buys first soon after, then at its latent rate (Poisson, heterogeneous: Pareto
+-- weights, a few whales), and after each purchase drops out with probability p = 1 / (1 + rate x
+-- latent lifetime), so its lifetime in months is about its latent lifetime (log-normal). Sessions
+-- fade and CRM contacts grow angrier in the weeks before the last purchase; after it the customer
+-- is nearly silent. gen.truth keeps each customer's true dropout date (the time of its last
+-- purchase, NULL when it is still buying at truth_end): dev/generate.py writes it to the table
+-- ground_truth, which only tests, the benchmark and the demo summary read, never the pipeline.
 SET max_parallel_workers_per_gather = 0;
 SELECT setseed(%(seed)s);
 DROP SCHEMA IF EXISTS gen CASCADE;
@@ -9,10 +18,11 @@ CREATE SCHEMA gen;
 
 -- customers: draws first, then the row built from them ---------------------------------------
 CREATE TABLE gen.draw AS
-SELECT id, random() AS r_name1, random() AS r_name2, random() AS r_new, random() AS r_reg,
+SELECT id, random() AS r_name1, random() AS r_name2, random() AS r_reg,
        random() AS r_status, random() AS r_email, random() AS r_geo, random() AS r_geo_null,
        random() AS r_login, random() AS r_future, random() AS r_seg, random() AS r_hour,
-       random() AS r_upd, random() AS r_dup, random() AS r_weight
+       random() AS r_upd, random() AS r_dup, random() AS r_weight, random() AS r_life1, random() AS r_life2,
+       random() AS r_never, random() AS r_n, random() AS r_first
 FROM generate_series(1, %(customers)s) AS id;
 
 CREATE TABLE gen.customers AS
@@ -26,12 +36,9 @@ SELECT d.id AS customer_id,
             ELSE lower(f.first || '.' || l.last || d.id || '@example.com') END AS email,
        '+1-555-' || lpad((d.id %% 10000)::text, 4, '0') AS phone,
        reg.registration_date,
+       -- set from the sessions below; a planted defect puts it after the month
        CASE WHEN d.r_future < %(future_last_login)s
-            THEN %(period_end)s::timestamp + interval '2 days' + d.r_login * interval '88 days'
-            ELSE greatest(reg.registration_date::timestamp, %(period_start)s::timestamp - interval '60 days')
-                 + d.r_login * (%(period_end)s::timestamp
-                                - greatest(reg.registration_date::timestamp, %(period_start)s::timestamp - interval '60 days'))
-       END AS last_login,
+            THEN %(period_end)s::timestamp + interval '2 days' + d.r_login * interval '88 days' END AS last_login,
        CASE WHEN d.r_status < 0.85 THEN 'active' WHEN d.r_status < 0.95 THEN 'inactive' ELSE 'suspended' END AS status,
        CASE WHEN d.r_geo_null < %(null_region)s THEN NULL ELSE g.region END AS region,
        CASE WHEN d.r_geo_null < %(null_region)s THEN NULL ELSE g.country END AS country,
@@ -39,18 +46,23 @@ SELECT d.id AS customer_id,
        (ARRAY['enterprise', 'mid-market', 'smb', 'consumer'])[1 + floor(d.r_seg * 4)::int] AS segment,
        reg.registration_date + floor(d.r_hour * 24)::int * interval '1 hour' AS created_at,
        reg.registration_date + d.r_upd * (%(period_end)s::timestamp - reg.registration_date) AS updated_at,
-       -- how much a customer buys, logs in and calls: Pareto-skewed for active customers
-       CASE WHEN d.r_status < 0.85 THEN power(1 - d.r_weight, -1 / 1.6) ELSE 0.2 END AS weight,
+       -- how much a customer buys, logs in and calls: Pareto-skewed; the top 1 %% are whales
+       power(1 - d.r_weight, -1 / 1.6) AS weight,
+       CASE WHEN d.r_weight > 0.99 THEN 3.0 ELSE 1.0 END AS basket,
+       -- latent lifetime in months: log-normal around the median lifetime (Box-Muller)
+       %(lifetime_months)s * exp(0.9 * sqrt(-2 * ln(1 - d.r_life1)) * cos(2 * pi() * d.r_life2)) AS lifetime_months,
+       d.r_never >= %(never_buy)s AS buys,
+       d.r_n, d.r_first,
+       d.r_future < %(future_last_login)s AS is_future_last_login,
        d.r_email < %(null_email)s AS is_null_email,
        d.r_email >= %(null_email)s AND d.r_email < %(null_email)s + %(bad_email)s AS is_bad_email,
        d.r_geo_null < %(null_region)s AS is_null_region,
-       d.r_future < %(future_last_login)s AS is_future_last_login,
        d.r_dup < %(duplicate_customer)s AS is_duplicated
 FROM gen.draw AS d
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN d.r_new < 0.08
-                THEN %(period_start)s::date + floor(d.r_reg * (%(period_end)s::date - %(period_start)s::date))::int
-                ELSE %(period_start)s::date - 1095 + floor(d.r_reg * 1095)::int END AS registration_date
+    -- acquisition cohorts over the cohort window, the recent ones larger (a growing business)
+    SELECT %(cohort_start)s::date
+           + floor(power(d.r_reg, 0.75) * (%(period_end)s::date - %(cohort_start)s::date))::int AS registration_date
 ) AS reg
 JOIN (SELECT ordinality AS i, first FROM unnest(%(first_names)s::text[]) WITH ORDINALITY AS t (first)) AS f
     ON f.i = 1 + floor(d.r_name1 * cardinality(%(first_names)s::text[]))
@@ -63,41 +75,102 @@ JOIN (
 ) AS g ON g.i = width_bucket(d.r_geo, %(geo_thresholds)s::float8[]);
 DROP TABLE gen.draw;
 
--- per customer, how many events of each kind: its weighted share of the mean, rounded up or down
--- at random so totals stay close to rate x customers while the Pareto weights give the skew ------
-CREATE TABLE gen.counts AS
-SELECT c.customer_id, c.weight / avg(c.weight) OVER () AS share, random() AS u_round,
-       c.registration_date::timestamp AS registered
-FROM gen.customers AS c;
+-- each customer's latent process: rate per day, dropout probability after a purchase, the number
+-- of purchases it will make (geometric), its first purchase, and the purchases before the history
+-- window (counted, not generated: only the window's rows reach the sources) --------------------
+CREATE TABLE gen.life AS
+WITH rates AS (
+    SELECT c.customer_id, c.registration_date::timestamp AS registered, c.buys, c.basket, c.lifetime_months,
+           c.weight / avg(c.weight) OVER () AS share,
+           %(tx_rate)s * c.weight / avg(c.weight) OVER () AS rate_month,
+           c.r_n, c.r_first, random() AS u_before, random() AS u_window, random() AS u_sessions,
+           random() AS u_contacts
+    FROM gen.customers AS c
+), p AS (
+    SELECT r.*, r.rate_month * 12 / 365.25 AS rate_day, 1 / (1 + r.rate_month * r.lifetime_months) AS p_drop,
+           r.registered + (-3 * ln(1 - r.r_first)) * interval '1 day' AS first_purchase
+    FROM rates AS r
+)
+SELECT p.customer_id, p.registered, p.buys, p.basket, p.share, p.rate_month, p.rate_day, p.lifetime_months,
+       p.p_drop, p.u_sessions, p.u_contacts,
+       CASE WHEN p.buys THEN p.first_purchase END AS first_purchase,
+       -- purchases in all (the last is the dropout): geometric on 1, 2, ...
+       least(1 + floor(ln(1 - p.r_n) / ln(greatest(1 - p.p_drop, 1e-12))), 1e9)::bigint AS purchases_in_life,
+       w.window_start,
+       -- purchases before the window (the first included) and events drawn inside it
+       CASE WHEN NOT p.buys OR p.first_purchase >= w.window_start THEN 0
+            ELSE 1 + floor(p.rate_day * extract(epoch FROM w.window_start - p.first_purchase) / 86400 + p.u_before)
+       END::bigint AS before_window,
+       CASE WHEN NOT p.buys OR p.first_purchase >= %(truth_end)s::timestamp THEN 0
+            ELSE floor(p.rate_day * extract(epoch FROM %(truth_end)s::timestamp - w.window_start) / 86400 + p.u_window)
+       END::int AS in_window
+FROM p
+CROSS JOIN LATERAL (SELECT greatest(%(history_start)s::timestamp, p.first_purchase) AS window_start) AS w;
 
--- transactions: the history months, then the report month ---------------------------------------
+-- the purchases inside the window, in order; those after the customer's last one are never made
+CREATE TABLE gen.purchases AS
+WITH drawn AS (
+    SELECT l.customer_id, l.window_start + random() * (%(truth_end)s::timestamp - l.window_start) AS at,
+           l.before_window + CASE WHEN l.first_purchase >= %(history_start)s::timestamp THEN 1 ELSE 0 END AS offset_n,
+           l.purchases_in_life
+    FROM gen.life AS l
+    CROSS JOIN LATERAL generate_series(1, l.in_window)
+), numbered AS (
+    SELECT customer_id, at, offset_n + row_number() OVER (PARTITION BY customer_id ORDER BY at) AS n,
+           purchases_in_life
+    FROM drawn
+)
+SELECT customer_id, at, n FROM numbered WHERE n <= purchases_in_life
+UNION ALL  -- the first purchase itself, when it falls in the window
+SELECT customer_id, first_purchase, 1 FROM gen.life
+WHERE first_purchase >= %(history_start)s::timestamp AND first_purchase < %(truth_end)s::timestamp;
+
+-- the ground truth: when each customer made its last purchase (dropped out), if by truth_end
+CREATE TABLE gen.truth AS
+SELECT l.customer_id, l.registered::date AS registration_date, l.first_purchase, l.rate_month AS purchase_rate_month,
+       l.lifetime_months AS latent_lifetime_months, l.p_drop AS dropout_probability,
+       CASE WHEN NOT l.buys THEN NULL
+            WHEN l.purchases_in_life <= l.before_window  -- before the window: placed by its rank
+                THEN l.first_purchase + (l.purchases_in_life - 1)::float8 / greatest(l.before_window, 1)
+                                        * (l.window_start - l.first_purchase)
+            ELSE last.at  -- NULL: it has not made its last purchase by truth_end
+       END AS dropout_at,
+       %(truth_end)s::timestamp AS known_through
+FROM gen.life AS l
+LEFT JOIN gen.purchases AS last ON last.customer_id = l.customer_id AND last.n = l.purchases_in_life;
+CREATE UNIQUE INDEX ON gen.truth (customer_id);
+ANALYZE gen.truth;
+
+-- the stage of life at any moment: 1 while the customer is well, fading to 0.15 over the weeks
+-- before its last purchase, 0.04 after it (the rare visit of a lapsed customer)
+CREATE FUNCTION gen.vitality(at timestamp, dropout timestamp) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN dropout IS NULL OR at < dropout - interval '56 days' THEN 1.0
+                WHEN at < dropout THEN 0.15 + 0.85 * extract(epoch FROM dropout - at) / (56 * 86400)
+                ELSE 0.04 END
+$$;
+
+-- purchases -> transactions: the history months, then the report month ------------------------
 CREATE SEQUENCE gen.tx_seq;
 CREATE TABLE gen.tx AS
 WITH events AS (
-    SELECT k.customer_id, w.lo, w.hi, w.in_month
-    FROM gen.counts AS k
-    CROSS JOIN LATERAL (VALUES
-        -- nobody buys before registering: a history month must not hold sales of customers the
-        -- customer database only knows from a later month
-        (greatest(%(history_start)s::timestamp, k.registered), %(period_start)s::timestamp, false,
-         %(tx_rate)s * 0.8 * %(history_months)s * k.share
-             * greatest(0, extract(epoch FROM %(period_start)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
-             / nullif(extract(epoch FROM %(period_start)s::timestamp - %(history_start)s::timestamp), 0)),
-        (%(period_start)s::timestamp, %(period_end)s::timestamp, true,
-         %(tx_rate)s * k.share)
-    ) AS w (lo, hi, in_month, mean)
-    CROSS JOIN LATERAL generate_series(1, floor(w.mean + k.u_round)::int)
+    SELECT p.customer_id, p.at, l.basket, p.at >= %(period_start)s::timestamp AS in_month
+    FROM gen.purchases AS p JOIN gen.life AS l USING (customer_id)
+    WHERE p.at < %(period_end)s::timestamp
+    ORDER BY p.customer_id, p.at
 ), drawn AS (
     SELECT nextval('gen.tx_seq') AS seq, e.*,
-           random() AS r_when, random() AS r_amt1, random() AS r_amt2, random() AS r_cur, random() AS r_status,
+           random() AS r_amt1, random() AS r_amt2, random() AS r_cur, random() AS r_status,
            random() AS r_neg, random() AS r_zero, random() AS r_badcur, random() AS r_badcur_pick,
            random() AS r_orphan, random() AS r_upd, random() AS r_late, random() AS r_cat, random() AS r_qty,
            random() AS r_pay, random() AS r_disc, random() AS r_dupid, random() AS r_twin
     FROM events AS e
 )
 SELECT seq, customer_id, in_month,
-       date_trunc('second', lo + r_when * (hi - lo)) AS order_date,
-       round(least(5000, exp(3.9 + 0.8 * sqrt(-2 * ln(1 - r_amt1)) * cos(2 * pi() * r_amt2)))::numeric, 2) AS base_amount,
+       date_trunc('second', at) AS order_date,
+       -- log-normal baskets, larger for whales and in November and December
+       round(least(5000, basket * CASE WHEN extract(month FROM at) IN (11, 12) THEN 1.25 ELSE 1 END
+                         * exp(3.9 + 0.8 * sqrt(-2 * ln(1 - r_amt1)) * cos(2 * pi() * r_amt2)))::numeric, 2)
+           AS base_amount,
        CASE WHEN r_cur < 0.8 THEN 'USD' WHEN r_cur < 0.92 THEN 'EUR' ELSE 'GBP' END AS base_currency,
        CASE WHEN r_status < 0.9 THEN 'completed' WHEN r_status < 0.94 THEN 'refunded'
             WHEN r_status < 0.97 THEN 'pending' ELSE 'cancelled' END AS status,
@@ -145,48 +218,80 @@ SELECT 'P' || lpad(seq::text, 10, '0'), customer_id, order_date, amount, currenc
        'probable_duplicate'
 FROM rows WHERE is_probable_duplicate;
 
--- sessions: the history months and the report month ---------------------------------------------
+-- sessions: candidates at the customer's full rate from the history's start (or its
+-- registration), kept with the probability of its vitality at that moment: logins thin out, get
+-- shorter and use fewer features in the weeks before the last purchase -------------------------
 CREATE SEQUENCE gen.session_seq;
 CREATE TABLE gen.activity AS
 WITH events AS (
-    -- from the history's start, or the customer's registration when later
-    SELECT k.customer_id, greatest(%(history_start)s::timestamp, k.registered) AS lo
-    FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (%(history_months)s + 1) * k.share
-        * greatest(0, extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
-        / extract(epoch FROM %(period_end)s::timestamp - %(history_start)s::timestamp) + k.u_round)::int)
+    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, t.dropout_at,
+           CASE WHEN l.buys THEN 1.0 ELSE 0.3 END AS keen
+    FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
+    CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (0.5 + 0.5 * l.share)
+        * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
+        / (30.4375 * 86400) + l.u_sessions)::int)
 ), drawn AS (
-    SELECT nextval('gen.session_seq') AS session_id, customer_id, lo, random() AS r_when, random() AS r_min,
-           random() AS r_neg, random() AS r_feature
+    SELECT customer_id, dropout_at, keen, s.session_start, random() AS r_keep, random() AS r_min, random() AS r_neg,
+           random() AS r_feature, random() AS r_narrow
     FROM events
+    CROSS JOIN LATERAL (
+        SELECT date_trunc('second', lo + random() * (%(period_end)s::timestamp - lo)) AS session_start
+    ) AS s
+), kept AS (
+    SELECT d.*, v.vitality FROM drawn AS d
+    CROSS JOIN LATERAL (SELECT gen.vitality(d.session_start, d.dropout_at) AS vitality) AS v
+    WHERE d.r_keep < v.vitality * d.keen
+    ORDER BY d.customer_id, d.session_start
 )
-SELECT session_id, customer_id, 'login' AS activity_type, session_start,
+SELECT nextval('gen.session_seq') AS session_id, customer_id, 'login' AS activity_type, session_start,
        CASE WHEN session_start >= %(period_start)s::timestamp AND r_neg < %(negative_duration)s
-            THEN -1 ELSE 1 END * round((-18 * ln(1 - r_min))::numeric, 2) AS duration_minutes,
-       (ARRAY['dashboard', 'reports', 'alerts', 'api', 'integrations', 'billing', 'search', 'export'])
-           [1 + floor(r_feature * 8)::int] AS feature,
+            THEN -1 ELSE 1 END * round((-18 * (0.4 + 0.6 * vitality) * ln(1 - r_min))::numeric, 2) AS duration_minutes,
+       CASE WHEN r_narrow > vitality THEN (ARRAY['dashboard', 'billing'])[1 + floor(r_feature * 2)::int]
+            ELSE (ARRAY['dashboard', 'reports', 'alerts', 'api', 'integrations', 'billing', 'search', 'export'])
+                 [1 + floor(r_feature * 8)::int] END AS feature,
        session_start >= %(period_start)s::timestamp AS in_month,
        session_start >= %(period_start)s::timestamp AND r_neg < %(negative_duration)s AS is_negative_duration
-FROM drawn
-CROSS JOIN LATERAL (
-    SELECT date_trunc('second', lo + r_when * (%(period_end)s::timestamp - lo)) AS session_start
-) AS s;
+FROM kept;
 
--- CRM interactions: the history months and the report month -------------------------------------
+-- the last login the customer database knows: the latest session up to the period end
+UPDATE gen.customers AS c SET last_login = s.last_session
+FROM (
+    SELECT customer_id, max(session_start) AS last_session FROM gen.activity
+    WHERE session_start < %(period_end)s::timestamp GROUP BY customer_id
+) AS s
+WHERE s.customer_id = c.customer_id AND NOT c.is_future_last_login;
+
+-- CRM interactions: candidates at 2.5 x the customer's rate, kept at 40 %% (1 in 2.5) while it is
+-- well, all of them in the two months before its last purchase (more contacts, lower scores, more
+-- escalations), 4 %% after it ----------------------------------------------------------------------
 CREATE SEQUENCE gen.interaction_seq;
 CREATE TABLE gen.interactions AS
 WITH events AS (
-    -- from the history's start, or the customer's registration when later
-    SELECT k.customer_id, greatest(%(history_start)s::timestamp, k.registered) AS lo
-    FROM gen.counts AS k
-    CROSS JOIN LATERAL generate_series(1, floor(%(interactions_rate)s * (%(history_months)s + 1) * k.share
-        * greatest(0, extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, k.registered)))
-        / extract(epoch FROM %(period_end)s::timestamp - %(history_start)s::timestamp) + k.u_round)::int)
+    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, t.dropout_at
+    FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
+    CROSS JOIN LATERAL generate_series(1, floor(2.5 * %(interactions_rate)s * (0.5 + 0.5 * l.share)
+        * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
+        / (30.4375 * 86400) + l.u_contacts)::int)
 ), drawn AS (
-    SELECT nextval('gen.interaction_seq') AS seq, customer_id, lo, random() AS r_when, random() AS r_kind,
+    SELECT customer_id, x.interaction_date, x.unhappy, random() AS r_keep, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
-           random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept
+           random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept, x.lapsed
     FROM events
+    CROSS JOIN LATERAL (
+        SELECT date_trunc('second', lo + random() * (%(period_end)s::timestamp - lo)) AS interaction_date
+    ) AS d
+    CROSS JOIN LATERAL (
+        SELECT d.interaction_date,
+               dropout_at IS NOT NULL AND d.interaction_date >= dropout_at - interval '60 days'
+                   AND d.interaction_date < dropout_at AS unhappy,
+               dropout_at IS NOT NULL AND d.interaction_date >= dropout_at AS lapsed
+    ) AS x
+), kept AS (
+    SELECT * FROM drawn
+    WHERE r_keep < CASE WHEN unhappy THEN 1.0 WHEN lapsed THEN 0.04 ELSE 0.4 END
+    ORDER BY customer_id, interaction_date
+), numbered AS (
+    SELECT nextval('gen.interaction_seq') AS seq, kept.* FROM kept
 )
 SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
        (ARRAY['call', 'email', 'chat', 'ticket'])[width_bucket(r_kind, ARRAY[0, 0.25, 0.55, 0.8]::float8[])]
@@ -196,7 +301,9 @@ SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
        CASE WHEN in_month AND r_sat_defect < %(null_satisfaction)s THEN NULL
             WHEN in_month AND r_sat_defect < %(null_satisfaction)s + %(satisfaction_out_of_range)s
                 THEN (ARRAY[0, 11, 42, -1])[1 + floor(r_sat_pick * 4)::int]
-            ELSE width_bucket(r_sat, %(satisfaction_thresholds)s::float8[]) END AS satisfaction_score,
+            -- an unhappy customer's score drawn from the lower end of the same distribution
+            ELSE width_bucket(CASE WHEN unhappy THEN power(r_sat, 3) ELSE r_sat END,
+                              %(satisfaction_thresholds)s::float8[]) END AS satisfaction_score,
        resolution_status,
        CASE WHEN resolution_status = 'open' THEN NULL ELSE round((-16.7 * ln(1 - r_hours))::numeric, 2) END
            AS resolution_hours,
@@ -206,10 +313,10 @@ SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
        in_month AND r_sat_defect < %(null_satisfaction)s AS is_null_satisfaction,
        in_month AND r_sat_defect >= %(null_satisfaction)s
            AND r_sat_defect < %(null_satisfaction)s + %(satisfaction_out_of_range)s AS is_satisfaction_out_of_range
-FROM drawn
+FROM numbered
 CROSS JOIN LATERAL (
-    SELECT date_trunc('second', lo + r_when * (%(period_end)s::timestamp - lo)) AS interaction_date,
-           CASE WHEN r_res < 0.75 THEN 'resolved' WHEN r_res < 0.85 THEN 'open' ELSE 'escalated' END
-               AS resolution_status
+    SELECT CASE WHEN r_res < (CASE WHEN unhappy THEN 0.45 ELSE 0.75 END) THEN 'resolved'
+                WHEN r_res < (CASE WHEN unhappy THEN 0.60 ELSE 0.85 END) THEN 'open'
+                ELSE 'escalated' END AS resolution_status
 ) AS x
 CROSS JOIN LATERAL (SELECT interaction_date >= %(period_start)s::timestamp AS in_month) AS m;

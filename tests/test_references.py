@@ -9,7 +9,7 @@ import pytest
 from psycopg import sql
 
 from dev.stack import pg_dsn
-from include.customer_performance import metrics
+from include.customer_performance import scorecard
 from include.customer_performance.config import settings
 from include.customer_performance.schemas import TRANSACTIONS, value_params
 from include.customer_performance.sql import _text, model, placeholders
@@ -73,7 +73,7 @@ def test_customer_metrics_fences_change_no_value(stack, run):
     with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         tables = {p: run.table(p) for p in placeholders("customer_metrics") - {"previous"}}
         tables["previous"] = previous_health(cur, run, settings().analytics_schema)
-        params = {**metrics.sql_params(), **run.period.as_params()}
+        params = {**scorecard.current().sql_params(), **run.period.as_params()}
         fast = sql.SQL("SELECT * FROM {}").format(run.table("customer_metrics"))
         plain = sql.SQL(plain_text).format(**tables)
         rows, only_fast, only_plain = differences(cur, fast, plain, params)

@@ -1,47 +1,75 @@
-"""Churn probability and 12-month CLV per customer from the lifetime purchase history.
+"""Churn probability, expected purchases and 12-month CLV per customer from the lifetime history.
 
 Model: the modified beta-geometric/NBD (MBG/NBD, ``lifetimes.ModifiedBetaGeoFitter``), fitted on
 (frequency = repeat purchase days, recency = days from first to last purchase, T = days from first
 purchase to the period end). Unlike BG/NBD, MBG/NBD lets a one-time buyer be dead, so its
-P(alive) is not stuck at 1. churn = 1 - P(alive); expected purchases over ``CLV_HORIZON_DAYS``
-times the customer's lifetime average order value is the CLV.
+P(alive) is not stuck at 1. churn = 1 - P(alive); expected purchases over the scorecard's
+``churn.horizon_days`` times the customer's lifetime average order value is the CLV; the expected
+purchases over the next month and the next three (``HORIZONS``) are what the back-test scores.
 
-Fallback (too few repeat buyers, a failed or degenerate fit): the recency ratio. With the
-customer's typical gap between purchase days g (recency / frequency, or ``CHURN_FALLBACK_GAP_DAYS``
-for one-time buyers) and s days of silence since the last purchase, r = s / g and
-churn = r / (1 + r): 0.5 after exactly one usual gap of silence, towards 1 as silence grows.
-Expected purchases = (1 - churn) x horizon / g. Customers who never bought have no churn
-probability (NULL) and a CLV of 0.
+Fallback (fewer than ``churn.min_repeat_customers`` repeat buyers, a failed or degenerate fit): the
+recency ratio. With the customer's typical gap between purchase days g (recency / frequency, or
+``churn.fallback_gap_days`` for one-time buyers) and s days of silence since the last purchase,
+r = s / g and churn = r / (1 + r): 0.5 after exactly one usual gap of silence, towards 1 as
+silence grows. Expected purchases over h days = (1 - churn) x h / g. Customers who never bought
+have no churn probability (NULL) and a CLV of 0.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from include.customer_performance.metrics import (
-    CHURN_FALLBACK_GAP_DAYS,
-    CHURN_MIN_REPEAT_CUSTOMERS,
-    CHURN_PENALIZER,
-    CLV_HORIZON_DAYS,
-)
-
 log = logging.getLogger(__name__)
 
+DAYS_PER_MONTH = 365.25 / 12
+# the expected-purchases horizons the back-test scores: name -> days
+HORIZONS = {"expected_purchases_1m": DAYS_PER_MONTH, "expected_purchases_3m": 3 * DAYS_PER_MONTH}
 
-def recency_ratio(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-    """The fallback: (churn probability, expected purchases over the horizon)."""
-    gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), CHURN_FALLBACK_GAP_DAYS)
+
+@dataclass(frozen=True)
+class ChurnSettings:
+    """The scorecard's ``churn`` keys (metrics.DEFAULTS explains them)."""
+
+    horizon_days: int = 365
+    min_repeat_customers: int = 50
+    fallback_gap_days: float = 30.0
+    penalizer: float = 0.001
+
+    @classmethod
+    def of(cls, card) -> ChurnSettings:
+        return cls(**card.get("churn"))
+
+
+@dataclass
+class Fit:
+    """A fit's outputs per customer, and how it was made."""
+
+    churn: np.ndarray
+    expected: dict[str, np.ndarray]  # "expected_purchases_12m" and HORIZONS' names -> per customer
+    method: str
+    params: dict[str, float] = field(default_factory=dict)  # the MBG/NBD's r, alpha, a, b
+    reason: str | None = None  # why the fallback ran
+
+
+def _horizons(cfg: ChurnSettings) -> dict[str, float]:
+    return {"expected_purchases_12m": float(cfg.horizon_days), **HORIZONS}
+
+
+def recency_ratio(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+    """The fallback."""
+    gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), cfg.fallback_gap_days)
     gap = np.maximum(gap, 1.0)
     ratio = np.maximum(T - recency, 0) / gap
     churn = ratio / (1 + ratio)
-    return churn, (1 - churn) * CLV_HORIZON_DAYS / gap
+    return Fit(churn, {k: (1 - churn) * days / gap for k, days in _horizons(cfg).items()}, "recency_ratio")
 
 
-def mbg_nbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-    """MBG/NBD: (churn probability, expected purchases over the horizon); raises if the fit fails.
+def mbg_nbd(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+    """MBG/NBD; raises if the fit fails.
 
     Fitted and evaluated once per distinct (frequency, recency, T), weighted by the number of
     customers with it (Fader and Hardie's condensed RFM matrix): the same likelihood, the same
@@ -53,40 +81,48 @@ def mbg_nbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> tuple[
         np.column_stack([frequency, recency, T]), axis=0, return_inverse=True, return_counts=True
     )
     f, r, t = patterns.T
-    model = ModifiedBetaGeoFitter(penalizer_coef=CHURN_PENALIZER)
+    model = ModifiedBetaGeoFitter(penalizer_coef=cfg.penalizer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(f, r, t, weights=counts)
         alive = np.asarray(model.conditional_probability_alive(f, r, t), dtype=float)
-        expected = np.asarray(
-            model.conditional_expected_number_of_purchases_up_to_time(CLV_HORIZON_DAYS, f, r, t), dtype=float
-        )
-    params = np.asarray(list(model.params_.values), dtype=float)
-    if not (np.all(np.isfinite(params)) and np.all(np.isfinite(alive)) and np.all(np.isfinite(expected))):
-        raise ValueError(f"degenerate MBG/NBD fit: {dict(model.params_)}")
+        expected = {
+            k: np.asarray(model.conditional_expected_number_of_purchases_up_to_time(days, f, r, t), dtype=float)
+            for k, days in _horizons(cfg).items()
+        }
+    params = {k: float(v) for k, v in dict(model.params_).items()}
+    finite = all(np.all(np.isfinite(v)) for v in (list(params.values()), alive, *expected.values()))
+    if not finite:
+        raise ValueError(f"degenerate MBG/NBD fit: {params}")
     inverse = inverse.reshape(-1)
-    return 1 - alive[inverse], expected[inverse]
+    return Fit(1 - alive[inverse], {k: v[inverse] for k, v in expected.items()}, "mbg_nbd", params)
 
 
-def churn_and_clv(
-    frequency: np.ndarray,
-    recency: np.ndarray,
-    T: np.ndarray,  # noqa: N803
-    avg_order_value: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(churn, expected purchases, CLV, method) for customers with at least one purchase."""
+def fit(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+    """The model for customers with at least one purchase: MBG/NBD, or the recency ratio."""
     repeat_buyers = int(np.sum(frequency > 0))
-    method = "mbg_nbd"
-    if repeat_buyers < CHURN_MIN_REPEAT_CUSTOMERS:
-        method = "recency_ratio"
-        log.info("churn: %s repeat buyers (< %s): using the recency ratio", repeat_buyers, CHURN_MIN_REPEAT_CUSTOMERS)
-        churn, expected = recency_ratio(frequency, recency, T)
+    if repeat_buyers < cfg.min_repeat_customers:
+        reason = f"{repeat_buyers} repeat buyers (< {cfg.min_repeat_customers})"
+        log.info("churn: %s: using the recency ratio", reason)
+        out = recency_ratio(frequency, recency, T, cfg)
     else:
         try:
-            churn, expected = mbg_nbd(frequency, recency, T)
+            return _clipped(mbg_nbd(frequency, recency, T, cfg))
         except Exception as exc:  # any fit failure falls back, with the reason in the log
-            log.warning("churn: MBG/NBD fit failed (%s); using the recency ratio", exc)
-            method = "recency_ratio"
-            churn, expected = recency_ratio(frequency, recency, T)
-    churn = np.clip(churn, 0.0, 1.0)
-    return churn, expected, expected * avg_order_value, method
+            reason = f"MBG/NBD fit failed ({type(exc).__name__}: {exc})"[:300]
+            log.warning("churn: %s; using the recency ratio", reason)
+            out = recency_ratio(frequency, recency, T, cfg)
+    out.reason = reason
+    return _clipped(out)
+
+
+def _clipped(out: Fit) -> Fit:
+    out.churn = np.clip(out.churn, 0.0, 1.0)
+    return out
+
+
+def churn_and_clv(frequency, recency, T, avg_order_value, cfg: ChurnSettings = ChurnSettings()):  # noqa: N803
+    """(churn, expected purchases over the horizon, CLV, method) for customers with a purchase."""
+    out = fit(frequency, recency, T, cfg)
+    expected = out.expected["expected_purchases_12m"]
+    return out.churn, expected, expected * avg_order_value, out.method

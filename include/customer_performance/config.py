@@ -89,6 +89,8 @@ class Settings:
     alert_revenue_at_risk_share: float = metrics.ALERT_REVENUE_AT_RISK_SHARE
     alert_completeness_min: float = metrics.ALERT_COMPLETENESS_MIN
     filter_config: Path = PACKAGE_DIR / "filters.json"
+    # The metrics' weights and thresholds (scorecard.py); a deployment's file may give only some keys.
+    scorecard_config: Path = PACKAGE_DIR / "scorecard.json"
 
     # Quality gate thresholds.
     quality_required_completeness: float = 0.95  # a required field less complete than this is critical

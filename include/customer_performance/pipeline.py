@@ -89,10 +89,13 @@ def retry_of(exc: BaseException, context=None):
 
 
 def check_filter_config(run: Run, cfg: Settings) -> None:
-    """Reject an invalid filter configuration before any data moves (each extract calls this)."""
+    """Reject an invalid filter configuration or scorecard before any data moves (each extract
+    calls this)."""
+    from include.customer_performance import scorecard
     from include.customer_performance.transform.filter import load_filters
 
     load_filters(cfg.filter_config, run.period)
+    scorecard.load(cfg.scorecard_config)
 
 
 def extract_customer_db(run: Run, cfg: Settings) -> dict:
@@ -248,6 +251,7 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
         RUN_TABLES,
         LockPolicy,
         publish,
+        read_backtest,
         read_kpis,
         record_run,
         task_summary,
@@ -271,7 +275,17 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
                 "load_analytics_db": {"rows_in": n, "rows_out": n, "seconds": round(time.monotonic() - t0, 1)},
             }
             quality = {k: v for k, v in (upstream["validate"] or {}).items() if k != "seconds"}
-            fields = {"row_counts": row_counts, "quality": quality, "kpis": kpis, "tasks": tasks}
+            churn_model = {
+                **((upstream.get("calculate") or {}).get("churn") or {}),
+                "backtest": read_backtest(conn, run),
+            }
+            fields = {
+                "row_counts": row_counts,
+                "quality": quality,
+                "kpis": kpis,
+                "tasks": tasks,
+                "churn_model": churn_model,
+            }
             record_run(
                 cur,
                 cfg.analytics_schema,

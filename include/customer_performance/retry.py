@@ -23,6 +23,7 @@ _BAD_DATA = [
     "include.customer_performance.transform.filter.FilterConfigError",
     "include.customer_performance.quality.gate.QualityGateError",
     "include.customer_performance.fx.StaleRatesError",
+    "include.customer_performance.scorecard.ScorecardError",
     "include.customer_performance.http_client.ConnectionConfigError",
     "include.customer_performance.extract.sales_db.NulByteError",
     "include.customer_performance.migrations.MigrationError",

@@ -234,7 +234,7 @@ def classify(exc: BaseException) -> str | None:
         return STAGES_GONE
     if name == "AmbiguousDeliveryError":
         return DELIVERY_UNCONFIRMED
-    config = ("FilterConfigError", "MigrationError", "ConnectionConfigError", "ExportLocationError")
+    config = ("FilterConfigError", "ScorecardError", "MigrationError", "ConnectionConfigError", "ExportLocationError")
     if name in config or text.startswith("CUSTOMER_PERFORMANCE_"):
         return CONFIGURATION
     if name in ("ApiError", "ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"):
@@ -303,7 +303,8 @@ def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ
     if kind == CONFIGURATION:
         return kind, (
             "A setting or configuration file is invalid (the error names it): fix it where the deployment sets"
-            " it (`CUSTOMER_PERFORMANCE_*` variables, `filters.json` or `filter_config`, the analytics schema's"
+            " it (`CUSTOMER_PERFORMANCE_*` variables, `filters.json` or `filter_config`, `scorecard.json` or"
+            " `scorecard_config`, the analytics schema's"
             f" migrations), {then}" + (retry_text or " Retrying does not help.")
         )
     return "other", (doc.on_failure if doc else "See the task log.") + retry_text

@@ -72,6 +72,14 @@ STAGES = (
     Stage("performance_trends", "mart", "aggregate", "table", "daily and ISO-weekly trends", "performance_trends"),
     Stage("kpis", "mart", "aggregate", "table", "the period's KPI row", "BI kpis"),
     Stage("alerts", "mart", "aggregate", "table", "what needs a person's attention", "alerts"),
+    Stage(
+        "backtest",
+        "mart",
+        "aggregate",
+        "table",
+        "earlier months' published predictions scored against what happened since",
+        "model_backtest",
+    ),
     Stage("dq_aggregates", "quality", "aggregate", "table", "the aggregate suites' results", "data_quality_results"),
 )
 

@@ -33,7 +33,11 @@ PARTITION_TABLES = {
     "performance_trends": "performance_trends",
 }
 # destination table -> the staged tables it comes from (the quality report: validate's and aggregate's)
-RUN_TABLES = {"data_quality_results": ("dq_results", "dq_aggregates"), "alerts": ("alerts",)}
+RUN_TABLES = {
+    "data_quality_results": ("dq_results", "dq_aggregates"),
+    "alerts": ("alerts",),
+    "model_backtest": ("backtest",),
+}
 
 
 def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
@@ -262,7 +266,7 @@ def record_run(cur, schema: str, run: Run, fields: dict, delivered: dict) -> Non
     ensure_partition(cur, schema, "pipeline_runs", run)
     stamp = {"run_id": run.run_id}
     delivered = {k: {**v, **stamp} for k, v in delivered.items()}
-    columns = ["row_counts", "quality", "kpis"]
+    columns = ["row_counts", "quality", "kpis", "churn_model"]
     values = {c: json.dumps(fields[c], default=str) for c in columns if c in fields}
     cur.execute(
         sql.SQL(
@@ -310,6 +314,26 @@ def read_kpis(conn, run: Run) -> dict:
         cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
         row = cur.fetchone() or {}
     return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def read_backtest(conn, run: Run) -> list[dict]:
+    """The run's back-test summary (one row per horizon scored), JSON-ready."""
+    from decimal import Decimal
+
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT o.predicted_month, o.horizon_months, o.customers, o.churned, o.observed_churn_rate, o.auc,"
+                " o.expected_purchases, o.actual_purchases, o.churn_method, r.lift_over_green AS red_over_green"
+                " FROM {t} AS o LEFT JOIN {t} AS r ON r.horizon_months = o.horizon_months"
+                " AND r.measure = 'health_band' AND r.bucket = 'red'"
+                " WHERE o.measure = 'overall' ORDER BY o.horizon_months"
+            ).format(t=run.table("backtest"))
+        )
+        rows = cur.fetchall()
+    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
 
 
 def _rows(result: dict, key: str = "rows") -> int | None:

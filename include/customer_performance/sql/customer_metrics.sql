@@ -47,6 +47,8 @@ base AS (
         i.escalation_rate,
         ch.churn_probability,
         ch.expected_purchases_12m,
+        ch.expected_purchases_1m,
+        ch.expected_purchases_3m,
         coalesce(ch.clv_12m, 0) AS clv_12m,
         ch.churn_method,
         prev.health_score AS previous_health_score
@@ -172,10 +174,10 @@ SELECT
         WHEN coalesce(engagement_score, 0) < %(activity_low_engagement)s AND transaction_count = 0 THEN 'low'
         ELSE 'medium'
     END AS activity_level,
-    churn_probability, churn_method, expected_purchases_12m, clv_12m,
+    churn_probability, churn_method, expected_purchases_12m, expected_purchases_1m, expected_purchases_3m, clv_12m,
     CASE
         WHEN is_new THEN 'new'
-        WHEN lifetime_purchases > 0 AND churn_probability >= %(segment_at_risk_churn)s THEN 'at-risk'
+        WHEN lifetime_purchases > 0 AND churn_probability >= %(high_risk_churn)s THEN 'at-risk'
         WHEN is_top_vip THEN 'VIP'
         ELSE 'regular'
     END AS segment,
@@ -193,5 +195,33 @@ SELECT
         ELSE 'flat'
     END AS health_trend,
     round(greatest(revenue, 0) * coalesce(churn_probability, 0), 2) AS revenue_at_risk,
+    round(clv_12m * coalesce(churn_probability, 0), 2) AS value_at_stake,
+    -- the part of the health score that costs it the most points (weight x shortfall from 100;
+    -- ties in the order engagement, retention, satisfaction, support), in words
+    CASE w.worst
+        WHEN w.engagement THEN CASE
+            WHEN days_since_last_login IS NULL THEN 'no login on record'
+            WHEN days_since_last_login >= 14 THEN format('no login in %%s days', days_since_last_login)
+            ELSE format('engagement %%s/100', round(engagement_score))
+        END
+        WHEN w.retention THEN format('churn %%s', to_char(churn_probability, 'FM0.00'))
+        WHEN w.satisfaction THEN format('satisfaction %%s/10', round(avg_satisfaction, 1))
+        WHEN w.support THEN format(
+            '%%s of %%s contacts escalated', round(escalation_rate * interaction_count), interaction_count
+        )
+    END AS risk_driver,
     is_top_20pct
 FROM health
+CROSS JOIN LATERAL (
+    SELECT
+        lost.*,
+        greatest(lost.engagement, lost.retention, lost.satisfaction, lost.support) AS worst
+    FROM (
+        SELECT
+            %(health_w_engagement)s * (100 - engagement_score) AS engagement,
+            %(health_w_retention)s * 100 * churn_probability AS retention,
+            %(health_w_satisfaction)s * 100 * (%(satisfaction_max)s - avg_satisfaction)
+            / (%(satisfaction_max)s - %(satisfaction_min)s) AS satisfaction,
+            %(health_w_support)s * 100 * escalation_rate AS support
+    ) AS lost
+) AS w

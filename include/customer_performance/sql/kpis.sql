@@ -19,8 +19,8 @@ SELECT
     count(*) AS customers,
     count(*) FILTER (WHERE transaction_count > 0) AS active_customers,
     count(*) FILTER (WHERE segment = 'new') AS new_customers,
-    count(*) FILTER (WHERE churn_probability >= %(segment_at_risk_churn)s) AS high_risk_customers,
-    round((count(*) FILTER (WHERE churn_probability >= %(segment_at_risk_churn)s))::numeric
+    count(*) FILTER (WHERE churn_probability >= %(high_risk_churn)s) AS high_risk_customers,
+    round((count(*) FILTER (WHERE churn_probability >= %(high_risk_churn)s))::numeric
           / nullif(count(*), 0), 4) AS high_risk_share,
     coalesce(sum(transaction_count), 0)::bigint AS transactions,
     coalesce(sum(revenue), 0) AS revenue,
@@ -30,6 +30,8 @@ SELECT
     round(sum(revenue) FILTER (WHERE is_top_20pct) / nullif(sum(revenue) FILTER (WHERE revenue > 0), 0), 4)
         AS top20_revenue_share,
     coalesce(sum(clv_12m), 0) AS clv_12m,
+    coalesce(sum(value_at_stake), 0) AS value_at_stake,
+    round(coalesce(sum(value_at_stake), 0) / nullif(sum(clv_12m), 0), 4) AS value_at_stake_share,
     coalesce(sum(interaction_count), 0)::bigint AS interactions,
     (SELECT tickets FROM crm) AS tickets,
     (SELECT resolved FROM crm) AS tickets_resolved,

@@ -6,13 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from psycopg import sql
 
-from include.customer_performance import metrics
+from include.customer_performance import metrics, scorecard
 from include.customer_performance.config import Settings
 from include.customer_performance.db import Connect, on_own_connection
+from include.customer_performance.period import add_months
 from include.customer_performance.sql import model, placeholders
 from include.customer_performance.staging import Run, replace_table_as
 
-AGGREGATES = ("regional_summary", "performance_trends", "kpis", "alerts")
+AGGREGATES = ("regional_summary", "performance_trends", "kpis", "alerts", "backtest")
 
 
 def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
@@ -25,6 +26,34 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
+def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composable:
+    """What the month-close runs of the back-test's months published (sql/backtest.sql), or an
+    empty relation before the analytics schema has the columns."""
+    columns = (
+        "report_month date, customer_id bigint, churn_probability numeric, health_band text, churn_method text,"
+        " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint"
+    )
+    cur.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"
+        " AND column_name = 'expected_purchases_3m'",
+        (analytics_schema,),
+    )
+    if cur.fetchone() is None:
+        nulls = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in columns.split(", "))
+        return sql.SQL(f"(SELECT {nulls} WHERE false)")  # noqa: S608 - the package's own names
+    names = sql.SQL(", ").join(sql.Identifier(c.split()[0]) for c in columns.split(", "))
+    first = add_months(run.period.report_month, -max(metrics.BACKTEST_HORIZONS_MONTHS))
+    return sql.SQL(
+        "(SELECT {names} FROM {table} WHERE report_month >= {first} AND report_month < {month}"
+        " AND period_end = (report_month + interval '1 month')::date)"
+    ).format(
+        names=names,
+        table=sql.Identifier(analytics_schema, "customer_performance"),
+        first=sql.Literal(first),
+        month=sql.Literal(run.period.report_month),
+    )
+
+
 def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> dict:
     """The aggregate tables of the run. With ``connect`` (a second connection to the analytics
     database), ``performance_trends`` is computed on it, side by side with the others."""
@@ -33,14 +62,19 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
     # the staged tables a model reads are bound by name (sql.model); the interactions are the
     # validated ones (without the rows the gate quarantined), the alerts read the gate's report
-    inputs = {"previous_regions": previous_regions(cur, run, cfg.analytics_schema)}
+    inputs = {
+        "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
+        "published": published_predictions(cur, run, cfg.analytics_schema),
+    }
     params = {
-        **metrics.sql_params(),
+        **scorecard.current().sql_params(),
         **run.period.as_params(),
         "period_share": (run.period.end - run.period.start).days / (previous.end - previous.start).days,
         "region_drop": cfg.alert_region_revenue_drop,
         "risk_share": cfg.alert_revenue_at_risk_share,
         "completeness_min": cfg.alert_completeness_min,
+        "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
+        "complete_month": run.period.is_complete_month and run.period.start == run.period.month_start,
     }
     side = {"performance_trends"} if connect is not None else set()
     out = {}

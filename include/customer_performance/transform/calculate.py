@@ -28,8 +28,8 @@ from datetime import timedelta
 import numpy as np
 from psycopg import sql
 
-from include.customer_performance import metrics
-from include.customer_performance.churn import churn_and_clv
+from include.customer_performance import metrics, scorecard
+from include.customer_performance.churn import ChurnSettings, fit
 from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
 from include.customer_performance.schemas import TRANSACTIONS, value_params
@@ -175,25 +175,36 @@ def compute_churn(conn, run: Run) -> dict:
         cur.execute(
             sql.SQL(
                 "CREATE UNLOGGED TABLE {} (customer_id bigint PRIMARY KEY, churn_probability numeric,"
-                " expected_purchases_12m numeric, clv_12m numeric, churn_method text)"
+                " expected_purchases_12m numeric, expected_purchases_1m numeric, expected_purchases_3m numeric,"
+                " clv_12m numeric, churn_method text)"
             ).format(target)
         )
         if not cols:
             return {"customers": 0, "method": None}
         ids, frequency, recency, T, aov = cols  # noqa: N806
-        churn, expected, clv, method = churn_and_clv(frequency, recency, T, aov)
+        out = fit(frequency, recency, T, ChurnSettings.of(scorecard.current()))
+        e = out.expected
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in zip(
                 ids.astype(np.int64).tolist(),
-                np.round(churn, 4).tolist(),
-                np.round(expected, 3).tolist(),
-                np.round(clv, 2).tolist(),
+                np.round(out.churn, 4).tolist(),
+                np.round(e["expected_purchases_12m"], 3).tolist(),
+                np.round(e["expected_purchases_1m"], 4).tolist(),
+                np.round(e["expected_purchases_3m"], 4).tolist(),
+                np.round(e["expected_purchases_12m"] * aov, 2).tolist(),
                 strict=True,
             ):
-                copy.write_row((*row, method))
+                copy.write_row((*row, out.method))
         analyze(cur, target)
-    log.info("churn: %s customers with purchase history, method %s", len(ids), method)
-    return {"customers": len(ids), "method": method}
+    log.info("churn: %s customers with purchase history, method %s %s", len(ids), out.method, out.params or out.reason)
+    # what the run record keeps of the model (pipeline_runs.churn_model)
+    return {
+        "customers": len(ids),
+        "repeat_buyers": int(np.sum(frequency > 0)),
+        "method": out.method,
+        "params": {k: round(v, 6) for k, v in out.params.items()},
+        "fallback_reason": out.reason,
+    }
 
 
 def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
@@ -232,7 +243,8 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
             cur,
             run.table("int_customer_crm"),
             model("int_customer_crm", run, **inputs_of(run, source, "interactions")),
-            metrics.sql_params(),
+            value_params()
+            | {"satisfaction_min": metrics.SATISFACTION_MIN, "satisfaction_max": metrics.SATISFACTION_MAX},
         )
         replace_table_as(
             cur, run.table("int_customers"), model("int_customers", run, **inputs_of(run, source, "customers"))
@@ -296,7 +308,7 @@ def calculate_metrics(
             analyze(cur, target)
     with conn.cursor() as cur:
         select = model("customer_metrics", run, previous=previous_health(cur, run, analytics_schema))
-        params = {**metrics.sql_params(), **run.period.as_params()}
+        params = {**scorecard.current().sql_params(), **run.period.as_params()}
         rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
         # One row per customer is what every later stage assumes; a join must not multiply rows.
         cur.execute(
