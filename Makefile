@@ -1,7 +1,7 @@
 # The few commands people type. Each prepares the machine first (dev/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench lint format lock clean airflow backfill report
+.PHONY: setup demo test bench bench-churn lint format lock clean airflow backfill report
 
 setup:
 	@bash dev/setup.sh
@@ -37,7 +37,10 @@ lock:  ## re-resolve the whole transitive set after editing requirements*.txt
 	@sed -i '1i # Lock of the whole transitive set. Regenerate with: make lock' constraints.txt
 
 clean:
-	rm -rf .demo .airflow .airflow-local .pytest_cache .ruff_cache
+	rm -rf .demo .airflow .airflow-local .pytest_cache .ruff_cache .bench-churn
 
 bench: setup  ## the DAG at N customers (default 1,000,000) against the I/O floor and a naive baseline
 	@$(PY) bench/run.py $(if $(N),--customers $(N))
+
+bench-churn: setup  ## churn model and health bands against the generator's ground truth at N customers (default 100,000)
+	@$(PY) bench/churn.py $(if $(N),--customers $(N))

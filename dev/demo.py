@@ -1,8 +1,10 @@
-"""`make demo`: seed July 2025, start the stand-ins, run the run that closes July with
-`airflow dags test`, and print what reached each destination.
+"""`make demo`: seed July 2025 with two years of customer lives, start the stand-ins, run the runs
+that close June and then July with `airflow dags test` (so that July's run back-tests June's
+predictions), and print what reached each destination, the back-test, and how the predictions
+compare with the generator's ground truth (which the pipeline never reads).
 
 A second run reuses the generated sources (same seed and size) and the Airflow metadata DB, and
-replaces the month in every destination: the counts it prints stay the same.
+replaces both months in every destination: the counts it prints stay the same.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
+from include.customer_performance.period import add_months  # noqa: E402
 
-LOGICAL_DATE = "2025-08-01T02:00:00+00:00"  # the 02:00 run on 1 August closes July 2025
+# the 02:00 runs on 1 July and 1 August close June and July 2025
+LOGICAL_DATES = ("2025-07-01T02:00:00+00:00", "2025-08-01T02:00:00+00:00")
 
 
 def airflow(args: list[str], env: dict, log: Path) -> int:
@@ -36,7 +40,7 @@ def airflow(args: list[str], env: dict, log: Path) -> int:
         )
 
 
-def dag_run_state(env: dict) -> str:
+def dag_run_state(env: dict, logical_date: str) -> str:
     out = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "dags", "list-runs", "customer_performance", "-o", "json"],
         env=env,
@@ -48,8 +52,58 @@ def dag_run_state(env: dict) -> str:
     if start < 0:
         return "missing"
     runs = json.loads(out.stdout[start:].splitlines()[0])
-    mine = [r for r in runs if str(r.get("logical_date", "")).startswith("2025-08-01")]
+    mine = [r for r in runs if str(r.get("logical_date", "")).startswith(logical_date[:10])]
     return mine[0]["state"] if mine else "missing"
+
+
+def ground_truth_summary(stack: Stack, period_end: date) -> str:
+    """July's published predictions against the generator's ground truth (the customer database's
+    ground_truth table; the pipeline never reads it): who had really made their last purchase by
+    the end of July, or made it within the 90 days after it."""
+    import psycopg
+
+    from dev.churn_eval import roc_auc
+    from include.customer_performance import scorecard
+
+    high = scorecard.current().get("risk.high_risk_churn")
+    with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
+        truth = dict(
+            conn.execute(
+                "SELECT customer_id, coalesce(dropout_at < %s::date + 90, false) FROM ground_truth"
+                " WHERE first_purchase < %s",
+                (period_end, period_end),
+            ).fetchall()
+        )
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        rows = conn.execute(
+            "SELECT customer_id, churn_probability::float8, health_band FROM analytics.customer_performance"
+            " WHERE report_month = %s AND churn_probability IS NOT NULL",
+            (add_months(period_end, -1),),
+        ).fetchall()
+    scored = [(truth[c], p, band) for c, p, band in rows if c in truth]
+    if not scored:
+        return "GROUND TRUTH: no customer with a purchase to compare"
+    dropped = [t for t, _, _ in scored]
+    flagged = [t for t, p, _ in scored if p >= high]
+    rate = {}
+    for band in ("green", "yellow", "red"):
+        members = [t for t, _, b in scored if b == band]
+        rate[band] = (sum(members) / len(members) if members else float("nan"), len(members))
+    lift = rate["red"][0] / rate["green"][0] if rate["green"][0] else float("inf")
+    return "\n".join(
+        [
+            "GROUND TRUTH (the generator's; the pipeline never reads it)",
+            f"Customers with a purchase by the period end: {len(scored):,};"
+            f" {sum(dropped):,} ({sum(dropped) / len(scored):.1%}) had made their last"
+            " purchase by then or made it within the next 90 days",
+            f"Churn probability against that: ROC AUC {roc_auc([p for _, p, _ in scored], dropped):.3f}",
+            f"Flagged high risk (churn >= {high:.2f}): {len(flagged):,},"
+            f" of whom {sum(flagged) / max(len(flagged), 1):.1%} had truly dropped out",
+            "Dropped out, by health band: "
+            + ", ".join(f"{b} {r:.1%} of {n:,}" for b, (r, n) in rate.items())
+            + f" (red {lift:.1f}x green)",
+        ]
+    )
 
 
 def main() -> int:
@@ -65,10 +119,13 @@ def main() -> int:
     log.write_text("")
 
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "month": "2025-07"}
+    wanted = {"customers": a.customers, "seed": a.seed, "month": "2025-07", "generator": "lives-1"}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
-        print(f"[demo] generating sources: {a.customers} customers, July 2025 plus 3 months of history (seed {a.seed})")
+        print(
+            f"[demo] generating sources: {a.customers} customers acquired over two years, July 2025 and its"
+            f" 24 months of history (seed {a.seed})"
+        )
         stack.create_databases(keep_analytics=True)
         planted = stack.generate(a.customers, "2025-07", seed=a.seed)
         marker.write_text(json.dumps({"params": wanted, "planted": planted}, indent=2))
@@ -98,13 +155,14 @@ def main() -> int:
     stack.start_services()
     try:
         print(f"[demo] stand-ins up: CRM API :{stack.crm_port}, BI API :{stack.bi_port}, SMTP sink :{stack.smtp_port}")
-        print(f"[demo] airflow dags test customer_performance {LOGICAL_DATE}  (log: {log.relative_to(ROOT)})")
-        airflow(["dags", "test", "customer_performance", LOGICAL_DATE], env, log)
-        state = dag_run_state(env)
-        if state != "success":
-            print(f"[demo] the DAG run ended '{state}'; the last lines of {log}:")
-            print("".join(log.read_text().splitlines(keepends=True)[-40:]))
-            return 1
+        for logical_date in LOGICAL_DATES:
+            print(f"[demo] airflow dags test customer_performance {logical_date}  (log: {log.relative_to(ROOT)})")
+            airflow(["dags", "test", "customer_performance", logical_date], env, log)
+            state = dag_run_state(env, logical_date)
+            if state != "success":
+                print(f"[demo] the DAG run ended '{state}'; the last lines of {log}:")
+                print("".join(log.read_text().splitlines(keepends=True)[-40:]))
+                return 1
         bi = stack.bi_rows()
     finally:
         stack.stop_services()
@@ -121,6 +179,8 @@ def main() -> int:
     attachments = [part.get_filename() for part in msg.walk() if part.get_filename()]
     print()
     print(executive_dashboard(s, parts, "USD"))
+    print()
+    print(ground_truth_summary(stack, date(2025, 8, 1)))
     print()
     print("Where the outputs are:")
     print(

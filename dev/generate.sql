@@ -135,9 +135,16 @@ SELECT l.customer_id, l.registered::date AS registration_date, l.first_purchase,
                                         * (l.window_start - l.first_purchase)
             ELSE last.at  -- NULL: it has not made its last purchase by truth_end
        END AS dropout_at,
-       %(truth_end)s::timestamp AS known_through
+       %(truth_end)s::timestamp AS known_through,
+       -- what it will buy in the 91 days after the month (completed orders: 90 %% of them, as below)
+       coalesce(f.purchases, 0) AS completed_purchases_next_91d
 FROM gen.life AS l
-LEFT JOIN gen.purchases AS last ON last.customer_id = l.customer_id AND last.n = l.purchases_in_life;
+LEFT JOIN gen.purchases AS last ON last.customer_id = l.customer_id AND last.n = l.purchases_in_life
+LEFT JOIN (
+    SELECT customer_id, count(*) FILTER (WHERE random() < 0.9) AS purchases FROM gen.purchases
+    WHERE at >= %(period_end)s::timestamp AND at < %(period_end)s::timestamp + interval '91 days'
+    GROUP BY customer_id
+) AS f ON f.customer_id = l.customer_id;
 CREATE UNIQUE INDEX ON gen.truth (customer_id);
 ANALYZE gen.truth;
 
@@ -231,16 +238,17 @@ WITH events AS (
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
         / (30.4375 * 86400) + l.u_sessions)::int)
 ), drawn AS (
-    SELECT customer_id, dropout_at, keen, s.session_start, random() AS r_keep, random() AS r_min, random() AS r_neg,
-           random() AS r_feature, random() AS r_narrow
+    -- every draw a column of the row (a random() inside a LATERAL subquery may be evaluated once
+    -- for many rows)
+    SELECT customer_id, dropout_at, keen, lo, random() AS r_when, random() AS r_keep, random() AS r_min,
+           random() AS r_neg, random() AS r_feature, random() AS r_narrow
     FROM events
-    CROSS JOIN LATERAL (
-        SELECT date_trunc('second', lo + random() * (%(period_end)s::timestamp - lo)) AS session_start
-    ) AS s
+), timed AS (
+    SELECT d.*, date_trunc('second', d.lo + d.r_when * (%(period_end)s::timestamp - d.lo)) AS session_start
+    FROM drawn AS d
 ), kept AS (
-    SELECT d.*, v.vitality FROM drawn AS d
-    CROSS JOIN LATERAL (SELECT gen.vitality(d.session_start, d.dropout_at) AS vitality) AS v
-    WHERE d.r_keep < v.vitality * d.keen
+    SELECT d.*, gen.vitality(d.session_start, d.dropout_at) AS vitality FROM timed AS d
+    WHERE d.r_keep < gen.vitality(d.session_start, d.dropout_at) * d.keen
     ORDER BY d.customer_id, d.session_start
 )
 SELECT nextval('gen.session_seq') AS session_id, customer_id, 'login' AS activity_type, session_start,
@@ -273,21 +281,21 @@ WITH events AS (
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
         / (30.4375 * 86400) + l.u_contacts)::int)
 ), drawn AS (
-    SELECT customer_id, x.interaction_date, x.unhappy, random() AS r_keep, random() AS r_kind,
+    SELECT customer_id, dropout_at, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
-           random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept, x.lapsed
+           random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept
     FROM events
-    CROSS JOIN LATERAL (
-        SELECT date_trunc('second', lo + random() * (%(period_end)s::timestamp - lo)) AS interaction_date
-    ) AS d
-    CROSS JOIN LATERAL (
-        SELECT d.interaction_date,
-               dropout_at IS NOT NULL AND d.interaction_date >= dropout_at - interval '60 days'
-                   AND d.interaction_date < dropout_at AS unhappy,
-               dropout_at IS NOT NULL AND d.interaction_date >= dropout_at AS lapsed
-    ) AS x
+), timed AS (
+    SELECT d.*, date_trunc('second', d.lo + d.r_when * (%(period_end)s::timestamp - d.lo)) AS interaction_date
+    FROM drawn AS d
+), staged AS (
+    SELECT t.*,
+           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at - interval '60 days'
+               AND t.interaction_date < t.dropout_at AS unhappy,
+           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at AS lapsed
+    FROM timed AS t
 ), kept AS (
-    SELECT * FROM drawn
+    SELECT * FROM staged
     WHERE r_keep < CASE WHEN unhappy THEN 1.0 WHEN lapsed THEN 0.04 ELSE 0.4 END
     ORDER BY customer_id, interaction_date
 ), numbered AS (

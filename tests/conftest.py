@@ -97,8 +97,8 @@ def stack(tmp_path_factory):
         yield s
 
 
-@pytest.fixture
-def pg_db():
+@contextlib.contextmanager
+def fresh_pg_db():
     """A fresh, uniquely named PostgreSQL database (a libpq DSN), dropped afterwards."""
     import psycopg
 
@@ -110,6 +110,13 @@ def pg_db():
     finally:
         with psycopg.connect(pg_dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_db():
+    """A fresh, uniquely named PostgreSQL database (a libpq DSN), dropped afterwards."""
+    with fresh_pg_db() as dsn:
+        yield dsn
 
 
 # -- the July run every end-to-end test looks at ------------------------------------------------

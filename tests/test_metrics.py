@@ -26,6 +26,7 @@ from include.customer_performance.schemas import (
 from include.customer_performance.staging import make_run, recreate_table
 from include.customer_performance.transform.aggregate import aggregate
 from include.customer_performance.transform.calculate import calculate_metrics
+from tests.conftest import fresh_pg_db
 from tests.rates import daily_rates, stage_test_rates
 
 RUN = make_run(datetime(2025, 8, 1, 2), "metrics_test", None, "cp_staging")
@@ -144,50 +145,45 @@ def utc_connection(dsn):
         yield conn
 
 
+def compute_fixture(dsn: str) -> dict:
+    """Stage the fixture's sources in the empty database ``dsn`` and run calculate and aggregate on
+    them, as the tasks do; returns calculate's result."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        with conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA cp_staging; CREATE SCHEMA analytics")
+            # last month's health scores, for the trend
+            cur.execute(
+                "CREATE TABLE analytics.customer_performance (report_month date, customer_id bigint,"
+                " health_score numeric)"
+            )
+            cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-06-01', 1, 70.0)")
+            stage(cur, "flt_customers", CUSTOMERS, CUSTOMER_ROWS)
+            stage(cur, "flt_transactions", TRANSACTIONS, TX_ROWS)
+            stage(cur, "customer_history", CUSTOMER_HISTORY, HISTORY_ROWS)
+            stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
+            stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
+            stage_test_rates(cur, RUN, date(2025, 7, 1), date(2025, 7, 31))
+            # the gate's report, with a volume warning that aggregate must turn into an alert
+            store_results(cur, RUN, [VOLUME_WARNING], {})
+        # the side steps on a second connection, as the calculate task runs them
+        result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
+        conn.execute(
+            "CREATE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
+                RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
+            )
+        )  # as the gate leaves it
+        conn.commit()
+        with conn.cursor() as cur:
+            aggregate(cur, RUN, Settings(), connect=lambda: utc_connection(dsn))
+        conn.commit()
+    return result
+
+
 @pytest.fixture(scope="module")
-def metrics_db(tmp_path_factory):
-    import uuid
-
-    from dev.stack import pg_dsn
-
-    name = f"cp_m{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = pg_dsn(name)
-    try:
-        with psycopg.connect(dsn) as conn:
-            conn.execute("SET TIME ZONE 'UTC'")
-            with conn.cursor() as cur:
-                cur.execute("CREATE SCHEMA cp_staging; CREATE SCHEMA analytics")
-                # last month's health scores, for the trend
-                cur.execute(
-                    "CREATE TABLE analytics.customer_performance (report_month date, customer_id bigint,"
-                    " health_score numeric)"
-                )
-                cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-06-01', 1, 70.0)")
-                stage(cur, "flt_customers", CUSTOMERS, CUSTOMER_ROWS)
-                stage(cur, "flt_transactions", TRANSACTIONS, TX_ROWS)
-                stage(cur, "customer_history", CUSTOMER_HISTORY, HISTORY_ROWS)
-                stage(cur, "flt_customer_activity", ACTIVITY, SESSION_ROWS)
-                stage(cur, "flt_interactions", INTERACTIONS, INTERACTION_ROWS)
-                stage_test_rates(cur, RUN, date(2025, 7, 1), date(2025, 7, 31))
-                # the gate's report, with a volume warning that aggregate must turn into an alert
-                store_results(cur, RUN, [VOLUME_WARNING], {})
-            # the side steps on a second connection, as the calculate task runs them
-            result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
-            conn.execute(
-                "CREATE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
-                    RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
-                )
-            )  # as the gate leaves it
-            conn.commit()
-            with conn.cursor() as cur:
-                aggregate(cur, RUN, Settings(), connect=lambda: utc_connection(dsn))
-            conn.commit()
-        yield dsn, result
-    finally:
-        with psycopg.connect(pg_dsn("postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def metrics_db():
+    with fresh_pg_db() as dsn:
+        yield dsn, compute_fixture(dsn)
 
 
 def rows(dsn, stage, order="1"):
@@ -473,3 +469,46 @@ def test_active_customers_are_distinct_per_bucket_and_category(metrics_db, m):
         )
     without = {c for c in m if c not in {t["customer_id"] for t in tx}}
     assert by_category[None]["customers"] == len(without) and by_category[None]["active_customers"] == 0
+
+
+def weakest_part(r: dict) -> str | None:
+    """The documented risk_driver, worked out in Python: the health part that costs the most points
+    (weight x shortfall from 100), ties in the order engagement, retention, satisfaction, support."""
+    lost = {
+        "engagement": None if r["engagement_score"] is None else 0.35 * (100 - float(r["engagement_score"])),
+        "retention": None if r["churn_probability"] is None else 0.30 * 100 * float(r["churn_probability"]),
+        "satisfaction": None if r["avg_satisfaction"] is None else 0.20 * 100 * (10 - float(r["avg_satisfaction"])) / 9,
+        "support": None if r["escalation_rate"] is None else 0.15 * 100 * float(r["escalation_rate"]),
+    }
+    present = {k: v for k, v in lost.items() if v is not None}
+    if not present:
+        return None
+    worst = max(present.values())
+    part = next(k for k, v in present.items() if v == worst)
+    return part
+
+
+def test_risk_driver_names_the_weakest_part_and_value_at_stake(m):
+    texts = {
+        "retention": lambda r: f"churn {float(r['churn_probability']):.2f}",
+        "satisfaction": lambda r: f"satisfaction {float(r['avg_satisfaction']):.1f}/10",
+        "support": lambda r: f"{round(float(r['escalation_rate']) * r['interaction_count'])} of"
+        f" {r['interaction_count']} contacts escalated",
+    }
+    for c, r in m.items():
+        part = weakest_part(r)
+        if part == "engagement":
+            days = r["days_since_last_login"]
+            if days is None:
+                assert r["risk_driver"] == "no login on record", c
+            elif days >= 14:
+                assert r["risk_driver"] == f"no login in {days} days", c
+            else:
+                assert r["risk_driver"] == f"engagement {round(float(r['engagement_score']))}/100", c
+        elif part is None:
+            assert r["risk_driver"] is None
+        else:
+            assert r["risk_driver"] == texts[part](r), c
+        assert r["value_at_stake"] == (r["clv_12m"] * (r["churn_probability"] or 0)).quantize(Decimal("0.01"))
+    assert m[1]["risk_driver"] == "churn 0.29"  # 0.30 x 28.6 lost: more than satisfaction's 0.20 x 22.2
+    assert m[3]["risk_driver"] == "satisfaction 4.0/10"  # no churn part; 0.20 x 66.7 lost

@@ -242,8 +242,8 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
         assert at_risk == [
             r[0]
             for r in conn.execute(
-                f"SELECT customer_id FROM analytics.customer_performance WHERE {m} AND health_band = 'red'"
-                " ORDER BY revenue_at_risk DESC NULLS LAST, customer_id LIMIT 15"
+                f"SELECT customer_id FROM analytics.customer_performance WHERE {m} AND value_at_stake > 0"
+                " ORDER BY value_at_stake DESC, customer_id LIMIT 15"
             )
         ]
         customers = conn.execute(f"SELECT count(*) FROM analytics.customer_performance WHERE {m}").fetchone()[0]

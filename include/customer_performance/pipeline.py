@@ -246,6 +246,7 @@ def aggregate(run: Run, cfg: Settings) -> dict:
 
 def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dict:
     """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
+    from include.customer_performance import scorecard
     from include.customer_performance.load.analytics_db import (
         PARTITION_TABLES,
         RUN_TABLES,
@@ -278,6 +279,7 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
             churn_model = {
                 **((upstream.get("calculate") or {}).get("churn") or {}),
                 "backtest": read_backtest(conn, run),
+                "scorecard": scorecard.current().values,  # the thresholds these figures used
             }
             fields = {
                 "row_counts": row_counts,
@@ -319,6 +321,27 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     return sent
 
 
+def model_notes(conn, run: Run, kpis: dict) -> dict[str, list[str]]:
+    """The risk vocabulary and the back-test, in the words of the report (report.py), from the
+    run's staged tables."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    from include.customer_performance import scorecard
+    from include.customer_performance.report import backtest_lines, risk_lines
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL("SELECT * FROM {} ORDER BY horizon_months, measure, bucket").format(run.table("backtest")))
+        rows = cur.fetchall()
+        cur.execute(sql.SQL("SELECT min(churn_method) AS method FROM {}").format(run.table("churn")))
+        model = cur.fetchone()
+    money = "{:,.2f} " + settings().reporting_currency
+    return {
+        "Risk": risk_lines(kpis, scorecard.current().values, money),
+        "Churn model back-test": backtest_lines(rows, model),
+    }
+
+
 def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool = False) -> dict:
     """Write the month's CSV files to the export location on every run; email them when the
     email policy says so (by default: the run that closes a month, and manual runs), once per run
@@ -336,7 +359,11 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
     t0 = time.monotonic()
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
-            check_inputs(cur, run, ("kpis", "customer_metrics", "regional_summary", "dq_results", "dq_aggregates"))
+            check_inputs(
+                cur,
+                run,
+                ("kpis", "customer_metrics", "regional_summary", "dq_results", "dq_aggregates", "backtest", "churn"),
+            )
         folder = export_dir(run, cfg)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
         with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:
@@ -354,7 +381,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             if email:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
-                body = summary_html(run, kpis, files, linked)
+                body = summary_html(run, kpis, files, linked, model_notes(conn, run, kpis))
                 sent = deliver(
                     conn,
                     cfg.analytics_schema,

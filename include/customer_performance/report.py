@@ -34,7 +34,7 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             sql.SQL(
-                "SELECT run_id, period_start, period_end, kpis, quality, loaded_at FROM {}"
+                "SELECT run_id, period_start, period_end, kpis, quality, churn_model, loaded_at FROM {}"
                 " WHERE report_month = %s ORDER BY loaded_at DESC LIMIT 1"
             ).format(sql.Identifier(schema, "pipeline_runs")),
             (report_month,),
@@ -73,7 +73,16 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
             (report_month, run["period_end"]),
         )
         alerts = cur.fetchall()
-    return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts}
+        cur.execute(
+            sql.SQL(
+                "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
+                " mean_churn_probability, auc, lift_over_green, expected_purchases, actual_purchases, churn_method"
+                " FROM {} WHERE report_month = %s AND period_end = %s ORDER BY horizon_months, measure, bucket"
+            ).format(sql.Identifier(schema, "model_backtest")),
+            (report_month, run["period_end"]),
+        )
+        backtest = cur.fetchall()
+    return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts, "backtest": backtest}
 
 
 def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
@@ -98,7 +107,70 @@ def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
             (report_month,),
         )
         out["regions"] = cur.fetchall()
+        cur.execute(
+            sql.SQL(
+                "SELECT customer_id, name, segment, health_band, churn_probability, clv_12m, value_at_stake,"
+                " revenue_at_risk, risk_driver FROM {} WHERE report_month = %s AND value_at_stake > 0"
+                " ORDER BY value_at_stake DESC, customer_id LIMIT 10"
+            ).format(sql.Identifier(schema, "customer_performance")),
+            (report_month,),
+        )
+        out["value_at_stake"] = cur.fetchall()
     return out
+
+
+def risk_lines(k: dict, card: dict, money: str) -> list[str]:
+    """The one vocabulary of risk (metrics.DEFAULTS "risk"), with the month's counts."""
+    high = card["risk"]["high_risk_churn"]
+    yellow = card["health"]["bands"]["yellow"]
+    return [
+        f"High risk (churn probability >= {high:.2f}): {k['high_risk_customers']:,} customers"
+        f" ({_pct(k['high_risk_share'])})",
+        f"  of whom in the at-risk segment (bought before, not new): {k['segment_at_risk']:,}",
+        f"Red health band (health score < {yellow:g}; engagement, satisfaction and support count too):"
+        f" {k['health_red']:,} customers",
+        f"Revenue at risk (this period's revenue x churn): {money.format(k['revenue_at_risk'])}"
+        f" ({_pct(k['revenue_at_risk_share'])} of revenue)",
+        "Value at stake (12-month CLV x churn): "
+        + (
+            "n/a"
+            if k.get("value_at_stake") is None
+            else f"{money.format(k['value_at_stake'])} ({_pct(k.get('value_at_stake_share'))} of the CLV)"
+        ),
+    ]
+
+
+def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
+    """The back-test of earlier months' predictions, and the model fitted this month."""
+    model = model or {}
+    params = ", ".join(f"{k} {v:.4g}" for k, v in (model.get("params") or {}).items())
+    lines = [
+        f"Churn model this month: {model.get('method') or 'n/a'}"
+        + (f" ({params})" if params else "")
+        + (f"; fallback because {model['fallback_reason']}" if model.get("fallback_reason") else "")
+    ]
+    overall = [r for r in rows if r["measure"] == "overall"]
+    if not overall:
+        return [*lines, "No back-test: the months before this one are not all published (or this is month to date)."]
+    for o in overall:
+        h = o["horizon_months"]
+        bands = {r["bucket"]: r for r in rows if r["measure"] == "health_band" and r["horizon_months"] == h}
+        red = bands.get("red", {}).get("lift_over_green")
+        auc = "n/a" if o["auc"] is None else f"{o['auc']:.3f}"
+        lines += [
+            f"Predictions of {o['predicted_month']:%B %Y} against the {h} month(s) after it: {o['customers']:,}"
+            f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});"
+            f" ROC AUC {auc};"
+            f" red band churned {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
+            f" purchases expected {o['expected_purchases'] or 0:,.0f}, made {o['actual_purchases'] or 0:,.0f}",
+        ]
+        deciles = [r for r in rows if r["measure"] == "churn_decile" and r["horizon_months"] == h]
+        if deciles:
+            lines.append(
+                "  calibration by decile of predicted churn (predicted -> observed): "
+                + ", ".join(f"{r['mean_churn_probability']:.2f}->{r['observed_churn_rate']:.2f}" for r in deciles)
+            )
+    return lines
 
 
 def _pct(part: float | None, whole: float | None = None) -> str:
@@ -150,6 +222,18 @@ def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
         f"Revenue at Risk: {money.format(k['revenue_at_risk'])} ({_pct(k['revenue_at_risk_share'])})",
         f"Expected 12-Month CLV: {money.format(k['clv_12m'])}",
     ]
+    from include.customer_performance import metrics
+
+    card = (summary.get("churn_model") or {}).get("scorecard") or metrics.DEFAULTS
+    lines += ["", "RISK", *risk_lines(k, card, money)]
+    if parts.get("value_at_stake"):
+        lines.append("Largest value at stake:")
+        for c in parts["value_at_stake"][:5]:
+            lines.append(
+                f"  {c['customer_id']:>10} {(c['name'] or '')[:24]:<24} {money.format(c['value_at_stake'])}"
+                f" (churn {c['churn_probability']:.2f}, {c['health_band'] or 'no band'}): {c['risk_driver'] or 'n/a'}"
+            )
+    lines += ["", "CHURN MODEL BACK-TEST", *backtest_lines(summary.get("backtest") or [], summary.get("churn_model"))]
     for title, key in (("SEGMENTS", "segments"), ("HEALTH BANDS", "health_bands"), ("REGIONS", "regions")):
         lines += ["", title]
         for row in parts[key]:

@@ -51,7 +51,8 @@ def months(conn, schema: str) -> dict:
 def month_data(conn, schema: str, month: date) -> dict | None:
     """Everything the page draws for ``month``; None when the month has not been loaded."""
     q = {
-        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis FROM {pipeline_runs}"
+        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis, churn_model"
+        " FROM {pipeline_runs}"
         " WHERE report_month = %(m)s ORDER BY period_end DESC LIMIT 1",
         "daily": "SELECT bucket_start AS day, revenue, transactions FROM {performance_trends}"
         " WHERE report_month = %(m)s AND grain = 'day' AND scope = 'all' ORDER BY bucket_start",
@@ -65,10 +66,14 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         " coalesce(sum(revenue_at_risk), 0) AS revenue_at_risk FROM {customer_performance}"
         " WHERE report_month = %(m)s GROUP BY 1"
         " ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown')), 1",
-        "at_risk": "SELECT customer_id, name, region, segment, health_score, health_band, churn_probability,"
-        " revenue, revenue_at_risk FROM {customer_performance}"
-        " WHERE report_month = %(m)s AND health_band = 'red' ORDER BY revenue_at_risk DESC NULLS LAST, customer_id"
-        " LIMIT 15",
+        # the customers whose loss would cost the most: 12-month CLV x churn probability
+        "at_risk": "SELECT customer_id, name, region, segment, health_band, churn_probability, clv_12m,"
+        " value_at_stake, revenue_at_risk, risk_driver FROM {customer_performance}"
+        " WHERE report_month = %(m)s AND value_at_stake > 0 ORDER BY value_at_stake DESC, customer_id LIMIT 15",
+        "backtest": "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
+        " mean_churn_probability, auc, lift_over_green, expected_purchases, actual_purchases, churn_method"
+        " FROM {model_backtest} WHERE report_month = %(m)s AND period_end = (SELECT max(period_end)"
+        " FROM {model_backtest} WHERE report_month = %(m)s) ORDER BY horizon_months, measure, bucket",
         "engagement": "SELECT least(floor(engagement_score / 10), 9)::int * 10 AS bucket, count(*) AS customers"
         " FROM {customer_performance} WHERE report_month = %(m)s AND engagement_score IS NOT NULL"
         " GROUP BY 1 ORDER BY 1",
@@ -100,6 +105,7 @@ def month_data(conn, schema: str, month: date) -> dict | None:
             "customer_performance",
             "data_quality_results",
             "alerts",
+            "model_backtest",
         )
     }
     with conn.cursor(row_factory=dict_row) as cur:
@@ -114,6 +120,17 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         return None
     run = out.pop("run")[0]
     out["kpis"] = _plain([run.pop("kpis") or {}])[0]
+    model = run.pop("churn_model") or {}
+    from include.customer_performance import metrics
+
+    card = model.get("scorecard") or metrics.DEFAULTS
+    out["model"] = {
+        "method": model.get("method"),
+        "params": model.get("params") or {},
+        "fallback_reason": model.get("fallback_reason"),
+        "high_risk_churn": card["risk"]["high_risk_churn"],
+        "red_below": card["health"]["bands"]["yellow"],
+    }
     out["run"] = run
     out["month"] = month.strftime("%Y-%m")
     return out

@@ -213,7 +213,12 @@ def should_email(policy: str, is_complete_month: bool, manual: bool) -> tuple[bo
     return False, f"email_policy is {policy}: only manual runs are emailed"
 
 
-def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] = ()) -> str:
+def summary_html(
+    run: Run, kpis: dict, files: dict[str, dict], links: list[str] = (), notes: dict[str, list[str]] | None = None
+) -> str:
+    """The email's body: the KPIs, ``notes`` (titled lists of lines: the risk vocabulary, the
+    back-test) and the files; every value is escaped."""
+
     def fmt(v: object) -> str:
         return html.escape(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
 
@@ -226,9 +231,13 @@ def summary_html(run: Run, kpis: dict, files: dict[str, dict], links: list[str] 
         if links
         else "<p>Attached:</p>"
     )
+    sections = "".join(
+        f"<h3>{html.escape(title)}</h3><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+        for title, lines in (notes or {}).items()
+    )
     return (
         f"<h2>Customer Performance: {html.escape(str(run.period))}</h2>"
-        f"<table>{rows}</table>{where}<ul>{listed}</ul>"
+        f"<table>{rows}</table>{sections}{where}<ul>{listed}</ul>"
         f"<p style='color:#666'>Run {html.escape(run.run_id)}</p>"
     )
 

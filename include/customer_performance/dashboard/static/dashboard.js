@@ -103,6 +103,48 @@ function kpis(k) {
   });
 }
 
+// The one vocabulary of risk, with the thresholds the month was computed with.
+function risk(k, m) {
+  const tiles = [
+    [`High risk (churn ≥ ${fmt(m.high_risk_churn, 2)})`, k.high_risk_customers],
+    ["At-risk segment", k.segment_at_risk],
+    [`Red band (health < ${fmt(m.red_below, 0)})`, k.health_red],
+    ["Revenue at risk", fmt(k.revenue_at_risk, 2) + ` (${fmt(100 * (k.revenue_at_risk_share ?? 0), 1)} %)`],
+    ["Value at stake", k.value_at_stake === undefined ? "n/a" : fmt(k.value_at_stake, 2)],
+  ];
+  const box = document.getElementById("risk");
+  box.innerHTML = "";
+  tiles.forEach(([name, value]) => {
+    const d = el("div", { class: "kpi", "data-kpi": name }, box, null);
+    el("b", {}, d, null).textContent = typeof value === "number" ? fmt(value) : value;
+    el("span", {}, d, null).textContent = name;
+  });
+  document.getElementById("risk-vocabulary").textContent =
+    `High risk: churn probability of at least ${fmt(m.high_risk_churn, 2)} (no purchase expected again). ` +
+    "At-risk segment: the high-risk customers who bought before and are not new this month. " +
+    `Red band: a health score below ${fmt(m.red_below, 0)}, a broader signal (engagement, satisfaction and ` +
+    "support count too). Revenue at risk: this month's revenue × churn probability. Value at stake: " +
+    "the next 12 months' expected value (CLV) × churn probability.";
+}
+
+function backtest(rows, m) {
+  const params = Object.entries(m.params || {}).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(", ");
+  document.getElementById("model").textContent = `(this month's model: ${m.method || "n/a"}` +
+    (params ? `, ${params}` : "") + (m.fallback_reason ? `; fallback: ${m.fallback_reason}` : "") + ")";
+  const red = Object.fromEntries(rows.filter(r => r.measure === "health_band" && r.bucket === "red")
+    .map(r => [r.horizon_months, r.lift_over_green]));
+  table(document.querySelector('[data-table="backtest"]'), [
+    ["Predicted month", "predicted_month"], ["Months after", "horizon_months", 0], ["Customers", "customers", 0],
+    ["No purchase since", "churned", 0], ["Churn rate", "observed_churn_rate", 3], ["ROC AUC", "auc", 3],
+    ["Red / green churn", "red_over_green", 1], ["Purchases expected", "expected_purchases", 0],
+    ["Purchases made", "actual_purchases", 0],
+  ], rows.filter(r => r.measure === "overall").map(r => ({ ...r, red_over_green: red[r.horizon_months] ?? null })));
+  table(document.querySelector('[data-table="calibration"]'), [
+    ["Months after", "horizon_months", 0], ["Decile", "bucket"], ["Customers", "customers", 0],
+    ["Predicted churn", "mean_churn_probability", 3], ["Observed churn", "observed_churn_rate", 3],
+  ], rows.filter(r => r.measure === "churn_decile"));
+}
+
 const chart = name => document.querySelector(`[data-chart="${name}"]`);
 
 function draw(d) {
@@ -122,11 +164,13 @@ function draw(d) {
     r.setAttribute("fill", bandColor[r.dataset.label] || "#828282");
   });
   bars(chart("engagement"), d.engagement.map(r => ({ label: `${r.bucket}-${r.bucket + 10}`, value: r.customers })), "#6fcf97");
+  risk(d.kpis, d.model);
   table(document.querySelector('[data-table="at_risk"]'), [
-    ["Customer", "customer_id"], ["Name", "name"], ["Region", "region"], ["Segment", "segment"],
-    ["Health", "health_score", 1], ["Churn p", "churn_probability", 2], ["Revenue", "revenue", 2],
-    ["Revenue at risk", "revenue_at_risk", 2],
+    ["Customer", "customer_id"], ["Name", "name"], ["Segment", "segment"], ["Band", "health_band"],
+    ["Churn p", "churn_probability", 2], ["CLV 12m", "clv_12m", 2], ["Value at stake", "value_at_stake", 2],
+    ["Revenue at risk", "revenue_at_risk", 2], ["Weakest part", "risk_driver"],
   ], d.at_risk);
+  backtest(d.backtest, d.model);
   table(document.querySelector('[data-table="quality"]'), [
     ["Period end", "period_end"], ["Checks", "checks", 0], ["Failed", "failed", 0], ["Critical", "critical", 0],
     ["Quarantined rows", "quarantined", 0],

@@ -1,0 +1,56 @@
+"""How well churn predictions match the truth: the figures the churn benchmark, the demo summary and
+the tests compute, independently of the pipeline's SQL (bench/churn.py, dev/demo.py,
+tests/test_churn.py).
+
+``roc_auc`` is the Mann-Whitney statistic with average ranks for ties (the probability that a
+churned customer is scored above a retained one, ties counting half), the same definition as
+scikit-learn's ``roc_auc_score``; ``features`` reads the lifetime purchase summary the pipeline
+fits on, straight from the sales database, so that the fallback and the model can be scored on the
+same customers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def roc_auc(scores, labels) -> float:
+    """ROC AUC of ``scores`` for the boolean ``labels`` (NaN when one class is empty)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return float("nan")
+    ranks = rankdata(s)  # average ranks for ties
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def calibration(scores, labels, bins: int = 10) -> list[tuple[int, float, float]]:
+    """Per decile of ``scores`` (ties broken by position): (customers, mean score, observed rate)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    order = np.argsort(s, kind="stable")
+    return [(len(part), float(s[part].mean()), float(y[part].mean())) for part in np.array_split(order, bins)]
+
+
+def features(mysql_kwargs: dict, period_end: date) -> dict[int, tuple[float, float, float]]:
+    """Per customer with a completed purchase before ``period_end``: (frequency, recency, T) in
+    days, as the pipeline computes them (repeat purchase days, first to last purchase, first
+    purchase to the period's last day)."""
+    import MySQLdb
+
+    conn = MySQLdb.connect(**mysql_kwargs)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT customer_id, COUNT(DISTINCT DATE(order_date)) - 1, DATEDIFF(MAX(order_date), MIN(order_date)),"
+            " DATEDIFF(%s, MIN(order_date)) FROM transactions WHERE order_date < %s AND status = 'completed'"
+            " GROUP BY customer_id",
+            (period_end - timedelta(days=1), period_end),
+        )
+        return {int(c): (float(f), float(r), float(t)) for c, f, r, t in cur.fetchall()}
+    finally:
+        conn.close()

@@ -1,0 +1,295 @@
+"""Churn and health that predict: the scorecard file, the back-test against an independent
+computation, and the churn model against the generator's ground truth.
+
+- The scorecard: the package's file is the defaults; a deployment's file may change some keys; an
+  invalid one is refused before any data moves, naming the key; a change of weight changes the
+  health score as the README documents.
+- The back-test model (sql/backtest.sql) on a fixture of published months: ROC AUC, calibration
+  deciles, band lift and purchases equal to a computation in Python (dev/churn_eval.py, the
+  Mann-Whitney statistic with average ranks, as scikit-learn's roc_auc_score).
+- On generated customers with their lives: MBG/NBD beats the recency-ratio fallback, and both beat
+  a constant, at telling who has stopped buying.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, datetime
+from decimal import Decimal
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from dev.churn_eval import calibration, features, roc_auc
+from include.customer_performance import metrics, scorecard
+from include.customer_performance.config import settings
+from include.customer_performance.scorecard import ScorecardError
+from include.customer_performance.sql import model
+from include.customer_performance.staging import make_run, replace_table_as
+from include.customer_performance.transform.aggregate import published_predictions
+from tests.conftest import fresh_pg_db
+
+# -- the scorecard -------------------------------------------------------------------------------
+
+
+def test_the_package_scorecard_is_the_defaults():
+    card = scorecard.load(settings().scorecard_config)
+    assert card.values == metrics.DEFAULTS
+    assert card.sql_params()["health_w_engagement"] == 0.35
+
+
+def test_a_deployment_file_changes_only_its_keys(tmp_path):
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps({"health": {"bands": {"green": 80}}, "churn": {"horizon_days": 180}}))
+    card = scorecard.load(path)
+    assert card.get("health.bands.green") == 80 and card.get("health.bands.yellow") == 40.0
+    assert card.get("churn.horizon_days") == 180 and card.get("risk.high_risk_churn") == 0.6
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ({"health": {"weights": {"loyalty": 0.2}}}, "unknown key 'health.weights.loyalty'"),
+        ({"health": {"weights": {"engagement": "0.35"}}}, 'health.weights.engagement must be a number from 0 to 1e+06'),
+        ({"health": {"weights": {"engagement": -1}}}, "health.weights.engagement must be a number"),
+        ({"risk": {"high_risk_churn": 1.5}}, "risk.high_risk_churn must be a number from 0 to 1, got 1.5"),
+        ({"risk": {"high_risk_churn": True}}, "risk.high_risk_churn must be a number"),
+        ({"churn": {"horizon_days": 365.5}}, "churn.horizon_days must be an integer"),
+        ({"health": {"bands": {"green": 30}}}, "health.bands.yellow must not be above health.bands.green"),
+        ({"engagement": {"weights": dict.fromkeys(metrics.DEFAULTS["engagement"]["weights"], 0)}}, "must not all be 0"),
+        ({"risk": {"renewal_likely_churn": 0.7}}, "risk.renewal_likely_churn must not be above risk.high_risk_churn"),
+        ({"segments": 0.05}, "segments must be a JSON object"),
+        ([1, 2], "the file must be a JSON object"),
+    ],
+)  # fmt: skip
+def test_an_invalid_scorecard_is_refused_naming_the_key(tmp_path, content, named):
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ScorecardError) as err:
+        scorecard.load(path)
+    assert named in str(err.value) and str(path) in str(err.value)
+
+
+def test_an_invalid_scorecard_stops_the_extracts_before_any_data_moves(tmp_path, monkeypatch):
+    from include.customer_performance import pipeline
+    from include.customer_performance.retry import plan
+    from include.customer_performance.runbook import CONFIGURATION, classify
+
+    path = tmp_path / "card.json"
+    path.write_text("{ not json")
+    monkeypatch.setenv("CUSTOMER_PERFORMANCE_SCORECARD_CONFIG", str(path))
+    settings.cache_clear()
+    try:
+        cfg = settings()
+        run = make_run(datetime(2025, 8, 1, 2), "scorecard_test", None, cfg.staging_schema)
+        with pytest.raises(ScorecardError) as err:
+            pipeline.check_filter_config(run, cfg)  # the first thing each extract does
+    finally:
+        settings.cache_clear()
+    assert classify(err.value) == CONFIGURATION
+    policy = plan("extract_sales_db", cfg).policy
+    from airflow.sdk import RetryAction
+
+    assert policy.evaluate(err.value, 1, 3).action == RetryAction.FAIL  # not retried
+
+
+def test_a_change_of_weight_changes_the_health_score_as_documented(tmp_path, monkeypatch):
+    """Health = the weighted parts re-normalised over the present ones: with all the weight on
+    engagement, every health score is the engagement score; bands follow the file's cut-offs."""
+    from tests.test_metrics import RUN, compute_fixture
+
+    path = tmp_path / "card.json"
+    weights = {"engagement": 1, "retention": 0, "satisfaction": 0, "support": 0}
+    path.write_text(json.dumps({"health": {"weights": weights, "bands": {"green": 90, "yellow": 50}}}))
+    monkeypatch.setenv("CUSTOMER_PERFORMANCE_SCORECARD_CONFIG", str(path))
+    settings.cache_clear()
+    try:
+        with fresh_pg_db() as dsn:
+            compute_fixture(dsn)
+            with psycopg.connect(dsn, row_factory=dict_row) as conn:
+                rows = conn.execute(sql.SQL("SELECT * FROM {}").format(RUN.table("customer_metrics"))).fetchall()
+    finally:
+        settings.cache_clear()
+    assert rows
+    for r in rows:
+        assert r["health_score"] == r["engagement_score"]
+        band = "green" if r["health_score"] >= 90 else "yellow" if r["health_score"] >= 50 else "red"
+        assert r["health_band"] == band
+        # with only engagement weighed, the weakest part is engagement
+        assert r["risk_driver"].startswith(("no login", "engagement"))
+
+
+# -- the back-test -------------------------------------------------------------------------------
+
+JULY = make_run(datetime(2025, 8, 1, 2), "backtest_test", None, "cp_staging")
+
+
+def _published_fixture(seed: int = 5, customers: int = 400):
+    """April to June as their month-close runs published them, and July's purchases: churn
+    probabilities with ties, bands, expected purchases, purchase counts related to the churn."""
+    rnd = random.Random(seed)
+    published, july = [], []
+    for c in range(1, customers + 1):
+        lapsing = rnd.random()  # how likely this customer is to buy nothing in a month
+        for month in (date(2025, 4, 1), date(2025, 5, 1), date(2025, 6, 1)):
+            p = min(max(lapsing + rnd.uniform(-0.1, 0.1), 0), 1)
+            p = round(p, 1) if c % 3 else round(p, 3)  # ties, and distinct values
+            band = "red" if p > 0.7 else "yellow" if p > 0.3 else "green"
+            bought = 0 if rnd.random() < p else rnd.randint(1, 4)
+            published.append((month, c, p, band, round(2 * (1 - p), 3), round(6 * (1 - p), 3), bought))
+        july.append((c, 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)))
+    july += [(customers + 1, 5)]  # a new customer: nothing was predicted for it
+    return published, july
+
+
+def _stage_backtest(
+    dsn: str, complete_month: bool = True, missing: date | None = None
+) -> tuple[list, list, list[dict]]:
+    published, july = _published_fixture()
+    published = [row for row in published if row[0] != missing]
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA cp_staging; CREATE SCHEMA analytics")
+        cur.execute(
+            "CREATE TABLE analytics.customer_performance (report_month date, period_end date, customer_id bigint,"
+            " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
+            " expected_purchases_3m numeric, transaction_count bigint)"
+        )
+        cur.executemany(
+            "INSERT INTO analytics.customer_performance VALUES"
+            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s)",
+            [(m, m, c, p, band, e1, e3, n) for m, c, p, band, e1, e3, n in published],
+        )
+        # a month-to-date load of July is never a prediction to score
+        cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-07-01', '2025-07-15', 1, 0.9)")
+        cur.execute(
+            sql.SQL("CREATE TABLE {} (customer_id bigint, transaction_count bigint)").format(
+                JULY.table("customer_metrics")
+            )
+        )
+        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(JULY.table("customer_metrics")), july)
+        params = {
+            **JULY.period.as_params(),
+            "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
+            "complete_month": complete_month,
+        }
+        select = model("backtest", JULY, published=published_predictions(cur, JULY, "analytics"))
+        replace_table_as(cur, JULY.table("backtest"), select, params)
+        cur.execute(sql.SQL("SELECT * FROM {}").format(JULY.table("backtest")))
+        cols = [d.name for d in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return published, july, rows
+
+
+def test_the_backtest_equals_an_independent_computation():
+    with fresh_pg_db() as dsn:
+        published, july, rows = _stage_backtest(dsn)
+    july_bought = dict(july)
+    for h, predicted in ((1, date(2025, 6, 1)), (3, date(2025, 4, 1))):
+        later = [date(2025, 5, 1), date(2025, 6, 1)][3 - h :] if h == 3 else []
+        bought_between = {}
+        for m, c, *_, n in published:
+            if m in later:
+                bought_between[c] = bought_between.get(c, 0) + n
+        preds = sorted((c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _ in published if m == predicted)
+        actual = [july_bought.get(c, 0) + bought_between.get(c, 0) for c, *_ in preds]
+        churned = [a == 0 for a in actual]
+        scores = [p for _, p, _, _ in preds]
+        got = {(r["measure"], r["bucket"]): r for r in rows if r["horizon_months"] == h}
+        o = got["overall", "all"]
+        assert o["predicted_month"] == predicted and o["customers"] == len(preds) == 400
+        assert o["churned"] == sum(churned)
+        assert float(o["auc"]) == pytest.approx(roc_auc(scores, churned), abs=1e-4)
+        assert 0.6 < float(o["auc"]) < 1  # the fixture's purchases do follow its predictions
+        assert float(o["expected_purchases"]) == pytest.approx(sum(e for *_, e in preds), abs=0.05)
+        assert o["actual_purchases"] == sum(actual)
+        # calibration: deciles by predicted churn (ties by customer), as ntile(10) splits them
+        order = sorted(range(len(preds)), key=lambda i: (scores[i], preds[i][0]))
+        expected_deciles = calibration([scores[i] for i in order], [churned[i] for i in order])
+        for k, (n, mean_p, rate) in enumerate(expected_deciles, start=1):
+            d = got["churn_decile", f"{k:02d}"]
+            assert d["customers"] == n
+            assert float(d["mean_churn_probability"]) == pytest.approx(mean_p, abs=1e-4)  # rounded to 4 places
+            assert float(d["observed_churn_rate"]) == pytest.approx(rate, abs=1e-4)
+        rate = {
+            b: np.mean([ch for (_, _, band, _), ch in zip(preds, churned, strict=True) if band == b])
+            for b in ("green", "yellow", "red")
+        }
+        assert float(got["health_band", "red"]["lift_over_green"]) == pytest.approx(
+            rate["red"] / rate["green"], abs=0.01
+        )
+        assert got["health_band", "green"]["lift_over_green"] == Decimal("1.00")
+
+
+def test_a_month_to_date_run_or_a_gap_scores_nothing():
+    with fresh_pg_db() as dsn:
+        *_, rows = _stage_backtest(dsn, complete_month=False)
+    assert rows == []
+    with fresh_pg_db() as dsn:  # May not published: the 3-month horizon cannot be scored
+        *_, rows = _stage_backtest(dsn, missing=date(2025, 5, 1))
+    assert {r["horizon_months"] for r in rows} == {1}
+
+
+# -- the churn model against the ground truth ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lives(tmp_path_factory):
+    """3,000 customers with two years of lives, and July 2025's lifetime features from the sales DB."""
+    import uuid
+
+    from dev.stack import MYSQL, Stack, pg_dsn
+
+    s = Stack(f"cp_l{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("lives"))
+    s.create_databases()
+    try:
+        planted = s.generate(3000, "2025-07", seed=11)
+        feats = features({**MYSQL, "db": s.sales_db}, date(2025, 8, 1))
+        with psycopg.connect(pg_dsn(s.customer_db)) as conn:
+            truth = dict(
+                conn.execute(
+                    "SELECT customer_id, coalesce(dropout_at < '2025-08-01'::date + 90, false) FROM ground_truth"
+                    " WHERE first_purchase < '2025-08-01'"
+                ).fetchall()
+            )
+            sessions = conn.execute(
+                # sessions per customer in the 8 weeks before its last purchase, and in the 8 before those
+                "SELECT count(*) FILTER (WHERE a.session_start >= t.dropout_at - interval '56 days'),"
+                " count(*) FILTER (WHERE a.session_start < t.dropout_at - interval '56 days')"
+                " FROM ground_truth AS t JOIN customer_activity AS a USING (customer_id)"
+                " WHERE t.dropout_at BETWEEN '2025-03-01' AND '2025-07-31'"
+                " AND t.registration_date < t.dropout_at - interval '112 days'"
+                " AND a.session_start >= t.dropout_at - interval '112 days' AND a.session_start < t.dropout_at"
+            ).fetchone()
+        yield planted, feats, truth, sessions
+    finally:
+        s.drop_databases()
+
+
+def test_the_generator_gives_customers_lives(lives):
+    planted, feats, truth, (fading, before) = lives
+    life = planted["lives"]
+    assert life["buyers"] > 2000 and 0.2 < life["dropped_by_period_end"] / life["buyers"] < 0.8
+    assert life["dropping_within_90_days"] > 0 and life["still_buying"] > 0
+    # logins fade in the weeks before the last purchase
+    assert fading < 0.75 * before
+    assert len(set(feats) & set(truth)) > 0.9 * len(truth)
+
+
+def test_the_churn_model_beats_the_fallback_and_both_beat_a_constant(lives):
+    from include.customer_performance.churn import ChurnSettings, mbg_nbd, recency_ratio
+
+    _, feats, truth, _ = lives
+    ids = sorted(c for c in feats if c in truth)  # not the sales of customers the database does not know
+    f, r, t = (np.array([feats[c][i] for c in ids]) for i in range(3))
+    dropped = [truth[c] for c in ids]
+    model_auc = roc_auc(mbg_nbd(f, r, t, ChurnSettings()).churn, dropped)
+    fallback_auc = roc_auc(recency_ratio(f, r, t, ChurnSettings()).churn, dropped)
+    constant_auc = roc_auc(np.full(len(ids), 0.5), dropped)
+    assert constant_auc == 0.5
+    assert fallback_auc > constant_auc + 0.1
+    assert model_auc > fallback_auc
+    assert model_auc >= 0.8
