@@ -59,7 +59,7 @@ def test_sales_split_by_parity_equal_one_pass(stack, run):
     fast = sql.SQL("SELECT * FROM {}").format(run.table("int_customer_sales"))
     with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain)
-    assert rows > 1000 and (only_fast, only_plain) == (0, 0)
+    assert rows > 500 and (only_fast, only_plain) == (0, 0)  # the month's buyers, both parities
 
 
 def test_customer_metrics_fences_change_no_value(stack, run):
