@@ -190,6 +190,11 @@ def test_a_rule_states_its_severity_and_a_warning_its_ceiling():
         rows_rule("t.x.bad", "x < 0", WARNING, ceiling="no_such_setting")
     with pytest.raises(ValueError, match="severity must be"):
         rows_rule("t.x.bad", "x < 0", "warn")
+    with pytest.raises(ValueError, match="every rule says why"):
+        rows_rule("t.x.bad", "x < 0", CRITICAL)
+    with pytest.raises(ValueError, match="every rule says why"):
+        rows_rule("t.x.bad", "x < 0", CRITICAL, description="<script>")
+    assert rows_rule("t.x.bad", "x < 0", CRITICAL, description="Why.").described() == "t.x.bad (critical): Why."
 
 
 def test_one_retry_plan_per_task_from_the_settings():

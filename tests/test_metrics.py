@@ -492,8 +492,10 @@ def test_risk_driver_names_the_weakest_part_and_value_at_stake(m):
     texts = {
         "retention": lambda r: f"churn {float(r['churn_probability']):.2f}",
         "satisfaction": lambda r: f"satisfaction {float(r['avg_satisfaction']):.1f}/10",
-        "support": lambda r: f"{round(float(r['escalation_rate']) * r['interaction_count'])} of"
-        f" {r['interaction_count']} contacts escalated",
+        "support": lambda r: (
+            f"{round(float(r['escalation_rate']) * r['interaction_count'])} of"
+            f" {r['interaction_count']} contacts escalated"
+        ),
     }
     for c, r in m.items():
         part = weakest_part(r)

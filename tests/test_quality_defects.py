@@ -68,6 +68,11 @@ def test_data_docs_are_written_with_the_run_artifacts(stack, july_run):
     assert {p.name for p in validations.iterdir()} == {"customers", "transactions", "interactions", "customer_activity"}
     pages = [p.read_text() for p in validations.rglob("*.html")]
     assert any("transactions.amount.negative" in p or "amount &lt; 0" in p or "amount < 0" in p for p in pages)
+    # every rule's description (suites.py) is what the Data Docs say of it: name, severity, ceiling, why
+    from include.customer_performance.quality.suites import TRANSACTIONS
+
+    negative = next(c for c in TRANSACTIONS.checks if c.rule == "transactions.amount.negative")
+    assert any(negative.described() in p for p in pages)
 
 
 def test_quarantined_rows_are_kept_with_rule_reason_and_run(stack, july_run):

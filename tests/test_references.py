@@ -106,3 +106,61 @@ def test_active_customers_by_bitmask_equal_a_plain_distinct_count(stack, run):
     with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         rows, only_fast, only_plain = differences(cur, fast, plain, run.period.as_params())
     assert rows > 30 and (only_fast, only_plain) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("rule", "plain"),
+    [
+        (
+            "transactions.probable_duplicate",
+            "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date"
+            " FROM {flt} GROUP BY 1, 2, 3, 4 HAVING count(DISTINCT transaction_id) > 1)",
+        ),
+        (
+            "transactions.transaction_id.unique",
+            "transaction_id IN (SELECT transaction_id FROM {flt} GROUP BY 1 HAVING count(*) > 1)",
+        ),
+    ],
+)
+def test_byte_order_aggregates_flag_what_a_plain_group_by_flags(stack, run, rule, plain):
+    """Two of the gate's row rules group 10M ids in byte order (COLLATE "C", a sort) rather than
+    by the database's collation (a hash aggregate that spills); the plain GROUP BY flags the same
+    rows."""
+    flt = run.table("flt_transactions")
+    fast = sql.SQL("SELECT transaction_id FROM {} WHERE failed_rules @> ARRAY[%(rule)s]").format(
+        run.table("dq_flagged_transactions")
+    )
+    reference = sql.SQL("SELECT transaction_id FROM {} WHERE " + plain).format(flt, flt=flt)
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
+        rows, only_fast, only_plain = differences(cur, fast, reference, {"rule": rule})
+    assert rows > 10 and (only_fast, only_plain) == (0, 0)  # the month has them planted
+
+
+def test_top_shares_from_the_cut_off_equal_ranking_every_customer(stack, run):
+    """customer_metrics finds the Pareto and VIP sets from the customer at each share's rank (a sort
+    bounded to that many rows); the plain version ranks every customer."""
+    card = scorecard.current()
+    plain = sql.SQL(
+        "SELECT customer_id, revenue > 0 AND row_number() OVER (ORDER BY revenue DESC, customer_id)"
+        "   <= greatest(ceil(%(pareto)s * count(*) FILTER (WHERE revenue > 0) OVER ()), 1) AS is_top_20pct,"
+        " revenue > 0 AND row_number() OVER (ORDER BY revenue DESC, customer_id)"
+        "   <= greatest(ceil(%(vip)s * count(*) OVER ()), 1) AS is_vip"
+        " FROM {}"
+    ).format(run.table("customer_metrics"))
+    fast = sql.SQL(
+        "SELECT customer_id, is_top_20pct, segment = 'VIP' FROM {} WHERE segment NOT IN ('new', 'at-risk')"
+    ).format(run.table("customer_metrics"))
+    reference = sql.SQL(
+        "SELECT p.customer_id, p.is_top_20pct, p.is_vip FROM ({}) AS p JOIN {} AS m USING (customer_id)"
+        " WHERE m.segment NOT IN ('new', 'at-risk')"
+    ).format(plain, run.table("customer_metrics"))
+    params = {"pareto": card.get("pareto.top_share"), "vip": card.get("segments.vip_share")}
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
+        rows, only_fast, only_plain = differences(cur, fast, reference, params)
+        cur.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE is_top_20pct), count(*) FILTER (WHERE segment = 'VIP') FROM {}"
+            ).format(run.table("customer_metrics"))
+        )
+        top, vip = cur.fetchone()
+    assert rows > 500 and top > 10 and vip > 10 and (only_fast, only_plain) == (0, 0)

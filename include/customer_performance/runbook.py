@@ -79,8 +79,9 @@ TASKS: dict[str, TaskDoc] = {
     "aggregate": TaskDoc(
         "Aggregate",
         TRANSFORM,
-        "Regional summary (grouping sets), daily and ISO-weekly trends, the KPI row and alerts, then their"
-        " suite (totals must reconcile with the customer metrics).",
+        "Regional summary (grouping sets), daily and ISO-weekly trends, the KPI row, alerts and the back-test"
+        " (the churn predictions published one and three months before against the purchases made since),"
+        " then their suite (totals must reconcile with the customer metrics).",
         "A `QualityGateError` here means the aggregates do not reconcile with the metrics (a bug, not bad"
         " data): report it. Other errors: check the analytics database, then clear this task with downstream.",
     ),
@@ -126,7 +127,7 @@ month.
 
 **Where the outputs go.**
 - analytics database, schema `analytics`: `customer_performance`, `regional_summary`,
-  `performance_trends`, `data_quality_results`, `alerts`, `pipeline_runs` (one partition per month;
+  `performance_trends`, `data_quality_results`, `alerts`, `model_backtest`, `pipeline_runs` (one partition per month;
   `*_latest` views show the latest complete month);
 - BI push API, dataset `customer_performance`: `kpis`, `regional_summary`, `performance_trends`,
   `alerts`, `top_customers`;

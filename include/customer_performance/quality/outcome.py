@@ -47,6 +47,8 @@ def finite_rules(cur, run, suite: Suite) -> tuple[Check, ...]:
             NOT_FINITE.format(column=sql.Identifier(name).as_string(cur)),
             CRITICAL,
             column=name,
+            description="NaN or Infinity in a number: it would silently poison every sum and average built on it,"
+            " so the month stops before any destination.",
         )
         for (name,) in cur.fetchall()
     )

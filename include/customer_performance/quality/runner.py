@@ -94,7 +94,9 @@ def _check(context, datasource, run: Run, name: str, table: str, checks: tuple[C
             kwargs = {
                 "unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE failed_rules @> ARRAY[{_quote(check.rule)}]"
             }
-        gx_suite.add_expectation(getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}))
+        gx_suite.add_expectation(
+            getattr(gxe, check.expectation)(**kwargs, meta={"rule": check.rule}, description=check.described())
+        )
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=name, data=asset.add_batch_definition_whole_table("whole"), suite=gx_suite)
     )

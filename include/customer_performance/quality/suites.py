@@ -66,6 +66,7 @@ class Check:
     bad_rows: str | None = None  # SQL predicate of the offending rows, for row-level rules
     catches: str | None = None  # the generator's defect class this rule is there to catch
     ceiling: str | None = None  # a warning rule: the setting holding the share of rows it may quarantine
+    description: str = ""  # why the rule exists and what its severity does (shown in the Data Docs)
 
     def __post_init__(self) -> None:
         if self.severity not in (CRITICAL, WARNING, INFO):
@@ -74,20 +75,35 @@ class Check:
             raise ValueError(f"{self.rule}: a warning rule, and only a warning rule, declares its ceiling")
         if self.ceiling is not None and not hasattr(settings(), self.ceiling):
             raise ValueError(f"{self.rule}: its ceiling {self.ceiling!r} is not a setting (config.py)")
+        if not self.description.strip() or any(c in self.description for c in "<>&$"):
+            # the Data Docs render it as a template, unescaped: plain words only
+            raise ValueError(f"{self.rule}: every rule says why it exists, in plain text (no markup, no $)")
 
     @property
     def column(self) -> str | None:
         return self.kwargs.get("column")
 
+    def described(self) -> str:
+        """What the Data Docs show for the rule: its name, severity (and a warning rule's ceiling),
+        and why it exists."""
+        ceiling = f", ceiling: setting {self.ceiling}" if self.ceiling else ""
+        return f"{self.rule} ({self.severity}{ceiling}): {self.description}"
+
 
 def rows_rule(
-    rule: str, bad_rows: str, severity: str, column: str | None = None, catches=None, ceiling: str | None = None
+    rule: str,
+    bad_rows: str,
+    severity: str,
+    column: str | None = None,
+    catches=None,
+    ceiling: str | None = None,
+    description: str = "",
 ) -> Check:
     """A row-level rule: the rows matching ``bad_rows`` are the failures."""
     kwargs = {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE {bad_rows}"}
     if column:
         kwargs["column"] = column  # reported, not passed to GX (runner._check leaves it out)
-    return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches, ceiling)
+    return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches, ceiling, description)
 
 
 @dataclass(frozen=True)
@@ -109,13 +125,21 @@ CUSTOMERS = Suite(
     key="customer_id",
     not_empty=True,
     checks=(
-        Check("customers.customer_id.required", "ExpectColumnValuesToNotBeNull", {"column": "customer_id"}, CRITICAL),
+        Check(
+            "customers.customer_id.required",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "customer_id"},
+            CRITICAL,
+            description="Every customer row has an id: without one it joins nothing and counts nowhere.",
+        ),
         Check(
             "customers.email.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "email", "mostly": REQUIRED_COMPLETENESS},
             CRITICAL,
             catches="customers.null_email",
+            description="At least the required share of customers have an email; below it the customer extract"
+            " is broken (a column renamed, a join lost), so the month stops.",
         ),
         rows_rule(
             "customers.email.format",
@@ -123,6 +147,8 @@ CUSTOMERS = Suite(
             INFO,
             column="email",
             catches="customers.bad_email",
+            description="Emails that are not addresses (no domain, spaces): reported, the customer kept; the"
+            " CRM fixes them.",
         ),
         Check(
             "customers.region.completeness",
@@ -130,6 +156,8 @@ CUSTOMERS = Suite(
             {"column": "region", "mostly": REQUIRED_COMPLETENESS},
             INFO,
             catches="customers.null_region",
+            description="Customers without a region are kept and grouped as unknown in the regional summary;"
+            " reported so the share stays visible.",
         ),
         rows_rule(
             "customers.last_login.not_future",
@@ -137,6 +165,8 @@ CUSTOMERS = Suite(
             INFO,
             column="last_login",
             catches="customers.future_last_login",
+            description="A last login after the period end is ignored by days_since_last_login; reported"
+            " because the source clock or a late sync produced it.",
         ),
         Check(
             "customers.customer_id.unique",
@@ -144,12 +174,15 @@ CUSTOMERS = Suite(
             {"column": "customer_id"},
             INFO,
             catches="customers.duplicate_row",
+            description="A customer listed twice: the latest version (updated_at) counts; reported because the"
+            " source should not keep both.",
         ),
         Check(
             "customers.status.allowed",
             "ExpectColumnValuesToBeInSet",
             {"column": "status", "value_set": CUSTOMER_STATUSES},
             INFO,
+            description="A status outside the declared values (schemas.py): reported; the metrics do not use it.",
         ),
     ),
 )
@@ -169,18 +202,23 @@ TRANSACTIONS = Suite(
             "ExpectColumnValuesToNotBeNull",
             {"column": "amount", "mostly": REQUIRED_COMPLETENESS},
             CRITICAL,
+            description="At least the required share of sales have an amount; below it the sales extract is"
+            " broken, so the month stops.",
         ),
         Check(
             "transactions.transaction_id.required",
             "ExpectColumnValuesToNotBeNull",
             {"column": "transaction_id"},
             CRITICAL,
+            description="Every sale has an id: deduplication and the quarantine need it.",
         ),
         rows_rule(
             "transactions.order_date.in_period",
             "order_date < {period_start} OR order_date >= {period_end}",
             CRITICAL,
             column="order_date",
+            description="Every sale staged for the period is dated inside it; one outside means the filter or"
+            " the extract is wrong, so the month stops.",
         ),
         rows_rule(
             # a row rule here, not ExpectColumnValuesToBeUnique: the ids are grouped once, sorted,
@@ -191,6 +229,8 @@ TRANSACTIONS = Suite(
             INFO,
             column="transaction_id",
             catches="transactions.duplicate_id",
+            description="An id in several versions: the latest (updated_at) counts once, conflicting versions"
+            " are logged; reported.",
         ),
         rows_rule(
             "transactions.amount.negative",
@@ -199,6 +239,8 @@ TRANSACTIONS = Suite(
             column="amount",
             catches="transactions.negative_amount",
             ceiling=WARNING_CEILING,
+            description="A sale with a negative amount is not a refund (refunds carry status refunded):"
+            " quarantined and left out of revenue, up to the ceiling.",
         ),
         rows_rule(
             "transactions.amount.zero",
@@ -207,6 +249,8 @@ TRANSACTIONS = Suite(
             column="amount",
             catches="transactions.zero_amount",
             ceiling=WARNING_CEILING,
+            description="A sale of zero carries no revenue and would count as an order: quarantined, up to the"
+            " ceiling.",
         ),
         rows_rule(
             "transactions.customer_id.known",
@@ -215,6 +259,8 @@ TRANSACTIONS = Suite(
             column="customer_id",
             catches="transactions.unknown_customer",
             ceiling=WARNING_CEILING,
+            description="A sale of a customer the customer database does not know cannot be attributed:"
+            " quarantined, up to the ceiling.",
         ),
         rows_rule(
             "transactions.updated_at.late_arriving",
@@ -222,6 +268,8 @@ TRANSACTIONS = Suite(
             INFO,
             column="updated_at",
             catches="transactions.late_arriving",
+            description="A sale updated after the period end arrived late; it counts in its own period,"
+            " reported so a rerun of that period is considered.",
         ),
         rows_rule(
             "transactions.probable_duplicate",
@@ -232,6 +280,8 @@ TRANSACTIONS = Suite(
             " GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
             INFO,
             catches="transactions.probable_duplicate",
+            description="Same customer, amount, currency and time under another id: flagged"
+            " (probable_duplicates), revenue still counts it.",
         ),
         rows_rule(
             "transactions.status.allowed",
@@ -239,6 +289,8 @@ TRANSACTIONS = Suite(
             WARNING,
             column="status",
             ceiling=WARNING_CEILING,
+            description="A status the pipeline does not know would be neither a sale nor a refund: quarantined,"
+            " up to the ceiling.",
         ),
         rows_rule(
             # a currency the rates table has never held (a known one without a fresh rate fails
@@ -249,6 +301,8 @@ TRANSACTIONS = Suite(
             column="currency",
             catches="transactions.unknown_currency",
             ceiling=WARNING_CEILING,
+            description="A currency the rates table has never held (a typo, a code nobody publishes) cannot be"
+            " converted and is never counted as 0: quarantined, up to the ceiling.",
         ),
     ),
 )
@@ -261,7 +315,12 @@ INTERACTIONS = Suite(
     volume=True,
     checks=(
         Check(
-            "interactions.interaction_id.unique", "ExpectColumnValuesToBeUnique", {"column": "interaction_id"}, CRITICAL
+            "interactions.interaction_id.unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "interaction_id"},
+            CRITICAL,
+            description="Each CRM interaction once: a repeated id means the API served a page twice or the"
+            " cursor looped, so the month stops.",
         ),
         rows_rule(
             "interactions.satisfaction.scale",
@@ -269,6 +328,7 @@ INTERACTIONS = Suite(
             INFO,
             column="satisfaction_score",
             catches="interactions.satisfaction_out_of_range",
+            description="Scores off the 1 to 10 scale are ignored in the averages; reported.",
         ),
         Check(
             "interactions.satisfaction.completeness",
@@ -276,6 +336,7 @@ INTERACTIONS = Suite(
             {"column": "satisfaction_score", "mostly": 0.9},
             INFO,
             catches="interactions.null_satisfaction",
+            description="Interactions without a score are left out of the satisfaction average; reported.",
         ),
         rows_rule(
             "interactions.interaction_type.allowed",
@@ -285,6 +346,7 @@ INTERACTIONS = Suite(
             WARNING,
             column="interaction_type",
             ceiling=WARNING_CEILING,
+            description="A type the pipeline does not know would count in no channel: quarantined, up to the ceiling.",
         ),
         rows_rule(
             "interactions.customer_id.known",
@@ -292,6 +354,8 @@ INTERACTIONS = Suite(
             WARNING,
             column="customer_id",
             ceiling=WARNING_CEILING,
+            description="An interaction of a customer the customer database does not know: quarantined, up to"
+            " the ceiling.",
         ),
     ),
 )
@@ -303,13 +367,20 @@ ACTIVITY = Suite(
     not_empty=True,
     volume=True,
     checks=(
-        Check("activity.session_id.unique", "ExpectColumnValuesToBeUnique", {"column": "session_id"}, CRITICAL),
+        Check(
+            "activity.session_id.unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "session_id"},
+            CRITICAL,
+            description="Each session once: a repeated id means the extract read a row twice, so the month stops.",
+        ),
         rows_rule(
             "activity.duration.non_negative",
             "duration_minutes < 0",
             INFO,
             column="duration_minutes",
             catches="activity.negative_duration",
+            description="A negative duration counts as a session, not as minutes; reported.",
         ),
     ),
 )
@@ -325,51 +396,64 @@ CUSTOMER_METRICS = Suite(
             "ExpectColumnValuesToNotBeNull",
             {"column": "customer_id"},
             CRITICAL,
+            description="Every metrics row belongs to a customer.",
         ),
         Check(
-            "customer_metrics.customer_id.unique", "ExpectColumnValuesToBeUnique", {"column": "customer_id"}, CRITICAL
+            "customer_metrics.customer_id.unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "customer_id"},
+            CRITICAL,
+            description="One row per customer: a join that multiplied rows would double revenue, so the month stops.",
         ),
         Check(
             "customer_metrics.email.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "email", "mostly": REQUIRED_COMPLETENESS},
             CRITICAL,
+            description="The published customers carry an email at the required share, as their source does.",
         ),
         Check(
             "customer_metrics.email.format",
             "ExpectColumnValuesToMatchRegex",
             {"column": "email", "regex": EMAIL_PATTERN},
             INFO,
+            description="Malformed emails reach the metrics as they are in the source; reported.",
         ),
         Check(
             "customer_metrics.region.completeness",
             "ExpectColumnValuesToNotBeNull",
             {"column": "region", "mostly": REQUIRED_COMPLETENESS},
             INFO,
+            description="Customers without a region, grouped as unknown; reported.",
         ),
         Check(
             "customer_metrics.transaction_count.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "transaction_count", "min_value": 0},
             CRITICAL,
+            description="Transaction counts are whole numbers from 0: anything else is a broken model, so the"
+            " month stops.",
         ),
         Check(
             "customer_metrics.avg_satisfaction.scale",
             "ExpectColumnValuesToBeBetween",
             {"column": "avg_satisfaction", "min_value": SATISFACTION_MIN, "max_value": SATISFACTION_MAX},
             INFO,
+            description="Average satisfaction stays on the 1 to 10 scale; reported otherwise.",
         ),
         Check(
             "customer_metrics.engagement_score.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "engagement_score", "min_value": 0, "max_value": 100},
             CRITICAL,
+            description="Engagement is a score from 0 to 100: outside it the model is broken, so the month stops.",
         ),
         Check(
             "customer_metrics.churn_probability.range",
             "ExpectColumnValuesToBeBetween",
             {"column": "churn_probability", "min_value": 0, "max_value": 1},
             CRITICAL,
+            description="Churn is a probability from 0 to 1: outside it the model is broken, so the month stops.",
         ),
     ),
 )
@@ -385,6 +469,8 @@ REGIONAL_SUMMARY = Suite(
             "grouping_level = 'total' AND revenue IS DISTINCT FROM (SELECT sum(revenue) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
+            description="The total row counts every customer and all their revenue: the summary adds up to the"
+            " metrics.",
         ),
         rows_rule(
             "regional_summary.regions.sum_to_total",
@@ -392,6 +478,7 @@ REGIONAL_SUMMARY = Suite(
             " IS DISTINCT FROM (SELECT revenue FROM {batch} WHERE grouping_level = 'total')",
             CRITICAL,
             column="revenue",
+            description="The regions add up to the total: no customer lost or counted twice by the grouping sets.",
         ),
     ),
 )
@@ -407,6 +494,7 @@ PERFORMANCE_TRENDS = Suite(
             " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
+            description="The days add up to the period's revenue and transactions.",
         ),
         rows_rule(
             "performance_trends.weeks.sum_to_total",
@@ -415,6 +503,7 @@ PERFORMANCE_TRENDS = Suite(
             " IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0) FROM {customer_metrics})",
             CRITICAL,
             column="revenue",
+            description="The ISO weeks add up to the period's revenue and transactions.",
         ),
     ),
 )
@@ -422,7 +511,15 @@ KPIS = Suite(
     name="kpis",
     stage="kpis",
     key="customers",
-    checks=(Check("kpis.one_row", "ExpectTableRowCountToEqual", {"value": 1}, CRITICAL),),
+    checks=(
+        Check(
+            "kpis.one_row",
+            "ExpectTableRowCountToEqual",
+            {"value": 1},
+            CRITICAL,
+            description="One KPI row per run: the executive summary, the BI push and the email read exactly one.",
+        ),
+    ),
 )
 
 SOURCE_SUITES = (CUSTOMERS, TRANSACTIONS, INTERACTIONS, ACTIVITY)
