@@ -16,7 +16,9 @@ In one run it
    after it" (goal >= 0.80), the red band's dropout rate over the green band's (goal >= 3x), and
    the expected purchases over the next 91 days (expected_purchases_3m) against the completed
    purchases the customers really made then (total and mean absolute error per customer), beside
-   a constant (every customer the same churn probability; the mean repeat-purchase rate).
+   a constant (every customer the same churn probability, and the population's average repeat
+   purchase rate from the history). Purchases are counted in days with a completed purchase, as
+   the model counts them.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dev.churn_eval import roc_auc  # noqa: E402
-from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
+from dev.churn_eval import features, roc_auc  # noqa: E402
+from dev.stack import MYSQL, Stack, checkout_name, pg_dsn  # noqa: E402
+from include.customer_performance.churn import DAYS_PER_MONTH  # noqa: E402
 
 LOGICAL_DATE = "2025-08-01T02:00:00+00:00"
 PERIOD_END = date(2025, 8, 1)
@@ -76,12 +79,13 @@ def published(stack: Stack) -> dict[int, tuple]:
 
 
 def truth(stack: Stack) -> dict[int, tuple[bool, int]]:
-    """customer -> (dropped out by the end of July + 90 days, completed purchases in the 91 days after July)."""
+    """customer -> (dropped out by the end of July + 90 days, days with a completed purchase in the 91
+    days after July)."""
     import psycopg
 
     with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
         rows = conn.execute(
-            "SELECT customer_id, coalesce(dropout_at < %s::date + %s, false), completed_purchases_next_91d"
+            "SELECT customer_id, coalesce(dropout_at < %s::date + %s, false), purchase_days_next_91d"
             " FROM ground_truth WHERE first_purchase < %s",
             (PERIOD_END, HORIZON_DAYS, PERIOD_END),
         ).fetchall()
@@ -163,14 +167,18 @@ def main() -> int:
 
     dropped, bought = results["MBG/NBD"].pop("_arrays")
     results["recency ratio"].pop("_arrays")
-    base = float(dropped.mean())
+    # the constant: one churn probability for everyone, and everyone buying at the population's
+    # average repeat rate (all repeat purchase days over all days since first purchases, history only)
+    history = features({**MYSQL, "db": stack.sales_db}, PERIOD_END)
+    rate = sum(f for f, _, _ in history.values()) / max(sum(t for _, _, t in history.values()), 1)
+    each = rate * 3 * DAYS_PER_MONTH
     results["constant"] = {
         "customers": len(dropped),
-        "auc": roc_auc(np.full(len(dropped), base), dropped),
+        "auc": roc_auc(np.full(len(dropped), float(dropped.mean())), dropped),
         "red_over_green": float("nan"),
-        "expected_total": float(bought.mean()) * len(bought),
+        "expected_total": each * len(bought),
         "actual_total": float(bought.sum()),
-        "mae": float(np.abs(bought.mean() - bought).mean()),
+        "mae": float(np.abs(each - bought).mean()),
     }
     m = results["MBG/NBD"]
     print()

@@ -4,17 +4,33 @@
 -- DEFECT_RATES and recorded in a flag column, so what was planted can be counted exactly.
 --
 -- Customers have lives (a BG/NBD-style process): each is acquired in a monthly cohort of the
--- cohort window, buys first soon after, then at its latent rate (Poisson, heterogeneous: Pareto
--- weights, a few whales), and after each purchase drops out with probability p = 1 / (1 + rate x
+-- cohort window, buys first soon after, then at its latent rate (a Poisson process; rates
+-- heterogeneous: Pareto weights capped at 60, a few whales), and after each purchase drops out with probability p = 1 / (1 + rate x
 -- latent lifetime), so its lifetime in months is about its latent lifetime (log-normal). Sessions
 -- fade and CRM contacts grow angrier in the weeks before the last purchase; after it the customer
 -- is nearly silent. gen.truth keeps each customer's true dropout date (the time of its last
 -- purchase, NULL when it is still buying at truth_end): dev/generate.py writes it to the table
 -- ground_truth, which only tests, the benchmark and the demo summary read, never the pipeline.
+-- Every random() is drawn in a SELECT over rows in a fixed order (ORDER BY before the draw), so
+-- the same seed gives the same rows whatever plan the server picks.
 SET max_parallel_workers_per_gather = 0;
 SELECT setseed(%(seed)s);
 DROP SCHEMA IF EXISTS gen CASCADE;
 CREATE SCHEMA gen;
+
+-- a Poisson count of mean m from a uniform u and a standard normal z: the inverse CDF below 30,
+-- the normal approximation above (where it is within a fraction of a percent)
+CREATE FUNCTION gen.poisson(m float8, u float8, z float8) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN m <= 0 THEN 0
+        WHEN m >= 30 THEN greatest(0, round(m + sqrt(m) * z))::bigint
+        ELSE (SELECT coalesce(min(k), 100) FROM (
+                  SELECT k, sum(exp(-m + k * ln(m) - lf)) OVER (ORDER BY k) AS cdf
+                  FROM (SELECT k, sum(ln(greatest(k, 1))) OVER (ORDER BY k) AS lf
+                        FROM generate_series(0, 100) AS k) AS f
+              ) AS c WHERE cdf >= u)
+    END
+$$;
 
 -- customers: draws first, then the row built from them ---------------------------------------
 CREATE TABLE gen.draw AS
@@ -22,7 +38,8 @@ SELECT id, random() AS r_name1, random() AS r_name2, random() AS r_reg,
        random() AS r_status, random() AS r_email, random() AS r_geo, random() AS r_geo_null,
        random() AS r_login, random() AS r_future, random() AS r_seg, random() AS r_hour,
        random() AS r_upd, random() AS r_dup, random() AS r_weight, random() AS r_life1, random() AS r_life2,
-       random() AS r_never, random() AS r_n, random() AS r_first
+       random() AS r_never, random() AS r_n, random() AS r_first, random() AS r_before, random() AS r_before2,
+       random() AS r_window, random() AS r_window2, random() AS r_sessions, random() AS r_contacts
 FROM generate_series(1, %(customers)s) AS id;
 
 CREATE TABLE gen.customers AS
@@ -46,13 +63,16 @@ SELECT d.id AS customer_id,
        (ARRAY['enterprise', 'mid-market', 'smb', 'consumer'])[1 + floor(d.r_seg * 4)::int] AS segment,
        reg.registration_date + floor(d.r_hour * 24)::int * interval '1 hour' AS created_at,
        reg.registration_date + d.r_upd * (%(period_end)s::timestamp - reg.registration_date) AS updated_at,
-       -- how much a customer buys, logs in and calls: Pareto-skewed; the top 1 %% are whales
-       power(1 - d.r_weight, -1 / 1.6) AS weight,
+       -- how much a customer buys, logs in and calls: Pareto-skewed (capped); the top 1 %% are whales
+       least(power(1 - d.r_weight, -1 / 1.6), 60) AS weight,
        CASE WHEN d.r_weight > 0.99 THEN 3.0 ELSE 1.0 END AS basket,
        -- latent lifetime in months: log-normal around the median lifetime (Box-Muller)
        %(lifetime_months)s * exp(0.9 * sqrt(-2 * ln(1 - d.r_life1)) * cos(2 * pi() * d.r_life2)) AS lifetime_months,
        d.r_never >= %(never_buy)s AS buys,
-       d.r_n, d.r_first,
+       d.r_n, d.r_first, d.r_before, d.r_window, d.r_sessions, d.r_contacts,
+       -- standard normals for the Poisson counts of large means (Box-Muller)
+       sqrt(-2 * ln(1 - d.r_before)) * cos(2 * pi() * d.r_before2) AS z_before,
+       sqrt(-2 * ln(1 - d.r_window)) * cos(2 * pi() * d.r_window2) AS z_window,
        d.r_future < %(future_last_login)s AS is_future_last_login,
        d.r_email < %(null_email)s AS is_null_email,
        d.r_email >= %(null_email)s AND d.r_email < %(null_email)s + %(bad_email)s AS is_bad_email,
@@ -83,8 +103,8 @@ WITH rates AS (
     SELECT c.customer_id, c.registration_date::timestamp AS registered, c.buys, c.basket, c.lifetime_months,
            c.weight / avg(c.weight) OVER () AS share,
            %(tx_rate)s * c.weight / avg(c.weight) OVER () AS rate_month,
-           c.r_n, c.r_first, random() AS u_before, random() AS u_window, random() AS u_sessions,
-           random() AS u_contacts
+           c.r_n, c.r_first, c.r_before AS u_before, c.r_window AS u_window, c.z_before, c.z_window,
+           c.r_sessions AS u_sessions, c.r_contacts AS u_contacts
     FROM gen.customers AS c
 ), p AS (
     SELECT r.*, r.rate_month * 12 / 365.25 AS rate_day, 1 / (1 + r.rate_month * r.lifetime_months) AS p_drop,
@@ -99,31 +119,43 @@ SELECT p.customer_id, p.registered, p.buys, p.basket, p.share, p.rate_month, p.r
        w.window_start,
        -- purchases before the window (the first included) and events drawn inside it
        CASE WHEN NOT p.buys OR p.first_purchase >= w.window_start THEN 0
-            ELSE 1 + floor(p.rate_day * extract(epoch FROM w.window_start - p.first_purchase) / 86400 + p.u_before)
+            ELSE 1 + gen.poisson(p.rate_day * extract(epoch FROM w.window_start - p.first_purchase) / 86400,
+                                 p.u_before, p.z_before)
        END::bigint AS before_window,
        CASE WHEN NOT p.buys OR p.first_purchase >= %(truth_end)s::timestamp THEN 0
-            ELSE floor(p.rate_day * extract(epoch FROM %(truth_end)s::timestamp - w.window_start) / 86400 + p.u_window)
+            ELSE gen.poisson(p.rate_day * extract(epoch FROM %(truth_end)s::timestamp - w.window_start) / 86400,
+                             p.u_window, p.z_window)
        END::int AS in_window
 FROM p
-CROSS JOIN LATERAL (SELECT greatest(%(history_start)s::timestamp, p.first_purchase) AS window_start) AS w;
+CROSS JOIN LATERAL (SELECT greatest(%(history_start)s::timestamp, p.first_purchase) AS window_start) AS w
+ORDER BY p.customer_id;
+ANALYZE gen.life;
 
 -- the purchases inside the window, in order; those after the customer's last one are never made
 CREATE TABLE gen.purchases AS
-WITH drawn AS (
-    SELECT l.customer_id, l.window_start + random() * (%(truth_end)s::timestamp - l.window_start) AS at,
+WITH events AS (
+    SELECT l.customer_id, l.window_start, i,
            l.before_window + CASE WHEN l.first_purchase >= %(history_start)s::timestamp THEN 1 ELSE 0 END AS offset_n,
            l.purchases_in_life
     FROM gen.life AS l
-    CROSS JOIN LATERAL generate_series(1, l.in_window)
+    CROSS JOIN LATERAL generate_series(1, l.in_window) AS i
+    ORDER BY l.customer_id, i
+), drawn AS (
+    SELECT e.*, e.window_start + random() * (%(truth_end)s::timestamp - e.window_start) AS at FROM events AS e
 ), numbered AS (
     SELECT customer_id, at, offset_n + row_number() OVER (PARTITION BY customer_id ORDER BY at) AS n,
            purchases_in_life
     FROM drawn
+), kept AS (
+    SELECT customer_id, at, n FROM numbered WHERE n <= purchases_in_life
+    UNION ALL  -- the first purchase itself, when it falls in the window
+    SELECT customer_id, first_purchase, 1 FROM gen.life
+    WHERE first_purchase >= %(history_start)s::timestamp AND first_purchase < %(truth_end)s::timestamp
+    ORDER BY 1, 3
 )
-SELECT customer_id, at, n FROM numbered WHERE n <= purchases_in_life
-UNION ALL  -- the first purchase itself, when it falls in the window
-SELECT customer_id, first_purchase, 1 FROM gen.life
-WHERE first_purchase >= %(history_start)s::timestamp AND first_purchase < %(truth_end)s::timestamp;
+-- completed: whether a purchase after the month completes (90 %%, as gen.tx draws statuses)
+SELECT customer_id, at, n, random() < 0.9 AS completed FROM kept;
+ANALYZE gen.purchases;
 
 -- the ground truth: when each customer made its last purchase (dropped out), if by truth_end
 CREATE TABLE gen.truth AS
@@ -136,17 +168,19 @@ SELECT l.customer_id, l.registered::date AS registration_date, l.first_purchase,
             ELSE last.at  -- NULL: it has not made its last purchase by truth_end
        END AS dropout_at,
        %(truth_end)s::timestamp AS known_through,
-       -- what it will buy in the 91 days after the month (completed orders: 90 %% of them, as below)
-       coalesce(f.purchases, 0) AS completed_purchases_next_91d
+       -- the days it will buy on in the 91 days after the month (completed orders: 90 %% of them);
+       -- days, as the churn model counts purchases
+       coalesce(f.purchase_days, 0) AS purchase_days_next_91d
 FROM gen.life AS l
 LEFT JOIN gen.purchases AS last ON last.customer_id = l.customer_id AND last.n = l.purchases_in_life
 LEFT JOIN (
-    SELECT customer_id, count(*) FILTER (WHERE random() < 0.9) AS purchases FROM gen.purchases
+    SELECT customer_id, count(DISTINCT at::date) FILTER (WHERE completed) AS purchase_days FROM gen.purchases
     WHERE at >= %(period_end)s::timestamp AND at < %(period_end)s::timestamp + interval '91 days'
     GROUP BY customer_id
 ) AS f ON f.customer_id = l.customer_id;
 CREATE UNIQUE INDEX ON gen.truth (customer_id);
 ANALYZE gen.truth;
+ANALYZE gen.customers;
 
 -- the stage of life at any moment: 1 while the customer is well, fading to 0.15 over the weeks
 -- before its last purchase, 0.04 after it (the rare visit of a lapsed customer)
@@ -163,7 +197,7 @@ WITH events AS (
     SELECT p.customer_id, p.at, l.basket, p.at >= %(period_start)s::timestamp AS in_month
     FROM gen.purchases AS p JOIN gen.life AS l USING (customer_id)
     WHERE p.at < %(period_end)s::timestamp
-    ORDER BY p.customer_id, p.at
+    ORDER BY p.customer_id, p.n
 ), drawn AS (
     SELECT nextval('gen.tx_seq') AS seq, e.*,
            random() AS r_amt1, random() AS r_amt2, random() AS r_cur, random() AS r_status,
@@ -236,7 +270,8 @@ WITH events AS (
     FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
     CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
-        / (30.4375 * 86400) + l.u_sessions)::int)
+        / (30.4375 * 86400) + l.u_sessions)::int) AS i
+    ORDER BY l.customer_id, i
 ), drawn AS (
     -- every draw a column of the row (a random() inside a LATERAL subquery may be evaluated once
     -- for many rows)
@@ -279,7 +314,8 @@ WITH events AS (
     FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
     CROSS JOIN LATERAL generate_series(1, floor(2.5 * %(interactions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
-        / (30.4375 * 86400) + l.u_contacts)::int)
+        / (30.4375 * 86400) + l.u_contacts)::int) AS i
+    ORDER BY l.customer_id, i
 ), drawn AS (
     SELECT customer_id, dropout_at, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,

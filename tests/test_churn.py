@@ -140,9 +140,13 @@ def _published_fixture(seed: int = 5, customers: int = 400):
             p = round(p, 1) if c % 3 else round(p, 3)  # ties, and distinct values
             band = "red" if p > 0.7 else "yellow" if p > 0.3 else "green"
             bought = 0 if rnd.random() < p else rnd.randint(1, 4)
-            published.append((month, c, p, band, round(2 * (1 - p), 3), round(6 * (1 - p), 3), bought))
-        july.append((c, 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)))
-    july += [(customers + 1, 5)]  # a new customer: nothing was predicted for it
+            # sales, and the days they fell on (fewer: two on one day are one purchase day)
+            published.append(
+                (month, c, p, band, round(2 * (1 - p), 3), round(6 * (1 - p), 3), bought, (bought + 1) // 2)
+            )
+        sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
+        july.append((c, sales, (sales + 1) // 2))
+    july += [(customers + 1, 5, 3)]  # a new customer: nothing was predicted for it
     return published, july
 
 
@@ -156,21 +160,21 @@ def _stage_backtest(
         cur.execute(
             "CREATE TABLE analytics.customer_performance (report_month date, period_end date, customer_id bigint,"
             " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
-            " expected_purchases_3m numeric, transaction_count bigint)"
+            " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
-            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s)",
-            [(m, m, c, p, band, e1, e3, n) for m, c, p, band, e1, e3, n in published],
+            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s)",
+            [(m, m, c, p, band, e1, e3, n, d) for m, c, p, band, e1, e3, n, d in published],
         )
         # a month-to-date load of July is never a prediction to score
         cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-07-01', '2025-07-15', 1, 0.9)")
         cur.execute(
-            sql.SQL("CREATE TABLE {} (customer_id bigint, transaction_count bigint)").format(
+            sql.SQL("CREATE TABLE {} (customer_id bigint, transaction_count bigint, purchase_days bigint)").format(
                 JULY.table("customer_metrics")
             )
         )
-        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(JULY.table("customer_metrics")), july)
+        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(JULY.table("customer_metrics")), july)
         params = {
             **JULY.period.as_params(),
             "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
@@ -187,16 +191,19 @@ def _stage_backtest(
 def test_the_backtest_equals_an_independent_computation():
     with fresh_pg_db() as dsn:
         published, july, rows = _stage_backtest(dsn)
-    july_bought = dict(july)
+    july_sales = {c: n for c, n, _ in july}
+    july_days = {c: d for c, _, d in july}
     for h, predicted in ((1, date(2025, 6, 1)), (3, date(2025, 4, 1))):
-        later = [date(2025, 5, 1), date(2025, 6, 1)][3 - h :] if h == 3 else []
-        bought_between = {}
-        for m, c, *_, n in published:
-            if m in later:
-                bought_between[c] = bought_between.get(c, 0) + n
-        preds = sorted((c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _ in published if m == predicted)
-        actual = [july_bought.get(c, 0) + bought_between.get(c, 0) for c, *_ in preds]
-        churned = [a == 0 for a in actual]
+        sales, days = dict(july_sales), dict(july_days)  # July's, plus the published months after the prediction
+        for m, c, *_, n, d in published:
+            if predicted < m < date(2025, 7, 1):
+                sales[c] = sales.get(c, 0) + n
+                days[c] = days.get(c, 0) + d
+        preds = sorted(
+            (c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _, _ in published if m == predicted
+        )
+        churned = [sales.get(c, 0) == 0 for c, *_ in preds]  # no sale at all since the prediction
+        actual = [days.get(c, 0) for c, *_ in preds]  # purchase days, the model's unit
         scores = [p for _, p, _, _ in preds]
         got = {(r["measure"], r["bucket"]): r for r in rows if r["horizon_months"] == h}
         o = got["overall", "all"]
@@ -293,3 +300,14 @@ def test_the_churn_model_beats_the_fallback_and_both_beat_a_constant(lives):
     assert fallback_auc > constant_auc + 0.1
     assert model_auc > fallback_auc
     assert model_auc >= 0.8
+
+
+def test_only_a_month_that_has_ended_is_back_tested():
+    """A month-close run scores the back-test; a month-to-date run does not, nor does a manual
+    whole-month run of a month that is not over yet (its purchases are half a month's)."""
+    closing = make_run(datetime(2025, 8, 1, 2), "scheduled__x", None, "cp_staging")
+    to_date = make_run(datetime(2025, 7, 15, 2), "scheduled__y", None, "cp_staging")
+    early = make_run(datetime(2025, 7, 15, 9), "manual__z", "2025-07", "cp_staging")
+    backfill = make_run(datetime(2026, 12, 6, 9), "manual__w", "2025-07", "cp_staging")
+    assert closing.month_closed and backfill.month_closed
+    assert not to_date.month_closed and not early.month_closed

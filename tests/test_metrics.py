@@ -481,7 +481,7 @@ def weakest_part(r: dict) -> str | None:
         "support": None if r["escalation_rate"] is None else 0.15 * 100 * float(r["escalation_rate"]),
     }
     present = {k: v for k, v in lost.items() if v is not None}
-    if not present:
+    if not present or max(present.values()) <= 0:  # no part falls short
         return None
     worst = max(present.values())
     part = next(k for k, v in present.items() if v == worst)

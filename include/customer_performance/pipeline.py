@@ -151,8 +151,10 @@ def calculate(run: Run, cfg: Settings) -> dict:
         return _calculate(conn, run, cfg)
 
 
-def _calculate(conn, run: Run, cfg: Settings, refresh=None) -> dict:
-    """calculate's work on ``conn``; ``refresh``: the rates were refreshed and staged already."""
+def _calculate(conn, run: Run, cfg: Settings, refresh=None, card=None) -> dict:
+    """calculate's work on ``conn``; ``refresh``: the rates were refreshed and staged already;
+    ``card``: the scorecard (by default the deployment's file, read now and fixed for the run)."""
+    from include.customer_performance import scorecard
     from include.customer_performance.fx import StaleRatesError
     from include.customer_performance.quality.gate import create_valid_views
     from include.customer_performance.quality.suites import SOURCE_SUITES
@@ -163,7 +165,13 @@ def _calculate(conn, run: Run, cfg: Settings, refresh=None) -> dict:
         create_valid_views(cur, run, SOURCE_SUITES)  # the currency rule reads the staged rates
     try:
         out = calculate_metrics(
-            conn, run, cfg.reporting_currency, cfg.analytics_schema, source="vld", connect=lambda: analytics(cfg)
+            conn,
+            run,
+            cfg.reporting_currency,
+            cfg.analytics_schema,
+            source="vld",
+            connect=lambda: analytics(cfg),
+            card=card or scorecard.load(cfg.scorecard_config),
         )
     except StaleRatesError as exc:
         raise StaleRatesError(f"{exc} (This run: {refresh.describe()}.)") from None
@@ -190,8 +198,12 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
         with conn.cursor() as cur:
             results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs / "sources", connect=lambda: analytics(cfg))
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
-        if rerun:
-            _calculate(conn, run, cfg, refresh)  # on the rates the gate just judged
+        if rerun:  # on the rates the gate just judged, with the scorecard the run computed with
+            from include.customer_performance import scorecard
+
+            with conn.cursor() as cur:
+                card = scorecard.of_run(cur, run)
+            _calculate(conn, run, cfg, refresh, card)
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
             results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")
@@ -265,7 +277,12 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
     }
     with analytics(cfg) as conn:
         with conn.cursor() as cur:  # before anything is replaced: every staged table it publishes
-            check_inputs(cur, run, ("kpis", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts)))
+            check_inputs(
+                cur,
+                run,
+                ("kpis", "scorecard", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts)),
+            )
+            card = scorecard.of_run(cur, run)
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
             locks = LockPolicy(cfg.publish_lock_timeout_seconds, cfg.publish_lock_attempts)
@@ -279,7 +296,7 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
             churn_model = {
                 **((upstream.get("calculate") or {}).get("churn") or {}),
                 "backtest": read_backtest(conn, run),
-                "scorecard": scorecard.current().values,  # the thresholds these figures used
+                "scorecard": card.values,  # the thresholds these figures used
             }
             fields = {
                 "row_counts": row_counts,
@@ -335,9 +352,11 @@ def model_notes(conn, run: Run, kpis: dict) -> dict[str, list[str]]:
         rows = cur.fetchall()
         cur.execute(sql.SQL("SELECT min(churn_method) AS method FROM {}").format(run.table("churn")))
         model = cur.fetchone()
+    with conn.cursor() as cur:
+        card = scorecard.of_run(cur, run)
     money = "{:,.2f} " + settings().reporting_currency
     return {
-        "Risk": risk_lines(kpis, scorecard.current().values, money),
+        "Risk": risk_lines(kpis, card.values, money),
         "Churn model back-test": backtest_lines(rows, model),
     }
 
@@ -362,7 +381,16 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             check_inputs(
                 cur,
                 run,
-                ("kpis", "customer_metrics", "regional_summary", "dq_results", "dq_aggregates", "backtest", "churn"),
+                (
+                    "kpis",
+                    "customer_metrics",
+                    "regional_summary",
+                    "dq_results",
+                    "dq_aggregates",
+                    "backtest",
+                    "churn",
+                    "scorecard",
+                ),
             )
         folder = export_dir(run, cfg)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)

@@ -29,14 +29,26 @@ def latest_complete_month(conn, schema: str) -> date:
     raise MonthNotLoadedError(f"no complete month has been loaded into {schema} yet; run the DAG for one first")
 
 
+def has_backtest(cur, schema: str) -> bool:
+    """Whether the schema has migration 0006 (the back-test, the run record's churn model): a
+    deployment upgraded but not yet loaded has not."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.model_backtest",))
+    return bool(cur.fetchone()[0])
+
+
 def month_summary(conn, schema: str, report_month: date) -> dict:
     """The latest run's KPIs, quality result and row counts for ``report_month``."""
+    with conn.cursor() as plain:
+        upgraded = has_backtest(plain, schema)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             sql.SQL(
-                "SELECT run_id, period_start, period_end, kpis, quality, churn_model, loaded_at FROM {}"
+                "SELECT run_id, period_start, period_end, kpis, quality, {model} AS churn_model, loaded_at FROM {t}"
                 " WHERE report_month = %s ORDER BY loaded_at DESC LIMIT 1"
-            ).format(sql.Identifier(schema, "pipeline_runs")),
+            ).format(
+                t=sql.Identifier(schema, "pipeline_runs"),
+                model=sql.SQL("churn_model" if upgraded else "NULL::jsonb"),
+            ),
             (report_month,),
         )
         run = cur.fetchone()
@@ -73,6 +85,8 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
             (report_month, run["period_end"]),
         )
         alerts = cur.fetchall()
+        if not upgraded:
+            return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts, "backtest": []}
         cur.execute(
             sql.SQL(
                 "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
@@ -107,6 +121,10 @@ def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
             (report_month,),
         )
         out["regions"] = cur.fetchall()
+    with conn.cursor() as plain:
+        if not has_backtest(plain, schema):  # value_at_stake comes with migration 0006
+            return {**out, "value_at_stake": []}
+    with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             sql.SQL(
                 "SELECT customer_id, name, segment, health_band, churn_probability, clv_12m, value_at_stake,"
@@ -157,12 +175,13 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
         bands = {r["bucket"]: r for r in rows if r["measure"] == "health_band" and r["horizon_months"] == h}
         red = bands.get("red", {}).get("lift_over_green")
         auc = "n/a" if o["auc"] is None else f"{o['auc']:.3f}"
+        expected = "n/a" if o["expected_purchases"] is None else f"{o['expected_purchases']:,.0f}"
         lines += [
             f"Predictions of {o['predicted_month']:%B %Y} against the {h} month(s) after it: {o['customers']:,}"
             f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});"
             f" ROC AUC {auc};"
             f" red band churned {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
-            f" purchases expected {o['expected_purchases'] or 0:,.0f}, made {o['actual_purchases'] or 0:,.0f}",
+            f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}",
         ]
         deciles = [r for r in rows if r["measure"] == "churn_decile" and r["horizon_months"] == h]
         if deciles:

@@ -27,6 +27,7 @@ class ScorecardError(ValueError):
 _WEIGHT = ("number", 0.0, 1e6)
 _SCORE = ("number", 0.0, 100.0)
 _SHARE = ("number", 0.0, 1.0)
+_PART = ("part", 0.0, 1.0)  # a share of customers: above 0, at most 1
 RULES: dict[str, tuple[str, float, float]] = {
     **{f"engagement.weights.{k}": _WEIGHT for k in metrics.DEFAULTS["engagement"]["weights"]},
     "activity.high_engagement": _SCORE,
@@ -38,8 +39,8 @@ RULES: dict[str, tuple[str, float, float]] = {
     "health.trend_delta": _SCORE,
     "risk.high_risk_churn": _SHARE,
     "risk.renewal_likely_churn": _SHARE,
-    "segments.vip_share": _SHARE,
-    "pareto.top_share": _SHARE,
+    "segments.vip_share": _PART,
+    "pareto.top_share": _PART,
     "churn.horizon_days": ("int", 1, 3650),
     "churn.min_repeat_customers": ("int", 1, 1e9),
     "churn.fallback_gap_days": ("number", 1.0, 3650.0),
@@ -99,10 +100,18 @@ def _merge(base: dict, override: object, where: str, source: str) -> None:
 def _check(key: str, value: object, source: str) -> None:
     kind, low, high = RULES[key]
     ok_type = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not low <= value <= high:
-        what = "an integer" if kind == "int" else "a number"
+    ok = ok_type and not isinstance(value, bool)
+    if ok:
+        try:  # an integer too large for a float is out of range, not an OverflowError
+            ok = math.isfinite(value) and (low < value if kind == "part" else low <= value) and value <= high
+        except OverflowError:
+            ok = False
+    if not ok:
+        what = {"int": "an integer from", "part": "a number above"}.get(kind, "a number from")
+        shown = json.dumps(value)
         raise ScorecardError(
-            f"scorecard {source}: {key} must be {what} from {low:g} to {high:g}, got {json.dumps(value)}"
+            f"scorecard {source}: {key} must be {what} {low:g} {'and at most' if kind == 'part' else 'to'} {high:g},"
+            f" got {shown[:40]}"
         )
 
 
@@ -140,3 +149,24 @@ def current() -> Scorecard:
     from include.customer_performance.config import settings
 
     return load(settings().scorecard_config)
+
+
+def stage(cur, run, card: Scorecard) -> None:
+    """Fix ``card`` for the run: the staged table ``scorecard`` (one row), which every later task of
+    the run reads (``of_run``), so that a file edited mid-run, or a task cleared after a deploy,
+    never mixes two scorecards in one month's figures."""
+    from psycopg import sql
+
+    target = run.table("scorecard")
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (source text, scorecard jsonb)").format(target))
+    cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(target), (card.source, json.dumps(card.values)))
+
+
+def of_run(cur, run) -> Scorecard:
+    """The scorecard the run's calculate fixed (``stage``)."""
+    from psycopg import sql
+
+    cur.execute(sql.SQL("SELECT source, scorecard FROM {}").format(run.table("scorecard")))
+    source, values = cur.fetchone()
+    return parse(values, f"{source} (as staged for run {run.run_id})")

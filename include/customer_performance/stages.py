@@ -46,6 +46,7 @@ STAGES = (
         "flt_ without the rows a warning rule rejects (rebuilt by validate)",
     ),
     Stage("fx_rates", "reference", "calculate", "table", "the period's daily rates to the reporting currency"),
+    Stage("scorecard", "reference", "calculate", "table", "the scorecard (weights, thresholds) the run computes with"),
     Stage("repeated_transaction_ids", "intermediate", "calculate", "table", "the ids with more than one version"),
     Stage("int_transactions", "intermediate", "calculate", "table", "converted, each id once; revenue_amount"),
     Stage("dq_quarantine_unconverted", "quality", "calculate", "table", "sales that cannot be converted"),

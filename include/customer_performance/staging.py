@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from psycopg import sql
 
@@ -27,6 +27,15 @@ class Run:
     schema: str
     # the run's param: a source with no rows in the period is published as empty, not refused
     allow_empty_sources: bool = False
+    as_of: date | None = None  # the day of the run's logical date (or run_after): what it can know
+
+    @property
+    def month_closed(self) -> bool:
+        """The period is a whole month that has ended by the run's date: what the back-test scores
+        (a manual run of the current month before its end is not)."""
+        p = self.period
+        whole = p.is_complete_month and p.start == p.month_start
+        return whole and (self.as_of is None or p.end <= self.as_of)
 
     def table(self, stage: str) -> sql.Composed:
         return sql.Identifier(self.schema, self.table_name(stage))
@@ -58,7 +67,12 @@ def make_run(
     if anchor is None and not report_month:
         raise ValueError(f"run {run_id} has neither a logical date nor a report_month param")
     return Run(
-        period_for(anchor, report_month), run_key(logical_date, run_id), run_id, schema, bool(allow_empty_sources)
+        period_for(anchor, report_month),
+        run_key(logical_date, run_id),
+        run_id,
+        schema,
+        bool(allow_empty_sources),
+        anchor.date() if anchor is not None else None,
     )
 
 

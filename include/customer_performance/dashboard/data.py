@@ -108,6 +108,12 @@ def month_data(conn, schema: str, month: date) -> dict | None:
             "model_backtest",
         )
     }
+    from include.customer_performance.report import has_backtest
+
+    with conn.cursor() as plain:
+        if not has_backtest(plain, schema):  # upgraded, not loaded since: what migration 0006 adds is empty
+            q["run"] = q["run"].replace("kpis, churn_model", "kpis, NULL::jsonb AS churn_model")
+            q["at_risk"] = q["backtest"] = "SELECT 1 AS nothing WHERE false"
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{schema}.pipeline_runs",))
         if cur.fetchone()["to_regclass"] is None:

@@ -1,9 +1,11 @@
--- Churn and health that are proven to predict. Per customer: the expected purchases over the next
--- month and the next three (what the back-test scores), the value at stake (clv_12m x churn
+-- Churn and health that are proven to predict. Per customer: the days with a sale in the period
+-- (purchase_days, the unit the churn model counts), the expected purchases over the next month and
+-- the next three (what the back-test scores), the value at stake (clv_12m x churn
 -- probability) and the health score's weakest part in words (risk_driver). Per month: the
 -- back-test of the predictions published one and three months before (sql/backtest.sql), and in
 -- the run record the churn model that was fitted (method, MBG/NBD parameters).
 ALTER TABLE {schema}.customer_performance
+ADD COLUMN purchase_days bigint,
 ADD COLUMN expected_purchases_1m numeric,
 ADD COLUMN expected_purchases_3m numeric,
 ADD COLUMN value_at_stake numeric,
@@ -37,9 +39,14 @@ CREATE TABLE {schema}.model_backtest (
     mean_churn_probability numeric,
     auc numeric,
     lift_over_green numeric,
-    expected_purchases numeric,
-    actual_purchases numeric,
+    expected_purchases numeric,   -- purchase days, as the model counts them
+    actual_purchases numeric,     -- purchase days (completed sales, UTC) in the months observed
     churn_method text
 ) PARTITION BY LIST (report_month);
 
 CREATE INDEX model_backtest_month ON {schema}.model_backtest (report_month, horizon_months, measure);
+
+CREATE VIEW {schema}.model_backtest_latest AS
+SELECT t.* FROM {schema}.model_backtest AS t
+INNER JOIN {schema}.latest_complete_month AS l USING (report_month)
+WHERE t.period_end = (t.report_month + interval '1 month')::date;

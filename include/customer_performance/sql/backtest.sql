@@ -27,6 +27,7 @@ predicted AS (
     SELECT
         c.horizon_months, c.predicted_month, p.customer_id, p.churn_probability, p.health_band,
         p.churn_method,
+        -- the horizons are 1 and 3 (metrics.BACKTEST_HORIZONS_MONTHS, checked by aggregate.py)
         CASE c.horizon_months WHEN 1 THEN p.expected_purchases_1m WHEN 3 THEN p.expected_purchases_3m END
             AS expected_purchases
     FROM covered AS c
@@ -36,7 +37,7 @@ predicted AS (
 
 between_months AS (
     -- the purchases of the published months after the prediction and before this one
-    SELECT c.horizon_months, p.customer_id, sum(p.transaction_count) AS purchases
+    SELECT c.horizon_months, p.customer_id, sum(p.transaction_count) AS purchases, sum(p.purchase_days) AS days
     FROM covered AS c
     INNER JOIN {published} AS p ON p.report_month > c.predicted_month AND p.report_month < %(report_month)s::date
     GROUP BY c.horizon_months, p.customer_id
@@ -45,7 +46,8 @@ between_months AS (
 scored AS (
     SELECT
         pr.*,
-        coalesce(m.transaction_count, 0) + coalesce(b.purchases, 0) AS actual_purchases,
+        -- purchase days, the unit the model predicts in (transactions would count two on a day twice)
+        coalesce(m.purchase_days, 0) + coalesce(b.days, 0) AS actual_purchases,
         coalesce(m.transaction_count, 0) + coalesce(b.purchases, 0) = 0 AS churned
     FROM predicted AS pr
     LEFT JOIN {customer_metrics} AS m ON m.customer_id = pr.customer_id

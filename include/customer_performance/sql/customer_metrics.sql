@@ -14,6 +14,7 @@ base AS (
         c.segment AS crm_segment, c.registration_date,
         c.registration_date >= %(period_start)s AS is_new,
         coalesce(s.transaction_count, 0) AS transaction_count,
+        coalesce(s.purchase_days, 0) AS purchase_days,
         coalesce(s.revenue, 0) AS revenue,
         coalesce(s.gross_revenue, 0) AS gross_revenue,
         coalesce(s.refunds, 0) AS refunds,
@@ -161,7 +162,7 @@ health AS (
 )
 SELECT
     customer_id, name, email, status, region, country, state, crm_segment, registration_date,
-    transaction_count, revenue, gross_revenue, refunds, avg_order_value, units, discounts, tax,
+    transaction_count, purchase_days, revenue, gross_revenue, refunds, avg_order_value, units, discounts, tax,
     first_purchase, last_purchase, probable_duplicates, lifetime_first_purchase, lifetime_purchases,
     lifetime_revenue, days_since_last_purchase,
     login_count, session_minutes, features_used, days_since_last_login,
@@ -195,10 +196,13 @@ SELECT
         ELSE 'flat'
     END AS health_trend,
     round(greatest(revenue, 0) * coalesce(churn_probability, 0), 2) AS revenue_at_risk,
+    -- the part of the expected 12-month value riding on the customer's uncertain future: largest
+    -- for valuable customers whose churn is in the balance (clv_12m already weighs P(alive))
     round(clv_12m * coalesce(churn_probability, 0), 2) AS value_at_stake,
     -- the part of the health score that costs it the most points (weight x shortfall from 100;
-    -- ties in the order engagement, retention, satisfaction, support), in words
-    CASE w.worst
+    -- ties in the order engagement, retention, satisfaction, support), in words; NULL when no
+    -- part falls short
+    CASE WHEN w.worst > 0 THEN CASE w.worst
         WHEN w.engagement THEN CASE
             WHEN days_since_last_login IS NULL THEN 'no login on record'
             WHEN days_since_last_login >= 14 THEN format('no login in %%s days', days_since_last_login)
@@ -209,7 +213,7 @@ SELECT
         WHEN w.support THEN format(
             '%%s of %%s contacts escalated', round(escalation_rate * interaction_count), interaction_count
         )
-    END AS risk_driver,
+    END END AS risk_driver,
     is_top_20pct
 FROM health
 CROSS JOIN LATERAL (

@@ -8,6 +8,8 @@
 SELECT
     customer_id,
     count(*) FILTER (WHERE is_sale) AS transaction_count,
+    -- the days with a sale (UTC): what the churn model counts as purchases, and the back-test too
+    count(DISTINCT (order_date AT TIME ZONE 'UTC')::date) FILTER (WHERE is_sale) AS purchase_days,  -- noqa: CP03, LT01, LT06
     sum(revenue_amount) AS revenue,
     sum(amount_reporting) FILTER (WHERE is_sale) AS gross_revenue,
     sum(amount_reporting) FILTER (WHERE is_refund) AS refunds,

@@ -26,12 +26,17 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
+# sql/backtest.sql reads the expected purchases of these horizons (expected_purchases_<n>m)
+if set(metrics.BACKTEST_HORIZONS_MONTHS) - {1, 3}:
+    raise ValueError("metrics.BACKTEST_HORIZONS_MONTHS: sql/backtest.sql and churn.HORIZONS know 1 and 3 months only")
+
+
 def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     """What the month-close runs of the back-test's months published (sql/backtest.sql), or an
     empty relation before the analytics schema has the columns."""
     columns = (
         "report_month date, customer_id bigint, churn_probability numeric, health_band text, churn_method text,"
-        " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint"
+        " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint"
     )
     cur.execute(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"
@@ -67,14 +72,14 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         "published": published_predictions(cur, run, cfg.analytics_schema),
     }
     params = {
-        **scorecard.current().sql_params(),
+        **scorecard.of_run(cur, run).sql_params(),  # the scorecard calculate computed with
         **run.period.as_params(),
         "period_share": (run.period.end - run.period.start).days / (previous.end - previous.start).days,
         "region_drop": cfg.alert_region_revenue_drop,
         "risk_share": cfg.alert_revenue_at_risk_share,
         "completeness_min": cfg.alert_completeness_min,
         "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
-        "complete_month": run.period.is_complete_month and run.period.start == run.period.month_start,
+        "complete_month": run.month_closed,
     }
     side = {"performance_trends"} if connect is not None else set()
     out = {}

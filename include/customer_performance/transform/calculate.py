@@ -158,7 +158,7 @@ def _fetch_arrays(cur, query: sql.Composable, params: dict, chunk: int = 100_000
     return [np.concatenate(cols) for cols in zip(*parts, strict=True)]
 
 
-def compute_churn(conn, run: Run) -> dict:
+def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
     """Fit churn and CLV on the lifetime history and stage them as ``churn``."""
     query = sql.SQL(
         "SELECT customer_id, purchase_days - 1,"
@@ -182,7 +182,7 @@ def compute_churn(conn, run: Run) -> dict:
         if not cols:
             return {"customers": 0, "method": None}
         ids, frequency, recency, T, aov = cols  # noqa: N806
-        out = fit(frequency, recency, T, ChurnSettings.of(scorecard.current()))
+        out = fit(frequency, recency, T, ChurnSettings.of(card))
         e = out.expected
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in zip(
@@ -221,7 +221,7 @@ def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
     )
 
 
-def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
+def per_customer(conn, run: Run, reporting_currency: str, source: str, card: scorecard.Scorecard) -> dict:
     """The side connection's steps: lifetime history, churn, sessions and CRM per customer, each
     customer's latest version; returns the churn summary."""
     rate_day = run.period.end - timedelta(days=1)
@@ -232,7 +232,7 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str) -> dict:
             model("int_customer_history", run),
             {"rate_day": rate_day},
         )
-    churn = compute_churn(conn, run)
+    churn = compute_churn(conn, run, card)
     with conn.cursor() as cur:
         replace_table_as(
             cur,
@@ -277,18 +277,23 @@ def calculate_metrics(
     analytics_schema: str,
     source: str = "flt",
     connect: Connect | None = None,
+    card: scorecard.Scorecard | None = None,
 ) -> dict:
     """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
     calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes. ``connect``
     opens a second connection to the same database for the side steps (without it they run after
     the main ones, on ``conn``). The period's rates are staged already (``prepare_rates``).
-    Commits ``conn``."""
+    ``card`` is the scorecard to compute with (by default the deployment's, ``scorecard.current``);
+    it is staged as the run's (``scorecard.stage``) for the tasks after this one. Commits ``conn``."""
+    card = card or scorecard.current()
+    with conn.cursor() as cur:
+        scorecard.stage(cur, run, card)
     conn.commit()  # the side connection reads the rates and the vld_ views
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
         side = repeated = None
         if connect is not None:
             repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
-            side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source)
+            side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             converted = convert_transactions(cur, run, reporting_currency, source, repeated)
             target = run.table("int_customer_sales")
@@ -303,12 +308,12 @@ def calculate_metrics(
         stage_customer_sales(conn, run, 0 if half is not None else None)
         if half is not None:
             half.result()
-        churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source)
+        churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             analyze(cur, target)
     with conn.cursor() as cur:
         select = model("customer_metrics", run, previous=previous_health(cur, run, analytics_schema))
-        params = {**scorecard.current().sql_params(), **run.period.as_params()}
+        params = {**card.sql_params(), **run.period.as_params()}
         rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
         # One row per customer is what every later stage assumes; a join must not multiply rows.
         cur.execute(
