@@ -25,7 +25,7 @@ CREATE FUNCTION gen.poisson(m float8, u float8, z float8) RETURNS bigint LANGUAG
         WHEN m <= 0 THEN 0
         WHEN m >= 30 THEN greatest(0, round(m + sqrt(m) * z))::bigint
         ELSE (SELECT coalesce(min(k), 100) FROM (
-                  SELECT k, sum(exp(-m + k * ln(m) - lf)) OVER (ORDER BY k) AS cdf
+                  SELECT k, sum(exp(greatest(-m + k * ln(m) - lf, -700))) OVER (ORDER BY k) AS cdf
                   FROM (SELECT k, sum(ln(greatest(k, 1))) OVER (ORDER BY k) AS lf
                         FROM generate_series(0, 100) AS k) AS f
               ) AS c WHERE cdf >= u)

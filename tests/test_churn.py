@@ -87,7 +87,7 @@ def test_an_invalid_scorecard_stops_the_extracts_before_any_data_moves(tmp_path,
         cfg = settings()
         run = make_run(datetime(2025, 8, 1, 2), "scorecard_test", None, cfg.staging_schema)
         with pytest.raises(ScorecardError) as err:
-            pipeline.check_filter_config(run, cfg)  # the first thing each extract does
+            pipeline.check_configuration(run, cfg)  # the first thing each extract does
     finally:
         settings.cache_clear()
     assert classify(err.value) == CONFIGURATION

@@ -88,7 +88,7 @@ def retry_of(exc: BaseException, context=None):
     return Retry(ti.try_number, tries, datetime.now(UTC) + task.retry_delay)
 
 
-def check_filter_config(run: Run, cfg: Settings) -> None:
+def check_configuration(run: Run, cfg: Settings) -> None:
     """Reject an invalid filter configuration or scorecard before any data moves (each extract
     calls this)."""
     from include.customer_performance import scorecard
@@ -101,21 +101,21 @@ def check_filter_config(run: Run, cfg: Settings) -> None:
 def extract_customer_db(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.customer_db import extract_customer_db as run_extract
 
-    check_filter_config(run, cfg)
+    check_configuration(run, cfg)
     return run_extract(run, cfg)
 
 
 def extract_sales_db(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.sales_db import extract_sales_db as run_extract
 
-    check_filter_config(run, cfg)
+    check_configuration(run, cfg)
     return run_extract(run, cfg)
 
 
 def extract_crm_api(run: Run, cfg: Settings) -> dict:
     from include.customer_performance.extract.crm_api import extract_crm_api as run_extract
 
-    check_filter_config(run, cfg)
+    check_configuration(run, cfg)
     return run_extract(run, cfg)
 
 
