@@ -119,10 +119,3 @@ def fit(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # 
 def _clipped(out: Fit) -> Fit:
     out.churn = np.clip(out.churn, 0.0, 1.0)
     return out
-
-
-def churn_and_clv(frequency, recency, T, avg_order_value, cfg: ChurnSettings = ChurnSettings()):  # noqa: N803
-    """(churn, expected purchases over the horizon, CLV, method) for customers with a purchase."""
-    out = fit(frequency, recency, T, cfg)
-    expected = out.expected["expected_purchases_12m"]
-    return out.churn, expected, expected * avg_order_value, out.method

@@ -124,7 +124,7 @@ function risk(k, m) {
     "At-risk segment: the high-risk customers who bought before and are not new this month. " +
     `Red band: a health score below ${fmt(m.red_below, 0)}, a broader signal (engagement, satisfaction and ` +
     "support count too). Revenue at risk: this month's revenue × churn probability. Value at stake: " +
-    "the next 12 months' expected value (CLV) × churn probability.";
+    "the next 12 months' expected value (CLV) × churn probability, largest where a valuable customer's future is in the balance.";
 }
 
 function backtest(rows, m) {
@@ -136,8 +136,8 @@ function backtest(rows, m) {
   table(document.querySelector('[data-table="backtest"]'), [
     ["Predicted month", "predicted_month"], ["Months after", "horizon_months", 0], ["Customers", "customers", 0],
     ["No purchase since", "churned", 0], ["Churn rate", "observed_churn_rate", 3], ["ROC AUC", "auc", 3],
-    ["Red / green churn", "red_over_green", 1], ["Purchases expected", "expected_purchases", 0],
-    ["Purchases made", "actual_purchases", 0],
+    ["Red / green churn", "red_over_green", 1], ["Purchase days expected", "expected_purchases", 0],
+    ["Purchase days made", "actual_purchases", 0],
   ], rows.filter(r => r.measure === "overall").map(r => ({ ...r, red_over_green: red[r.horizon_months] ?? null })));
   table(document.querySelector('[data-table="calibration"]'), [
     ["Months after", "horizon_months", 0], ["Decile", "bucket"], ["Customers", "customers", 0],
