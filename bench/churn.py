@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dev.churn_eval import features, roc_auc  # noqa: E402
+from dev.churn_eval import features, ground_truth, roc_auc  # noqa: E402
 from dev.stack import MYSQL, Stack, checkout_name, pg_dsn  # noqa: E402
 from include.customer_performance.churn import DAYS_PER_MONTH  # noqa: E402
 
@@ -79,17 +78,10 @@ def published(stack: Stack) -> dict[int, tuple]:
 
 
 def truth(stack: Stack) -> dict[int, tuple[bool, int]]:
-    """customer -> (dropped out by the end of July + 90 days, days with a completed purchase in the 91
-    days after July)."""
     import psycopg
 
     with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
-        rows = conn.execute(
-            "SELECT customer_id, coalesce(dropout_at < %s::date + %s, false), purchase_days_next_91d"
-            " FROM ground_truth WHERE first_purchase < %s",
-            (PERIOD_END, HORIZON_DAYS, PERIOD_END),
-        ).fetchall()
-    return {c: (bool(d), int(n)) for c, d, n in rows}
+        return ground_truth(conn, PERIOD_END, HORIZON_DAYS)
 
 
 def score(pub: dict[int, tuple], real: dict[int, tuple[bool, int]]) -> dict:
@@ -142,11 +134,7 @@ def main() -> int:
         f" {lives['dropping_within_90_days']:,} within 90 days after",
         flush=True,
     )
-    env = {**os.environ, **stack.airflow_env(work / "airflow")}
-    airflow = str(Path(sys.executable).parent / "airflow")
-    if not (work / "airflow" / "airflow.db").exists():
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([airflow, "pools", "import", str(ROOT / "pools.json")], env=env, check=True, capture_output=True)
+    env = stack.prepare_airflow(work / "airflow")
     fallback_card = work / "scorecard-fallback.json"
     fallback_card.write_text(json.dumps({"churn": {"min_repeat_customers": 1_000_000_000}}))
 

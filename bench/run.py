@@ -222,11 +222,7 @@ def main() -> int:
         flush=True,
     )
 
-    env = {**os.environ, **stack.airflow_env(work / "airflow")}
-    airflow = str(Path(sys.executable).parent / "airflow")
-    if not (work / "airflow" / "airflow.db").exists():
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([airflow, "pools", "import", str(ROOT / "pools.json")], env=env, check=True, capture_output=True)
+    env = stack.prepare_airflow(work / "airflow")
 
     stack.start_services()
     try:

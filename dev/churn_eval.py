@@ -36,6 +36,18 @@ def calibration(scores, labels, bins: int = 10) -> list[tuple[int, float, float]
     return [(len(part), float(s[part].mean()), float(y[part].mean())) for part in np.array_split(order, bins)]
 
 
+def ground_truth(conn, period_end: date, horizon_days: int = 90) -> dict[int, tuple[bool, int]]:
+    """From the generator's ``ground_truth`` table (``conn``: the customer database), per customer
+    who had bought before ``period_end``: (made its last purchase before ``period_end`` +
+    ``horizon_days``, the days it bought on in the 91 days after ``period_end``)."""
+    rows = conn.execute(
+        "SELECT customer_id, coalesce(dropout_at < %s::date + %s, false), purchase_days_next_91d"
+        " FROM ground_truth WHERE first_purchase < %s",
+        (period_end, horizon_days, period_end),
+    ).fetchall()
+    return {c: (bool(dropped), int(days)) for c, dropped, days in rows}
+
+
 def features(mysql_kwargs: dict, period_end: date) -> dict[int, tuple[float, float, float]]:
     """Per customer with a completed purchase before ``period_end``: (frequency, recency, T) in
     days, as the pipeline computes them (repeat purchase days, first to last purchase, first

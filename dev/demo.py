@@ -62,18 +62,12 @@ def ground_truth_summary(stack: Stack, period_end: date) -> str:
     the end of July, or made it within the 90 days after it."""
     import psycopg
 
-    from dev.churn_eval import roc_auc
+    from dev.churn_eval import ground_truth, roc_auc
     from include.customer_performance import scorecard
 
     high = scorecard.current().get("risk.high_risk_churn")
     with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
-        truth = dict(
-            conn.execute(
-                "SELECT customer_id, coalesce(dropout_at < %s::date + 90, false) FROM ground_truth"
-                " WHERE first_purchase < %s",
-                (period_end, period_end),
-            ).fetchall()
-        )
+        truth = {c: dropped for c, (dropped, _) in ground_truth(conn, period_end).items()}
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         rows = conn.execute(
             "SELECT customer_id, churn_probability::float8, health_band FROM analytics.customer_performance"

@@ -24,7 +24,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from dev.churn_eval import calibration, features, roc_auc
+from dev.churn_eval import calibration, features, ground_truth, roc_auc
 from include.customer_performance import metrics, scorecard
 from include.customer_performance.config import settings
 from include.customer_performance.scorecard import ScorecardError
@@ -256,12 +256,7 @@ def lives(tmp_path_factory):
         planted = s.generate(3000, "2025-07", seed=11)
         feats = features({**MYSQL, "db": s.sales_db}, date(2025, 8, 1))
         with psycopg.connect(pg_dsn(s.customer_db)) as conn:
-            truth = dict(
-                conn.execute(
-                    "SELECT customer_id, coalesce(dropout_at < '2025-08-01'::date + 90, false) FROM ground_truth"
-                    " WHERE first_purchase < '2025-08-01'"
-                ).fetchall()
-            )
+            truth = {c: dropped for c, (dropped, _) in ground_truth(conn, date(2025, 8, 1)).items()}
             sessions = conn.execute(
                 # sessions per customer in the 8 weeks before its last purchase, and in the 8 before those
                 "SELECT count(*) FILTER (WHERE a.session_start >= t.dropout_at - interval '56 days'),"
@@ -287,14 +282,14 @@ def test_the_generator_gives_customers_lives(lives):
 
 
 def test_the_churn_model_beats_the_fallback_and_both_beat_a_constant(lives):
-    from include.customer_performance.churn import ChurnSettings, mbg_nbd, recency_ratio
+    from include.customer_performance.churn import DEFAULT_SETTINGS, mbg_nbd, recency_ratio
 
     _, feats, truth, _ = lives
     ids = sorted(c for c in feats if c in truth)  # not the sales of customers the database does not know
     f, r, t = (np.array([feats[c][i] for c in ids]) for i in range(3))
     dropped = [truth[c] for c in ids]
-    model_auc = roc_auc(mbg_nbd(f, r, t, ChurnSettings()).churn, dropped)
-    fallback_auc = roc_auc(recency_ratio(f, r, t, ChurnSettings()).churn, dropped)
+    model_auc = roc_auc(mbg_nbd(f, r, t, DEFAULT_SETTINGS).churn, dropped)
+    fallback_auc = roc_auc(recency_ratio(f, r, t, DEFAULT_SETTINGS).churn, dropped)
     constant_auc = roc_auc(np.full(len(ids), 0.5), dropped)
     assert constant_auc == 0.5
     assert fallback_auc > constant_auc + 0.1

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from include.customer_performance import metrics
+
 log = logging.getLogger(__name__)
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -34,14 +36,17 @@ HORIZONS = {"expected_purchases_1m": DAYS_PER_MONTH, "expected_purchases_3m": 3 
 class ChurnSettings:
     """The scorecard's ``churn`` keys (metrics.DEFAULTS explains them)."""
 
-    horizon_days: int = 365
-    min_repeat_customers: int = 50
-    fallback_gap_days: float = 30.0
-    penalizer: float = 0.001
+    horizon_days: int
+    min_repeat_customers: int
+    fallback_gap_days: float
+    penalizer: float
 
     @classmethod
     def of(cls, card) -> ChurnSettings:
         return cls(**card.get("churn"))
+
+
+DEFAULT_SETTINGS = ChurnSettings(**metrics.DEFAULTS["churn"])
 
 
 @dataclass
@@ -59,7 +64,7 @@ def _horizons(cfg: ChurnSettings) -> dict[str, float]:
     return {"expected_purchases_12m": float(cfg.horizon_days), **HORIZONS}
 
 
-def recency_ratio(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+def recency_ratio(frequency, recency, T, cfg: ChurnSettings = DEFAULT_SETTINGS) -> Fit:  # noqa: N803
     """The fallback."""
     gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), cfg.fallback_gap_days)
     gap = np.maximum(gap, 1.0)
@@ -68,7 +73,7 @@ def recency_ratio(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -
     return Fit(churn, {k: (1 - churn) * days / gap for k, days in _horizons(cfg).items()}, "recency_ratio")
 
 
-def mbg_nbd(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+def mbg_nbd(frequency, recency, T, cfg: ChurnSettings = DEFAULT_SETTINGS) -> Fit:  # noqa: N803
     """MBG/NBD; raises if the fit fails.
 
     Fitted and evaluated once per distinct (frequency, recency, T), weighted by the number of
@@ -98,7 +103,7 @@ def mbg_nbd(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:
     return Fit(1 - alive[inverse], {k: v[inverse] for k, v in expected.items()}, "mbg_nbd", params)
 
 
-def fit(frequency, recency, T, cfg: ChurnSettings = ChurnSettings()) -> Fit:  # noqa: N803
+def fit(frequency, recency, T, cfg: ChurnSettings = DEFAULT_SETTINGS) -> Fit:  # noqa: N803
     """The model for customers with at least one purchase: MBG/NBD, or the recency ratio."""
     repeat_buyers = int(np.sum(frequency > 0))
     if repeat_buyers < cfg.min_repeat_customers:

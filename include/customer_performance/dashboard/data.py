@@ -51,7 +51,7 @@ def months(conn, schema: str) -> dict:
 def month_data(conn, schema: str, month: date) -> dict | None:
     """Everything the page draws for ``month``; None when the month has not been loaded."""
     q = {
-        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis, churn_model"
+        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis, {churn_model}"
         " FROM {pipeline_runs}"
         " WHERE report_month = %(m)s ORDER BY period_end DESC LIMIT 1",
         "daily": "SELECT bucket_start AS day, revenue, transactions FROM {performance_trends}"
@@ -111,15 +111,19 @@ def month_data(conn, schema: str, month: date) -> dict | None:
     from include.customer_performance.report import has_backtest
 
     with conn.cursor() as plain:
-        if not has_backtest(plain, schema):  # upgraded, not loaded since: what migration 0006 adds is empty
-            q["run"] = q["run"].replace("kpis, churn_model", "kpis, NULL::jsonb AS churn_model")
-            q["at_risk"] = q["backtest"] = "SELECT 1 AS nothing WHERE false"
+        upgraded = has_backtest(plain, schema)
+    # upgraded but not loaded since: what migration 0006 adds is not there yet, and shows empty
+    tables["churn_model"] = sql.SQL("churn_model" if upgraded else "NULL::jsonb AS churn_model")
+    skipped = () if upgraded else ("at_risk", "backtest")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT to_regclass(%s)", (f"{schema}.pipeline_runs",))
         if cur.fetchone()["to_regclass"] is None:
             return None
         out = {}
         for name, text in q.items():
+            if name in skipped:
+                out[name] = []
+                continue
             cur.execute(sql.SQL(text).format(**tables), {"m": month})
             out[name] = _plain(cur.fetchall())
     if not out["run"]:

@@ -304,22 +304,24 @@ def record_delivery(conn, schema: str, run: Run, task_id: str, task: dict, deliv
     conn.commit()
 
 
-def read_kpis(conn, run: Run) -> dict:
-    """The run's KPI row, JSON-ready (numerics as floats)."""
+def _json_ready(row: dict) -> dict:
+    """A row with its numerics as floats."""
     from decimal import Decimal
 
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def read_kpis(conn, run: Run) -> dict:
+    """The run's KPI row, JSON-ready (numerics as floats)."""
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql.SQL("SELECT * FROM {}").format(run.table("kpis")))
-        row = cur.fetchone() or {}
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+        return _json_ready(cur.fetchone() or {})
 
 
 def read_backtest(conn, run: Run) -> list[dict]:
     """The run's back-test summary (one row per horizon scored), JSON-ready."""
-    from decimal import Decimal
-
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
@@ -332,8 +334,7 @@ def read_backtest(conn, run: Run) -> list[dict]:
                 " WHERE o.measure = 'overall' ORDER BY o.horizon_months"
             ).format(t=run.table("backtest"))
         )
-        rows = cur.fetchall()
-    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
+        return [_json_ready(row) for row in cur.fetchall()]
 
 
 def _rows(result: dict, key: str = "rows") -> int | None:

@@ -64,57 +64,37 @@ ranked AS (
     FROM scored AS s
 ),
 
-overall AS (
+grouped AS (
+    -- one pass, three groupings: the horizon overall (with the AUC), its deciles of predicted
+    -- churn (the calibration table) and its health bands
     SELECT
-        horizon_months, predicted_month, 'overall' AS measure, 'all' AS bucket,
+        horizon_months,
+        predicted_month,
+        CASE
+            WHEN grouping(decile) = 0 THEN 'churn_decile'
+            WHEN grouping(health_band) = 0 THEN 'health_band'
+            ELSE 'overall'
+        END AS measure,
+        coalesce(lpad(decile::text, 2, '0'), health_band, 'all') AS bucket,
         count(*) AS customers,
         count(*) FILTER (WHERE churned) AS churned,
-        (sum(avg_rank) FILTER (WHERE churned)
-         - count(*) FILTER (WHERE churned) * (count(*) FILTER (WHERE churned) + 1) / 2.0)
-        / nullif(count(*) FILTER (WHERE churned) * count(*) FILTER (WHERE NOT churned), 0) AS auc,
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+            (sum(avg_rank) FILTER (WHERE churned)
+             - count(*) FILTER (WHERE churned) * (count(*) FILTER (WHERE churned) + 1) / 2.0)
+            / nullif(count(*) FILTER (WHERE churned) * count(*) FILTER (WHERE NOT churned), 0)
+        END AS auc,
         avg(churn_probability) AS mean_churn_probability,
         sum(expected_purchases) AS expected_purchases,
         sum(actual_purchases) AS actual_purchases,
         max(churn_method) AS churn_method
     FROM ranked
-    GROUP BY horizon_months, predicted_month
-),
-
-deciles AS (
-    SELECT
-        horizon_months, predicted_month, 'churn_decile' AS measure, lpad(decile::text, 2, '0') AS bucket,
-        count(*) AS customers,
-        count(*) FILTER (WHERE churned) AS churned,
-        NULL::numeric AS auc,
-        avg(churn_probability) AS mean_churn_probability,
-        sum(expected_purchases) AS expected_purchases,
-        sum(actual_purchases) AS actual_purchases,
-        max(churn_method) AS churn_method
-    FROM ranked
-    GROUP BY horizon_months, predicted_month, decile
-),
-
-bands AS (
-    SELECT
-        horizon_months, predicted_month, 'health_band' AS measure, health_band AS bucket,
-        count(*) AS customers,
-        count(*) FILTER (WHERE churned) AS churned,
-        NULL::numeric AS auc,
-        avg(churn_probability) AS mean_churn_probability,
-        sum(expected_purchases) AS expected_purchases,
-        sum(actual_purchases) AS actual_purchases,
-        max(churn_method) AS churn_method
-    FROM ranked
-    WHERE health_band IS NOT NULL
-    GROUP BY horizon_months, predicted_month, health_band
-),
-
-all_rows AS (
-    SELECT * FROM overall
-    UNION ALL
-    SELECT * FROM deciles
-    UNION ALL
-    SELECT * FROM bands
+    GROUP BY GROUPING SETS (
+        (horizon_months, predicted_month),
+        (horizon_months, predicted_month, decile),
+        (horizon_months, predicted_month, health_band)
+    )
+    -- customers without a band count overall and in their decile, in no band
+    HAVING grouping(health_band) = 1 OR health_band IS NOT NULL
 )
 
 SELECT
@@ -133,6 +113,6 @@ SELECT
     round(a.expected_purchases, 1) AS expected_purchases,
     a.actual_purchases,
     a.churn_method
-FROM all_rows AS a
-LEFT JOIN bands AS g ON g.horizon_months = a.horizon_months AND g.bucket = 'green'
+FROM grouped AS a
+LEFT JOIN grouped AS g ON g.horizon_months = a.horizon_months AND g.measure = 'health_band' AND g.bucket = 'green'
 ORDER BY a.horizon_months, a.measure, a.bucket

@@ -28,7 +28,7 @@ from datetime import timedelta
 import numpy as np
 from psycopg import sql
 
-from include.customer_performance import metrics, scorecard
+from include.customer_performance import scorecard
 from include.customer_performance.churn import ChurnSettings, fit
 from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
@@ -243,8 +243,7 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str, card: sco
             cur,
             run.table("int_customer_crm"),
             model("int_customer_crm", run, **inputs_of(run, source, "interactions")),
-            value_params()
-            | {"satisfaction_min": metrics.SATISFACTION_MIN, "satisfaction_max": metrics.SATISFACTION_MAX},
+            card.sql_params(),
         )
         replace_table_as(
             cur, run.table("int_customers"), model("int_customers", run, **inputs_of(run, source, "customers"))

@@ -94,7 +94,11 @@ function kpis(k) {
     ["High-risk customers", k.high_risk_customers], ["Top 20 % revenue share", fmt(100 * (k.top20_revenue_share ?? 0), 1) + " %"],
     ["Avg satisfaction", fmt(k.avg_satisfaction, 2)], ["Avg health score", fmt(k.avg_health_score, 1)],
   ];
-  const box = document.getElementById("kpis");
+  drawTiles(document.getElementById("kpis"), tiles);
+}
+
+// KPI tiles: [[name, value]], a number formatted, anything else as it is (always as text)
+function drawTiles(box, tiles) {
   box.innerHTML = "";
   tiles.forEach(([name, value]) => {
     const d = el("div", { class: "kpi", "data-kpi": name }, box, null);
@@ -112,13 +116,7 @@ function risk(k, m) {
     ["Revenue at risk", fmt(k.revenue_at_risk, 2) + ` (${fmt(100 * (k.revenue_at_risk_share ?? 0), 1)} %)`],
     ["Value at stake", k.value_at_stake === undefined ? "n/a" : fmt(k.value_at_stake, 2)],
   ];
-  const box = document.getElementById("risk");
-  box.innerHTML = "";
-  tiles.forEach(([name, value]) => {
-    const d = el("div", { class: "kpi", "data-kpi": name }, box, null);
-    el("b", {}, d, null).textContent = typeof value === "number" ? fmt(value) : value;
-    el("span", {}, d, null).textContent = name;
-  });
+  drawTiles(document.getElementById("risk"), tiles);
   document.getElementById("risk-vocabulary").textContent =
     `High risk: churn probability of at least ${fmt(m.high_risk_churn, 2)} (no purchase expected again). ` +
     "At-risk segment: the high-risk customers who bought before and are not new this month. " +
