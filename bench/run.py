@@ -192,7 +192,7 @@ def main() -> int:
     stack = Stack(checkout_name("cp_bench"), work)
     work.mkdir(exist_ok=True)
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-1"}
+    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-2"}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
         print(f"[bench] generating {a.customers:,} customers (July 2025 + 1 month of history)...", flush=True)

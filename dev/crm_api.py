@@ -34,6 +34,7 @@ FIELDS = (
     "resolution_hours",
     "agent_id",
     "department",
+    "priority",  # optional: only a security incident has one (NULL otherwise)
 )
 
 
@@ -70,7 +71,10 @@ def create_app(store: str, token: str) -> FastAPI:
         finally:
             conn.close()
         more = len(rows) > limit
-        data = [dict(zip(FIELDS, r, strict=True)) for r in rows[:limit]]
+        # an optional field is left out of a record that has no value for it, as the API documents
+        data = [
+            {k: v for k, v in zip(FIELDS, r, strict=True) if v is not None or k != "priority"} for r in rows[:limit]
+        ]
         nxt = base64.urlsafe_b64encode(data[-1]["interaction_id"].encode()).decode() if more else None
         fault = getattr(request.state, "fault", None)
         if fault and fault.get("kind") == "malformed":

@@ -113,7 +113,12 @@ def main() -> int:
     log.write_text("")
 
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "month": "2025-07", "generator": "lives-1"}
+    wanted = {
+        "customers": a.customers,
+        "seed": a.seed,
+        "month": "2025-07",
+        "generator": "lives-2",
+    }  # lives-2: security incidents
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
         print(
@@ -163,11 +168,11 @@ def main() -> int:
 
     import psycopg
 
-    from include.customer_performance.report import breakdowns, executive_dashboard, month_summary
+    from include.customer_performance.report import breakdowns, executive_dashboard, high_risk_of, month_summary
 
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         s = month_summary(conn, "analytics", date(2025, 7, 1))
-        parts = breakdowns(conn, "analytics", date(2025, 7, 1))
+        parts = breakdowns(conn, "analytics", date(2025, 7, 1), high_risk_of(s))
     mail = stack.mails()[-1]
     msg = email.message_from_bytes(mail.read_bytes())
     attachments = [part.get_filename() for part in msg.walk() if part.get_filename()]

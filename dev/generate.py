@@ -177,12 +177,12 @@ DROP TABLE IF EXISTS interactions;
 CREATE TABLE interactions (
     interaction_id text PRIMARY KEY, customer_id integer, interaction_type text, interaction_date text,
     duration_minutes real, satisfaction_score real, resolution_status text, resolution_hours real,
-    agent_id text, department text
+    agent_id text, department text, priority text
 );
 """
 CRM_COLUMNS = (
     "interaction_id, customer_id, interaction_type, to_char(interaction_date, 'YYYY-MM-DD\"T\"HH24:MI:SS+00:00'),"
-    " duration_minutes, satisfaction_score, resolution_status, resolution_hours, agent_id, department"
+    " duration_minutes, satisfaction_score, resolution_status, resolution_hours, agent_id, department, priority"
 )
 
 # defect -> SQL counting its rows, and the dataset's row count it is a share of
@@ -257,9 +257,9 @@ def load_crm_store(cur, store: Path) -> None:
             for row in copy.rows():
                 batch.append(row)
                 if len(batch) >= 50_000:
-                    conn.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
+                    conn.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
                     batch.clear()
-            conn.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?)", batch)
+            conn.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
         conn.execute("CREATE INDEX ix_interactions_date ON interactions (interaction_date, interaction_id)")
         conn.commit()
     finally:

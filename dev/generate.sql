@@ -348,11 +348,16 @@ SELECT 'I' || lpad(seq::text, 10, '0') AS interaction_id, customer_id,
             -- an unhappy customer's score drawn from the lower end of the same distribution
             ELSE width_bucket(CASE WHEN unhappy THEN power(r_sat, 3) ELSE r_sat END,
                               %(satisfaction_thresholds)s::float8[]) END AS satisfaction_score,
-       resolution_status,
+       -- a fifth of the resolved security alerts were none
+       CASE WHEN department = 'security' AND resolution_status = 'resolved' AND r_hours < 0.2 THEN 'false_positive'
+            ELSE resolution_status END AS resolution_status,
        CASE WHEN resolution_status = 'open' THEN NULL ELSE round((-16.7 * ln(1 - r_hours))::numeric, 2) END
            AS resolution_hours,
        'A' || lpad((1 + floor(r_agent * 60))::int::text, 3, '0') AS agent_id,
-       (ARRAY['support', 'sales', 'success', 'billing'])[1 + floor(r_dept * 4)::int] AS department,
+       department,
+       -- a security incident's priority, from the agent draw's fraction (no draw of its own)
+       CASE WHEN department = 'security' THEN (ARRAY['critical', 'high', 'medium', 'low'])[
+           width_bucket(r_agent * 60 - floor(r_agent * 60), ARRAY[0, 0.1, 0.3, 0.65]::float8[])] END AS priority,
        in_month,
        in_month AND r_sat_defect < %(null_satisfaction)s AS is_null_satisfaction,
        in_month AND r_sat_defect >= %(null_satisfaction)s
@@ -363,4 +368,7 @@ CROSS JOIN LATERAL (
                 WHEN r_res < (CASE WHEN unhappy THEN 0.60 ELSE 0.85 END) THEN 'open'
                 ELSE 'escalated' END AS resolution_status
 ) AS x
-CROSS JOIN LATERAL (SELECT interaction_date >= %(period_start)s::timestamp AS in_month) AS m;
+CROSS JOIN LATERAL (SELECT interaction_date >= %(period_start)s::timestamp AS in_month) AS m
+CROSS JOIN LATERAL (
+    SELECT (ARRAY['support', 'sales', 'success', 'billing', 'security'])[1 + floor(r_dept * 5)::int] AS department
+) AS d;

@@ -99,8 +99,25 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
     return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts, "backtest": backtest}
 
 
-def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
-    """Segments, health bands and regions of the month, for the dashboard."""
+def high_risk_of(summary: dict) -> float:
+    """The high-risk threshold the month was computed with (its run record's scorecard)."""
+    from include.customer_performance import metrics
+
+    card = (summary.get("churn_model") or {}).get("scorecard") or metrics.DEFAULTS
+    return float(card["risk"]["high_risk_churn"])
+
+
+# The at-risk list (the report, the email, the dashboard): high risk (churn at least the month's
+# threshold, %(high_risk)s) or the red health band, the largest value at stake first.
+AT_RISK = "(churn_probability >= %(high_risk)s OR health_band = 'red')"
+
+
+def breakdowns(conn, schema: str, report_month: date, high_risk: float | None = None) -> dict[str, list[dict]]:
+    """Segments, health bands and regions of the month, its insights, and the head of its at-risk
+    list (``high_risk``: the month's threshold, by default the scorecard's default)."""
+    from include.customer_performance import metrics
+
+    high_risk = metrics.DEFAULTS["risk"]["high_risk_churn"] if high_risk is None else high_risk
     out = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for name, column in (("segments", "segment"), ("health_bands", "health_band")):
@@ -121,6 +138,7 @@ def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
             (report_month,),
         )
         out["regions"] = cur.fetchall()
+    out.update(insights(conn, schema, report_month))
     with conn.cursor() as plain:
         if not has_backtest(plain, schema):  # value_at_stake comes with migration 0006
             return {**out, "value_at_stake": []}
@@ -128,12 +146,144 @@ def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
         cur.execute(
             sql.SQL(
                 "SELECT customer_id, name, segment, health_band, churn_probability, clv_12m, value_at_stake,"
-                " revenue_at_risk, risk_driver FROM {} WHERE report_month = %s AND value_at_stake > 0"
-                " ORDER BY value_at_stake DESC, customer_id LIMIT 10"
+                " revenue_at_risk, risk_driver FROM {} WHERE report_month = %(m)s AND "
+                + AT_RISK
+                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT 10"
             ).format(sql.Identifier(schema, "customer_performance")),
-            (report_month,),
+            {"m": report_month, "high_risk": high_risk},
         )
         out["value_at_stake"] = cur.fetchall()
+    return out
+
+
+INSIGHTS = {
+    "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
+    " acquisition_rate, revenue, previous_revenue, revenue_change, revenue_change_share, previous_active_customers,"
+    " retained_customers, retention_rate FROM {t} WHERE report_month = %(m)s AND period_end = %(end)s"
+    " ORDER BY grouping_level DESC, revenue DESC, label",
+    "heatmap": "SELECT weekday, hour, sessions FROM {t} WHERE report_month = %(m)s AND period_end = %(end)s"
+    " ORDER BY sessions DESC, weekday, hour",
+    "interactions": "SELECT grouping_level, interaction_type, department, priority, resolution_status, interactions,"
+    " customers, avg_satisfaction, resolved_share, escalated_share FROM {t} WHERE report_month = %(m)s"
+    " AND period_end = %(end)s ORDER BY grouping_level, interactions DESC",
+    "correlations": "SELECT analysis, bucket, customers, mean_value, mean_revenue, retention_rate, mean_satisfaction,"
+    " correlation, correlated_with FROM {t} WHERE report_month = %(m)s AND period_end = %(end)s"
+    " ORDER BY analysis, bucket_order",
+}
+INSIGHT_TABLES = {
+    "comparison": "period_comparison",
+    "heatmap": "engagement_heatmap",
+    "interactions": "interaction_summary",
+    "correlations": "engagement_correlations",
+}
+
+
+def insights(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
+    """The month's insight tables (migration 0007; empty before it), of its last load."""
+    out = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT max(period_end) AS e FROM {} WHERE report_month = %s").format(
+                sql.Identifier(schema, "pipeline_runs")
+            ),
+            (report_month,),
+        )
+        end = cur.fetchone()["e"]
+        for key, table in INSIGHT_TABLES.items():
+            cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.{table}",))
+            if cur.fetchone()["t"] is None:
+                out[key] = []
+                continue
+            cur.execute(sql.SQL(INSIGHTS[key]).format(t=sql.Identifier(schema, table)), {"m": report_month, "end": end})
+            out[key] = cur.fetchall()
+    return out
+
+
+def _signed(v: float | None, money: str | None = None) -> str:
+    if v is None:
+        return "n/a"
+    return ("+" if v >= 0 else "-") + (money.format(abs(v)) if money else f"{abs(v):,}")
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def insight_lines(ins: dict, money: str) -> dict[str, list[str]]:
+    """The insight tables in words: growth, acquisition and retention; engagement; interactions;
+    the tables of association."""
+    out = {}
+    comparison = ins.get("comparison") or []
+    lines = []
+    for level in ("total", "region", "segment"):
+        for r in (r for r in comparison if r["grouping_level"] == level):
+            label = "All customers" if level == "total" else f"{level.title()} {r['label']}"
+            change = (
+                "no previous month loaded"
+                if r["previous_revenue"] is None
+                else f"{_signed(r['revenue_change'], money)} ({_pct(r['revenue_change_share'])}) vs last month"
+            )
+            lines.append(
+                f"{label:<24} revenue {money.format(r['revenue'])}, {change};"
+                f" acquisition {_pct(r['acquisition_rate'])} ({r['new_customers']:,} new),"
+                f" retention {_pct(r['retention_rate'])}"
+                + (
+                    ""
+                    if r["previous_active_customers"] is None
+                    else f" ({r['retained_customers']:,} of {r['previous_active_customers']:,})"
+                )
+            )
+    out["GROWTH, ACQUISITION AND RETENTION"] = lines or ["n/a"]
+    heat = ins.get("heatmap") or []
+    if heat:
+        total = sum(h["sessions"] for h in heat)
+        busiest = ", ".join(f"{WEEKDAYS[h['weekday'] - 1]} {h['hour']:02d}:00" for h in heat[:3])
+        out["ENGAGEMENT PATTERNS"] = [f"{total:,} sessions; busiest hours (UTC): {busiest}"]
+    inter = ins.get("interactions") or []
+    lines = []
+    for r in inter:
+        if r["grouping_level"] in ("interaction_type", "department"):
+            what = r["interaction_type"] or r["department"] or "unknown"
+            lines.append(
+                f"{r['grouping_level'].replace('_', ' ')} {what:<10} {r['interactions']:>8,} interactions,"
+                f" satisfaction {r['avg_satisfaction'] if r['avg_satisfaction'] is not None else 'n/a'},"
+                f" resolved {_pct(r['resolved_share'])}, escalated {_pct(r['escalated_share'])}"
+            )
+    for r in inter:
+        if r["grouping_level"] == "resolution_status":
+            lines.append(
+                f"resolution {r['resolution_status'] or 'none':<14} {r['interactions']:>8,} interactions,"
+                f" satisfaction {r['avg_satisfaction'] if r['avg_satisfaction'] is not None else 'n/a'}"
+            )
+    if lines:
+        out["INTERACTIONS"] = lines
+    corr = ins.get("correlations") or []
+    lines = []
+    for analysis, title in (
+        ("activity_decile", "Sessions (decile) -> revenue"),
+        ("support_contacts", "Support contacts -> satisfaction"),
+        ("feature_usage", "Features used last month -> retention"),
+    ):
+        rows = [r for r in corr if r["analysis"] == analysis]
+        total = next((r for r in rows if r["bucket"] == "all"), None)
+        if not rows or total is None or not total["customers"]:
+            lines.append(f"{title}: n/a")
+            continue
+        r_value = "n/a" if total["correlation"] is None else f"{total['correlation']:+.2f}"
+        cells = []
+        for r in rows:
+            if r["bucket"] == "all":
+                continue
+            value = (
+                r["mean_revenue"]
+                if analysis == "activity_decile"
+                else r["mean_satisfaction"]
+                if analysis == "support_contacts"
+                else r["retention_rate"]
+            )
+            shown = "n/a" if value is None else _pct(value) if analysis == "feature_usage" else f"{value:,.2f}"
+            cells.append(f"{r['bucket']}: {shown}")
+        lines.append(f"{title} (r = {r_value}): " + ", ".join(cells))
+    out["ASSOCIATIONS (not causation)"] = lines
     return out
 
 
@@ -199,6 +349,61 @@ def _pct(part: float | None, whole: float | None = None) -> str:
     return f"{(part / whole if whole is not None else part):.1%}"
 
 
+def executive_sections(k: dict, money: str) -> dict[str, list[str]]:
+    """The seed's executive dashboard ("Sample Output") from the KPI row, in its words, with MRR
+    and MRR at risk named as such, plus revenue. Security operations are the CRM interactions of
+    the security department; the NPS is computed from the satisfaction answers (README)."""
+
+    def n(v) -> str:
+        return "n/a" if v is None else f"{v:,}"
+
+    def m(v) -> str:
+        return "n/a" if v is None else money.format(v)
+
+    return {
+        "CUSTOMER OVERVIEW": [
+            f"Total Customers: {n(k['customers'])}",
+            f"Active Customers: {n(k['active_customers'])} ({_pct(k['active_customers'], k['customers'])})",
+            f"New Customers: {n(k['new_customers'])} ({_pct(k['new_customers'], k['customers'])})",
+            f"High Risk Customers: {n(k['high_risk_customers'])} ({_pct(k['high_risk_share'])})",
+            f"Total MRR: {m(k.get('mrr'))} (the month's net revenue)",
+            f"MRR at Risk: {m(k.get('mrr_at_risk'))} ({_pct(k['revenue_at_risk_share'])})",
+            f"Top Region: {k['top_region'] or 'n/a'}",
+        ],
+        "SUPPORT PERFORMANCE": [
+            f"Total Tickets: {n(k['tickets'])}",
+            f"Resolved: {n(k['tickets_resolved'])} ({_pct(k['resolved_share'])})",
+            "Average Resolution Time: "
+            + ("n/a" if k["avg_resolution_hours"] is None else f"{k['avg_resolution_hours']:.1f} hours"),
+            "Escalated: "
+            + ("n/a" if k["escalated_share"] is None else f"{round(k['escalated_share'] * (k['tickets'] or 0)):,}")
+            + f" ({_pct(k['escalated_share'])})",
+        ],
+        "SECURITY OPERATIONS": [
+            f"Total Incidents: {n(k.get('security_incidents'))}",
+            f"Critical Incidents: {n(k.get('critical_incidents'))} ({_pct(k.get('critical_incident_share'))})",
+            f"False Positives: {n(k.get('false_positives'))} ({_pct(k.get('false_positive_share'))})",
+        ],
+        "CUSTOMER SATISFACTION": [
+            "Average Satisfaction: "
+            + ("n/a" if k["avg_satisfaction"] is None else f"{k['avg_satisfaction']:.1f} / 10"),
+            "Net Promoter Score: "
+            + ("n/a" if k.get("nps") is None else f"{k['nps']:+.1f}")
+            + f" ({n(k.get('promoters'))} promoters, {n(k.get('detractors'))} detractors"
+            f" of {n(k.get('satisfaction_answers'))} answers)",
+            f"High Renewal Likelihood: {_pct(k['renewal_likely_share'])} of customers with a purchase history",
+            f"Average Engagement Score: {k['avg_engagement_score']}",
+        ],
+        "REVENUE": [
+            f"Net Revenue: {m(k['revenue'])} over {n(k['transactions'])} transactions",
+            f"Refunds: {m(k['refunds'])}",
+            f"Top 20% of Customers Hold: {_pct(k['top20_revenue_share'])} of revenue",
+            f"Revenue at Risk: {m(k['revenue_at_risk'])} ({_pct(k['revenue_at_risk_share'])})",
+            f"Expected 12-Month CLV: {m(k['clv_12m'])}",
+        ],
+    }
+
+
 def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
     """The seed's executive dashboard, plus revenue, segments, health bands and regions."""
     k, q = summary["kpis"], summary["quality"]
@@ -212,46 +417,22 @@ def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
     lines = [
         f"CUSTOMER PERFORMANCE DASHBOARD: {month}",
         f"period {period}, run {summary['run_id']}, loaded {summary['loaded_at']:%Y-%m-%d %H:%M} UTC",
-        "",
-        "CUSTOMER OVERVIEW",
-        f"Total Customers: {n(k['customers'])}",
-        f"Active Customers: {n(k['active_customers'])} ({_pct(k['active_customers'], k['customers'])})",
-        f"New Customers: {n(k['new_customers'])} ({_pct(k['new_customers'], k['customers'])})",
-        f"High Risk Customers: {n(k['high_risk_customers'])} ({_pct(k['high_risk_share'])})",
-        f"Top Region: {k['top_region'] or 'n/a'}",
-        "",
-        "SUPPORT PERFORMANCE",
-        f"Total Tickets: {n(k['tickets'])}",
-        f"Resolved: {n(k['tickets_resolved'])} ({_pct(k['resolved_share'])})",
-        "Average Resolution Time: "
-        + ("n/a" if k["avg_resolution_hours"] is None else f"{k['avg_resolution_hours']:.1f} hours"),
-        "Escalated: "
-        + ("n/a" if k["escalated_share"] is None else f"{round(k['escalated_share'] * (k['tickets'] or 0)):,}")
-        + f" ({_pct(k['escalated_share'])})",
-        "",
-        "CUSTOMER SATISFACTION",
-        "Average Satisfaction: " + ("n/a" if k["avg_satisfaction"] is None else f"{k['avg_satisfaction']:.1f} / 10"),
-        f"High Renewal Likelihood: {_pct(k['renewal_likely_share'])} of customers with a purchase history",
-        f"Average Engagement Score: {k['avg_engagement_score']}",
-        "",
-        "REVENUE",
-        f"Net Revenue: {money.format(k['revenue'])} over {n(k['transactions'])} transactions",
-        f"Refunds: {money.format(k['refunds'])}",
-        f"Top 20% of Customers Hold: {_pct(k['top20_revenue_share'])} of revenue",
-        f"Revenue at Risk: {money.format(k['revenue_at_risk'])} ({_pct(k['revenue_at_risk_share'])})",
-        f"Expected 12-Month CLV: {money.format(k['clv_12m'])}",
     ]
+    for title, section in executive_sections(k, money).items():
+        lines += ["", title, *section]
     from include.customer_performance import metrics
 
     card = (summary.get("churn_model") or {}).get("scorecard") or metrics.DEFAULTS
     lines += ["", "RISK", *risk_lines(k, card, money)]
     if parts.get("value_at_stake"):
-        lines.append("Largest value at stake:")
+        lines.append("At risk, largest value at stake first (high risk or red band):")
         for c in parts["value_at_stake"][:5]:
             lines.append(
                 f"  {c['customer_id']:>10} {(c['name'] or '')[:24]:<24} {money.format(c['value_at_stake'])}"
                 f" (churn {c['churn_probability']:.2f}, {c['health_band'] or 'no band'}): {c['risk_driver'] or 'n/a'}"
             )
+    for title, section in insight_lines(parts, money).items():
+        lines += ["", title, *section]
     lines += ["", "CHURN MODEL BACK-TEST", *backtest_lines(summary.get("backtest") or [], summary.get("churn_model"))]
     for title, key in (("SEGMENTS", "segments"), ("HEALTH BANDS", "health_bands"), ("REGIONS", "regions")):
         lines += ["", title]

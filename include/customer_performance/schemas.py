@@ -24,7 +24,13 @@ PG_TYPES = {"integer": "bigint", "numeric": "numeric", "text": "text", "date": "
 TRANSACTION_STATUS = {"sale": "completed", "refund": "refunded", "pending": "pending", "cancelled": "cancelled"}
 CUSTOMER_STATUS = {"active": "active", "inactive": "inactive", "suspended": "suspended"}
 INTERACTION_TYPE = {"call": "call", "email": "email", "chat": "chat", "ticket": "ticket"}
-RESOLUTION = {"resolved": "resolved", "escalated": "escalated"}  # a ticket's outcome (others: open, ...)
+RESOLUTION = {  # an interaction's outcome (others: open, ...); false_positive: a security alert that was none
+    "resolved": "resolved",
+    "escalated": "escalated",
+    "false_positive": "false_positive",
+}
+DEPARTMENT = {"security": "security"}  # the security operations department: its interactions are incidents
+PRIORITY = {"critical": "critical"}  # the priority of a critical incident (others: low, medium, high)
 
 
 def value_params() -> dict[str, str]:
@@ -33,6 +39,8 @@ def value_params() -> dict[str, str]:
         {f"status_{k}": v for k, v in TRANSACTION_STATUS.items()}
         | {f"type_{k}": v for k, v in INTERACTION_TYPE.items()}
         | {f"resolution_{k}": v for k, v in RESOLUTION.items()}
+        | {f"department_{k}": v for k, v in DEPARTMENT.items()}
+        | {f"priority_{k}": v for k, v in PRIORITY.items()}
     )
 
 
@@ -40,6 +48,7 @@ def value_params() -> dict[str, str]:
 class Column:
     name: str
     family: str  # a key of FAMILIES
+    optional: bool = False  # an API record may leave it out (NULL); the CRM's only (crm_api.Record)
 
     @property
     def pg_type(self) -> str:
@@ -67,7 +76,8 @@ class Dataset:
 
 
 def _cols(*spec: str) -> tuple[Column, ...]:
-    return tuple(Column(*item.split(":")) for item in spec)
+    """``name:family`` or ``name:family:optional``."""
+    return tuple(Column(*item.split(":")[:2], optional=item.endswith(":optional")) for item in spec)
 
 
 CUSTOMERS = Dataset(
@@ -140,6 +150,7 @@ INTERACTIONS = Dataset(
         "resolution_hours:numeric",
         "agent_id:text",
         "department:text",
+        "priority:text:optional",
     ),
 )
 

@@ -81,6 +81,31 @@ STAGES = (
         "earlier months' published predictions scored against what happened since",
         "model_backtest",
     ),
+    Stage(
+        "period_comparison",
+        "mart",
+        "aggregate",
+        "table",
+        "the period against the previous month: growth, acquisition, retention",
+        "period_comparison",
+    ),
+    Stage("engagement_heatmap", "mart", "aggregate", "table", "sessions by weekday and hour", "engagement_heatmap"),
+    Stage(
+        "interaction_summary",
+        "mart",
+        "aggregate",
+        "table",
+        "interactions by type, department, priority, resolution",
+        "interaction_summary",
+    ),
+    Stage(
+        "engagement_correlations",
+        "mart",
+        "aggregate",
+        "table",
+        "activity, support and feature usage against revenue, satisfaction, retention",
+        "engagement_correlations",
+    ),
     Stage("dq_aggregates", "quality", "aggregate", "table", "the aggregate suites' results", "data_quality_results"),
 )
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Path as Path_
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from include.customer_performance.period import month_period
@@ -28,6 +29,75 @@ def _conn():
 
 
 FIRST_YEAR = 1970  # months outside FIRST_YEAR .. next year are refused (400), never queried
+
+
+def _month(month: str) -> date:
+    """The report month of ``YYYY-MM``, or HTTP 400: never a query with anything else."""
+    try:
+        period = month_period(month)
+    except (ValueError, OverflowError) as exc:  # 9999-12 has no next month: OverflowError
+        raise HTTPException(400, f"{month[:20]!r} is not a month (YYYY-MM): {exc}") from None
+    if not FIRST_YEAR <= period.start.year <= date.today().year + 1:
+        raise HTTPException(400, f"{month} is outside {FIRST_YEAR}-01 .. {date.today().year + 1}-12")
+    return period.report_month
+
+
+def airflow_runs(report_month: date, dag_id: str = "customer_performance", limit: int = 5) -> dict:
+    """The month's DAG runs from Airflow's metadata DB (the api-server's own session), newest first,
+    each with its state and the tasks that failed: a run whose gate failed publishes nothing, so
+    only Airflow knows of it. ``available`` is False where there is no metadata DB to ask."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.customer_performance.period import add_months, period_for
+
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        # the runs whose period is in the month: logical dates from the 2nd to the 1st of the next
+        # month (period_for), and any run forced onto the month by the param report_month
+        lo = datetime.combine(report_month + timedelta(days=1), datetime.min.time(), UTC)
+        hi = datetime.combine(add_months(report_month, 1) + timedelta(days=1), datetime.min.time(), UTC)
+        with create_session() as session:
+            runs = session.scalars(
+                select(DagRun)
+                .where(DagRun.dag_id == dag_id, DagRun.logical_date.is_not(None))
+                .order_by(DagRun.id.desc())
+                .limit(2000)  # the newest runs: a forced month may have any logical date
+            ).all()
+            mine = []
+            for r in runs:
+                forced = (r.conf or {}).get("report_month")
+                try:
+                    period = period_for(r.logical_date, forced if isinstance(forced, str) else None)
+                except (ValueError, TypeError):
+                    continue
+                if period.report_month == report_month and (forced or lo <= r.logical_date < hi):
+                    mine.append(r)
+            mine.sort(key=lambda r: r.start_date or r.logical_date, reverse=True)
+            out = []
+            for r in mine[:limit]:
+                failed = session.scalars(
+                    select(TaskInstance.task_id).where(
+                        TaskInstance.dag_id == dag_id,
+                        TaskInstance.run_id == r.run_id,
+                        TaskInstance.state.in_(("failed", "upstream_failed")),
+                    )
+                ).all()
+                out.append(
+                    {
+                        "run_id": r.run_id,
+                        "state": str(r.state),
+                        "logical_date": r.logical_date.isoformat() if r.logical_date else None,
+                        "end_date": r.end_date.isoformat() if r.end_date else None,
+                        "failed_tasks": sorted(failed),
+                    }
+                )
+        return {"available": True, "runs": out}
+    except Exception as exc:  # noqa: BLE001 - no metadata DB here (a test app, a bare process): say so
+        return {"available": False, "runs": [], "error": type(exc).__name__}
 
 
 def dag_readers():
@@ -57,16 +127,41 @@ def create_app(auth: bool = True) -> FastAPI:
 
     @app.get("/api/month/{month}")
     def month(month: str) -> dict:
-        try:
-            period = month_period(month)
-        except (ValueError, OverflowError) as exc:  # 9999-12 has no next month: OverflowError
-            raise HTTPException(400, f"{month[:20]!r} is not a month (YYYY-MM): {exc}") from None
-        if not FIRST_YEAR <= period.start.year <= date.today().year + 1:
-            raise HTTPException(400, f"{month} is outside {FIRST_YEAR}-01 .. {date.today().year + 1}-12")
+        report_month = _month(month)
+        cfg = settings()
         with _conn() as conn:
-            out = data.month_data(conn, settings().analytics_schema, period.report_month)
+            out = data.month_data(conn, cfg.analytics_schema, report_month, cfg.reporting_currency)
         if out is None:
             raise HTTPException(404, f"{month} has not been loaded into the analytics database")
+        out["airflow"] = airflow_runs(report_month)
+        out["banners"] += data.run_banners(out["airflow"], out["run"])
+        return out
+
+    @app.get("/api/month/{month}/at-risk")
+    def at_risk(month: str, offset: int = Query(0, ge=0, le=10_000_000), limit: int = Query(20, ge=1, le=200)) -> dict:
+        with _conn() as conn:
+            return data.at_risk_page(conn, settings().analytics_schema, _month(month), offset, limit)
+
+    @app.get("/api/month/{month}/at-risk.csv")
+    def at_risk_csv(month: str) -> StreamingResponse:
+        report_month = _month(month)
+
+        def lines():
+            with _conn() as conn:
+                yield from data.at_risk_csv(conn, settings().analytics_schema, report_month)
+
+        return StreamingResponse(
+            lines(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="at_risk_{report_month:%Y-%m}.csv"'},
+        )
+
+    @app.get("/api/customer/{customer_id}")
+    def customer(customer_id: int = Path_(ge=0, le=2**63 - 1)) -> dict:
+        with _conn() as conn:
+            out = data.customer_history(conn, settings().analytics_schema, customer_id)
+        if out is None:
+            raise HTTPException(404, f"customer {customer_id} is in no loaded month")
         return out
 
     return app

@@ -5,13 +5,28 @@ pulling a million customers into Python."""
 
 from __future__ import annotations
 
+import string
 from datetime import date
 from decimal import Decimal
 
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from include.customer_performance import report
+from include.customer_performance.period import add_months
+
 PARETO_POINTS = 20  # the curve at every 5 % of customers
+MOVERS = 10  # the customers whose health fell most
+HISTORY_MONTHS = 12  # the months the trends and the bands over time show
+AT_RISK_PAGE = 20  # the at-risk list's page
+# The at-risk list: high risk or the red band, the largest value at stake first (report.AT_RISK).
+AT_RISK = report.AT_RISK
+AT_RISK_COLUMNS = (
+    "customer_id, name, region, segment, health_band, health_score, previous_health_score, health_trend,"
+    " churn_probability, clv_12m, value_at_stake, revenue_at_risk, risk_driver, days_since_last_purchase,"
+    " (period_end - 1 - days_since_last_purchase) AS last_purchase_day, days_since_last_login,"
+    " (period_end - 1 - days_since_last_login) AS last_login_day"
+)
 
 
 def _plain(rows: list[dict]) -> list[dict]:
@@ -48,7 +63,7 @@ def months(conn, schema: str) -> dict:
     return {"months": loaded, "latest_complete": latest}
 
 
-def month_data(conn, schema: str, month: date) -> dict | None:
+def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | None:
     """Everything the page draws for ``month``; None when the month has not been loaded."""
     q = {
         "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis, {churn_model}"
@@ -63,13 +78,41 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         "segments": "SELECT coalesce(segment, 'unknown') AS label, revenue, customers FROM {regional_summary}"
         " WHERE report_month = %(m)s AND grouping_level = 'segment' ORDER BY revenue DESC NULLS LAST, label",
         "health_bands": "SELECT coalesce(health_band, 'unknown') AS label, count(*) AS customers,"
+        " round(count(*)::numeric / sum(count(*)) OVER (), 4) AS share, coalesce(sum(revenue), 0) AS revenue,"
         " coalesce(sum(revenue_at_risk), 0) AS revenue_at_risk FROM {customer_performance}"
         " WHERE report_month = %(m)s GROUP BY 1"
         " ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown')), 1",
-        # the customers whose loss would cost the most: 12-month CLV x churn probability
-        "at_risk": "SELECT customer_id, name, region, segment, health_band, churn_probability, clv_12m,"
-        " value_at_stake, revenue_at_risk, risk_driver FROM {customer_performance}"
-        " WHERE report_month = %(m)s AND value_at_stake > 0 ORDER BY value_at_stake DESC, customer_id LIMIT 15",
+        "at_risk_total": "SELECT count(*) AS customers, coalesce(sum(value_at_stake), 0) AS value_at_stake"
+        " FROM {customer_performance} WHERE report_month = %(m)s AND " + AT_RISK,
+        # the customers whose health fell most since last month
+        "movers": "SELECT customer_id, name, region, segment, health_band, previous_health_score, health_score,"
+        " health_score - previous_health_score AS health_change, churn_probability, value_at_stake, risk_driver"
+        " FROM {customer_performance} WHERE report_month = %(m)s AND health_score < previous_health_score"
+        f" ORDER BY health_score - previous_health_score, value_at_stake DESC, customer_id LIMIT {MOVERS}",
+        "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
+        " acquisition_rate, active_customers, revenue, previous_period_end, previous_revenue, revenue_change,"
+        " revenue_change_share, previous_active_customers, retained_customers, retention_rate"
+        " FROM {period_comparison} WHERE report_month = %(m)s AND period_end = %(end)s"
+        " ORDER BY grouping_level, revenue DESC, label",
+        "heatmap": "SELECT weekday, hour, sessions, session_minutes FROM {engagement_heatmap}"
+        " WHERE report_month = %(m)s AND period_end = %(end)s ORDER BY weekday, hour",
+        "interactions": "SELECT grouping_level, interaction_type, department, priority, resolution_status,"
+        " interactions, customers, avg_satisfaction, resolved_share, escalated_share, avg_resolution_hours"
+        " FROM {interaction_summary} WHERE report_month = %(m)s AND period_end = %(end)s"
+        " ORDER BY grouping_level, interactions DESC",
+        "correlations": "SELECT analysis, bucket, bucket_order, customers, mean_value, mean_revenue, retention_rate,"
+        " mean_satisfaction, correlation, correlated_with FROM {engagement_correlations}"
+        " WHERE report_month = %(m)s AND period_end = %(end)s ORDER BY analysis, bucket_order",
+        "gate": "SELECT severity, count(*) FILTER (WHERE score IS NULL) AS checks,"
+        " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
+        " coalesce(sum(quarantined_rows), 0) AS quarantined FROM {data_quality_results}"
+        " WHERE report_month = %(m)s AND period_end = %(end)s GROUP BY severity ORDER BY severity",
+        # the months up to this one, newest first: the KPI cards' change and trend, the bands over
+        # time, rows per source
+        "history": "SELECT DISTINCT ON (report_month) report_month, period_start, period_end,"
+        " loaded_at::text AS loaded_at, kpis, tasks FROM {pipeline_runs}"
+        f" WHERE report_month <= %(m)s AND report_month > (%(m)s::date - interval '{HISTORY_MONTHS} months')"
+        " ORDER BY report_month DESC, period_end DESC",
         "backtest": "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
         " mean_churn_probability, auc, lift_over_green, expected_purchases, actual_purchases, churn_method"
         " FROM {model_backtest} WHERE report_month = %(m)s AND period_end = (SELECT max(period_end)"
@@ -96,44 +139,48 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         " WHERE report_month = %(m)s AND period_end = (SELECT max(period_end) FROM {alerts}"
         " WHERE report_month = %(m)s) ORDER BY severity, alert, scope",
     }
-    tables = {
-        name: sql.Identifier(schema, name)
-        for name in (
-            "pipeline_runs",
-            "performance_trends",
-            "regional_summary",
-            "customer_performance",
-            "data_quality_results",
-            "alerts",
-            "model_backtest",
-        )
-    }
-    from include.customer_performance.report import has_backtest
-
-    with conn.cursor() as plain:
-        upgraded = has_backtest(plain, schema)
-    # upgraded but not loaded since: what migration 0006 adds is not there yet, and shows empty
-    tables["churn_model"] = sql.SQL("churn_model" if upgraded else "NULL::jsonb AS churn_model")
-    skipped = () if upgraded else ("at_risk", "backtest")
+    tables = {name: sql.Identifier(schema, name) for name in TABLES}
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT to_regclass(%s)", (f"{schema}.pipeline_runs",))
-        if cur.fetchone()["to_regclass"] is None:
+        present = _present(cur, schema)
+        if "pipeline_runs" not in present:
             return None
+        # upgraded but not loaded since: what migration 0006 adds is not there yet, and shows empty
+        upgraded = "model_backtest" in present
+        tables["churn_model"] = sql.SQL("churn_model" if upgraded else "NULL::jsonb AS churn_model")
+        cur.execute(sql.SQL(q.pop("run")).format(**tables), {"m": month})
+        found = cur.fetchall()
+        if not found:
+            return None
+        run = _plain(found)[0]
+        model = run.pop("churn_model") or {}
+        from include.customer_performance import metrics
+
+        card = model.get("scorecard") or metrics.DEFAULTS
+        params = {"m": month, "end": run["period_end"], "high_risk": card["risk"]["high_risk_churn"]}
         out = {}
         for name, text in q.items():
-            if name in skipped:
-                out[name] = []
+            needs = {field for _, field, _, _ in string.Formatter().parse(text) if field}
+            if not needs <= present or (not upgraded and name in ("at_risk_total", "movers", "backtest")):
+                out[name] = []  # a table or column a later migration adds: shown empty until then
                 continue
-            cur.execute(sql.SQL(text).format(**tables), {"m": month})
+            cur.execute(sql.SQL(text).format(**tables), params)
             out[name] = _plain(cur.fetchall())
-    if not out["run"]:
-        return None
-    run = out.pop("run")[0]
+        out["at_risk"] = at_risk_page(conn, schema, month, 0, AT_RISK_PAGE, run["period_end"], params["high_risk"])
+    history = out.pop("history")
     out["kpis"] = _plain([run.pop("kpis") or {}])[0]
-    model = run.pop("churn_model") or {}
-    from include.customer_performance import metrics
-
-    card = model.get("scorecard") or metrics.DEFAULTS
+    out["history"] = [
+        {
+            "month": h["report_month"][:7],
+            "period_end": h["period_end"],
+            "loaded_at": h["loaded_at"],
+            "month_closed": _month_closed(h),
+            "kpis": h["kpis"] or {},
+            "rows": {t: (h["tasks"] or {}).get(t, {}).get("rows_out") for t in EXTRACTS},
+        }
+        for h in history
+    ]
+    totals = (out.pop("at_risk_total") or [{"customers": 0, "value_at_stake": 0}])[0]
+    out["at_risk"] = {**out["at_risk"], "value_at_stake": totals["value_at_stake"]}
     out["model"] = {
         "method": model.get("method"),
         "params": model.get("params") or {},
@@ -141,6 +188,212 @@ def month_data(conn, schema: str, month: date) -> dict | None:
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "red_below": card["health"]["bands"]["yellow"],
     }
-    out["run"] = run
+    out["run"] = {**run, "month_closed": _month_closed(run)}
     out["month"] = month.strftime("%Y-%m")
+    out["currency"] = currency
+    out["banners"] = banners(out)
     return out
+
+
+TABLES = (
+    "pipeline_runs",
+    "performance_trends",
+    "regional_summary",
+    "customer_performance",
+    "data_quality_results",
+    "alerts",
+    "model_backtest",
+    "period_comparison",
+    "engagement_heatmap",
+    "interaction_summary",
+    "engagement_correlations",
+)
+EXTRACTS = ("extract_customer_db", "extract_crm_api", "extract_sales_db")
+
+
+def _present(cur, schema: str) -> set[str]:
+    """The dashboard's tables that exist in the schema (a later migration's are missing before it)."""
+    cur.execute(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = ANY(%s)",
+        (schema, list(TABLES)),
+    )
+    return {r["relname"] for r in cur.fetchall()}
+
+
+def _month_closed(run: dict) -> bool:
+    start, end = date.fromisoformat(str(run["period_start"])[:10]), date.fromisoformat(str(run["period_end"])[:10])
+    return end == add_months(start.replace(day=1), 1)
+
+
+def banners(d: dict) -> list[dict]:
+    """What a reader must know before trusting the month: a source that delivered nothing, rules
+    the gate failed, a month not yet complete, a later run that did not finish."""
+    out = []
+    rows = d["history"][0]["rows"] if d["history"] else {}
+    empty = [t.removeprefix("extract_") for t, n in rows.items() if n == 0]
+    if empty:
+        out.append(
+            {
+                "level": "error",
+                "text": f"Empty source(s) this period: {', '.join(empty)}. The figures that depend on them are"
+                " missing (shown as n/a), not zero.",
+            }
+        )
+    failed = sum(g["failed"] for g in d["gate"] if g["severity"] == "warning")
+    if failed:
+        out.append(
+            {
+                "level": "warning",
+                "text": f"The quality gate passed with {failed} warning rule(s) failed: their rows were quarantined"
+                " and are not in these figures (see Data quality).",
+            }
+        )
+    if not d["run"]["month_closed"]:
+        out.append(
+            {
+                "level": "info",
+                "text": f"Month to date: {d['run']['period_start']} to {d['run']['period_end']} (end exclusive);"
+                " the comparison with last month is against its whole month.",
+            }
+        )
+    return out
+
+
+def run_banners(airflow: dict, run: dict) -> list[dict]:
+    """The newest Airflow run of the month, when it did not succeed: its figures are not these."""
+    runs = airflow.get("runs") or []
+    if not runs or runs[0]["state"] == "success":
+        return []
+    latest = runs[0]
+    failed = latest["failed_tasks"]
+    if "validate" in failed:
+        why = "the quality gate stopped it (a critical rule failed); nothing of it was published"
+    elif failed:
+        why = f"task(s) {', '.join(failed)} failed"
+    else:
+        why = f"it is {latest['state']}"
+    return [
+        {
+            "level": "error" if failed else "info",
+            "text": f"The month's latest run ({latest['run_id']}): {why}. The figures below are from the load of"
+            f" {run['loaded_at']} (run {run['run_id']}).",
+        }
+    ]
+
+
+def at_risk_page(
+    conn, schema: str, month: date, offset: int, limit: int, period_end=None, high_risk: float | None = None
+) -> dict:
+    """One page of the at-risk list (``AT_RISK``, largest value at stake first) and its total."""
+    period_end, high_risk = _month_params(conn, schema, month, period_end, high_risk)
+    with conn.cursor(row_factory=dict_row) as cur:
+        params = {"m": month, "high_risk": high_risk, "offset": offset, "limit": limit}
+        cur.execute(
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE report_month = %(m)s AND " + AT_RISK).format(
+                sql.Identifier(schema, "customer_performance")
+            ),
+            params,
+        )
+        total = cur.fetchone()["n"]
+        cur.execute(
+            sql.SQL(
+                "SELECT "
+                + AT_RISK_COLUMNS
+                + " FROM {} WHERE report_month = %(m)s AND "
+                + AT_RISK
+                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id OFFSET %(offset)s LIMIT %(limit)s"
+            ).format(sql.Identifier(schema, "customer_performance")),
+            params,
+        )
+        rows = _plain(cur.fetchall())
+    return {"total": total, "offset": offset, "limit": limit, "rows": rows, "high_risk_churn": high_risk}
+
+
+def at_risk_csv(conn, schema: str, month: date):
+    """The whole at-risk list as CSV lines (a header first), streamed from a server-side cursor."""
+    import csv
+    import io
+
+    _, high_risk = _month_params(conn, schema, month)
+    names = [c.strip().split(" AS ")[-1].strip(")") for c in AT_RISK_COLUMNS.split(", ") if c.strip()]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    yield buf.getvalue()
+    with conn.cursor(name="cp_at_risk_csv") as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT "
+                + AT_RISK_COLUMNS
+                + " FROM {} WHERE report_month = %(m)s AND "
+                + AT_RISK
+                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id"
+            ).format(sql.Identifier(schema, "customer_performance")),
+            {"m": month, "high_risk": high_risk},
+        )
+        while batch := cur.fetchmany(5000):
+            buf.seek(0)
+            buf.truncate()
+            # a cell a spreadsheet would run as a formula is quoted as text (names come from the source)
+            writer.writerows([[_cell(v) for v in row] for row in batch])
+            yield buf.getvalue()
+
+
+def _cell(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _month_params(conn, schema: str, month: date, period_end=None, high_risk=None):
+    """The month's loaded period end and high-risk threshold (from its run record)."""
+    if period_end is not None and high_risk is not None:
+        return period_end, high_risk
+    from include.customer_performance import metrics
+
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT period_end, churn_model -> 'scorecard' -> 'risk' ->> 'high_risk_churn' FROM {}"
+                " WHERE report_month = %s ORDER BY period_end DESC LIMIT 1"
+            ).format(sql.Identifier(schema, "pipeline_runs")),
+            (month,),
+        )
+        found = cur.fetchone()
+    if found is None:
+        return None, metrics.DEFAULTS["risk"]["high_risk_churn"]
+    return found[0], float(found[1]) if found[1] is not None else metrics.DEFAULTS["risk"]["high_risk_churn"]
+
+
+CUSTOMER_COLUMNS = (
+    "report_month, period_end, name, region, segment, status, transaction_count, revenue, login_count,"
+    " features_used, interaction_count, avg_satisfaction, engagement_score, health_score, health_band,"
+    " health_trend, churn_probability, clv_12m, value_at_stake, revenue_at_risk, risk_driver,"
+    " days_since_last_purchase, days_since_last_login"
+)
+
+
+def customer_history(conn, schema: str, customer_id: int) -> dict | None:
+    """One customer's monthly metrics, oldest month first (each month's last load); None if unknown."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.customer_performance",))
+        if cur.fetchone()["t"] is None:
+            return None
+        cur.execute(
+            sql.SQL("SELECT " + CUSTOMER_COLUMNS + " FROM {} WHERE customer_id = %s ORDER BY report_month").format(
+                sql.Identifier(schema, "customer_performance")
+            ),
+            (customer_id,),
+        )
+        months = _plain(cur.fetchall())
+    if not months:
+        return None
+    latest = months[-1]
+    return {
+        "customer_id": customer_id,
+        "name": latest["name"],
+        "region": latest["region"],
+        "segment": latest["segment"],
+        "months": [{**m, "month": m["report_month"][:7]} for m in months],
+    }

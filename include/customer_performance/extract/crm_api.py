@@ -32,10 +32,18 @@ class MalformedPageError(ApiError):
 
 _TYPES = {"text": str | None, "integer": int | None, "numeric": float | None, "timestamp": str | None}
 _REQUIRED = {"interaction_id": str, "customer_id": int}  # no row without its keys
-# One record as the API documents it: every field present, each of its type (a number is never a
-# string, a flag or a list; a JSON number out of range, such as 1e999, is refused too).
+# One record as the API documents it: every field present (an optional one may be left out: NULL),
+# each of its type (a number is never a string, a flag or a list; a JSON number out of range, such
+# as 1e999, is refused too).
 Record = msgspec.defstruct(
-    "Record", [(c.name, _REQUIRED.get(c.name, _TYPES[c.family])) for c in INTERACTIONS.columns], gc=False
+    "Record",
+    [
+        (c.name, _REQUIRED.get(c.name, _TYPES[c.family]), None)
+        if c.optional
+        else (c.name, _REQUIRED.get(c.name, _TYPES[c.family]))
+        for c in INTERACTIONS.columns
+    ],
+    gc=False,
 )
 
 

@@ -37,6 +37,10 @@ RUN_TABLES = {
     "data_quality_results": ("dq_results", "dq_aggregates"),
     "alerts": ("alerts",),
     "model_backtest": ("backtest",),
+    "period_comparison": ("period_comparison",),
+    "engagement_heatmap": ("engagement_heatmap",),
+    "interaction_summary": ("interaction_summary",),
+    "engagement_correlations": ("engagement_correlations",),
 }
 
 

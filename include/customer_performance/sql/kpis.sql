@@ -1,6 +1,10 @@
 -- kpis: one row per run, the executive summary of the seed's customer health dashboard
 -- (customer overview, support performance, satisfaction) plus revenue, segments and health.
--- Support figures are over the period's tickets (interaction_type 'ticket').
+-- Support figures are over the period's tickets (interaction_type 'ticket'). Security operations
+-- are the interactions of the security department (incidents): critical ones by priority, false
+-- positives by resolution status. NPS: of the satisfaction answers on the scale, the percentage of
+-- promoters (9-10) minus that of detractors (up to 6). MRR is the month's revenue (this package
+-- sells no subscriptions: the month's net revenue is what recurs), MRR at risk its revenue at risk.
 WITH crm AS (
     -- one pass over the interactions of known customers
     SELECT
@@ -11,7 +15,14 @@ WITH crm AS (
             FILTER (WHERE interaction_type = %(type_ticket)s AND resolution_status IN (%(resolution_resolved)s, %(resolution_escalated)s))
             AS avg_resolution_hours,
         avg(satisfaction_score)
-            FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction
+            FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS avg_satisfaction,
+        count(*) FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND %(satisfaction_max)s) AS answers,
+        count(*) FILTER (WHERE satisfaction_score BETWEEN 9 AND %(satisfaction_max)s) AS promoters,
+        count(*) FILTER (WHERE satisfaction_score BETWEEN %(satisfaction_min)s AND 6) AS detractors,
+        count(*) FILTER (WHERE department = %(department_security)s) AS incidents,
+        count(*) FILTER (WHERE department = %(department_security)s AND priority = %(priority_critical)s) AS critical,
+        count(*) FILTER (WHERE department = %(department_security)s AND resolution_status = %(resolution_false_positive)s)
+            AS false_positives
     FROM {vld_interactions}
     WHERE customer_id IN (SELECT customer_id FROM {customer_metrics})
 )
@@ -39,6 +50,18 @@ SELECT
     round((SELECT escalated FROM crm)::numeric / nullif((SELECT tickets FROM crm), 0), 4) AS escalated_share,
     round((SELECT avg_resolution_hours FROM crm), 2) AS avg_resolution_hours,
     round((SELECT avg_satisfaction FROM crm), 2) AS avg_satisfaction,
+    (SELECT answers FROM crm) AS satisfaction_answers,
+    (SELECT promoters FROM crm) AS promoters,
+    (SELECT detractors FROM crm) AS detractors,
+    round(100 * ((SELECT promoters FROM crm) - (SELECT detractors FROM crm))::numeric
+          / nullif((SELECT answers FROM crm), 0), 1) AS nps,
+    (SELECT incidents FROM crm) AS security_incidents,
+    (SELECT critical FROM crm) AS critical_incidents,
+    round((SELECT critical FROM crm)::numeric / nullif((SELECT incidents FROM crm), 0), 4) AS critical_incident_share,
+    (SELECT false_positives FROM crm) AS false_positives,
+    round((SELECT false_positives FROM crm)::numeric / nullif((SELECT incidents FROM crm), 0), 4) AS false_positive_share,
+    coalesce(sum(revenue), 0) AS mrr,
+    coalesce(sum(revenue_at_risk), 0) AS mrr_at_risk,
     round((count(*) FILTER (WHERE churn_probability < %(renewal_likely_churn)s))::numeric
           / nullif(count(churn_probability), 0), 4) AS renewal_likely_share,
     round(avg(engagement_score), 1) AS avg_engagement_score,

@@ -1,4 +1,6 @@
-"""Aggregates of the validated data: regional summary, daily/weekly trends, the KPI row, alerts."""
+"""Aggregates of the validated data: regional summary, daily/weekly trends, the KPI row, alerts,
+the back-test, and the insights (the month against the previous one, the engagement heatmap, the
+interactions by type and department, the tables of association)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,17 @@ from include.customer_performance.period import add_months
 from include.customer_performance.sql import model, placeholders
 from include.customer_performance.staging import Run, replace_table_as
 
-AGGREGATES = ("regional_summary", "performance_trends", "kpis", "alerts", "backtest")
+AGGREGATES = (
+    "regional_summary",
+    "performance_trends",
+    "kpis",
+    "alerts",
+    "backtest",
+    "period_comparison",
+    "engagement_heatmap",
+    "interaction_summary",
+    "engagement_correlations",
+)
 
 
 def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
@@ -24,6 +36,32 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
     return sql.SQL("(SELECT region, revenue FROM {} WHERE report_month = {} AND grouping_level = 'region')").format(
         sql.Identifier(analytics_schema, "regional_summary"), sql.Literal(run.period.previous_month.report_month)
     )
+
+
+def previous_customers(cur, run: Run, analytics_schema: str) -> tuple[sql.Composable, bool]:
+    """The previous month's published customer rows (its last load) as the insights read them, and
+    whether that month is loaded at all (else an empty relation)."""
+    columns = "customer_id, region, segment, revenue, transaction_count, features_used, period_end"
+    cur.execute("SELECT to_regclass(%s)", (f"{analytics_schema}.customer_performance",))
+    if cur.fetchone()[0] is None:
+        loaded = False
+    else:
+        cur.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE report_month = %s)").format(
+                sql.Identifier(analytics_schema, "customer_performance")
+            ),
+            (run.period.previous_month.report_month,),
+        )
+        loaded = cur.fetchone()[0]
+    if not loaded:
+        empty = (
+            "SELECT NULL::bigint AS customer_id, NULL::text AS region, NULL::text AS segment, NULL::numeric AS revenue,"
+            " NULL::bigint AS transaction_count, NULL::bigint AS features_used, NULL::date AS period_end WHERE false"
+        )
+        return sql.SQL(f"({empty})"), False  # noqa: S608 - the package's own names
+    return sql.SQL("(SELECT " + columns + " FROM {} WHERE report_month = {})").format(
+        sql.Identifier(analytics_schema, "customer_performance"), sql.Literal(run.period.previous_month.report_month)
+    ), True
 
 
 # sql/backtest.sql reads the expected purchases of these horizons (expected_purchases_<n>m)
@@ -67,9 +105,11 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
     # the staged tables a model reads are bound by name (sql.model); the interactions are the
     # validated ones (without the rows the gate quarantined), the alerts read the gate's report
+    last_month, last_month_loaded = previous_customers(cur, run, cfg.analytics_schema)
     inputs = {
         "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
         "published": published_predictions(cur, run, cfg.analytics_schema),
+        "previous_customers": last_month,
     }
     params = {
         **scorecard.of_run(cur, run).sql_params(),  # the scorecard calculate computed with
@@ -80,6 +120,7 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         "completeness_min": cfg.alert_completeness_min,
         "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
         "complete_month": run.month_closed,
+        "previous_loaded": last_month_loaded,
     }
     side = {"performance_trends"} if connect is not None else set()
     out = {}
