@@ -338,6 +338,26 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
     return sent
 
 
+def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
+    """What the stakeholder email says (export/digest.py): the dashboard's month in brief, the
+    seed's executive sections, the risk vocabulary and the back-test."""
+    from include.customer_performance import scorecard
+    from include.customer_performance.export import digest
+    from include.customer_performance.notify import cfg_base_url
+    from include.customer_performance.report import executive_sections
+
+    with conn.cursor() as cur:
+        card = scorecard.of_run(cur, run)
+    money = "{:,.2f} " + cfg.reporting_currency
+    link = f"{cfg_base_url()}/customer-performance/?month={run.period.report_month:%Y-%m}"
+    d = digest.gather(
+        conn, run, cfg.analytics_schema, kpis, cfg.reporting_currency, card.values["risk"]["high_risk_churn"], link
+    )
+    sections = {title.capitalize(): lines for title, lines in executive_sections(kpis, money).items()}
+    d.sections = {**sections, **model_notes(conn, run, kpis)}
+    return d
+
+
 def model_notes(conn, run: Run, kpis: dict) -> dict[str, list[str]]:
     """The risk vocabulary and the back-test, in the words of the report (report.py), from the
     run's staged tables."""
@@ -365,11 +385,11 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
     """Write the month's CSV files to the export location on every run; email them when the
     email policy says so (by default: the run that closes a month, and manual runs), once per run
     and month (csv_email.deliver; ``resend``: the run's param ``resend_email``)."""
+    from include.customer_performance.export import digest
     from include.customer_performance.export.csv_email import (
         attachments,
         deliver,
         should_email,
-        summary_html,
         write_csvs,
     )
     from include.customer_performance.load.analytics_db import read_kpis, record_delivery
@@ -409,7 +429,8 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             if email:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
-                body = summary_html(run, kpis, files, linked, model_notes(conn, run, kpis))
+                names = [f"{Path(f['path']).name} ({f['rows']:,} rows)" for f in files.values()]
+                d = email_digest(conn, run, cfg, kpis)
                 sent = deliver(
                     conn,
                     cfg.analytics_schema,
@@ -418,9 +439,10 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
                     list(cfg.email_to),
                     cfg.email_from,
                     subject,
-                    body,
+                    digest.html_body(d, names, linked),
                     attached,
                     resend=resend,
+                    text_body=digest.text(d, names, linked),
                 )
                 out.update(
                     recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked, message=sent

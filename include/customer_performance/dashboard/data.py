@@ -16,7 +16,7 @@ from include.customer_performance import report
 from include.customer_performance.period import add_months
 
 PARETO_POINTS = 20  # the curve at every 5 % of customers
-MOVERS = 10  # the customers whose health fell most
+MOVERS = 10  # the movers shown
 HISTORY_MONTHS = 12  # the months the trends and the bands over time show
 AT_RISK_PAGE = 20  # the at-risk list's page
 # The at-risk list: high risk or the red band, the largest value at stake first (report.AT_RISK).
@@ -84,11 +84,14 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         " ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown')), 1",
         "at_risk_total": "SELECT count(*) AS customers, coalesce(sum(value_at_stake), 0) AS value_at_stake"
         " FROM {customer_performance} WHERE report_month = %(m)s AND " + AT_RISK,
-        # the customers whose health fell most since last month
+        # the movers: the most valuable customers whose health fell since last month (by the
+        # scorecard's trend_delta or more: health_trend 'down')
         "movers": "SELECT customer_id, name, region, segment, health_band, previous_health_score, health_score,"
         " health_score - previous_health_score AS health_change, churn_probability, value_at_stake, risk_driver"
-        " FROM {customer_performance} WHERE report_month = %(m)s AND health_score < previous_health_score"
-        f" ORDER BY health_score - previous_health_score, value_at_stake DESC, customer_id LIMIT {MOVERS}",
+        " FROM {customer_performance} WHERE report_month = %(m)s AND health_trend = 'down'"
+        f" ORDER BY value_at_stake DESC NULLS LAST, health_score - previous_health_score, customer_id LIMIT {MOVERS}",
+        "movers_total": "SELECT count(*) AS customers FROM {customer_performance}"
+        " WHERE report_month = %(m)s AND health_trend = 'down'",
         "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
         " acquisition_rate, active_customers, revenue, previous_period_end, previous_revenue, revenue_change,"
         " revenue_change_share, previous_active_customers, retained_customers, retention_rate"
@@ -160,7 +163,9 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         out = {}
         for name, text in q.items():
             needs = {field for _, field, _, _ in string.Formatter().parse(text) if field}
-            if not needs <= present or (not upgraded and name in ("at_risk_total", "movers", "backtest")):
+            if not needs <= present or (
+                not upgraded and name in ("at_risk_total", "movers", "movers_total", "backtest")
+            ):
                 out[name] = []  # a table or column a later migration adds: shown empty until then
                 continue
             cur.execute(sql.SQL(text).format(**tables), params)
@@ -179,6 +184,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         }
         for h in history
     ]
+    out["movers_total"] = (out["movers_total"] or [{"customers": 0}])[0]["customers"]
     totals = (out.pop("at_risk_total") or [{"customers": 0, "value_at_stake": 0}])[0]
     out["at_risk"] = {**out["at_risk"], "value_at_stake": totals["value_at_stake"]}
     out["model"] = {

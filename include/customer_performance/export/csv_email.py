@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import html
 import json
 import logging
 import shutil
@@ -213,35 +212,6 @@ def should_email(policy: str, is_complete_month: bool, manual: bool) -> tuple[bo
     return False, f"email_policy is {policy}: only manual runs are emailed"
 
 
-def summary_html(
-    run: Run, kpis: dict, files: dict[str, dict], links: list[str] = (), notes: dict[str, list[str]] | None = None
-) -> str:
-    """The email's body: the KPIs, ``notes`` (titled lists of lines: the risk vocabulary, the
-    back-test) and the files; every value is escaped."""
-
-    def fmt(v: object) -> str:
-        return html.escape(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
-
-    rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in kpis.items())
-    listed = "".join(f"<li>{html.escape(Path(f['path']).name)} ({f['rows']:,} rows)</li>" for f in files.values())
-    where = (
-        "<p>The files are too large to attach; they are here:</p><ul>"
-        + "".join(f"<li>{html.escape(link)}</li>" for link in links)
-        + "</ul>"
-        if links
-        else "<p>Attached:</p>"
-    )
-    sections = "".join(
-        f"<h3>{html.escape(title)}</h3><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
-        for title, lines in (notes or {}).items()
-    )
-    return (
-        f"<h2>Customer Performance: {html.escape(str(run.period))}</h2>"
-        f"<table>{rows}</table>{sections}{where}<ul>{listed}</ul>"
-        f"<p style='color:#666'>Run {html.escape(run.run_id)}</p>"
-    )
-
-
 def send(smtp_conn_id: str, to: list[str], sender: str, subject: str, body: str, files: list[str]) -> None:
     """One email, as it is (the on-call failure email, notify.py); the export goes through ``deliver``."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
@@ -249,6 +219,29 @@ def send(smtp_conn_id: str, to: list[str], sender: str, subject: str, body: str,
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
         hook.send_email_smtp(to=to, from_email=sender, subject=subject, html_content=body, files=files)
     log.info("emailed %s file(s) to %s", len(files), ", ".join(to))
+
+
+def mime_message(
+    sender: str, to: list[str], subject: str, html_body: str, text_body: str | None, files: list[str], headers: dict
+):
+    """The email: a plain-text part and its HTML alternative (what a client without HTML, or a
+    reader who prefers text, shows), then the files as attachments."""
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Date"] = formatdate(localtime=False)
+    for key, value in headers.items():
+        msg[key] = value
+    msg.set_content(text_body or "This message is in HTML; open it in a mail client that shows HTML.\n")
+    msg.add_alternative(html_body, subtype="html")
+    for path in files:  # bytes as they are (the CSVs are UTF-8, or gzipped): never re-encoded
+        subtype = "gzip" if str(path).endswith(".gz") else "octet-stream"
+        msg.add_attachment(Path(path).read_bytes(), maintype="application", subtype=subtype, filename=Path(path).name)
+    return msg
 
 
 class AmbiguousDeliveryError(RuntimeError):
@@ -322,8 +315,10 @@ def deliver(
     body: str,
     files: list[str],
     resend: bool = False,
+    text_body: str | None = None,
 ) -> dict:
-    """Send the run's email for its month once, whatever fails around the send.
+    """Send the run's email for its month once, whatever fails around the send: ``body`` as its
+    HTML part and ``text_body`` as its plain-text alternative (``mime_message``).
 
     The delivery record (``<schema>.email_deliveries``, keyed by run and month) is written and
     committed *before* the message goes to the relay and completed after the relay accepted it.
@@ -388,15 +383,11 @@ def deliver(
             return answer
         if attempts > 1:
             log.warning("sending the email for %s again (try %s, the same Message-ID %s)", run.period, attempts, mid)
+        message = mime_message(sender, to, subject, body, text_body, files, {"Message-ID": mid})
         try:
-            hook.send_email_smtp(
-                to=to,
-                from_email=sender,
-                subject=subject,
-                html_content=body,
-                files=files,
-                custom_headers={"Message-ID": mid},
-            )
+            # one try, no resend on error (the hook's own loop would send a message twice when a
+            # reply is lost): the delivery record decides what a later try does
+            hook._smtp_client.send_message(message, from_addr=sender, to_addrs=list(to))  # noqa: SLF001 - the hook's connection, as its test_connection uses it
         except Exception as exc:
             if type(exc).__name__ in REFUSED:  # the relay said no: this try's message was not accepted
                 with conn.cursor() as cur:

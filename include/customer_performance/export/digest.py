@@ -1,0 +1,294 @@
+"""The stakeholder email's body: what the dashboard shows for the month, for a customer-success
+lead and an executive. KPIs formatted in the reporting currency with their change against the
+previous loaded month, who is about to leave (the at-risk list's head, by value at stake), the
+most valuable customers whose health is falling (health_trend 'down'), the quality gate's result,
+the seed's executive sections, and a link to the dashboard month. Two parts: HTML that renders in
+common mail clients (tables and inline styles only: no script, no stylesheet, no image) and the
+same as plain text. Every value from a source is escaped in the HTML."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from psycopg import sql
+from psycopg.rows import dict_row
+
+# (label, KPI key, kind, +1 when up is good / -1 when up is bad)
+KPIS = (
+    ("MRR (net revenue)", "mrr", "money", +1),
+    ("Active customers", "active_customers", "count", +1),
+    ("New customers", "new_customers", "count", +1),
+    ("MRR at risk", "mrr_at_risk", "money", -1),
+    ("Value at stake", "value_at_stake", "money", -1),
+    ("High-risk customers", "high_risk_customers", "count", -1),
+    ("Average health score", "avg_health_score", "score", +1),
+    ("NPS", "nps", "score", +1),
+    ("Average satisfaction (1-10)", "avg_satisfaction", "score", +1),
+)
+TOP = 5  # customers in each list
+
+
+def compact(value: float | None, kind: str, currency: str = "") -> str:
+    """A number as a reader takes it in: 1.21 M USD, 12.3 k USD, 4,741, 35.2 %, 71.4."""
+    if value is None:
+        return "n/a"
+    v = float(value)
+    if kind == "money":
+        a = abs(v)
+        text = (
+            f"{v / 1e9:.2f} B"
+            if a >= 1e9
+            else f"{v / 1e6:.2f} M"
+            if a >= 1e6
+            else f"{v / 1e3:.1f} k"
+            if a >= 1e4
+            else f"{v:,.0f}"
+        )
+        return f"{text} {currency}".strip()
+    if kind == "count":
+        return f"{round(v):,}"
+    if kind == "share":
+        return f"{100 * v:.1f} %"
+    return f"{v:,.1f}"
+
+
+def change(now: float | None, before: float | None, kind: str, currency: str = "") -> tuple[str, int]:
+    """The change from ``before`` to ``now`` in words (absolute and %) and its sign (0: none or
+    not comparable)."""
+    if now is None or before is None:
+        return "n/a", 0
+    delta = float(now) - float(before)
+    sign = (delta > 0) - (delta < 0)
+    shown = ("+" if delta > 0 else "-" if delta < 0 else "±") + compact(abs(delta), kind, currency)
+    if before and kind != "score":
+        shown += f" ({100 * delta / abs(float(before)):+.1f} %)"
+    return shown, sign
+
+
+@dataclass
+class Digest:
+    month: str  # "July 2025"
+    period: str
+    run_id: str
+    currency: str
+    kpis: dict
+    previous_month: str | None = None
+    previous: dict = field(default_factory=dict)
+    at_risk: list[dict] = field(default_factory=list)
+    at_risk_total: int = 0
+    movers: list[dict] = field(default_factory=list)
+    gate: list[dict] = field(default_factory=list)
+    quarantined: int = 0
+    sections: dict[str, list[str]] = field(default_factory=dict)  # the executive sections, the notes
+    link: str | None = None  # the dashboard month
+
+
+def _plain(rows: list[dict]) -> list[dict]:
+    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
+
+
+def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, link: str | None) -> Digest:
+    """The digest of ``run`` from its staged tables and the previous month's run record."""
+    from include.customer_performance.report import AT_RISK
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.pipeline_runs",))
+        previous, previous_month = {}, None
+        if cur.fetchone()["t"] is not None:
+            cur.execute(
+                sql.SQL(
+                    "SELECT report_month, kpis FROM {} WHERE report_month < %s ORDER BY report_month DESC,"
+                    " period_end DESC LIMIT 1"
+                ).format(sql.Identifier(schema, "pipeline_runs")),
+                (run.period.report_month,),
+            )
+            found = cur.fetchone()
+            if found:
+                previous, previous_month = found["kpis"] or {}, found["report_month"].strftime("%B %Y")
+        metrics = run.table("customer_metrics")
+        cur.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE " + AT_RISK).format(metrics), {"high_risk": high_risk})
+        total = cur.fetchone()["n"]
+        cur.execute(
+            sql.SQL(
+                "SELECT customer_id, name, segment, region, health_band, health_score, churn_probability,"
+                " value_at_stake, risk_driver, days_since_last_purchase FROM {} WHERE "
+                + AT_RISK
+                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT %(top)s"
+            ).format(metrics),
+            {"high_risk": high_risk, "top": TOP},
+        )
+        at_risk = _plain(cur.fetchall())
+        cur.execute(
+            sql.SQL(
+                "SELECT customer_id, name, segment, region, previous_health_score, health_score,"
+                " health_score - previous_health_score AS health_change, value_at_stake, risk_driver FROM {}"
+                " WHERE health_trend = 'down' ORDER BY value_at_stake DESC NULLS LAST,"
+                " health_score - previous_health_score, customer_id LIMIT %(top)s"
+            ).format(metrics),
+            {"top": TOP},
+        )
+        movers = _plain(cur.fetchall())
+        cur.execute(
+            sql.SQL(
+                "SELECT severity, count(*) FILTER (WHERE score IS NULL) AS checks,"
+                " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
+                " coalesce(sum(quarantined_rows), 0) AS quarantined"
+                " FROM (SELECT severity, score, success, quarantined_rows FROM {}"
+                " UNION ALL SELECT severity, score, success, quarantined_rows FROM {}) AS q"
+                " GROUP BY severity ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity)"
+            ).format(run.table("dq_results"), run.table("dq_aggregates"))
+        )
+        gate = _plain(cur.fetchall())
+    return Digest(
+        month=run.period.report_month.strftime("%B %Y"),
+        period=str(run.period),
+        run_id=run.run_id,
+        currency=currency,
+        kpis=kpis,
+        previous_month=previous_month,
+        previous=previous,
+        at_risk=at_risk,
+        at_risk_total=total,
+        movers=movers,
+        gate=gate,
+        quarantined=int(sum(g["quarantined"] for g in gate)),
+        link=link,
+    )
+
+
+def _kpi_rows(d: Digest) -> list[tuple[str, str, str, int]]:
+    """(label, value, change, goodness: +1 good, -1 bad, 0 neither)."""
+    rows = []
+    for label, key, kind, good in KPIS:
+        value = d.kpis.get(key)
+        shown = compact(value, kind, d.currency)
+        if key == "high_risk_customers" and d.kpis.get("high_risk_share") is not None:
+            shown += f" ({compact(d.kpis['high_risk_share'], 'share')})"
+        delta, sign = change(value, d.previous.get(key), kind, d.currency) if d.previous else ("n/a", 0)
+        rows.append((label, shown, delta, sign * good))
+    return rows
+
+
+def _gate_line(d: Digest) -> str:
+    by = {g["severity"]: g for g in d.gate}
+    critical = by.get("critical", {}).get("failed", 0)
+    parts = [f"{int(g['failed'])} of {int(g['checks'])} {g['severity']} rules failed" for g in d.gate]
+    verdict = "FAILED" if critical else "PASSED"
+    return f"Quality gate {verdict}: " + "; ".join(parts) + f"; {d.quarantined:,} rows quarantined."
+
+
+def _customer_line(c: dict, currency: str, movers: bool = False) -> str:
+    who = (
+        f"{c['name'] or 'unnamed'} (#{c['customer_id']}, {c['segment'] or 'no segment'}, {c['region'] or 'no region'})"
+    )
+    if movers:
+        return (
+            f"{who}: health {compact(c['previous_health_score'], 'score')} -> {compact(c['health_score'], 'score')};"
+            f" value at stake {compact(c['value_at_stake'], 'money', currency)}; {c['risk_driver'] or 'no weak part'}"
+        )
+    return (
+        f"{who}: value at stake {compact(c['value_at_stake'], 'money', currency)},"
+        f" churn {compact(c['churn_probability'], 'share')}, {c['health_band'] or 'no'} band;"
+        f" {c['risk_driver'] or 'no weak part'}"
+    )
+
+
+def text(d: Digest, files: list[str], links: list[str] = ()) -> str:
+    """The plain-text part."""
+    vs = f"vs {d.previous_month}" if d.previous_month else "no previous month loaded"
+    lines = [f"Customer Performance, {d.month} ({d.period})", ""]
+    if d.link:
+        lines += [f"Dashboard: {d.link}", ""]
+    lines += [_gate_line(d), "", f"KEY FIGURES ({vs})"]
+    lines += [f"  {label:<28} {value:>18}   {delta}" for label, value, delta, _ in _kpi_rows(d)]
+    lines += ["", f"WHO IS ABOUT TO LEAVE ({d.at_risk_total:,} customers at risk; the largest value at stake first)"]
+    lines += [f"  {_customer_line(c, d.currency)}" for c in d.at_risk] or ["  none"]
+    lines += ["", "HEALTH FALLING (the most valuable customers whose health fell since last month)"]
+    lines += [f"  {_customer_line(c, d.currency, movers=True)}" for c in d.movers] or ["  none"]
+    for title, section in d.sections.items():
+        lines += ["", title.upper(), *(f"  {line}" for line in section)]
+    lines += ["", "FILES" + (" (too large to attach; here:)" if links else " (attached)")]
+    lines += [f"  {f}" for f in (links or files)]
+    lines += ["", f"Run {d.run_id}"]
+    return "\n".join(lines) + "\n"
+
+
+# inline styles only: what Outlook, Gmail and Apple Mail all render
+_TD = "padding:4px 10px;border-bottom:1px solid #e4e7eb;font-family:Arial,sans-serif;font-size:14px;"
+_H = "font-family:Arial,sans-serif;color:#1f2933;"
+_COLOURS = {1: "#1e7b34", -1: "#b42318", 0: "#52606d"}
+
+
+def html_body(d: Digest, files: list[str], links: list[str] = ()) -> str:
+    """The HTML part: tables and inline styles, every value escaped."""
+    e = html.escape
+    vs = f"vs {e(d.previous_month)}" if d.previous_month else "no previous month loaded"
+    out = [
+        f"<div style='{_H}max-width:760px'>",
+        f"<h2 style='{_H}margin:0 0 4px'>Customer Performance, {e(d.month)}</h2>",
+        f"<p style='{_H}margin:0 0 12px;color:#52606d'>{e(d.period)}</p>",
+    ]
+    if d.link:
+        out.append(
+            f"<p style='{_H}'><a href='{e(d.link, quote=True)}' style='color:#1d4ed8'>Open the dashboard for"
+            f" {e(d.month)}</a></p>"
+        )
+    failed = any(g["severity"] == "critical" and g["failed"] for g in d.gate)
+    out.append(
+        f"<p style='{_H}padding:8px 10px;border-radius:4px;background:{'#fde8e8' if failed else '#e8f5ec'}'>"
+        f"{e(_gate_line(d))}</p>"
+    )
+    out.append(f"<h3 style='{_H}'>Key figures <span style='color:#52606d;font-weight:normal'>({vs})</span></h3>")
+    out.append("<table role='presentation' cellspacing='0' cellpadding='0' style='border-collapse:collapse'>")
+    for label, value, delta, good in _kpi_rows(d):
+        out.append(
+            f"<tr><td style='{_TD}'>{e(label)}</td><td style='{_TD}text-align:right;font-weight:bold'>{e(value)}</td>"
+            f"<td style='{_TD}text-align:right;color:{_COLOURS[good]}'>{e(delta)}</td></tr>"
+        )
+    out.append("</table>")
+
+    def customers(title: str, rows: list[dict], movers: bool) -> None:
+        out.append(f"<h3 style='{_H}'>{e(title)}</h3>")
+        if not rows:
+            out.append(f"<p style='{_H}'>none</p>")
+            return
+        head = (
+            ("Customer", "Segment", "Region", "Health", "Value at stake", "Weakest part")
+            if movers
+            else ("Customer", "Segment", "Region", "Churn", "Value at stake", "Weakest part")
+        )
+        out.append("<table role='presentation' cellspacing='0' cellpadding='0' style='border-collapse:collapse'><tr>")
+        out.extend(f"<th style='{_TD}text-align:left;color:#52606d'>{h}</th>" for h in head)
+        out.append("</tr>")
+        for c in rows:
+            middle = (
+                f"{compact(c['previous_health_score'], 'score')} &rarr; {compact(c['health_score'], 'score')}"
+                if movers
+                else e(f"{compact(c['churn_probability'], 'share')} ({c['health_band'] or 'no'} band)")
+            )
+            out.append(
+                f"<tr><td style='{_TD}'>{e(c['name'] or 'unnamed')} <span style='color:#52606d'>#{c['customer_id']}"
+                f"</span></td><td style='{_TD}'>{e(c['segment'] or '')}</td><td style='{_TD}'>{e(c['region'] or '')}"
+                f"</td><td style='{_TD}'>{middle}</td><td style='{_TD}text-align:right'>"
+                f"{e(compact(c['value_at_stake'], 'money', d.currency))}</td>"
+                f"<td style='{_TD}'>{e(c['risk_driver'] or '')}</td></tr>"
+            )
+        out.append("</table>")
+
+    customers(
+        f"Who is about to leave: {d.at_risk_total:,} customers at risk, the largest value at stake first",
+        d.at_risk,
+        False,
+    )
+    customers("Health falling: the most valuable customers whose health fell since last month", d.movers, True)
+    for title, section in d.sections.items():
+        out.append(f"<h3 style='{_H}'>{e(title)}</h3><ul style='{_H}'>")
+        out.extend(f"<li>{e(line)}</li>" for line in section)
+        out.append("</ul>")
+    where = "The files are too large to attach; they are here:" if links else "Attached:"
+    out.append(f"<p style='{_H}'>{where}</p><ul style='{_H}'>")
+    out.extend(f"<li>{e(f)}</li>" for f in (links or files))
+    out.append(f"</ul><p style='{_H}color:#9aa5b1;font-size:12px'>Run {e(d.run_id)}</p></div>")
+    return "".join(out)
