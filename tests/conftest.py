@@ -127,7 +127,17 @@ def pg_db():
 # -- the July run every end-to-end test looks at ------------------------------------------------
 LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=UTC)  # closes July 2025
 TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
-BI_TABLES = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
+BI_TABLES = (
+    "kpis",
+    "regional_summary",
+    "performance_trends",
+    "alerts",
+    "top_customers",
+    "period_comparison",
+    "engagement_heatmap",
+    "interaction_summary",
+    "engagement_correlations",
+)
 
 
 def concurrently(call, times: int = 2, timeout: float = 120) -> tuple[list, list[BaseException]]:

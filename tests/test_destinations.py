@@ -23,8 +23,10 @@ import requests
 from dev.stack import pg_dsn
 from include.customer_performance.config import settings
 from include.customer_performance.export.csv_email import (
+    COMPARISON_ORDER,
     DQ_ORDER,
     FORMULA_PREFIXES,
+    INTERACTION_ORDER,
     REGIONAL_ORDER,
     attachments,
     should_email,
@@ -256,6 +258,8 @@ def test_attachments_parse_back_to_the_analytics_rows(stack, july_run):
         "customer_performance_july2025.csv": ("customer_performance", "customer_id"),
         "regional_summary_july2025.csv": ("regional_summary", REGIONAL_ORDER),
         "data_quality_report_july2025.csv": ("data_quality_results", DQ_ORDER),
+        "period_comparison_july2025.csv": ("period_comparison", COMPARISON_ORDER),
+        "interaction_summary_july2025.csv": ("interaction_summary", INTERACTION_ORDER),
     }
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
         for name, (table, order) in checks.items():
@@ -296,7 +300,13 @@ def test_exports_go_to_any_object_storage_path(stack, run, tmp_path):
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         files = write_csvs(conn, run, folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["customer_performance_july2025.csv", "data_quality_report_july2025.csv", "regional_summary_july2025.csv"]
+        [
+            "customer_performance_july2025.csv",
+            "data_quality_report_july2025.csv",
+            "interaction_summary_july2025.csv",
+            "period_comparison_july2025.csv",
+            "regional_summary_july2025.csv",
+        ]
     )
     with storage_path(files["customer_performance"]["path"]).open("rb") as fh:
         assert sum(1 for _ in fh) == files["customer_performance"]["rows"] + 1
@@ -384,6 +394,8 @@ def test_the_run_record_has_every_task_and_destination(stack, july_run):
     assert sorted(delivered["csv_export"]["files"]) == [
         "customer_performance",
         "data_quality_report",
+        "interaction_summary",
+        "period_comparison",
         "regional_summary",
     ]
     assert delivered["email"]["to"] == ["stakeholders@example.com"]

@@ -153,11 +153,12 @@ def test_clearing_an_extract_with_downstream_reruns_the_month_identically(airflo
 CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 
 
-def chromium(*args: str) -> str:
+def chromium(*args: str, size: str = "1400,2800") -> str:
     """Open a page in headless Chromium; ``--virtual-time-budget`` lets its scripts run (and their
-    requests finish) before the DOM is dumped or the screenshot taken."""
+    requests finish) before the DOM is dumped or the screenshot taken (of ``size``: the whole
+    dashboard is about 7,000 pixels high)."""
     out = subprocess.run(
-        [*CHROMIUM, "--virtual-time-budget=20000", "--window-size=1400,2800", *args],
+        [*CHROMIUM, "--virtual-time-budget=20000", f"--window-size={size}", "--hide-scrollbars", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -167,13 +168,15 @@ def chromium(*args: str) -> str:
 
 
 class Drawn(HTMLParser):
-    """What the page drew: per chart the (label, value) of each bar or point, per table its cells,
-    the KPI tiles, and whether the page said it was ready."""
+    """What the page drew: per chart the (label, value) of each bar, point or cell, per table its
+    cells, the KPI cards (their text, their data-* attributes and the text of their change against
+    the previous month), the counts it states (data-count) and whether the page said it was ready."""
 
     def __init__(self):
         super().__init__()
         self.charts, self.tables, self.kpis, self.ready, self.text = {}, {}, {}, None, []
-        self._chart = self._table = self._kpi = None
+        self.kpi_attrs, self.deltas, self.counts = {}, {}, {}
+        self._chart = self._table = self._kpi = self._delta = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -185,6 +188,11 @@ class Drawn(HTMLParser):
             self._table = self.tables.setdefault(a["data-table"], [])
         if "data-kpi" in a:
             self._kpi = a["data-kpi"]
+            self.kpi_attrs[self._kpi] = a
+        if "data-delta-of" in a:
+            self._delta = a["data-delta-of"]
+        if "data-count" in a:
+            self.counts[a["data-count"]] = float(a["data-value"])
         if "data-value" in a and "data-label" in a and self._chart is not None:
             self._chart.append((a["data-label"], float(a["data-value"])))
         if tag == "td" and "data-key" in a and self._table is not None:
@@ -199,6 +207,24 @@ class Drawn(HTMLParser):
         if self._kpi and data.strip():
             self.kpis[self._kpi] = data.strip()
             self._kpi = None
+        if self._delta and data.strip():
+            self.deltas[self._delta] = data.strip()
+            self._delta = None
+
+    def rows(self, table: str) -> list[dict]:
+        """A table's rows as {data-key: data-value} (a row starts at its first column's key)."""
+        out, first = [], None
+        for key, value in self.tables[table]:
+            first = first or key
+            if key == first:
+                out.append({})
+            out[-1][key] = value
+        return out
+
+
+def num(value: str | None) -> float | None:
+    """A cell's data-value as a number (empty: no value)."""
+    return None if value in (None, "") else float(value)
 
 
 def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
@@ -211,10 +237,14 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
     assert page.ready == "true"
     with psycopg.connect(pg_dsn(airflow.stack.analytics_db)) as conn:
 
-        def rows(q: str) -> list[tuple]:
-            return [(str(a), float(b)) for a, b in conn.execute(q).fetchall()]
+        def rows(q: str, *args) -> list[tuple]:
+            return [(str(a), float(b)) for a, b in conn.execute(q, args or None).fetchall()]
 
-        m = "report_month = '2025-07-01'"
+        def one(q: str, *args):
+            return conn.execute(q, args or None).fetchone()[0]
+
+        m, june = "report_month = '2025-07-01'", "report_month = '2025-06-01'"
+        closed = f"{m} AND period_end = '2025-08-01'"  # the month's closing load
         assert page.charts["regions"] == rows(
             f"SELECT coalesce(region, 'unknown'), revenue FROM analytics.regional_summary WHERE {m}"
             " AND grouping_level = 'region' ORDER BY revenue DESC NULLS LAST, 1"
@@ -230,30 +260,89 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
             f"SELECT coalesce(health_band, 'unknown'), count(*) FROM analytics.customer_performance WHERE {m}"
             " GROUP BY 1 ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown'))"
         )
-        assert (
-            sum(v for _, v in page.charts["engagement"])
-            == conn.execute(f"SELECT count(engagement_score) FROM analytics.customer_performance WHERE {m}").fetchone()[
-                0
-            ]
+        assert sum(v for _, v in page.charts["engagement"]) == one(
+            f"SELECT count(engagement_score) FROM analytics.customer_performance WHERE {m}"
         )
         pareto = page.charts["pareto"]
         assert pareto[-1] == ("100", 100.0) and all(a[1] <= b[1] for a, b in zip(pareto, pareto[1:], strict=False))
-        at_risk = [int(v) for k, v in page.tables["at_risk"] if k == "customer_id"]
+
+        # the at-risk list: high risk or red, largest value at stake first, 20 a page, and its total
+        at_risk_sql = (
+            f"FROM analytics.customer_performance WHERE {m} AND (churn_probability >= 0.6 OR health_band = 'red')"
+        )
+        at_risk = [int(r["customer_id"]) for r in page.rows("at_risk")]
         assert at_risk == [
             r[0]
             for r in conn.execute(
-                f"SELECT customer_id FROM analytics.customer_performance WHERE {m} AND value_at_stake > 0"
-                " ORDER BY value_at_stake DESC, customer_id LIMIT 15"
+                f"SELECT customer_id {at_risk_sql} ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT 20"
             )
         ]
-        customers = conn.execute(f"SELECT count(*) FROM analytics.customer_performance WHERE {m}").fetchone()[0]
+        assert page.counts["at_risk"] == one(f"SELECT count(*) {at_risk_sql}") > 20
+        assert f"{int(page.counts['at_risk']):,} customers" in "".join(page.text)
+
+        # the activity heatmap: every weekday x hour cell is the month's sessions there
+        assert page.charts["heatmap"] == rows(
+            f"SELECT weekday || '-' || hour, sum(sessions) FROM analytics.engagement_heatmap WHERE {closed}"
+            " GROUP BY weekday, hour ORDER BY weekday, hour"
+        )
+        assert len(page.charts["heatmap"]) > 100
+
+        # growth by region against June: the table is analytics.period_comparison
+        drawn = {
+            r["label"]: tuple(num(r[k]) for k in ("revenue", "previous_revenue", "revenue_change", "retention_rate"))
+            for r in page.rows("comparison_region")
+        }
+        assert drawn == {
+            label: tuple(None if v is None else float(v) for v in values)
+            for label, *values in conn.execute(
+                "SELECT coalesce(label, 'unknown'), revenue, previous_revenue, revenue_change, retention_rate"
+                f" FROM analytics.period_comparison WHERE {closed} AND grouping_level = 'region'"
+            )
+        }
+        assert all(v[1] is not None for v in drawn.values())  # June is loaded: every region has its change
+
+        # the KPI cards: July's figure and its change against June
+        customers = one(f"SELECT count(*) FROM analytics.customer_performance WHERE {m}")
+        active = "SELECT count(*) FILTER (WHERE transaction_count > 0) FROM analytics.customer_performance WHERE"
+        for name, now, before in (
+            ("Customers", customers, one(f"SELECT count(*) FROM analytics.customer_performance WHERE {june}")),
+            ("Active customers", one(f"{active} {m}"), one(f"{active} {june}")),
+        ):
+            card = page.kpi_attrs[name]
+            assert (float(card["data-value"]), float(card["data-previous"])) == (now, before)
+            assert float(card["data-delta"]) == now - before
+            sign = "+" if now > before else "−" if now < before else "±"
+            assert page.deltas[name].endswith("vs June") and f"{sign}{abs(now - before):,}" in page.deltas[name]
     assert page.kpis["Customers"] == f"{customers:,}"
+    assert page.kpis["Revenue (MRR)"].endswith(" USD")
     assert [k for k, _ in page.tables["quality"]][:1] == ["period_end"]
 
     shot = ROOT / "docs" / "dashboard.png"
     shot.parent.mkdir(exist_ok=True)
-    chromium(f"--screenshot={shot}", signed_in(airflow, "/customer-performance/?month=2025-07"))
+    chromium(f"--screenshot={shot}", signed_in(airflow, "/customer-performance/?month=2025-07"), size="1400,6400")
     assert shot.stat().st_size > 20_000  # the README shows it
+
+    # the first customer of the at-risk list, month by month
+    first = at_risk[0]
+    view = f"/customer-performance/static/customer.html?id={first}&month=2025-07"
+    customer = Drawn()
+    customer.feed(chromium("--dump-dom", signed_in(airflow, view)))
+    assert customer.ready == "true"
+    with psycopg.connect(pg_dsn(airflow.stack.analytics_db)) as conn:
+        months = conn.execute(
+            "SELECT to_char(report_month, 'YYYY-MM'), health_score FROM analytics.customer_performance"
+            " WHERE customer_id = %s ORDER BY report_month",
+            (first,),
+        ).fetchall()
+    assert [(r["month"], num(r["health_score"])) for r in customer.rows("customer_months")] == [
+        (month, None if score is None else float(score)) for month, score in months
+    ]
+    assert months and months[-1][0] == "2025-07"
+    chromium(f"--screenshot={ROOT / 'docs' / 'customer.png'}", signed_in(airflow, view), size="1400,1000")
+    assert (ROOT / "docs" / "customer.png").stat().st_size > 20_000
+    bad = Drawn()
+    bad.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/static/customer.html?id=abc")))
+    assert bad.ready == "true" and "That is not a customer id" in "".join(bad.text)
 
     empty = Drawn()
     empty.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=2024-02")))

@@ -110,6 +110,8 @@ def test_email_attachments_parse_back_to_the_analytics_rows(stack, first_run):
         "customer_performance_july2025.csv",
         "regional_summary_july2025.csv",
         "data_quality_report_july2025.csv",
+        "period_comparison_july2025.csv",
+        "interaction_summary_july2025.csv",
     }
     rows = list(csv.DictReader(io.StringIO(files["customer_performance_july2025.csv"])))
     assert "email" not in rows[0] and "phone" not in rows[0]  # PII is opt-in

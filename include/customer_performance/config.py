@@ -104,7 +104,17 @@ class Settings:
 
     # Delivery.
     bi_dataset: str = "customer_performance"
-    bi_tables: tuple[str, ...] = ("kpis", "regional_summary", "performance_trends", "alerts", "top_customers")
+    bi_tables: tuple[str, ...] = (
+        "kpis",
+        "regional_summary",
+        "performance_trends",
+        "alerts",
+        "top_customers",
+        "period_comparison",
+        "engagement_heatmap",
+        "interaction_summary",
+        "engagement_correlations",
+    )
     bi_batch_rows: int = 10_000
     export_location: str = field(
         default_factory=lambda: str(

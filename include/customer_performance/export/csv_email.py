@@ -34,12 +34,20 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # The files' row order: a total order of each table, so the same run always writes the same bytes.
 REGIONAL_ORDER = "grouping_level, region, country, state, segment, product_category"
 DQ_ORDER = "suite, table_name, rule, expectation, column_name"
+COMPARISON_ORDER = "grouping_level, label NULLS FIRST"
+INTERACTION_ORDER = (
+    "grouping_level, interaction_type NULLS FIRST, department NULLS FIRST, priority NULLS FIRST,"
+    " resolution_status NULLS FIRST"
+)
 # file -> (its staged tables, read as one, and their row order)
 EXPORTS = {
     "customer_performance": (("customer_metrics",), "customer_id"),
     "regional_summary": (("regional_summary",), REGIONAL_ORDER),
     # the report: the gate's results (validate) and the aggregate suites' (aggregate)
     "data_quality_report": (("dq_results", "dq_aggregates"), DQ_ORDER),
+    # the insights a reader works from in a spreadsheet: the month against the last, the interactions
+    "period_comparison": (("period_comparison",), COMPARISON_ORDER),
+    "interaction_summary": (("interaction_summary",), INTERACTION_ORDER),
 }
 
 

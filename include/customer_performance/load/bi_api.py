@@ -28,7 +28,7 @@ import uuid
 
 from psycopg import sql
 
-from include.customer_performance.export.csv_email import REGIONAL_ORDER
+from include.customer_performance.export.csv_email import COMPARISON_ORDER, INTERACTION_ORDER, REGIONAL_ORDER
 from include.customer_performance.http_client import ApiClient
 from include.customer_performance.staging import Run, check_inputs
 
@@ -45,8 +45,22 @@ BI_TABLES = {
         " health_band, churn_probability, clv_12m FROM {customer_metrics} WHERE revenue > 0"
         " ORDER BY revenue DESC, customer_id LIMIT 100"
     ),
+    "period_comparison": f"SELECT * FROM {{period_comparison}} ORDER BY {COMPARISON_ORDER}",
+    "engagement_heatmap": "SELECT * FROM {engagement_heatmap} ORDER BY weekday, hour",
+    "interaction_summary": f"SELECT * FROM {{interaction_summary}} ORDER BY {INTERACTION_ORDER}",
+    "engagement_correlations": "SELECT * FROM {engagement_correlations} ORDER BY analysis, bucket_order",
 }
-STAGES = ("kpis", "regional_summary", "performance_trends", "alerts", "customer_metrics")
+STAGES = (
+    "kpis",
+    "regional_summary",
+    "performance_trends",
+    "alerts",
+    "customer_metrics",
+    "period_comparison",
+    "engagement_heatmap",
+    "interaction_summary",
+    "engagement_correlations",
+)
 
 
 def _json_value(v: object) -> object:

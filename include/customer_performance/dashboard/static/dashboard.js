@@ -141,6 +141,9 @@ function vbars(target, points, o = {}) {
     if (i % every === 0) {
       svgText(f.svg, x + (bw - gap) / 2, f.y1 + 14, o.xLabel ? o.xLabel(p) : String(p.label), { "text-anchor": "middle" });
     }
+    if (o.xSub && i % every === 0) {
+      svgText(f.svg, x + (bw - gap) / 2, f.y1 + 26, o.xSub(p), { "text-anchor": "middle", class: "note" });
+    }
     if (partial && showValues) {
       svgText(f.svg, x + (bw - gap) / 2, f.y1 + 26, "partial", { "text-anchor": "middle", class: "note" });
     }
@@ -194,7 +197,8 @@ function line(target, points, o = {}) {
   const y = yAxis(f, 0, o.yMax ?? Math.max(...vals), o.tickFmt);
   const numeric = o.xMin !== undefined;
   const x = (p, i) => numeric ? f.x0 + (f.x1 - f.x0) * (p.x - o.xMin) / (o.xMax - o.xMin)
-    : f.x0 + (f.x1 - f.x0) * (points.length > 1 ? i / (points.length - 1) : 0.5);
+    : points.length <= 12 ? f.x0 + (f.x1 - f.x0) * (i + 0.5) / points.length // few points: centred in their slots
+      : f.x0 + (f.x1 - f.x0) * i / (points.length - 1);
   const color = o.color || COLORS.revenue;
   const xy = points.map((p, i) => [x(p, i), y(Number(p.value) || 0)]);
   const start = o.origin ? [[x({ x: o.xMin }, 0), y(0)]] : [];
@@ -327,10 +331,10 @@ function heatmap(target, cells) {
   const grad = el("linearGradient", { id: `heat-${Math.random().toString(36).slice(2)}` }, f.svg.querySelector("defs"));
   el("stop", { offset: "0", "stop-color": shade(min) }, grad);
   el("stop", { offset: "1", "stop-color": shade(max) }, grad);
-  svgText(f.svg, lx, ly + 10, "Sessions in the hour, over the month:", {});
-  svgText(f.svg, lx + 220, ly + 10, `${count(min)} (quietest)`, { "text-anchor": "end" });
-  el("rect", { x: lx + 226, y: ly, width: lw, height: 12, fill: `url(#${grad.id})`, stroke: "#cbd2d9" }, f.svg);
-  svgText(f.svg, lx + 232 + lw, ly + 10, `${count(max)} (busiest)`, {});
+  svgText(f.svg, lx, ly + 10, "Sessions (month total):", {});
+  svgText(f.svg, lx + 140, ly + 10, count(min), {});
+  el("rect", { x: lx + 170, y: ly, width: lw, height: 12, fill: `url(#${grad.id})`, stroke: "#cbd2d9" }, f.svg);
+  svgText(f.svg, lx + 176 + lw, ly + 10, `${count(max)} (busiest slot)`, {});
   return f;
 }
 
@@ -382,10 +386,9 @@ function bandTag(parent, band) {
 // health "49.2 ↓ from 81.6"
 function healthCell(td, r) {
   td.appendChild(document.createTextNode(fmt(r.health_score, 1)));
-  const trend = r.health_trend || (isNum(r.previous_health_score) && isNum(r.health_score)
-    ? (r.health_score > r.previous_health_score + 2 ? "up" : r.health_score < r.previous_health_score - 2 ? "down" : "flat") : null);
+  const trend = r.health_trend; // up / down / flat, as the pipeline scored it (null: no earlier month)
   if (trend) h("span", { class: `arrow ${trend}` }, td, { up: " ▲", down: " ▼", flat: " ▶" }[trend] || "");
-  if (isNum(r.previous_health_score)) h("span", { class: "muted" }, td, ` from ${fmt(r.previous_health_score, 1)}`);
+  if (isNum(r.previous_health_score)) h("span", { class: "muted", title: "last month" }, td, ` (was ${fmt(r.previous_health_score, 1)})`);
 }
 
 // "2025-07-17 · 14 days ago"
@@ -543,7 +546,7 @@ function kpis(d) {
       text = `${arrow} ${delta < 0 ? "−" : delta > 0 ? "+" : "±"}${abs}${rel} vs ${vsMonth(prev.month, d.month)}`;
       cls = delta === 0 ? "flat" : Math.sign(delta) === c.good ? "good" : "bad";
     }
-    h("div", { class: `delta ${cls}`, "data-delta-text": "" }, tile, text);
+    h("div", { class: `delta ${cls}`, "data-delta-of": c.name }, tile, text);
     sparkline(tile, trend.map(x => ({ label: x.month, value: kpiValue(x.kpis || {}, c), text: kpiText(kpiValue(x.kpis || {}, c), c.kind) })),
       cls === "bad" ? COLORS.down : cls === "good" ? COLORS.up : "#64748b");
   });
@@ -790,8 +793,8 @@ function engagement(d) {
   const priColor = { critical: "#b91c1c", high: "#ea580c", medium: "#ca8a04", low: "#64748b" };
   vbars(chart("security_priority"), pri.map(r => ({ label: r.priority, value: r.interactions, avg: r.avg_resolution_hours })), {
     colorOf: p => priColor[p.label] || COLORS.neutral, valueFmt: count, yTitle: "Security incidents",
-    xTitle: "Priority (department 'security')", frame: { h: 220 },
-    xLabel: p => `${p.label} · ${fmt(p.avg, 1)} h to resolve`,
+    xTitle: "Priority (department 'security')", frame: { h: 240, m: { b: 58 } },
+    xSub: p => `${fmt(p.avg, 1)} h to resolve`,
   });
 
   const answers = Number(k.satisfaction_answers) || 0, pro = Number(k.promoters) || 0, det = Number(k.detractors) || 0;

@@ -1,0 +1,202 @@
+"""The dashboard's API (dashboard/app.py, data.py) over the July 2025 run's analytics tables, and the
+stakeholder email (export/digest.py) that mirrors it. The page itself is drawn in headless
+Chromium under a real Airflow in tests/test_operations.py; who may read it in test_security.py.
+
+- the at-risk list: its total, its order (value at stake), paging and the full CSV equal SQL;
+- the movers and the per-customer history equal SQL; a bad id or month is refused;
+- banners say when a source was empty, warning rules failed or a later run failed;
+- the email: a plain-text part and an HTML part without script, its KPIs formatted, every source
+  value escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import io
+from email import policy
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from dev.stack import pg_dsn
+from include.customer_performance.dashboard import data
+from include.customer_performance.dashboard.app import create_app
+from include.customer_performance.export import digest
+from include.customer_performance.report import AT_RISK
+
+M = "report_month = '2025-07-01'"
+
+
+@pytest.fixture(scope="module")
+def api(july_run):
+    return TestClient(create_app(auth=False))
+
+
+@pytest.fixture(scope="module")
+def db(stack, july_run):
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        yield conn
+
+
+def _at_risk_sql(db, limit: int = 1_000_000, offset: int = 0) -> list[int]:
+    return [
+        r[0]
+        for r in db.execute(
+            f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND "
+            + AT_RISK
+            + " ORDER BY value_at_stake DESC NULLS LAST, customer_id OFFSET %(o)s LIMIT %(l)s",
+            {"high_risk": 0.6, "o": offset, "l": limit},
+        )
+    ]
+
+
+def test_the_at_risk_list_its_total_pages_and_csv_equal_sql(api, db):
+    everyone = _at_risk_sql(db)
+    assert len(everyone) > 40  # the fixture has enough customers at risk to page through
+    month = api.get("/api/month/2025-07").json()
+    assert month["at_risk"]["total"] == len(everyone)
+    assert [r["customer_id"] for r in month["at_risk"]["rows"]] == everyone[: data.AT_RISK_PAGE]
+    page = api.get("/api/month/2025-07/at-risk", params={"offset": 20, "limit": 20}).json()
+    assert page["total"] == len(everyone) and [r["customer_id"] for r in page["rows"]] == everyone[20:40]
+    assert api.get("/api/month/2025-07/at-risk", params={"limit": 201}).status_code == 422
+    assert api.get("/api/month/2025-07/at-risk", params={"offset": -1}).status_code == 422
+    total = db.execute(
+        f"SELECT coalesce(sum(value_at_stake), 0)::float FROM analytics.customer_performance WHERE {M} AND " + AT_RISK,
+        {"high_risk": 0.6},
+    ).fetchone()[0]
+    assert month["at_risk"]["value_at_stake"] == pytest.approx(total)
+    # the last purchase day is the period's last day minus the days since
+    first = month["at_risk"]["rows"][0]
+    if first["days_since_last_purchase"] is not None:
+        from datetime import date, timedelta
+
+        assert date.fromisoformat(first["last_purchase_day"]) == date(2025, 7, 31) - timedelta(
+            days=first["days_since_last_purchase"]
+        )
+
+    resp = api.get("/api/month/2025-07/at-risk.csv")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    assert 'filename="at_risk_2025-07.csv"' in resp.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert [int(r["customer_id"]) for r in rows] == everyone
+    assert {"name", "value_at_stake", "risk_driver", "last_purchase_day", "last_login_day"} <= set(rows[0])
+
+
+def test_a_cell_a_spreadsheet_would_run_is_quoted():
+    assert data._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and data._cell("-2") == "'-2"
+    assert data._cell("Ada") == "Ada" and data._cell(-2) == -2
+
+
+def test_the_movers_and_a_customers_history_equal_sql(api, db):
+    month = api.get("/api/month/2025-07").json()
+    expected = db.execute(
+        f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND health_trend = 'down'"
+        " ORDER BY value_at_stake DESC NULLS LAST, health_score - previous_health_score, customer_id LIMIT 10"
+    ).fetchall()
+    assert [r["customer_id"] for r in month["movers"]] == [r[0] for r in expected]
+    assert all(r["health_change"] < 0 for r in month["movers"])
+
+    cid = month["at_risk"]["rows"][0]["customer_id"]
+    history = api.get(f"/api/customer/{cid}").json()
+    months = db.execute(
+        "SELECT report_month, health_score::float, revenue::float FROM analytics.customer_performance"
+        " WHERE customer_id = %s ORDER BY report_month",
+        (cid,),
+    ).fetchall()
+    assert [(m["month"], m["health_score"], m["revenue"]) for m in history["months"]] == [
+        (d.strftime("%Y-%m"), h, r) for d, h, r in months
+    ]
+    assert api.get("/api/customer/999999999").status_code == 404
+    assert api.get("/api/customer/abc").status_code == 422
+    assert api.get("/api/customer/-1").status_code == 422
+    assert api.get("/api/month/2025-13/at-risk").status_code == 400
+
+
+def test_the_months_newest_first_and_the_insights_served(api, db):
+    listed = api.get("/api/months").json()
+    assert listed["months"] == sorted(listed["months"], reverse=True) and listed["latest_complete"] == "2025-07"
+    month = api.get("/api/month/2025-07").json()
+    heat = {(c["weekday"], c["hour"]): c["sessions"] for c in month["heatmap"]}
+    stored = dict(
+        ((w, h), s)
+        for w, h, s in db.execute(f"SELECT weekday, hour, sessions FROM analytics.engagement_heatmap WHERE {M}")
+    )
+    assert heat == stored and sum(heat.values()) > 0
+    levels = {r["grouping_level"] for r in month["comparison"]}
+    assert levels == {"total", "region", "segment"}
+    assert {r["analysis"] for r in month["correlations"]} == {"activity_decile", "support_contacts", "feature_usage"}
+    assert month["kpis"]["security_incidents"] == sum(
+        r["interactions"]
+        for r in month["interactions"]
+        if r["grouping_level"] == "department" and r["department"] == "security"
+    )
+    assert month["airflow"]["available"] in (True, False)  # no api-server here: the page says unknown
+
+
+def test_banners_name_what_a_reader_must_know():
+    d = {
+        "history": [{"rows": {"extract_customer_db": 10, "extract_crm_api": 0, "extract_sales_db": 5}}],
+        "gate": [{"severity": "warning", "failed": 2}, {"severity": "info", "failed": 7}],
+        "run": {"month_closed": False, "period_start": "2025-07-01", "period_end": "2025-07-15"},
+    }
+    texts = [b["text"] for b in data.banners(d)]
+    assert any("Empty source(s) this period: crm_api" in t for t in texts)
+    assert any("2 warning rule(s) failed" in t for t in texts)  # info rules are not a banner
+    assert any("Month to date" in t for t in texts)
+    run = {"loaded_at": "2025-08-01 02:10", "run_id": "scheduled__1"}
+    failed = {"runs": [{"run_id": "manual__2", "state": "failed", "failed_tasks": ["validate"]}]}
+    (banner,) = data.run_banners(failed, run)
+    assert banner["level"] == "error" and "quality gate stopped it" in banner["text"]
+    assert "scheduled__1" in banner["text"]
+    assert data.run_banners({"runs": [{"run_id": "x", "state": "success", "failed_tasks": []}]}, run) == []
+
+
+def test_the_email_has_a_text_part_and_safe_html(july_run):
+    msg = email.message_from_bytes(july_run["mails"][0].read_bytes(), policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    body = msg.get_body(("html",)).get_content()
+    assert "KEY FIGURES" in text and "WHO IS ABOUT TO LEAVE" in text and "SECURITY OPERATIONS" in text
+    assert "/customer-performance/?month=2025-07" in text and "/customer-performance/?month=2025-07" in body
+    assert "<script" not in body.lower() and "<style" not in body.lower() and "<img" not in body.lower()
+    assert "Quality gate PASSED" in text and "Quality gate PASSED" in body
+    # the KPI row is formatted for a reader: compact money in the currency, no raw keys or None
+    assert " USD" in text and "None" not in text and "mrr_at_risk" not in text
+
+
+def test_the_digest_formats_and_escapes():
+    assert digest.compact(1_214_000, "money", "USD") == "1.21 M USD"
+    assert digest.compact(12_345, "money", "USD") == "12.3 k USD"
+    assert digest.compact(4741, "count") == "4,741" and digest.compact(0.352, "share") == "35.2 %"
+    assert digest.compact(None, "money", "USD") == "n/a"
+    assert digest.change(110, 100, "money", "USD") == ("+10 USD (+10.0 %)", 1)
+    assert digest.change(90, 100, "count") == ("-10 (-10.0 %)", -1)
+    assert digest.change(5, None, "count") == ("n/a", 0)
+    hostile = {
+        "customer_id": 7,
+        "name": "<img src=x onerror=alert(1)>",
+        "segment": "VIP",
+        "region": "EU",
+        "health_band": "red",
+        "health_score": 20,
+        "churn_probability": 0.9,
+        "value_at_stake": 100,
+        "risk_driver": "<b>x</b>",
+        "previous_health_score": 80,
+    }
+    d = digest.Digest(
+        month="July 2025",
+        period="2025-07-01..2025-07-31",
+        run_id="r<1>",
+        currency="USD",
+        kpis={"mrr": 1000.0},
+        at_risk=[hostile],
+        at_risk_total=1,
+        movers=[hostile],
+        link="http://x/customer-performance/?month=2025-07&a='b'",
+    )
+    body = digest.html_body(d, ["f.csv"])
+    assert "<img" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body and "&lt;b&gt;x&lt;/b&gt;" in body
+    assert "r&lt;1&gt;" in body and "a=&#x27;b&#x27;" in body
+    assert "<img src=x" in digest.text(d, ["f.csv"])  # plain text is not markup
