@@ -222,15 +222,14 @@ class Drawn(HTMLParser):
         return out
 
 
-def num(value: str | None) -> float | None:
-    """A cell's data-value as a number (empty: no value)."""
-    return None if value in (None, "") else float(value)
-
-
 def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
     plugins = airflow.api("GET", "/plugins")["plugins"]
     views = [v for p in plugins for v in p.get("external_views", [])]
     assert {"name": "Customer Performance", "href": "/customer-performance/"}.items() <= views[0].items()
+
+    def num(value: str | None) -> float | None:
+        """A cell's data-value as a number (empty: no value)."""
+        return None if value in (None, "") else float(value)
 
     page = Drawn()
     page.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=2025-07")))
@@ -265,6 +264,10 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
         )
         pareto = page.charts["pareto"]
         assert pareto[-1] == ("100", 100.0) and all(a[1] <= b[1] for a, b in zip(pareto, pareto[1:], strict=False))
+        # over the customers who bought, as the KPI: its 20 % point is the KPI's top-20 % share (up to
+        # the rounding of 20 % of the buyers into whole customers)
+        top20 = one(f"SELECT (kpis ->> 'top20_revenue_share')::float FROM analytics.pipeline_runs WHERE {closed}")
+        assert dict(pareto)["20"] == pytest.approx(100 * top20, abs=1.0)
 
         # the at-risk list: high risk or red, largest value at stake first, 20 a page, and its total
         at_risk_sql = (
@@ -338,7 +341,7 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
         (month, None if score is None else float(score)) for month, score in months
     ]
     assert months and months[-1][0] == "2025-07"
-    chromium(f"--screenshot={ROOT / 'docs' / 'customer.png'}", signed_in(airflow, view), size="1400,1000")
+    chromium(f"--screenshot={ROOT / 'docs' / 'customer.png'}", signed_in(airflow, view), size="1400,640")
     assert (ROOT / "docs" / "customer.png").stat().st_size > 20_000
     bad = Drawn()
     bad.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/static/customer.html?id=abc")))
@@ -351,6 +354,50 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
     odd = Drawn()
     odd.feed(chromium("--dump-dom", signed_in(airflow, "/customer-performance/?month=../../../api/v2/dags")))
     assert odd.ready == "true" and "That is not a month" in "".join(odd.text)
+
+
+def test_the_stakeholder_email_reads_like_the_dashboard(airflow):
+    """July's email (June is loaded too): its KPI figures and their change against June are the
+    run record's, its lists are the dashboard's, its link opens the dashboard month; the HTML part
+    is what docs/email.png shows."""
+    import email as mail
+    from email import policy
+
+    july = [
+        m
+        for m in (mail.message_from_bytes(p.read_bytes(), policy=policy.default) for p in airflow.stack.mails())
+        if "July 2025" in m["Subject"]
+    ]
+    assert july
+    msg = july[-1]
+    text = msg.get_body(("plain",)).get_content()
+    body = msg.get_body(("html",)).get_content()
+    with psycopg.connect(pg_dsn(airflow.stack.analytics_db)) as conn:
+        k = {
+            month: kpis
+            for month, kpis in conn.execute(
+                "SELECT to_char(report_month, 'YYYY-MM'), kpis FROM analytics.pipeline_runs"
+                " WHERE period_end = (report_month + interval '1 month')::date"
+            )
+        }
+        first = conn.execute(
+            "SELECT name FROM analytics.customer_performance WHERE report_month = '2025-07-01'"
+            " AND (churn_probability >= 0.6 OR health_band = 'red') ORDER BY value_at_stake DESC NULLS LAST,"
+            " customer_id LIMIT 1"
+        ).fetchone()[0]
+    active, before = k["2025-07"]["active_customers"], k["2025-06"]["active_customers"]
+    line = next(x for x in text.splitlines() if x.strip().startswith("Active customers"))
+    assert f"{active:,}" in line and f"{active - before:+,}" in line  # e.g. 1,912   +128 (+7.2 %)
+    assert "KEY FIGURES (vs June 2025)" in text and first in text
+    assert f"{airflow.url}/customer-performance/?month=2025-07" in text
+    assert "<script" not in body.lower() and "vs June 2025" in body
+    page = ROOT / "docs" / ".email.html"
+    page.write_text(body)
+    try:
+        chromium(f"--screenshot={ROOT / 'docs' / 'email.png'}", page.as_uri(), size="820,2300")
+    finally:
+        page.unlink()
+    assert (ROOT / "docs" / "email.png").stat().st_size > 20_000  # the README shows it
 
 
 def signed_in(airflow: LocalAirflow, path: str) -> str:

@@ -12,7 +12,16 @@ import re
 from dataclasses import dataclass
 
 DATASETS = ("customers", "customer_activity", "transactions", "interactions")
-SUITES = (*DATASETS, "customer_metrics", "regional_summary", "performance_trends", "kpis")
+SUITES = (
+    *DATASETS,
+    "customer_metrics",
+    "regional_summary",
+    "performance_trends",
+    "kpis",
+    "period_comparison",
+    "interaction_summary",
+    "engagement_heatmap",
+)
 
 
 @dataclass(frozen=True)

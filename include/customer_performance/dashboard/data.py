@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from include.customer_performance import report
 from include.customer_performance.period import add_months
 
-PARETO_POINTS = 20  # the curve at every 5 % of customers
+PARETO_POINTS = 20  # the curve at every 5 % of the customers who bought (as the KPI top20_revenue_share)
 MOVERS = 10  # the movers shown
 HISTORY_MONTHS = 12  # the months the trends and the bands over time show
 AT_RISK_PAGE = 20  # the at-risk list's page
@@ -127,7 +127,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
             WITH ranked AS (
                 SELECT greatest(revenue, 0) AS revenue,
                        ntile({PARETO_POINTS}) OVER (ORDER BY revenue DESC NULLS LAST, customer_id) AS part
-                FROM {{customer_performance}} WHERE report_month = %(m)s
+                FROM {{customer_performance}} WHERE report_month = %(m)s AND revenue > 0
             ), parts AS (SELECT part, sum(revenue) AS revenue FROM ranked GROUP BY part)
             SELECT part * {100 // PARETO_POINTS} AS customers_pct,
                    round(100 * sum(revenue) OVER (ORDER BY part) / nullif(sum(revenue) OVER (), 0), 2)

@@ -522,6 +522,84 @@ KPIS = Suite(
     ),
 )
 
+# The insights reconcile with the metrics they summarise, like the aggregates above.
+PERIOD_COMPARISON = Suite(
+    name="period_comparison",
+    stage="period_comparison",
+    key="grouping_level",
+    checks=(
+        rows_rule(
+            "period_comparison.total.matches_customers",
+            "grouping_level = 'total' AND (revenue IS DISTINCT FROM (SELECT coalesce(sum(revenue), 0)"
+            " FROM {customer_metrics}) OR customers IS DISTINCT FROM (SELECT count(*) FROM {customer_metrics}))",
+            CRITICAL,
+            column="revenue",
+            description="The comparison's total is this period's customers and revenue, the same as the metrics.",
+        ),
+        rows_rule(
+            "period_comparison.regions.sum_to_total",
+            "grouping_level = 'region' AND (SELECT sum(revenue) FROM {batch} WHERE grouping_level = 'region')"
+            " IS DISTINCT FROM (SELECT revenue FROM {batch} WHERE grouping_level = 'total')",
+            CRITICAL,
+            column="revenue",
+            description="The regions add up to the total this month: growth by region is of every customer once.",
+        ),
+        rows_rule(
+            "period_comparison.rates.range",
+            "retention_rate NOT BETWEEN 0 AND 1 OR acquisition_rate < 0"
+            " OR retained_customers > previous_active_customers",
+            CRITICAL,
+            column="retention_rate",
+            description="Retention is a share from 0 to 1 of last month's active customers; acquisition is not"
+            " negative.",
+        ),
+    ),
+)
+INTERACTION_SUMMARY = Suite(
+    name="interaction_summary",
+    stage="interaction_summary",
+    key="grouping_level",
+    checks=(
+        rows_rule(
+            "interaction_summary.total.matches_customers",
+            "grouping_level = 'total' AND interactions IS DISTINCT FROM"
+            " (SELECT coalesce(sum(interaction_count), 0) FROM {customer_metrics})",
+            CRITICAL,
+            column="interactions",
+            description="The interactions summarised are the customers' interactions counted in the metrics.",
+        ),
+    ),
+)
+ENGAGEMENT_HEATMAP = Suite(
+    name="engagement_heatmap",
+    stage="engagement_heatmap",
+    key="weekday",
+    checks=(
+        rows_rule(
+            "engagement_heatmap.sessions.match_logins",
+            "(SELECT sum(sessions) FROM {batch}) IS DISTINCT FROM"
+            " (SELECT coalesce(sum(login_count), 0) FROM {customer_metrics})",
+            CRITICAL,
+            column="sessions",
+            description="The heatmap's cells add up to the customers' sessions in the metrics.",
+        ),
+        rows_rule(
+            "engagement_heatmap.cell.valid",
+            "weekday NOT BETWEEN 1 AND 7 OR hour NOT BETWEEN 0 AND 23",
+            CRITICAL,
+            column="hour",
+            description="A cell is a weekday from 1 (Monday) to 7 and an hour from 0 to 23.",
+        ),
+    ),
+)
+
 SOURCE_SUITES = (CUSTOMERS, TRANSACTIONS, INTERACTIONS, ACTIVITY)
-AGGREGATE_SUITES = (REGIONAL_SUMMARY, PERFORMANCE_TRENDS, KPIS)
+AGGREGATE_SUITES = (
+    REGIONAL_SUMMARY,
+    PERFORMANCE_TRENDS,
+    KPIS,
+    PERIOD_COMPARISON,
+    INTERACTION_SUMMARY,
+    ENGAGEMENT_HEATMAP,
+)
 SUITES = (*SOURCE_SUITES, CUSTOMER_METRICS)

@@ -424,7 +424,6 @@ function banners(list) {
 function pipeline(d) {
   const box = document.getElementById("pipeline");
   clear(box);
-  const prev = previousMonth(d);
   // the load
   const load = h("div", {}, box);
   h("h3", {}, load, "This month's load");
@@ -490,7 +489,6 @@ function pipeline(d) {
     const link = h("p", {}, af);
     h("a", { href: `/dags/customer_performance/runs/${encodeURIComponent(r.run_id)}` }, link, "open in Airflow");
   }
-  void prev;
 }
 
 // the loaded month before this one (history is newest first)
@@ -674,10 +672,10 @@ function revenue(d) {
   });
   const partial = p => {
     const inside = [0, 1, 2, 3, 4, 5, 6].map(i => addDays(p.label, i)).filter(x => x >= start && x < end).length;
-    return inside < 7 ? `partial week: ${inside} of 7 days in ${mname}` : null;
+    return inside < 7 ? `partial week: ${inside} of its 7 days in the period` : null;
   };
   const wk = { xTitle: `ISO week (starting Monday), ${mname}`, xLabel: p => `wk of ${dayShort(p.label)}`, partial,
-    partialNote: "hatched = partial week (part of it outside the month)" };
+    partialNote: "hatched = partial week (part of it outside the period)" };
   vbars(chart("weekly_revenue"), d.weekly.map(r => ({ label: r.week, value: r.revenue })), { ...wk, yTitle: `Revenue (${CURRENCY})` });
   vbars(chart("weekly_transactions"), d.weekly.map(r => ({ label: r.week, value: r.transactions })),
     { ...wk, yTitle: "Transactions", color: COLORS.transactions, valueFmt: count });
@@ -695,14 +693,14 @@ function revenue(d) {
   const at20 = par.find(r => Number(r.customers_pct) === 20);
   line(chart("pareto"), par.map(r => ({ label: r.customers_pct, value: r.revenue_pct, x: Number(r.customers_pct) })), {
     color: "#dc2626", yMax: 100, xMin: 0, xMax: 100, origin: true, tickFmt: v => `${v} %`, xTickFmt: v => `${v} %`,
-    yTitle: "Share of revenue (%)", xTitle: "Share of customers, largest first (%)", valueFmt: v => `${fmt(v, 1)} %`,
+    yTitle: "Share of revenue (%)", xTitle: "Share of the customers who bought, largest first (%)", valueFmt: v => `${fmt(v, 1)} %`,
     refs: [{ x: 20, text: "20 % of customers" }, { y: 80, text: "80 % of revenue" }],
     marks: at20 ? [{ x: 20, y: at20.revenue_pct, text: `top 20 % of customers: ${fmt(at20.revenue_pct, 1)} % of revenue` }] : [],
   });
   if (isNum(d.kpis.top20_revenue_share)) {
     h("p", { class: "caption" }, chart("pareto"),
-      `Over all ${count(d.kpis.customers)} customers. Among the ${count(d.kpis.active_customers)} who bought, the top 20 % hold ` +
-      `${pct(d.kpis.top20_revenue_share)} of revenue (the KPI).`);
+      `Over the customers who bought this month (revenue above 0), as the KPI counts them: the top 20 % hold ` +
+      `${pct(d.kpis.top20_revenue_share)} of revenue.`);
   }
   // every bucket of 10, an empty one as 0
   const eng = new Map((d.engagement || []).map(r => [Number(r.bucket), r.customers]));
