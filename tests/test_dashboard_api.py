@@ -112,6 +112,8 @@ def test_the_movers_and_a_customers_history_equal_sql(api, db):
     assert api.get("/api/customer/abc").status_code == 422
     assert api.get("/api/customer/-1").status_code == 422
     assert api.get("/api/month/2025-13/at-risk").status_code == 400
+    assert api.get("/api/month/2024-02/at-risk").status_code == 404  # not loaded: said, not an empty page
+    assert api.get("/api/month/2024-02/at-risk.csv").status_code == 404
 
 
 def test_the_months_newest_first_and_the_insights_served(api, db):
@@ -137,12 +139,12 @@ def test_the_months_newest_first_and_the_insights_served(api, db):
 
 def test_banners_name_what_a_reader_must_know():
     d = {
-        "history": [{"rows": {"extract_customer_db": 10, "extract_crm_api": 0, "extract_sales_db": 5}}],
+        "alerts": [{"alert": "source_empty", "scope": "interactions"}, {"alert": "region_revenue_drop", "scope": "EU"}],
         "gate": [{"severity": "warning", "failed": 2}, {"severity": "info", "failed": 7}],
         "run": {"month_closed": False, "period_start": "2025-07-01", "period_end": "2025-07-15"},
     }
     texts = [b["text"] for b in data.banners(d)]
-    assert any("Empty source(s) this period: crm_api" in t for t in texts)
+    assert any("Empty source(s) this period: interactions." in t for t in texts)
     assert any("2 warning rule(s) failed" in t for t in texts)  # info rules are not a banner
     assert any("Month to date" in t for t in texts)
     run = {"loaded_at": "2025-08-01 02:10", "run_id": "scheduled__1"}
@@ -151,6 +153,14 @@ def test_banners_name_what_a_reader_must_know():
     assert banner["level"] == "error" and "quality gate stopped it" in banner["text"]
     assert "scheduled__1" in banner["text"]
     assert data.run_banners({"runs": [{"run_id": "x", "state": "success", "failed_tasks": []}]}, run) == []
+    # the run shown published its figures, then a destination failed: they are its figures
+    later = {"runs": [{"run_id": "scheduled__1", "state": "failed", "failed_tasks": ["email_csv_export"]}]}
+    (banner,) = data.run_banners(later, run)
+    assert (
+        banner["level"] == "warning" and "published the figures below, then task(s) email_csv_export" in banner["text"]
+    )
+    stopped = {"runs": [{"run_id": "manual__3", "state": "failed", "failed_tasks": ["aggregate", "push_bi_api"]}]}
+    assert "nothing of it was published" in data.run_banners(stopped, run)[0]["text"]
 
 
 def test_the_email_has_a_text_part_and_safe_html(july_run):
@@ -200,3 +210,24 @@ def test_the_digest_formats_and_escapes():
     assert "<img" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body and "&lt;b&gt;x&lt;/b&gt;" in body
     assert "r&lt;1&gt;" in body and "a=&#x27;b&#x27;" in body
     assert "<img src=x" in digest.text(d, ["f.csv"])  # plain text is not markup
+
+
+def test_a_month_to_date_email_is_not_compared_with_a_whole_month():
+    d = digest.Digest(
+        month="August 2025",
+        period="2025-08-01..2025-08-14",
+        run_id="r",
+        currency="USD",
+        kpis={"mrr": 500.0, "active_customers": 10},
+        previous_month="July 2025",
+        previous={"mrr": 1000.0, "active_customers": 20},
+        month_closed=False,
+    )
+    text = digest.text(d, [])
+    assert digest.MONTH_TO_DATE in text and "-50.0 %" not in text
+    assert [(label, delta) for label, _, delta, _ in digest._kpi_rows(d)][:2] == [
+        ("MRR (net revenue)", "month to date"),
+        ("Active customers", "month to date"),
+    ]
+    d.month_closed = True
+    assert digest._kpi_rows(d)[0][2] == "-500 USD (-50.0 %)"

@@ -4,14 +4,16 @@ value worked out by hand on a fixture of five customers, in a database of its ow
 
 The fixture, July 2025 against June:
 
-    customer  July: region  segment  revenue  sales  registered   logins  contacts  satisfaction
+    customer  July: region  segment* revenue  sales  registered   logins  contacts  satisfaction
     1               EU      VIP      100      2      2024-01-01   10      2         9
     2               EU      regular  0        0      2024-01-01   0       1         4
     3               US      new      50       1      2025-07-10   3       0         -
     4               -       regular  30       1      2023-05-01   1       0         -
     5         (not a customer in July)
 
-    customer  June: region  segment  revenue  sales  features used
+(* the CRM's segment, crm_segment, which the comparison groups by)
+
+    customer  June: region  segment* revenue  sales  features used
     1               EU      VIP      80       1      4
     2               EU      regular  20       1      1
     4               US      regular  0        0      0
@@ -38,7 +40,7 @@ from tests.conftest import fresh_pg_db
 JULY = make_run(datetime(2025, 8, 1, 2), "insights_test", None, "cp_staging")
 
 METRICS = [
-    # customer_id, region, segment, revenue, transaction_count, registration_date, login_count,
+    # customer_id, region, crm_segment, revenue, transaction_count, registration_date, login_count,
     # interaction_count, avg_satisfaction, revenue_at_risk
     (1, "EU", "VIP", 100, 2, date(2024, 1, 1), 10, 2, 9, 10),
     (2, "EU", "regular", 0, 0, date(2024, 1, 1), 0, 1, 4, 0),
@@ -68,25 +70,24 @@ INTERACTIONS = [
 ]
 
 
-def _stage(dsn: str, june: bool = True) -> dict[str, list[dict]]:
+def _stage(dsn: str, june: bool = True, june_end: date = date(2025, 7, 1)) -> dict[str, list[dict]]:
     """The fixture staged and published, every insight model and the KPI row computed; their rows."""
     with psycopg.connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("CREATE SCHEMA cp_staging; CREATE SCHEMA analytics")
         cur.execute(
             "CREATE TABLE analytics.customer_performance (report_month date, period_end date, customer_id bigint,"
-            " region text, segment text, revenue numeric, transaction_count bigint, features_used bigint)"
+            " region text, crm_segment text, revenue numeric, transaction_count bigint, features_used bigint)"
         )
-        if june:
+        if june:  # June's last load: its month-close run (period_end 1 July), or a month to date
             cur.executemany(
-                "INSERT INTO analytics.customer_performance"
-                " VALUES ('2025-06-01', '2025-07-01', %s, %s, %s, %s, %s, %s)",
-                JUNE,
+                "INSERT INTO analytics.customer_performance VALUES ('2025-06-01', %s, %s, %s, %s, %s, %s, %s)",
+                [(june_end, *row) for row in JUNE],
             )
         cur.execute(
             sql.SQL(
-                "CREATE TABLE {} (customer_id bigint, region text, segment text, revenue numeric,"
+                "CREATE TABLE {} (customer_id bigint, region text, crm_segment text, revenue numeric,"
                 " transaction_count bigint, registration_date date, login_count bigint, interaction_count bigint,"
-                " avg_satisfaction numeric, revenue_at_risk numeric, refunds numeric DEFAULT 0,"
+                " avg_satisfaction numeric, revenue_at_risk numeric, refunds numeric DEFAULT 0, segment text,"
                 " churn_probability numeric DEFAULT 0.1, is_top_20pct boolean DEFAULT false,"
                 " clv_12m numeric DEFAULT 0, value_at_stake numeric DEFAULT 0, engagement_score numeric DEFAULT 50,"
                 " health_score numeric DEFAULT 50, health_band text DEFAULT 'yellow')"
@@ -94,7 +95,7 @@ def _stage(dsn: str, june: bool = True) -> dict[str, list[dict]]:
         )
         cur.executemany(
             sql.SQL(
-                "INSERT INTO {} (customer_id, region, segment, revenue, transaction_count, registration_date,"
+                "INSERT INTO {} (customer_id, region, crm_segment, revenue, transaction_count, registration_date,"
                 " login_count, interaction_count, avg_satisfaction, revenue_at_risk)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(JULY.table("customer_metrics")),
@@ -197,9 +198,11 @@ def test_the_month_against_the_last_by_region_and_segment(staged):
     assert (vip["revenue_change"], vip["revenue_change_share"], vip["retention_rate"]) == (20, Decimal("0.2500"), 1)
 
 
-def test_without_last_month_nothing_is_compared():
+@pytest.mark.parametrize("june", [False, date(2025, 6, 15)], ids=["not loaded", "month to date"])
+def test_without_last_month_closed_nothing_is_compared(june):
+    """Last month not loaded, or its last load a month to date (no fair base): no comparison."""
     with fresh_pg_db() as dsn:
-        out = _stage(dsn, june=False)
+        out = _stage(dsn, june=bool(june), june_end=june or date(2025, 7, 1))
     for r in out["period_comparison"]:
         assert r["previous_revenue"] is r["revenue_change"] is r["retention_rate"] is r["previous_period_end"] is None
     assert _pick(out["period_comparison"], grouping_level="total")["revenue"] == 180
@@ -264,17 +267,18 @@ def test_the_tables_of_association(staged):
         return {r["bucket"]: r for r in rows if r["analysis"] == name}
 
     activity = analysis("activity_decile")
-    # four customers with sessions, one per decile by logins: 2 (0), 4 (1), 3 (3), 1 (10)
+    # four customers with sessions, by logins: 2 (0), 4 (1), 3 (3), 1 (10); the decile of a value
+    # starts at its first position: 1 + floor(10 x (rank - 1) / 4) = 1, 3, 6, 8
     assert [(b, r["mean_value"], r["mean_revenue"]) for b, r in sorted(activity.items()) if b != "all"] == [
         ("01", 0, 0),
-        ("02", 1, 30),
-        ("03", 3, 50),
-        ("04", 10, 100),
+        ("03", 1, 30),
+        ("06", 3, 50),
+        ("08", 10, 100),
     ]
     # retention: of the bucket's customers active in June, the share active again in July
     assert activity["01"]["retention_rate"] == 0  # customer 2 bought in June, not in July
-    assert activity["02"]["retention_rate"] is None  # customer 4 bought nothing in June
-    assert activity["04"]["retention_rate"] == 1
+    assert activity["03"]["retention_rate"] is None  # customer 4 bought nothing in June
+    assert activity["08"]["retention_rate"] == 1
     assert activity["all"]["retention_rate"] == Decimal("0.5000")  # 1 of customers 1 and 2
     r = statistics.correlation([10, 0, 3, 1], [100, 0, 50, 30])
     assert activity["all"]["correlation"] == Decimal(str(round(r, 4)))

@@ -237,7 +237,8 @@ def test_the_dashboard_answers_only_an_airflow_user(api_server):
     plugins = requests.get(f"{api_server}/api/v2/plugins", headers=login(api_server, "admin", "admin-pw-7"), timeout=30)
     assert "customer_performance" in {p["name"] for p in plugins.json()["plugins"]}  # the app is mounted
     assert requests.get(f"{api_server}/api/v2/dags", timeout=30).status_code == 401  # as Airflow's own API
-    for url in (page, f"{api}/months", f"{api}/month/2025-07"):
+    data = (f"{api}/month/2025-07/at-risk", f"{api}/month/2025-07/at-risk.csv", f"{api}/customer/1")
+    for url in (page, f"{api}/months", f"{api}/month/2025-07", *data):
         assert requests.get(url, timeout=30).status_code == 401, url  # anonymous
         bad = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=30)
         assert bad.status_code == 403, url

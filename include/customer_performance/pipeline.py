@@ -355,6 +355,9 @@ def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
     )
     sections = {title.capitalize(): lines for title, lines in executive_sections(kpis, money).items()}
     d.sections = {**sections, **model_notes(conn, run, kpis)}
+    # end the reads' transaction: its lock on pipeline_runs, held into the delivery, would deadlock
+    # with a destination recording its part (record_delivery) under the migration lock
+    conn.commit()
     return d
 
 

@@ -54,47 +54,50 @@ def airflow_runs(report_month: date, dag_id: str = "customer_performance", limit
         from airflow.models.dagrun import DagRun
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
-        # the runs whose period is in the month: logical dates from the 2nd to the 1st of the next
-        # month (period_for), and any run forced onto the month by the param report_month
+        # the runs whose period is in the month (period_for: the 2nd of the month to the 1st of
+        # the next, by the logical date, or run_after for a run without one, as staging.make_run),
+        # and the recent runs forced onto a month by the param report_month
         lo = datetime.combine(report_month + timedelta(days=1), datetime.min.time(), UTC)
         hi = datetime.combine(add_months(report_month, 1) + timedelta(days=1), datetime.min.time(), UTC)
+        anchor = func.coalesce(DagRun.logical_date, DagRun.run_after)
         with create_session() as session:
-            runs = session.scalars(
-                select(DagRun)
-                .where(DagRun.dag_id == dag_id, DagRun.logical_date.is_not(None))
-                .order_by(DagRun.id.desc())
-                .limit(2000)  # the newest runs: a forced month may have any logical date
-            ).all()
+            dated = select(DagRun).where(DagRun.dag_id == dag_id, anchor >= lo, anchor < hi)
+            recent = select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(200)
+            found = {
+                r.run_id: r for q in (dated.order_by(DagRun.id.desc()).limit(100), recent) for r in session.scalars(q)
+            }
             mine = []
-            for r in runs:
+            for r in found.values():
                 forced = (r.conf or {}).get("report_month")
                 try:
-                    period = period_for(r.logical_date, forced if isinstance(forced, str) else None)
-                except (ValueError, TypeError):
+                    period = period_for(r.logical_date or r.run_after, forced if isinstance(forced, str) else None)
+                except (ValueError, TypeError):  # a param that is not a month: not a run of any month
                     continue
-                if period.report_month == report_month and (forced or lo <= r.logical_date < hi):
+                if period.report_month == report_month:
                     mine.append(r)
-            mine.sort(key=lambda r: r.start_date or r.logical_date, reverse=True)
-            out = []
-            for r in mine[:limit]:
-                failed = session.scalars(
-                    select(TaskInstance.task_id).where(
-                        TaskInstance.dag_id == dag_id,
-                        TaskInstance.run_id == r.run_id,
-                        TaskInstance.state.in_(("failed", "upstream_failed")),
-                    )
-                ).all()
-                out.append(
-                    {
-                        "run_id": r.run_id,
-                        "state": str(r.state),
-                        "logical_date": r.logical_date.isoformat() if r.logical_date else None,
-                        "end_date": r.end_date.isoformat() if r.end_date else None,
-                        "failed_tasks": sorted(failed),
-                    }
+            mine.sort(key=lambda r: (r.start_date or r.run_after, r.id), reverse=True)
+            mine = mine[:limit]
+            failed: dict[str, list[str]] = {}
+            for run_id, task_id in session.execute(
+                select(TaskInstance.run_id, TaskInstance.task_id).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id.in_([r.run_id for r in mine]),
+                    TaskInstance.state.in_(("failed", "upstream_failed")),
                 )
+            ):
+                failed.setdefault(run_id, []).append(task_id)
+            out = [
+                {
+                    "run_id": r.run_id,
+                    "state": getattr(r.state, "value", r.state),
+                    "logical_date": (r.logical_date or r.run_after).isoformat(),
+                    "end_date": r.end_date.isoformat() if r.end_date else None,
+                    "failed_tasks": sorted(failed.get(r.run_id, [])),
+                }
+                for r in mine
+            ]
         return {"available": True, "runs": out}
     except Exception as exc:  # noqa: BLE001 - no metadata DB here (a test app, a bare process): say so
         return {"available": False, "runs": [], "error": type(exc).__name__}
@@ -140,11 +143,19 @@ def create_app(auth: bool = True) -> FastAPI:
     @app.get("/api/month/{month}/at-risk")
     def at_risk(month: str, offset: int = Query(0, ge=0, le=10_000_000), limit: int = Query(20, ge=1, le=200)) -> dict:
         with _conn() as conn:
-            return data.at_risk_page(conn, settings().analytics_schema, _month(month), offset, limit)
+            try:
+                return data.at_risk_page(conn, settings().analytics_schema, _month(month), offset, limit)
+            except data.MonthNotLoadedError as exc:
+                raise HTTPException(404, str(exc)) from None
 
     @app.get("/api/month/{month}/at-risk.csv")
     def at_risk_csv(month: str) -> StreamingResponse:
         report_month = _month(month)
+        with _conn() as conn:  # a month not loaded is a 404 before the download starts
+            try:
+                data.at_risk_page(conn, settings().analytics_schema, report_month, 0, 1)
+            except data.MonthNotLoadedError as exc:
+                raise HTTPException(404, str(exc)) from None
 
         def lines():
             with _conn() as conn:

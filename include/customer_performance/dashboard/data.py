@@ -66,7 +66,8 @@ def months(conn, schema: str) -> dict:
 def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | None:
     """Everything the page draws for ``month``; None when the month has not been loaded."""
     q = {
-        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, kpis, {churn_model}"
+        "run": "SELECT period_start, period_end, run_id, loaded_at::text AS loaded_at, quality ->> 'data_docs'"
+        " AS data_docs, kpis, {churn_model}"
         " FROM {pipeline_runs}"
         " WHERE report_month = %(m)s ORDER BY period_end DESC LIMIT 1",
         "daily": "SELECT bucket_start AS day, revenue, transactions FROM {performance_trends}"
@@ -236,8 +237,7 @@ def banners(d: dict) -> list[dict]:
     """What a reader must know before trusting the month: a source that delivered nothing, rules
     the gate failed, a month not yet complete, a later run that did not finish."""
     out = []
-    rows = d["history"][0]["rows"] if d["history"] else {}
-    empty = [t.removeprefix("extract_") for t, n in rows.items() if n == 0]
+    empty = sorted({a["scope"] for a in d["alerts"] if a["alert"] == "source_empty"})
     if empty:
         out.append(
             {
@@ -267,14 +267,28 @@ def banners(d: dict) -> list[dict]:
 
 
 def run_banners(airflow: dict, run: dict) -> list[dict]:
-    """The newest Airflow run of the month, when it did not succeed: its figures are not these."""
+    """The newest Airflow run of the month, when it did not succeed: either its figures are not
+    the ones shown (it stopped before publishing), or it published them and a later task failed."""
     runs = airflow.get("runs") or []
     if not runs or runs[0]["state"] == "success":
         return []
     latest = runs[0]
     failed = latest["failed_tasks"]
+    named = f"The month's latest run ({latest['run_id']})"
+    if latest["run_id"] == run["run_id"]:  # the figures shown are this run's load
+        if not failed:
+            return [{"level": "info", "text": f"{named} is {latest['state']}; it published the figures below."}]
+        return [
+            {
+                "level": "warning",
+                "text": f"{named} published the figures below, then task(s) {', '.join(failed)} failed: a"
+                " destination (BI, email) may not have them yet; see the run in Airflow.",
+            }
+        ]
     if "validate" in failed:
         why = "the quality gate stopped it (a critical rule failed); nothing of it was published"
+    elif "aggregate" in failed:
+        why = "aggregate failed (the aggregates' reconciliation checks, or an error); nothing of it was published"
     elif failed:
         why = f"task(s) {', '.join(failed)} failed"
     else:
@@ -282,10 +296,13 @@ def run_banners(airflow: dict, run: dict) -> list[dict]:
     return [
         {
             "level": "error" if failed else "info",
-            "text": f"The month's latest run ({latest['run_id']}): {why}. The figures below are from the load of"
-            f" {run['loaded_at']} (run {run['run_id']}).",
+            "text": f"{named}: {why}. The figures below are from the load of {run['loaded_at']} (run {run['run_id']}).",
         }
     ]
+
+
+class MonthNotLoadedError(LookupError):
+    """The month has no load in the analytics database."""
 
 
 def at_risk_page(
@@ -293,6 +310,8 @@ def at_risk_page(
 ) -> dict:
     """One page of the at-risk list (``AT_RISK``, largest value at stake first) and its total."""
     period_end, high_risk = _month_params(conn, schema, month, period_end, high_risk)
+    if period_end is None:
+        raise MonthNotLoadedError(f"{month:%Y-%m} has not been loaded into the analytics database")
     with conn.cursor(row_factory=dict_row) as cur:
         params = {"m": month, "high_risk": high_risk, "offset": offset, "limit": limit}
         cur.execute(
@@ -321,7 +340,9 @@ def at_risk_csv(conn, schema: str, month: date):
     import csv
     import io
 
-    _, high_risk = _month_params(conn, schema, month)
+    period_end, high_risk = _month_params(conn, schema, month)
+    if period_end is None:
+        raise MonthNotLoadedError(f"{month:%Y-%m} has not been loaded into the analytics database")
     names = [c.strip().split(" AS ")[-1].strip(")") for c in AT_RISK_COLUMNS.split(", ") if c.strip()]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -386,11 +407,20 @@ def customer_history(conn, schema: str, customer_id: int) -> dict | None:
         cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.customer_performance",))
         if cur.fetchone()["t"] is None:
             return None
+        # one index probe per loaded month, (report_month, customer_id), rather than a scan of
+        # every partition's index for the customer
         cur.execute(
-            sql.SQL("SELECT " + CUSTOMER_COLUMNS + " FROM {} WHERE customer_id = %s ORDER BY report_month").format(
-                sql.Identifier(schema, "customer_performance")
-            ),
-            (customer_id,),
+            sql.SQL("SELECT array_agg(DISTINCT report_month) AS months FROM {}").format(
+                sql.Identifier(schema, "pipeline_runs")
+            )
+        )
+        loaded = cur.fetchone()["months"] or []
+        cur.execute(
+            sql.SQL(
+                "SELECT " + CUSTOMER_COLUMNS + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s"
+                " ORDER BY report_month"
+            ).format(sql.Identifier(schema, "customer_performance")),
+            (loaded, customer_id),
         )
         months = _plain(cur.fetchall())
     if not months:

@@ -372,6 +372,8 @@ def deliver(
     conn.commit()
     if answer:
         return answer
+    # built before any record says "sending": a file that cannot be read fails here, nothing begun
+    message = mime_message(sender, to, subject, body, text_body, files, {"Message-ID": mid})
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:  # a relay that is down fails here: nothing sent
         with conn.cursor() as cur:
             answer = decide(cur)  # again, under the lock: another try may have come and gone meanwhile
@@ -391,7 +393,6 @@ def deliver(
             return answer
         if attempts > 1:
             log.warning("sending the email for %s again (try %s, the same Message-ID %s)", run.period, attempts, mid)
-        message = mime_message(sender, to, subject, body, text_body, files, {"Message-ID": mid})
         try:
             # one try, no resend on error (the hook's own loop would send a message twice when a
             # reply is lost): the delivery record decides what a later try does

@@ -28,6 +28,10 @@ KPIS = (
     ("Average satisfaction (1-10)", "avg_satisfaction", "score", +1),
 )
 TOP = 5  # customers in each list
+MONTH_TO_DATE = (
+    "Month to date: the month has not closed, so its figures are not compared with the previous month's"
+    " (a part of a month against a whole one would read as a fall)."
+)
 
 
 def compact(value: float | None, kind: str, currency: str = "") -> str:
@@ -83,6 +87,7 @@ class Digest:
     quarantined: int = 0
     sections: dict[str, list[str]] = field(default_factory=dict)  # the executive sections, the notes
     link: str | None = None  # the dashboard month
+    month_closed: bool = True  # False: month to date, not compared with the previous month
 
 
 def _plain(rows: list[dict]) -> list[dict]:
@@ -99,13 +104,16 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
         if cur.fetchone()["t"] is not None:
             cur.execute(
                 sql.SQL(
-                    "SELECT report_month, kpis FROM {} WHERE report_month < %s ORDER BY report_month DESC,"
-                    " period_end DESC LIMIT 1"
+                    # the newest month before this one whose last load closed it: a month to date is
+                    # no fair base
+                    "SELECT DISTINCT ON (report_month) report_month, kpis,"
+                    " period_end = (report_month + interval '1 month')::date AS closed FROM {}"
+                    " WHERE report_month < %s ORDER BY report_month DESC, period_end DESC LIMIT 1"
                 ).format(sql.Identifier(schema, "pipeline_runs")),
                 (run.period.report_month,),
             )
             found = cur.fetchone()
-            if found:
+            if found and found["closed"]:
                 previous, previous_month = found["kpis"] or {}, found["report_month"].strftime("%B %Y")
         metrics = run.table("customer_metrics")
         cur.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE " + AT_RISK).format(metrics), {"high_risk": high_risk})
@@ -155,6 +163,7 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
         gate=gate,
         quarantined=int(sum(g["quarantined"] for g in gate)),
         link=link,
+        month_closed=run.period.is_complete_month,
     )
 
 
@@ -166,7 +175,11 @@ def _kpi_rows(d: Digest) -> list[tuple[str, str, str, int]]:
         shown = compact(value, kind, d.currency)
         if key == "high_risk_customers" and d.kpis.get("high_risk_share") is not None:
             shown += f" ({compact(d.kpis['high_risk_share'], 'share')})"
-        delta, sign = change(value, d.previous.get(key), kind, d.currency) if d.previous else ("n/a", 0)
+        delta, sign = (
+            change(value, d.previous.get(key), kind, d.currency)
+            if d.previous and d.month_closed
+            else ("month to date" if d.previous else "n/a", 0)
+        )
         rows.append((label, shown, delta, sign * good))
     return rows
 
@@ -199,6 +212,8 @@ def text(d: Digest, files: list[str], links: list[str] = ()) -> str:
     """The plain-text part."""
     vs = f"vs {d.previous_month}" if d.previous_month else "no previous month loaded"
     lines = [f"Customer Performance, {d.month} ({d.period})", ""]
+    if not d.month_closed:
+        lines += [MONTH_TO_DATE, ""]
     if d.link:
         lines += [f"Dashboard: {d.link}", ""]
     lines += [_gate_line(d), "", f"KEY FIGURES ({vs})"]
@@ -230,6 +245,8 @@ def html_body(d: Digest, files: list[str], links: list[str] = ()) -> str:
         f"<h2 style='{_H}margin:0 0 4px'>Customer Performance, {e(d.month)}</h2>",
         f"<p style='{_H}margin:0 0 12px;color:#52606d'>{e(d.period)}</p>",
     ]
+    if not d.month_closed:
+        out.append(f"<p style='{_H}padding:8px 10px;border-radius:4px;background:#fff4e5'>{e(MONTH_TO_DATE)}</p>")
     if d.link:
         out.append(
             f"<p style='{_H}'><a href='{e(d.link, quote=True)}' style='color:#1d4ed8'>Open the dashboard for"

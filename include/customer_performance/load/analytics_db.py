@@ -45,8 +45,14 @@ RUN_TABLES = {
 
 
 def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
+    """The month's partition of ``table``, created when missing. An existing one is not created
+    again: CREATE TABLE IF NOT EXISTS ... PARTITION OF takes the parent's ACCESS EXCLUSIVE lock
+    even when the partition exists, which would queue every reader of the parent behind it."""
     month = run.period.report_month
     part = sql.Identifier(schema, f"{table}_{month:%Y_%m}")
+    cur.execute("SELECT to_regclass(%s)", (part.as_string(cur),))
+    if cur.fetchone()[0] is not None:
+        return part
     cur.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES IN ({})").format(
             part, sql.Identifier(schema, table), sql.Literal(month)

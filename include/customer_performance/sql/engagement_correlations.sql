@@ -3,7 +3,7 @@
 -- sorts them) with its mean and the mean outcome, and a row 'all' (bucket_order 0) over every
 -- customer of the analysis with Pearson's correlation (correlated_with names the outcome):
 -- * activity_decile: customers with session data, in deciles of this period's sessions
---   (login_count; '01' the fewest, ties split by customer_id) -> mean revenue, and retention: of
+--   (login_count; '01' the fewest; equal sessions share a decile) -> mean revenue, and retention: of
 --   the bucket's customers active in the previous month, the share active again;
 -- * support_contacts: customers with a CRM contact and a satisfaction score on the scale, by
 --   contacts ('1' .. '5+') -> mean of the customers' average satisfaction;
@@ -22,7 +22,10 @@ cur AS (
     LEFT JOIN prev AS p USING (customer_id)
 ),
 activity AS (
-    SELECT *, ntile(10) OVER (ORDER BY login_count, customer_id) AS decile
+    -- deciles by value: customers with the same sessions share one (its first position's), so the
+    -- many customers without a session are one bucket, not split by their ids; deciles no
+    -- customer starts in have no row
+    SELECT *, least(10, 1 + floor(10 * (rank() OVER (ORDER BY login_count) - 1) / count(*) OVER ()))::integer AS decile
     FROM cur
     WHERE login_count IS NOT NULL
 ),

@@ -1,20 +1,23 @@
 -- period_comparison: this period against the previous month, in total, per region and per
--- segment: revenue growth or decline, customer acquisition and retention.
--- * {previous_customers}: the previous month's published customer rows (its last load); the
---   previous side groups them by the region and segment each customer had then. previous_* are
---   NULL when that month is not loaded (%(previous_loaded)s false).
+-- segment: revenue growth or decline, customer acquisition and retention. The segment is the CRM's
+-- (crm_segment: consumer, smb, ...), which a customer keeps from month to month; the computed
+-- segment (new, VIP, at-risk) is defined by the very measures compared here.
+-- * {previous_customers}: the previous month's published customer rows, from its month-close load;
+--   the previous side groups them by the region and segment each customer had then. previous_* are
+--   NULL when that month is not loaded or its last load did not close it (%(previous_loaded)s
+--   false): a month to date is no fair base.
 -- * acquisition_rate: new customers (registered inside the period) over the customers known at
 --   the period start (customers - new_customers).
 -- * retention_rate: of the previous month's active customers (a completed sale then), the share
 --   with a completed sale in this period.
 WITH cur AS (
     SELECT
-        customer_id, region, segment, revenue, transaction_count > 0 AS active,
+        customer_id, region, crm_segment AS segment, revenue, transaction_count > 0 AS active,
         registration_date >= %(period_start)s AS is_new
     FROM {customer_metrics}
 ),
 prev AS (
-    SELECT p.region, p.segment, p.revenue, p.period_end, p.transaction_count > 0 AS active,
+    SELECT p.region, p.crm_segment AS segment, p.revenue, p.period_end, p.transaction_count > 0 AS active,
            coalesce(c.active, FALSE) AS active_again
     FROM {previous_customers} AS p
     LEFT JOIN cur AS c USING (customer_id)
@@ -66,7 +69,8 @@ SELECT
     (SELECT max(period_end) FROM prev WHERE %(previous_loaded)s) AS previous_period_end,
     previous_revenue,
     revenue - previous_revenue AS revenue_change,
-    round((revenue - previous_revenue) / nullif(previous_revenue, 0), 4) AS revenue_change_share,
+    -- over the size of last month's revenue: from -100 to +50 is +150 %%, not -150 %%
+    round((revenue - previous_revenue) / nullif(abs(previous_revenue), 0), 4) AS revenue_change_share,
     previous_active_customers, retained_customers,
     round(retained_customers::numeric / nullif(previous_active_customers, 0), 4) AS retention_rate
 FROM joined

@@ -39,24 +39,26 @@ def previous_regions(cur, run: Run, analytics_schema: str) -> sql.Composable:
 
 
 def previous_customers(cur, run: Run, analytics_schema: str) -> tuple[sql.Composable, bool]:
-    """The previous month's published customer rows (its last load) as the insights read them, and
-    whether that month is loaded at all (else an empty relation)."""
-    columns = "customer_id, region, segment, revenue, transaction_count, features_used, period_end"
+    """The previous month's published customer rows as the insights read them, and whether that
+    month's last load closed it (else an empty relation: a month to date is no fair base)."""
+    columns = "customer_id, region, crm_segment, revenue, transaction_count, features_used, period_end"
     cur.execute("SELECT to_regclass(%s)", (f"{analytics_schema}.customer_performance",))
     if cur.fetchone()[0] is None:
         loaded = False
     else:
         cur.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE report_month = %s)").format(
-                sql.Identifier(analytics_schema, "customer_performance")
-            ),
-            (run.period.previous_month.report_month,),
+            sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE report_month = %(m)s"
+                " AND period_end = (%(m)s::date + interval '1 month')::date)"
+            ).format(sql.Identifier(analytics_schema, "customer_performance")),
+            {"m": run.period.previous_month.report_month},
         )
         loaded = cur.fetchone()[0]
     if not loaded:
         empty = (
-            "SELECT NULL::bigint AS customer_id, NULL::text AS region, NULL::text AS segment, NULL::numeric AS revenue,"
-            " NULL::bigint AS transaction_count, NULL::bigint AS features_used, NULL::date AS period_end WHERE false"
+            "SELECT NULL::bigint AS customer_id, NULL::text AS region, NULL::text AS crm_segment,"
+            " NULL::numeric AS revenue, NULL::bigint AS transaction_count, NULL::bigint AS features_used,"
+            " NULL::date AS period_end WHERE false"
         )
         return sql.SQL(f"({empty})"), False  # noqa: S608 - the package's own names
     return sql.SQL("(SELECT " + columns + " FROM {} WHERE report_month = {})").format(

@@ -433,6 +433,12 @@ function pipeline(d) {
   const rp = h("p", {}, load, "Run ");
   const a = h("a", { href: `/dags/customer_performance/runs/${encodeURIComponent(d.run.run_id)}`, "data-run": d.run.run_id }, rp, d.run.run_id);
   a.title = "Open the run in Airflow";
+  // where the gate's Data Docs are: a link when they are on the web, else the location to open
+  if (d.run.data_docs) {
+    const dp = h("p", {}, load, "Data Docs: ");
+    if (/^https?:\/\//.test(d.run.data_docs)) h("a", { href: d.run.data_docs, "data-docs": "" }, dp, "open");
+    else h("code", { "data-docs": "", title: "on the export location" }, dp, d.run.data_docs);
+  }
   // the gate
   const gate = h("div", {}, box);
   h("h3", {}, gate, "Quality gate");
@@ -491,9 +497,10 @@ function pipeline(d) {
   }
 }
 
-// the loaded month before this one (history is newest first)
+// the closed month loaded before this one (history is newest first): a month whose last load is
+// month to date is not a fair comparison
 function previousMonth(d) {
-  return (d.history || []).find(x => x.month < d.month) || null;
+  return (d.history || []).find(x => x.month < d.month && x.month_closed) || null;
 }
 
 // KPI cards: [name, key, kind, good direction, sub(k)]
@@ -528,14 +535,17 @@ function kpis(d) {
   CARDS.forEach(c => {
     const v = kpiValue(d.kpis, c);
     const pv = prev ? kpiValue(prev.kpis || {}, c) : null;
-    const delta = v !== null && pv !== null ? v - pv : null;
+    // month to date against a whole month would read as a fall: compared once the month closes
+    const mtd = !(d.run || {}).month_closed;
+    const delta = v !== null && pv !== null && !mtd ? v - pv : null;
     const tile = h("div", { class: "kpi", "data-kpi": c.name, "data-value": v ?? "", "data-previous": pv ?? "",
       "data-delta": delta === null ? "" : +delta.toFixed(4) }, box);
     h("div", { class: "value" }, tile, kpiText(v, c.kind));
     h("div", { class: "name" }, tile, c.name);
     if (c.sub) h("div", { class: "sub" }, tile, c.sub(d.kpis, d.model || {}));
     let cls = "flat", text;
-    if (delta === null) text = prev ? `no ${monthShort(prev.month)} figure to compare` : "no earlier month loaded";
+    if (mtd && prev) text = `month to date: compared with ${monthShort(prev.month)} once the month closes`;
+    else if (delta === null) text = prev ? `no ${monthShort(prev.month)} figure to compare` : "no earlier month loaded";
     else {
       const arrow = delta > 0 ? "▲" : delta < 0 ? "▼" : "▶";
       const abs = c.kind === "money" ? compact(Math.abs(delta)) : c.kind === "count" ? count(Math.abs(delta))
