@@ -171,7 +171,11 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
                 continue
             cur.execute(sql.SQL(text).format(**tables), params)
             out[name] = _plain(cur.fetchall())
-        out["at_risk"] = at_risk_page(conn, schema, month, 0, AT_RISK_PAGE, run["period_end"], params["high_risk"])
+        out["at_risk"] = (
+            at_risk_page(conn, schema, month, 0, AT_RISK_PAGE, run["period_end"], params["high_risk"])
+            if upgraded  # value_at_stake comes with migration 0006
+            else {"total": 0, "offset": 0, "limit": AT_RISK_PAGE, "rows": [], "high_risk_churn": params["high_risk"]}
+        )
     history = out.pop("history")
     out["kpis"] = _plain([run.pop("kpis") or {}])[0]
     out["history"] = [
@@ -415,9 +419,15 @@ def customer_history(conn, schema: str, customer_id: int) -> dict | None:
             )
         )
         loaded = cur.fetchone()["months"] or []
+        columns = CUSTOMER_COLUMNS
+        cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.model_backtest",))
+        if cur.fetchone()["t"] is None:  # before migration 0006: its columns shown empty
+            columns = columns.replace("value_at_stake,", "NULL::numeric AS value_at_stake,").replace(
+                "risk_driver,", "NULL::text AS risk_driver,"
+            )
         cur.execute(
             sql.SQL(
-                "SELECT " + CUSTOMER_COLUMNS + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s"
+                "SELECT " + columns + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s"
                 " ORDER BY report_month"
             ).format(sql.Identifier(schema, "customer_performance")),
             (loaded, customer_id),
