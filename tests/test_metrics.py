@@ -134,8 +134,8 @@ INTERACTION_ROWS = [
 def stage(cur, name, dataset, rows):
     recreate_table(cur, RUN.table(name), dataset)
     with cur.copy(sql.SQL("COPY {} FROM STDIN").format(RUN.table(name))) as copy:
-        for row in rows:
-            copy.write_row(row)
+        for row in rows:  # an optional column the fixture does not give (interactions' priority): NULL
+            copy.write_row((*row, *(None,) * (len(dataset.columns) - len(row))))
 
 
 @contextlib.contextmanager
@@ -152,12 +152,16 @@ def compute_fixture(dsn: str) -> dict:
         conn.execute("SET TIME ZONE 'UTC'")
         with conn.cursor() as cur:
             cur.execute("CREATE SCHEMA cp_staging; CREATE SCHEMA analytics")
-            # last month's health scores, for the trend
+            # last month's health scores, for the trend (and the columns the insights compare with)
             cur.execute(
                 "CREATE TABLE analytics.customer_performance (report_month date, customer_id bigint,"
-                " health_score numeric)"
+                " health_score numeric, period_end date, region text, crm_segment text, revenue numeric,"
+                " transaction_count bigint, features_used bigint)"
             )
-            cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-06-01', 1, 70.0)")
+            cur.execute(
+                "INSERT INTO analytics.customer_performance"
+                " VALUES ('2025-06-01', 1, 70.0, '2025-07-01', 'EU', 'smb', 10, 1, 2)"
+            )
             stage(cur, "flt_customers", CUSTOMERS, CUSTOMER_ROWS)
             stage(cur, "flt_transactions", TRANSACTIONS, TX_ROWS)
             stage(cur, "customer_history", CUSTOMER_HISTORY, HISTORY_ROWS)
@@ -168,11 +172,12 @@ def compute_fixture(dsn: str) -> dict:
             store_results(cur, RUN, [VOLUME_WARNING], {})
         # the side steps on a second connection, as the calculate task runs them
         result = calculate_metrics(conn, RUN, "USD", "analytics", connect=lambda: utc_connection(dsn))
-        conn.execute(
-            "CREATE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
-                RUN.table_name("vld_interactions"), RUN.table_name("flt_interactions")
+        for dataset in ("interactions", "customer_activity"):  # as the gate leaves them
+            conn.execute(
+                "CREATE OR REPLACE VIEW cp_staging.{} AS SELECT * FROM cp_staging.{}".format(
+                    RUN.table_name(f"vld_{dataset}"), RUN.table_name(f"flt_{dataset}")
+                )
             )
-        )  # as the gate leaves it
         conn.commit()
         with conn.cursor() as cur:
             aggregate(cur, RUN, Settings(), connect=lambda: utc_connection(dsn))

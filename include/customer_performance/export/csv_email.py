@@ -234,10 +234,13 @@ def mime_message(
 ):
     """The email: a plain-text part and its HTML alternative (what a client without HTML, or a
     reader who prefers text, shows), then the files as attachments."""
+    from email import policy
     from email.message import EmailMessage
     from email.utils import formatdate
 
-    msg = EmailMessage()
+    # headers unfolded up to the RFC 5322 line limit: a folded Message-ID reads differently to a
+    # reader that does not unfold (the resend must be recognisably the same message)
+    msg = EmailMessage(policy=policy.default.clone(max_line_length=998))
     msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = ", ".join(to)
