@@ -427,8 +427,7 @@ def customer_history(conn, schema: str, customer_id: int) -> dict | None:
             )
         cur.execute(
             sql.SQL(
-                "SELECT " + columns + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s"
-                " ORDER BY report_month"
+                "SELECT " + columns + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s ORDER BY report_month"
             ).format(sql.Identifier(schema, "customer_performance")),
             (loaded, customer_id),
         )
