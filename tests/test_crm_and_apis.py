@@ -130,12 +130,15 @@ def test_each_field_is_checked_for_its_type_naming_cursor_record_and_field():
 
     good = {c.name: ("I1" if c.name == "interaction_id" else 1) for c in INTERACTIONS.columns}
     good.update(interaction_type="call", interaction_date="2025-07-02T10:00:00+00:00", agent_id="A1")
-    good.update(resolution_status="resolved", department="support")
+    good.update(resolution_status="resolved", department="security", priority="critical")
 
     def page(*records, cursor=None):
         return decode_page(json.dumps({"data": list(records), "next_cursor": None}).encode(), cursor)
 
     assert page_rows(page(good, good).data, "abc") == [tuple(good.values())] * 2
+    # an optional field (priority: only a security incident has one) may be left out: NULL
+    without = {k: v for k, v in good.items() if k != "priority"}
+    assert page_rows(page(without).data, None) == [(*without.values(), None)]
     cases = [
         (
             {**good, "interaction_id": "I2", "customer_id": None},
@@ -145,6 +148,7 @@ def test_each_field_is_checked_for_its_type_naming_cursor_record_and_field():
         ({**good, "interaction_id": "I2", "customer_id": True}, "field customer_id: Expected `int`, got `bool`"),
         ({**good, "satisfaction_score": "Infinity"}, "field satisfaction_score: Expected `float \\| null`, got `str`"),
         ({**good, "department": ["a", "b"]}, "field department: Expected `str \\| null`, got `array`"),
+        ({**good, "priority": 3}, "field priority: Expected `str \\| null`, got `int`"),
         ({**good, "interaction_id": None}, "record 1 \\(interaction_id 'None'\\): field interaction_id"),
         (["I1", 1], "record 1 \\(interaction_id \\?\\): the record"),
         ({k: v for k, v in good.items() if k != "agent_id"}, "record 1 .*missing required field `agent_id`"),

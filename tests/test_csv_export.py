@@ -29,6 +29,14 @@ def staged(dsn):
                 f"CREATE TABLE cp_staging.{run.table_name(part)} (suite text, table_name text, rule text,"
                 " expectation text, column_name text, success boolean)"
             )
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('period_comparison')} (grouping_level text, label text,"
+            " revenue numeric)"
+        )
+        conn.execute(
+            f"CREATE TABLE cp_staging.{run.table_name('interaction_summary')} (grouping_level text,"
+            " interaction_type text, department text, priority text, resolution_status text, interactions bigint)"
+        )
     return run
 
 
