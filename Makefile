@@ -39,8 +39,8 @@ lock:  ## re-resolve the whole transitive set after editing requirements*.txt
 clean:
 	rm -rf .demo .airflow .airflow-local .pytest_cache .ruff_cache .bench-churn
 
-bench: setup  ## the DAG at N customers (default 1,000,000) against the I/O floor and a naive baseline
-	@$(PY) bench/run.py $(if $(N),--customers $(N))
+bench: setup  ## the DAG at N customers (default 1,000,000) and HISTORY months of sales history (24) against the I/O floor and a naive baseline
+	@$(PY) bench/run.py $(if $(N),--customers $(N)) $(if $(HISTORY),--history-months $(HISTORY))
 
 bench-churn: setup  ## churn model and health bands against the generator's ground truth at N customers (default 100,000)
 	@$(PY) bench/churn.py $(if $(N),--customers $(N))
