@@ -41,6 +41,7 @@ os.environ.update(
 sys.path.insert(0, str(ROOT))
 
 from dev.stack import Stack, pg_dsn  # noqa: E402
+from include.customer_performance.config import Settings  # noqa: E402
 
 TEST_MONTH = "2025-07"
 TEST_CUSTOMERS = 1500
@@ -127,17 +128,7 @@ def pg_db():
 # -- the July run every end-to-end test looks at ------------------------------------------------
 LOGICAL_DATE = datetime(2025, 8, 1, 2, tzinfo=UTC)  # closes July 2025
 TABLES = ("customer_performance", "regional_summary", "performance_trends", "data_quality_results", "pipeline_runs")
-BI_TABLES = (
-    "kpis",
-    "regional_summary",
-    "performance_trends",
-    "alerts",
-    "top_customers",
-    "period_comparison",
-    "engagement_heatmap",
-    "interaction_summary",
-    "engagement_correlations",
-)
+BI_TABLES = Settings().bi_tables  # the tables a run pushes by default
 
 
 def concurrently(call, times: int = 2, timeout: float = 120) -> tuple[list, list[BaseException]]:

@@ -325,18 +325,21 @@ def at_risk_page(
             params,
         )
         total = cur.fetchone()["n"]
-        cur.execute(
-            sql.SQL(
-                "SELECT "
-                + AT_RISK_COLUMNS
-                + " FROM {} WHERE report_month = %(m)s AND "
-                + AT_RISK
-                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id OFFSET %(offset)s LIMIT %(limit)s"
-            ).format(sql.Identifier(schema, "customer_performance")),
-            params,
-        )
+        cur.execute(_at_risk_list(schema, " OFFSET %(offset)s LIMIT %(limit)s"), params)
         rows = _plain(cur.fetchall())
     return {"total": total, "offset": offset, "limit": limit, "rows": rows, "high_risk_churn": high_risk}
+
+
+def _at_risk_list(schema: str, page: str = "") -> sql.Composed:
+    """The at-risk list of month %(m)s, in its order (value at stake, then id), with ``page``."""
+    return sql.SQL(
+        "SELECT "
+        + AT_RISK_COLUMNS
+        + " FROM {} WHERE report_month = %(m)s AND "
+        + AT_RISK
+        + " ORDER BY value_at_stake DESC NULLS LAST, customer_id"
+        + page
+    ).format(sql.Identifier(schema, "customer_performance"))
 
 
 def at_risk_csv(conn, schema: str, month: date):
@@ -353,16 +356,7 @@ def at_risk_csv(conn, schema: str, month: date):
     writer.writerow(names)
     yield buf.getvalue()
     with conn.cursor(name="cp_at_risk_csv") as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT "
-                + AT_RISK_COLUMNS
-                + " FROM {} WHERE report_month = %(m)s AND "
-                + AT_RISK
-                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id"
-            ).format(sql.Identifier(schema, "customer_performance")),
-            {"m": month, "high_risk": high_risk},
-        )
+        cur.execute(_at_risk_list(schema), {"m": month, "high_risk": high_risk})
         while batch := cur.fetchmany(5000):
             buf.seek(0)
             buf.truncate()
