@@ -91,8 +91,6 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         " health_score - previous_health_score AS health_change, churn_probability, value_at_stake, risk_driver"
         " FROM {customer_performance} WHERE report_month = %(m)s AND health_trend = 'down'"
         f" ORDER BY value_at_stake DESC NULLS LAST, health_score - previous_health_score, customer_id LIMIT {MOVERS}",
-        "movers_total": "SELECT count(*) AS customers FROM {customer_performance}"
-        " WHERE report_month = %(m)s AND health_trend = 'down'",
         "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
         " acquisition_rate, active_customers, revenue, previous_period_end, previous_revenue, revenue_change,"
         " revenue_change_share, previous_active_customers, retained_customers, retention_rate"
@@ -164,9 +162,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         out = {}
         for name, text in q.items():
             needs = {field for _, field, _, _ in string.Formatter().parse(text) if field}
-            if not needs <= present or (
-                not upgraded and name in ("at_risk_total", "movers", "movers_total", "backtest")
-            ):
+            if not needs <= present or (not upgraded and name in ("at_risk_total", "movers", "backtest")):
                 out[name] = []  # a table or column a later migration adds: shown empty until then
                 continue
             cur.execute(sql.SQL(text).format(**tables), params)
@@ -189,7 +185,6 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         }
         for h in history
     ]
-    out["movers_total"] = (out["movers_total"] or [{"customers": 0}])[0]["customers"]
     totals = (out.pop("at_risk_total") or [{"customers": 0, "value_at_stake": 0}])[0]
     out["at_risk"] = {**out["at_risk"], "value_at_stake": totals["value_at_stake"]}
     out["model"] = {
