@@ -5,6 +5,7 @@
     python -m include.customer_performance migrate                   # bring the analytics schema up to date
     python -m include.customer_performance backfill --from 2025-01 --to 2025-06   # needs the scheduler running
     python -m include.customer_performance email-delivery --run-id RUN --month 2025-07 [--confirm | --resend]
+    python -m include.customer_performance lifetime status | verify [--month 2025-08] | rebuild [--month 2025-08]
 """
 
 from __future__ import annotations
@@ -102,6 +103,55 @@ def email_delivery(args) -> int:
     return 0
 
 
+def lifetime_state(args) -> int:
+    """The lifetime purchase state (extract/lifetime.py): ``status`` lists the snapshots,
+    ``verify`` compares one with a full recomputation at the source (exit 1 when they differ),
+    ``rebuild`` replaces every snapshot of the source with one built in full."""
+    from datetime import UTC, datetime
+
+    from include.customer_performance.db import mysql
+    from include.customer_performance.extract import lifetime
+
+    cfg = settings()
+    schema = args.schema or cfg.analytics_schema
+    as_of = month_period(args.month).report_month if args.month else None
+    with pg(cfg.analytics_db_conn_id) as dst:
+        if args.action == "status":
+            with dst.cursor() as cur:
+                cur.execute("SELECT to_regclass(%s)", (f"{schema}.lifetime_snapshots",))
+                rows = lifetime.snapshots(cur, schema) if cur.fetchone()[0] else []
+            for r in rows:
+                print(
+                    f"{r['source']} as of {r['as_of']}: {r['customers']:,} customers, {r['rows']:,} rows,"
+                    f" {r['method']}, watermark {r['watermark']}, built {r['built_at']:%Y-%m-%d %H:%M} by {r['run_id']}"
+                )
+            if not rows:
+                print(f"{schema}: no lifetime snapshot yet (the next run builds one)")
+            return 0
+        with mysql(cfg.sales_db_conn_id) as src:
+            if args.action == "verify":
+                try:
+                    out = lifetime.verify(src, dst, schema, as_of)
+                except LookupError as exc:
+                    print(exc, file=sys.stderr)
+                    return 2
+                same = out["missing"] == 0 and out["extra"] == 0
+                print(
+                    f"{out['source']} as of {out['as_of']}: "
+                    + (
+                        "the snapshot equals a full recomputation"
+                        if same
+                        else f"{out['missing']} row(s) missing from the snapshot, {out['extra']} row(s) the source no"
+                        " longer gives: run `lifetime rebuild`"
+                    )
+                )
+                return 0 if same else 1
+            month = as_of or datetime.now(UTC).date().replace(day=1)
+            snap = lifetime.rebuild(src, dst, schema, month, run_id="cli:lifetime-rebuild")
+            print(f"rebuilt the lifetime state as of {snap.as_of} in full (snapshot {snap.snapshot_id})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.customer_performance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,13 +175,21 @@ def main(argv: list[str] | None = None) -> int:
     settle.add_argument("--confirm", action="store_true", help="the email arrived: never send it again")
     settle.add_argument("--resend", action="store_true", help="it did not: the next try of the task sends it")
     p.set_defaults(run=email_delivery)
+    p = commands.add_parser("lifetime", help="show, verify or rebuild the lifetime purchase state")
+    p.add_argument("action", choices=("status", "verify", "rebuild"))
+    p.add_argument(
+        "--month",
+        help="YYYY-MM: the snapshot at its first day (verify: default the newest; rebuild: default this month)",
+    )
+    p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
+    p.set_defaults(run=lifetime_state)
     args = parser.parse_args(argv)
     if getattr(args, "month", None):
         try:
             month_period(args.month)
         except ValueError as exc:
             parser.error(str(exc))
-    logging.basicConfig(level=logging.INFO if args.command == "backfill" else logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.command in ("backfill", "lifetime") else logging.WARNING)
     return args.run(args)
 
 

@@ -79,6 +79,14 @@ class Settings:
     crm_max_pages: int = 100_000  # pages per run; a longer pagination is an error
     crm_max_page_mb: int = 64  # a page's body after decompression
     copy_chunk_rows: int = 50_000
+    # The lifetime purchase summary (extract/lifetime.py): "incremental" reads the period and the
+    # customers changed since the last snapshot; "full" one GROUP BY over every sale, every run (a
+    # source that deletes sales outright, which no updated_at shows). A row updated up to
+    # lifetime_lookback_hours before a snapshot's watermark is looked at again (writers whose
+    # updated_at lags their commit); the lifetime_snapshots_kept snapshots built last are kept.
+    lifetime_mode: str = "incremental"
+    lifetime_lookback_hours: float = 24.0
+    lifetime_snapshots_kept: int = 3
 
     # Transformation.
     reporting_currency: str = "USD"
@@ -135,6 +143,10 @@ class Settings:
     def __post_init__(self) -> None:
         if not 1 <= self.bi_batch_rows <= 10_000:
             raise ValueError(f"bi_batch_rows must be between 1 and 10000, got {self.bi_batch_rows}")
+        if self.lifetime_mode not in ("incremental", "full"):
+            raise ValueError(f"lifetime_mode must be incremental or full, got {self.lifetime_mode!r}")
+        if self.lifetime_snapshots_kept < 1 or self.lifetime_lookback_hours < 0:
+            raise ValueError("lifetime_snapshots_kept must be at least 1 and lifetime_lookback_hours not negative")
         if self.email_policy not in EMAIL_POLICIES:
             raise ValueError(f"email_policy must be one of {', '.join(EMAIL_POLICIES)}, got {self.email_policy!r}")
         if self.analytics_retention_months < 1:

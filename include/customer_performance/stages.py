@@ -39,7 +39,18 @@ STAGES = (
     Stage("customer_activity", "source", "extract_customer_db", "table", "the period's sessions"),
     Stage("interactions", "source", "extract_crm_api", "table", "the period's CRM interactions"),
     Stage("transactions", "source", "extract_sales_db", "table", "the period's sales, every version of an id"),
-    Stage("customer_history", "source", "extract_sales_db", "table", "the lifetime purchase summary per customer"),
+    Stage(
+        "customer_history",
+        "source",
+        "extract_sales_db",
+        "table",
+        "the lifetime purchase summary per customer, to the period end (the lifetime state + the changes)",
+    ),
+    Stage(
+        "lifetime_delta", "source", "extract_sales_db", "table", "the summary of the month's sales to the period end"
+    ),
+    Stage("lifetime_changed", "source", "extract_sales_db", "table", "customers changed since the lifetime snapshot"),
+    Stage("lifetime_recomputed", "source", "extract_sales_db", "table", "their lifetime summary, read from the source"),
     Stage(
         "flt_{dataset}",
         "filtered",

@@ -2,9 +2,9 @@
 
 Rows come from an unbuffered result (mysqlclient ``use_result``) as raw bytes, are joined into
 PostgreSQL COPY text a chunk at a time, and written to staging with COPY: no Python object per
-value beyond the driver's bytes, memory bounded by one chunk. The lifetime summary is one
-aggregate query run inside the sales database, concurrently with the period's rows on a second
-connection pair, since the two are independent.
+value beyond the driver's bytes, memory bounded by one chunk. The lifetime summary is staged
+concurrently with the period's rows on a second connection pair, from the lifetime state kept in
+the analytics database and the source's changes (``lifetime.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from psycopg import sql
 
 from include.customer_performance.config import Settings
 from include.customer_performance.db import mysql, pg
+from include.customer_performance.extract import lifetime
 from include.customer_performance.extract.contract import check_columns
-from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTION_STATUS, TRANSACTIONS, Dataset
+from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTIONS, Dataset
 from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
 
 log = logging.getLogger(__name__)
@@ -94,24 +95,6 @@ def window_sql() -> str:
     return f"SELECT {cols} FROM `{TRANSACTIONS.source_table}` WHERE {ev} >= %s AND {ev} < %s"
 
 
-def history_sql() -> str:
-    """Lifetime purchase summary up to the period end, one aggregate inside the sales database.
-
-    ``WITH ROLLUP`` adds, per customer, the all-currency row (currency NULL); a NULL currency at
-    the source groups as '' so it cannot be mistaken for that row. The grand total is dropped.
-    """
-    cur = "COALESCE(`currency`, '')"
-    return (
-        f"SELECT {_select_list(CUSTOMER_HISTORY.column_names, _text_columns(CUSTOMER_HISTORY))} FROM ("
-        f" SELECT `customer_id`, {cur} AS currency, MIN(`order_date`) AS first_purchase,"
-        " MAX(`order_date`) AS last_purchase, COUNT(DISTINCT `transaction_id`) AS purchases,"
-        " COUNT(DISTINCT DATE(`order_date`)) AS purchase_days, SUM(`amount`) AS monetary"
-        f" FROM `{TRANSACTIONS.source_table}` WHERE `order_date` < %s AND `status` = %s"
-        f" GROUP BY `customer_id`, {cur} WITH ROLLUP"
-        ") AS h WHERE customer_id IS NOT NULL"
-    )
-
-
 def _source_columns(conn, table: str) -> dict[str, str]:
     cur = conn.cursor()
     cur.execute(
@@ -124,8 +107,11 @@ def _source_columns(conn, table: str) -> dict[str, str]:
     return {name: dtype for name, dtype in rows}
 
 
-def stream(src, query: str, params: tuple, dst, target: sql.Composable, dataset: Dataset, chunk: int) -> int:
-    """Replace ``target`` with the rows of ``query`` (run unbuffered on MySQL); commits ``dst``."""
+def stream(
+    src, query: str, params: tuple, dst, target: sql.Composable, dataset: Dataset, chunk: int, replace: bool = True
+) -> int:
+    """Replace ``target`` with the rows of ``query`` (run unbuffered on MySQL), or append them to
+    it (``replace`` false: the table exists); commits ``dst``."""
     src.set_character_set("utf8mb4")
     src.converter = {}  # raw bytes, formatted by MySQL itself; nothing decoded in Python
     # The lifetime GROUP BY needs a large in-memory temporary table to stay fast.
@@ -137,7 +123,8 @@ def stream(src, query: str, params: tuple, dst, target: sql.Composable, dataset:
     )
     rows, width = 0, len(dataset.columns)
     with dst.cursor() as cur:
-        recreate_table(cur, target, dataset)
+        if replace:
+            recreate_table(cur, target, dataset)
         with cur.copy(copy_in) as copy:
             while batch := result.fetch_row(maxrows=chunk):
                 try:
@@ -151,11 +138,8 @@ def stream(src, query: str, params: tuple, dst, target: sql.Composable, dataset:
 
 
 def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
-    """Stream the period's ``transactions`` and the lifetime summary into staging."""
-    jobs = (
-        (TRANSACTIONS, window_sql(), (run.period.start, run.period.end)),
-        (CUSTOMER_HISTORY, history_sql(), (run.period.end, TRANSACTION_STATUS["sale"])),
-    )
+    """Stream the period's ``transactions`` into staging and, beside it on a second connection
+    pair, stage the lifetime summary (``lifetime.stage``: from the state and the changes)."""
     # Connections are opened here, in the task's thread; the worker threads only use them.
     with (
         mysql(settings.sales_db_conn_id) as src1,
@@ -172,13 +156,27 @@ def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
             ensure_schema(cur, run.schema)
         dst1.commit()
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sales_db") as pool:
-            futures = [
-                pool.submit(stream, src, query, params, dst, run.table(ds.name), ds, settings.copy_chunk_rows)
-                for (ds, query, params), src, dst in zip(jobs, (src1, src2), (dst1, dst2), strict=True)
-            ]
-            counts = [f.result() for f in futures]
-    out = {}
-    for (dataset, _, _), rows in zip(jobs, counts, strict=True):
-        log.info("staged %s rows of %s into %s", rows, dataset.name, run.table_name(dataset.name))
-        out[dataset.name] = {"table": run.table_name(dataset.name), "rows": rows}
-    return out
+            window = pool.submit(
+                stream,
+                src1,
+                window_sql(),
+                (run.period.start, run.period.end),
+                dst1,
+                run.table(TRANSACTIONS.name),
+                TRANSACTIONS,
+                settings.copy_chunk_rows,
+            )
+            history = pool.submit(lifetime.stage, src2, dst2, run, settings)
+            rows, state = window.result(), history.result()
+    log.info("staged %s rows of %s into %s", rows, TRANSACTIONS.name, run.table_name(TRANSACTIONS.name))
+    log.info(
+        "staged %s rows of %s into %s (%s)",
+        state["rows"],
+        CUSTOMER_HISTORY.name,
+        run.table_name(CUSTOMER_HISTORY.name),
+        state["method"],
+    )
+    return {
+        TRANSACTIONS.name: {"table": run.table_name(TRANSACTIONS.name), "rows": rows},
+        CUSTOMER_HISTORY.name: {"table": run.table_name(CUSTOMER_HISTORY.name), "rows": state["rows"], "state": state},
+    }

@@ -1,0 +1,511 @@
+"""The lifetime purchase summary, kept incrementally in the analytics database.
+
+The churn model needs, per customer, every completed purchase before the period end: first and
+last purchase, distinct purchases, distinct purchase days and the amount per currency. Computed
+from scratch it is one GROUP BY over every sale of the years behind the period, in the production
+sales database, every night. Instead the analytics database keeps snapshots of that summary at
+month starts (``customer_lifetime``, one partition per snapshot, registered in
+``lifetime_snapshots``), and a run computes
+
+    summary(period end) = snapshot(month start)        for the customers nothing changed for
+                        + summary of [month start, period end)   (one GROUP BY of the period)
+                        | recomputed from the source   for the customers that changed
+
+Merging is exact: days and amounts add up because the two windows hold different days; first and
+last purchase are the least and greatest. A purchase is counted once per distinct transaction id,
+so a customer whose period sale repeats an id already sold before the month start (the period
+query flags it: ``has_earlier``) is recomputed from the source, as is every customer with a sale
+before the month start whose ``updated_at`` is after the snapshot's watermark, less the look-back
+(late inserts, re-statused or corrected sales of old months). Their full history is read through
+the source's ``customer_id`` index, so a nightly run reads the period, the changed rows and the
+changed customers' sales, never the whole history.
+
+What ``updated_at`` cannot show, no watermark can: a sale deleted from the source outright, moved
+to another customer, or moved from before the month start into the period or later leaves the
+snapshot's old figure. ``lifetime verify`` compares a snapshot with a full recomputation (EXCEPT
+ALL both ways) and ``lifetime rebuild`` replaces the state with one; a source that deletes rows
+runs with ``lifetime_mode = "full"`` or schedules the rebuild (README, "Lifetime state").
+
+The first run on an empty state (or for a month start no snapshot covers) builds the snapshot with
+one full GROUP BY, streamed like every extract. A run whose period is a whole month stores its
+result as the snapshot at the next month start, which the next nightly runs start from.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from psycopg import sql
+
+from include.customer_performance.period import add_months
+from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTION_STATUS, TRANSACTIONS, Dataset, _cols
+
+log = logging.getLogger(__name__)
+
+MODES = ("incremental", "full")
+# The incremental state probes the source by these leading index columns; without one of them a
+# probe would scan the whole table, and the run computes the summary in full instead.
+REQUIRED_INDEXES = ("order_date", "customer_id", "transaction_id", "updated_at")
+# The period's summary, with the flag of a customer whose period sale repeats an earlier id.
+LIFETIME_DELTA = Dataset(
+    name="lifetime_delta",
+    source_table=TRANSACTIONS.source_table,
+    event_column="last_purchase",
+    columns=CUSTOMER_HISTORY.columns + _cols("has_earlier:integer"),
+)
+CUSTOMER_IDS = Dataset(
+    name="lifetime_changed",
+    source_table=TRANSACTIONS.source_table,
+    event_column="",
+    columns=_cols("customer_id:integer"),
+)
+# Changed customers beyond this share of the snapshot's (and this many) are cheaper to recompute in
+# one GROUP BY than one by one through the customer index.
+RECOMPUTE_MAX_SHARE = 0.10
+RECOMPUTE_MIN = 1000
+RECOMPUTE_BATCH = 500
+SUMMARY_COLUMNS = CUSTOMER_HISTORY.column_names
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: int
+    as_of: date
+    watermark: datetime
+    method: str
+
+
+def summary_query(
+    end: date,
+    start: date | None = None,
+    customers: list[int] | tuple[int, ...] = (),
+    flag_earlier: bool = False,
+) -> tuple[str, tuple]:
+    """The lifetime summary of the completed sales with ``start <= order_date < end`` (``start``
+    None: all before ``end``), of ``customers`` only when given, as one aggregate in the sales
+    database. ``WITH ROLLUP`` adds, per customer, the all-currency row (currency NULL); a NULL
+    currency at the source groups as ''. Currencies group by their bytes, as PostgreSQL compares
+    them downstream (a case-insensitive collation would fold 'usd' into 'USD', and which of the
+    two spellings it kept would depend on row order). ``flag_earlier`` adds ``has_earlier``: 1 on
+    the rows of a customer with a period sale whose id was sold to them before ``start``."""
+    from include.customer_performance.extract.sales_db import _select_list, _text_columns
+
+    sale = TRANSACTION_STATUS["sale"]
+    table = f"`{TRANSACTIONS.source_table}`"
+    cur = "CAST(COALESCE(t.`currency`, '') AS BINARY)"
+    select_params: tuple = ()
+    flag = ""
+    if flag_earlier:
+        if start is None:
+            raise ValueError("flag_earlier needs a start")
+        flag = (
+            f", MAX(EXISTS (SELECT 1 FROM {table} AS o WHERE o.`transaction_id` = t.`transaction_id`"
+            " AND o.`customer_id` = t.`customer_id` AND o.`order_date` < %s AND o.`status` = %s)) AS has_earlier"
+        )
+        select_params = (start, sale)
+    where, where_params = ["t.`order_date` < %s", "t.`status` = %s"], [end, sale]
+    if start is not None:
+        where.append("t.`order_date` >= %s")
+        where_params.append(start)
+    if customers:
+        where.append(f"t.`customer_id` IN ({', '.join(['%s'] * len(customers))})")
+        where_params.extend(int(c) for c in customers)
+    dataset = LIFETIME_DELTA if flag_earlier else CUSTOMER_HISTORY
+    query = (
+        f"SELECT {_select_list(dataset.column_names, _text_columns(dataset))} FROM ("
+        f" SELECT t.`customer_id` AS customer_id, {cur} AS currency, MIN(t.`order_date`) AS first_purchase,"
+        " MAX(t.`order_date`) AS last_purchase, COUNT(DISTINCT t.`transaction_id`) AS purchases,"
+        " COUNT(DISTINCT DATE(t.`order_date`)) AS purchase_days, SUM(t.`amount`) AS monetary"
+        f"{flag} FROM {table} AS t WHERE {' AND '.join(where)}"
+        f" GROUP BY t.`customer_id`, {cur} WITH ROLLUP"
+        ") AS h WHERE customer_id IS NOT NULL"
+    )
+    return query, select_params + tuple(where_params)
+
+
+# -- the source --------------------------------------------------------------------------------
+
+
+def _one(src, query: str, params: tuple = ()):
+    cur = src.cursor()
+    try:
+        cur.execute(query, params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def source_name(src) -> str:
+    """The sales database a snapshot summarises: a snapshot of another source is never used."""
+    host, port, db = _one(src, "SELECT @@hostname, @@port, DATABASE()")[0]
+    return f"{_text(host)}:{port}/{_text(db)}"
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def missing_indexes(src) -> list[str]:
+    """The REQUIRED_INDEXES columns no index of the source table starts with."""
+    rows = _one(
+        src,
+        "SELECT DISTINCT column_name FROM information_schema.statistics"
+        " WHERE table_schema = DATABASE() AND table_name = %s AND seq_in_index = 1",
+        (TRANSACTIONS.source_table,),
+    )
+    leading = {_text(r[0]).lower() for r in rows}
+    return [c for c in REQUIRED_INDEXES if c not in leading]
+
+
+def source_watermark(src) -> datetime:
+    """The newest ``updated_at`` at the source, read before the run reads anything (an index end
+    probe), but never later than the source's clock: one row stamped in the future must not hide
+    every change made until then."""
+    (row,) = _one(
+        src,
+        f"SELECT LEAST(COALESCE(MAX(`updated_at`), UTC_TIMESTAMP()), UTC_TIMESTAMP()), UTC_TIMESTAMP()"
+        f" FROM `{TRANSACTIONS.source_table}`",
+    )
+    return _as_datetime(row[0])
+
+
+def _as_datetime(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(_text(value))
+
+
+def changed_customers(src, since: datetime, before: date) -> list[int]:
+    """Customers with a sale before ``before`` updated after ``since``: their snapshot is stale."""
+    rows = _one(
+        src,
+        f"SELECT DISTINCT `customer_id` FROM `{TRANSACTIONS.source_table}`"
+        " WHERE `updated_at` > %s AND `order_date` < %s AND `customer_id` IS NOT NULL",
+        (since, before),
+    )
+    return sorted(int(r[0]) for r in rows)
+
+
+# -- the state ---------------------------------------------------------------------------------
+
+
+def _state(schema: str, table: str) -> sql.Identifier:
+    return sql.Identifier(schema, table)
+
+
+def find_snapshot(cur, schema: str, source: str, as_of: date) -> Snapshot | None:
+    cur.execute(
+        sql.SQL("SELECT snapshot_id, as_of, watermark, method FROM {} WHERE source = %s AND as_of = %s").format(
+            _state(schema, "lifetime_snapshots")
+        ),
+        (source, as_of),
+    )
+    row = cur.fetchone()
+    return Snapshot(*row) if row else None
+
+
+def _lock(cur, source: str, as_of: date) -> None:
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer_performance:lifetime:{source}:{as_of.isoformat()}",)
+    )
+
+
+def new_partition(cur, schema: str) -> tuple[int, sql.Identifier]:
+    """A fresh, empty table shaped like ``customer_lifetime`` for a snapshot id not yet used; its
+    rows get the id by default. ``publish_snapshot`` attaches it."""
+    cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'snapshot_id'))", (f"{schema}.lifetime_snapshots",))
+    snapshot_id = cur.fetchone()[0]
+    part = _state(schema, f"customer_lifetime_{snapshot_id}")
+    cur.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(part, _state(schema, "customer_lifetime"))
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN snapshot_id SET DEFAULT {}").format(part, sql.Literal(snapshot_id))
+    )
+    # the partition bound as a constraint: ATTACH need not scan the rows to prove it
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (snapshot_id IS NOT NULL AND snapshot_id = {})").format(
+            part, sql.Identifier(f"customer_lifetime_{snapshot_id}_bound"), sql.Literal(snapshot_id)
+        )
+    )
+    return snapshot_id, part
+
+
+def fill_partition(cur, part: sql.Identifier, source_table: sql.Composable) -> None:
+    cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
+    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(part, cols, cols, source_table))
+
+
+def publish_snapshot(
+    cur,
+    schema: str,
+    source: str,
+    as_of: date,
+    snapshot_id: int,
+    part: sql.Identifier,
+    watermark: datetime,
+    method: str,
+    run_id: str | None,
+) -> None:
+    """Make the filled partition the snapshot of ``(source, as_of)``, replacing the one before, in
+    the caller's transaction (under a lock per snapshot: two runs of one month take turns)."""
+    _lock(cur, source, as_of)
+    drop_snapshots(cur, schema, sql.SQL("source = %s AND as_of = %s"), (source, as_of))
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+            _state(schema, "customer_lifetime"), part, sql.Literal(snapshot_id)
+        )
+    )
+    cur.execute(
+        sql.SQL("SELECT count(*) FILTER (WHERE currency IS NULL), count(*) FROM {}").format(part),
+    )
+    customers, rows = cur.fetchone()
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (snapshot_id, source, as_of, watermark, method, customers, rows, run_id)"
+            " OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(_state(schema, "lifetime_snapshots")),
+        (snapshot_id, source, as_of, watermark, method, customers, rows, run_id),
+    )
+    cur.execute(sql.SQL("ANALYZE {}").format(part))
+
+
+def drop_snapshots(cur, schema: str, where: sql.Composable, params: tuple) -> int:
+    """Drop the snapshots matching ``where`` (on lifetime_snapshots) with their partitions."""
+    cur.execute(
+        sql.SQL("DELETE FROM {} WHERE {} RETURNING snapshot_id").format(_state(schema, "lifetime_snapshots"), where),
+        params,
+    )
+    ids = [r[0] for r in cur.fetchall()]
+    for snapshot_id in ids:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_state(schema, f"customer_lifetime_{snapshot_id}")))
+    return len(ids)
+
+
+def prune(cur, schema: str, source: str, keep: int) -> int:
+    """Keep the ``keep`` snapshots of ``source`` built last (a backfill's too), drop the rest."""
+    where = sql.SQL(
+        "source = %s AND snapshot_id NOT IN (SELECT snapshot_id FROM {} WHERE source = %s"
+        " ORDER BY built_at DESC, snapshot_id DESC LIMIT %s)"
+    ).format(_state(schema, "lifetime_snapshots"))
+    return drop_snapshots(cur, schema, where, (source, source, keep))
+
+
+def merge_sql(
+    target: sql.Composable,
+    snapshot: sql.Composable,
+    delta: sql.Composable,
+    changed: sql.Composable,
+    recomputed: sql.Composable,
+) -> sql.Composed:
+    """snapshot + delta for the customers not changed, the recomputed rows for those changed. The
+    join key keeps the all-currency row (currency NULL) apart from a '' currency."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
+    return sql.SQL(
+        "INSERT INTO {target} ({cols})"
+        " SELECT coalesce(s.customer_id, d.customer_id), coalesce(s.currency, d.currency),"
+        " least(s.first_purchase, d.first_purchase), greatest(s.last_purchase, d.last_purchase),"
+        " coalesce(s.purchases, 0) + coalesce(d.purchases, 0),"
+        " coalesce(s.purchase_days, 0) + coalesce(d.purchase_days, 0),"
+        " CASE WHEN s.monetary IS NULL AND d.monetary IS NULL THEN NULL"
+        " ELSE coalesce(s.monetary, 0) + coalesce(d.monetary, 0) END"
+        " FROM (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {snapshot} AS x"
+        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id)) AS s"
+        " FULL JOIN (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {delta} AS x"
+        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id)) AS d"
+        "   ON d.customer_id = s.customer_id AND d.total = s.total AND d.cur = s.cur"
+        " UNION ALL SELECT {cols} FROM {recomputed}"
+    ).format(target=target, cols=cols, snapshot=snapshot, delta=delta, changed=changed, recomputed=recomputed)
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def next_month_start(d: date) -> date:
+    return add_months(month_start(d), 1)
+
+
+def lookback(hours: float) -> timedelta:
+    return timedelta(hours=hours)
+
+
+# -- a run -------------------------------------------------------------------------------------
+
+
+def build_snapshot(
+    src, dst, schema: str, source: str, as_of: date, watermark: datetime, run_id: str | None, chunk: int
+):
+    """The snapshot at ``as_of`` by one full GROUP BY, streamed into a new partition; committed."""
+    from include.customer_performance.extract.sales_db import stream
+
+    with dst.cursor() as cur:
+        snapshot_id, part = new_partition(cur, schema)
+    query, params = summary_query(as_of)
+    stream(src, query, params, dst, part, CUSTOMER_HISTORY, chunk, replace=False)
+    with dst.cursor() as cur:
+        publish_snapshot(cur, schema, source, as_of, snapshot_id, part, watermark, "full", run_id)
+    dst.commit()
+    log.info("lifetime state: built the snapshot of %s at %s in full (watermark %s)", source, as_of, watermark)
+    return Snapshot(snapshot_id, as_of, watermark, "full")
+
+
+def stage(src, dst, run, settings) -> dict:
+    """Stage ``customer_history`` (the lifetime summary to the period end) for ``run``, from the
+    state where it can (module docstring), and store it as the next month's snapshot when the
+    period is a whole month. Commits ``dst``. Returns what it did, for the task's log and XCom."""
+    from include.customer_performance.extract.sales_db import stream
+    from include.customer_performance.migrations import migrate
+    from include.customer_performance.staging import analyze, recreate_table
+
+    schema, chunk = settings.analytics_schema, settings.copy_chunk_rows
+    target = run.table(CUSTOMER_HISTORY.name)
+    end, as_of = run.period.end, month_start(run.period.start)
+    with dst.cursor() as cur:
+        migrate(cur, schema)  # the state's tables (the load migrates too, before it publishes)
+    dst.commit()
+    source = source_name(src)
+    watermark = source_watermark(src)  # before anything is read: a later change is looked at again
+    info: dict = {"source": source, "method": settings.lifetime_mode, "as_of": as_of.isoformat()}
+    missing = missing_indexes(src) if settings.lifetime_mode == "incremental" else []
+    if missing:
+        info.update(method="full", why=f"no index of {TRANSACTIONS.source_table} starts with {', '.join(missing)}")
+        log.warning(
+            "lifetime state: %s at the source, so the lifetime summary is computed in full, reading every sale"
+            " before the period end; add the index (e.g. ALTER TABLE %s ADD KEY ix_%s (%s)) to read only the"
+            " period and the changes",
+            info["why"],
+            TRANSACTIONS.source_table,
+            missing[0],
+            missing[0],
+        )
+    snapshot = None
+    if info["method"] == "incremental":
+        with dst.cursor() as cur:
+            snapshot = find_snapshot(cur, schema, source, as_of)
+        dst.commit()
+        if snapshot is None:
+            snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk)
+            info["bootstrapped"] = True
+        delta = run.table(LIFETIME_DELTA.name)
+        query, params = summary_query(end, as_of, flag_earlier=True)
+        info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
+        changed = set(changed_customers(src, snapshot.watermark - lookback(settings.lifetime_lookback_hours), as_of))
+        with dst.cursor() as cur:
+            cur.execute(sql.SQL("SELECT DISTINCT customer_id FROM {} WHERE has_earlier = 1").format(delta))
+            repeated = {r[0] for r in cur.fetchall()}
+            cur.execute(
+                sql.SQL("SELECT customers FROM {} WHERE snapshot_id = %s").format(_state(schema, "lifetime_snapshots")),
+                (snapshot.snapshot_id,),
+            )
+            known = cur.fetchone()[0]
+        dirty = sorted(changed | repeated)
+        info.update(snapshot_id=snapshot.snapshot_id, changed=len(changed), repeated_ids=len(repeated))
+        if len(dirty) > max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known):
+            info.update(method="full", why=f"{len(dirty)} of {known} customers changed since the snapshot")
+            log.info("lifetime state: %s: computing the summary in full", info["why"])
+        else:
+            ids, recomputed = run.table(CUSTOMER_IDS.name), run.table("lifetime_recomputed")
+            with dst.cursor() as cur:
+                recreate_table(cur, ids, CUSTOMER_IDS)
+                with cur.copy(sql.SQL("COPY {} (customer_id) FROM STDIN").format(ids)) as copy:
+                    for c in dirty:
+                        copy.write_row((c,))
+                recreate_table(cur, recomputed, CUSTOMER_HISTORY)
+            dst.commit()
+            for i in range(0, len(dirty), RECOMPUTE_BATCH):
+                query, params = summary_query(end, customers=dirty[i : i + RECOMPUTE_BATCH])
+                stream(src, query, params, dst, recomputed, CUSTOMER_HISTORY, chunk, replace=False)
+            part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
+            with dst.cursor() as cur:
+                analyze(cur, ids)
+                recreate_table(cur, target, CUSTOMER_HISTORY)
+                cur.execute(merge_sql(target, part, delta, ids, recomputed))
+                info["rows"] = cur.rowcount
+                analyze(cur, target)
+            dst.commit()
+    if info["method"] == "full":
+        query, params = summary_query(end)
+        info["rows"] = stream(src, query, params, dst, target, CUSTOMER_HISTORY, chunk)
+    if run.period.is_complete_month and run.period.start == as_of:
+        # the whole month: its summary is the snapshot the next month's runs start from
+        nxt = next_month_start(as_of)
+        with dst.cursor() as cur:
+            snapshot_id, part = new_partition(cur, schema)
+            fill_partition(cur, part, target)
+            publish_snapshot(cur, schema, source, nxt, snapshot_id, part, watermark, info["method"], run.run_id)
+            prune(cur, schema, source, settings.lifetime_snapshots_kept)
+        dst.commit()
+        info["stored_as_of"] = nxt.isoformat()
+    log.info("lifetime state: %s", info)
+    return info
+
+
+# -- operations (``python -m include.customer_performance lifetime ...``) ---------------------
+
+
+def snapshots(cur, schema: str) -> list[dict]:
+    cur.execute(
+        sql.SQL(
+            "SELECT snapshot_id, source, as_of, watermark, method, customers, rows, built_at, run_id FROM {}"
+            " ORDER BY source, as_of"
+        ).format(_state(schema, "lifetime_snapshots"))
+    )
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def verify(src, dst, schema: str, as_of: date | None = None) -> dict:
+    """Compare the snapshot of this source at ``as_of`` (default: its newest) with a full
+    recomputation, EXCEPT ALL both ways: ``missing`` rows the snapshot lacks, ``extra`` rows it
+    has that the source no longer gives."""
+    from include.customer_performance.extract.sales_db import stream
+
+    source = source_name(src)
+    with dst.cursor() as cur:
+        if as_of is None:
+            cur.execute(
+                sql.SQL("SELECT max(as_of) FROM {} WHERE source = %s").format(_state(schema, "lifetime_snapshots")),
+                (source,),
+            )
+            as_of = cur.fetchone()[0]
+        snapshot = find_snapshot(cur, schema, source, as_of) if as_of else None
+        if snapshot is None:
+            raise LookupError(f"no lifetime snapshot of {source} in {schema}" + (f" at {as_of}" if as_of else ""))
+        cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
+        part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
+        full = sql.Identifier("lifetime_full")
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(full))
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(full, cols, part))
+    query, params = summary_query(as_of)
+    stream(src, query, params, dst, full, CUSTOMER_HISTORY, 50_000, replace=False)
+    with dst.cursor() as cur:
+        out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
+        for key, a, b in (("missing", full, part), ("extra", part, full)):
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) AS d").format(
+                    c=cols, a=a, b=b
+                )
+            )
+            out[key] = cur.fetchone()[0]
+        cur.execute(sql.SQL("DROP TABLE {}").format(full))
+    dst.commit()
+    return out
+
+
+def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None) -> Snapshot:
+    """Drop every snapshot of this source and build the one at ``as_of`` in full."""
+    from include.customer_performance.migrations import migrate
+
+    with dst.cursor() as cur:
+        migrate(cur, schema)
+    dst.commit()
+    source = source_name(src)
+    watermark = source_watermark(src)
+    with dst.cursor() as cur:
+        dropped = drop_snapshots(cur, schema, sql.SQL("source = %s"), (source,))
+    dst.commit()
+    log.info("lifetime state: dropped %s snapshot(s) of %s", dropped, source)
+    return build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000)

@@ -1,0 +1,205 @@
+"""The incremental lifetime state equals a full recomputation, run after run, with late changes.
+
+A sales database with two years of history; month-close runs, a month-to-date run and reruns of
+past months, with late inserts into old months, re-statused, corrected, re-dated and re-currencied
+sales and a period sale repeating an old id in between. After every run the staged summary
+(incremental) is compared with the same run computed in full (``lifetime_mode = "full"``, its own
+analytics schema), EXCEPT ALL both ways, and the stored snapshots with a full recomputation
+(``lifetime.verify``). What no ``updated_at`` shows (a sale deleted outright) is caught by verify
+and repaired by rebuild.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import uuid
+from datetime import date, datetime, timedelta
+
+import MySQLdb
+import psycopg
+import pytest
+
+from dev.generate import SALES_DDL, SALES_INDEXES
+from dev.stack import MYSQL, pg_dsn
+from include.customer_performance.__main__ import main as cli
+from include.customer_performance.config import settings
+from include.customer_performance.db import mysql, pg
+from include.customer_performance.extract import lifetime
+from include.customer_performance.extract.sales_db import extract_sales_db
+from include.customer_performance.staging import make_run
+
+COLS = "customer_id, currency, first_purchase, last_purchase, purchases, purchase_days, monetary"
+CURRENCIES = ["USD", "EUR", "GBP", None, "usd"]  # NULL and a lower-case spelling group on their own
+STATUSES = ["completed"] * 6 + ["refunded", "pending"]
+
+
+@pytest.fixture
+def sales(stack):
+    """Two years of sales for 60 customers (2024-01 .. 2025-09), every index the state probes by."""
+    name = f"cp_lt_{uuid.uuid4().hex[:8]}"
+    conn = MySQLdb.connect(**MYSQL, charset="utf8mb4", autocommit=True)
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    cur.execute(f"USE `{name}`")
+    for stmt in SALES_DDL:
+        cur.execute(stmt)
+    rnd = random.Random(21)
+    rows, start = [], datetime(2024, 1, 1)
+    for i in range(1500):
+        when = start + timedelta(minutes=rnd.randrange(0, 640 * 24 * 60))
+        tid = f"T{i:05d}"
+        row = [tid, rnd.randint(1, 60), when, f"{rnd.randint(1, 50000) / 100:.2f}", rnd.choice(CURRENCIES)]
+        row += ["books", 1, "card", rnd.choice(STATUSES), "0", "0", when + timedelta(minutes=rnd.randint(0, 120))]
+        rows.append(row)
+        if rnd.random() < 0.05:  # the same id again, a settled version a few hours later
+            again = [*row]
+            again[2], again[8], again[11] = when + timedelta(hours=3), "completed", when + timedelta(hours=4)
+            rows.append(again)
+    cur.executemany("INSERT INTO transactions VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+    cur.execute(SALES_INDEXES)
+    os.environ["AIRFLOW_CONN_LIFETIME_SALES"] = json.dumps(
+        {"conn_type": "mysql", "host": MYSQL["host"], "port": MYSQL["port"], "login": "root", "schema": name}
+    )
+    try:
+        yield cur
+    finally:
+        os.environ.pop("AIRFLOW_CONN_LIFETIME_SALES", None)
+        cur.execute(f"DROP DATABASE `{name}`")
+        conn.close()
+
+
+@pytest.fixture
+def schemas(stack):
+    tag = uuid.uuid4().hex[:6]
+    names = {"state": f"lt_state_{tag}", "full": f"lt_full_{tag}", "staging": f"lt_stg_{tag}"}
+    yield names
+    with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as conn:
+        for schema in names.values():
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _run(schemas: dict, logical: datetime, mode: str, report_month: str | None = None):
+    cfg = dataclasses.replace(
+        settings(),
+        sales_db_conn_id="lifetime_sales",
+        analytics_schema=schemas["state" if mode == "incremental" else "full"],
+        lifetime_mode=mode,
+        copy_chunk_rows=97,
+    )
+    run = make_run(logical, f"lt_{mode}_{logical:%Y%m%d}_{uuid.uuid4().hex[:4]}", report_month, schemas["staging"])
+    out = extract_sales_db(run, cfg)
+    return run, out["customer_history"]["state"]
+
+
+def _differences(stack, a, b) -> tuple[int, int, int]:
+    """(rows of a, rows of a not in b, rows of b not in a), multisets."""
+    ta, tb = f"{a.schema}.{a.table_name('customer_history')}", f"{b.schema}.{b.table_name('customer_history')}"
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        n = conn.execute(f"SELECT count(*) FROM {ta}").fetchone()[0]
+        ab = conn.execute(f"SELECT count(*) FROM (SELECT {COLS} FROM {ta} EXCEPT ALL SELECT {COLS} FROM {tb}) d")
+        ba = conn.execute(f"SELECT count(*) FROM (SELECT {COLS} FROM {tb} EXCEPT ALL SELECT {COLS} FROM {ta}) d")
+        return n, ab.fetchone()[0], ba.fetchone()[0]
+
+
+def _same_as_full(stack, schemas, logical: datetime, report_month: str | None = None) -> dict:
+    inc, state = _run(schemas, logical, "incremental", report_month)
+    full, full_state = _run(schemas, logical, "full", report_month)
+    assert full_state["method"] == "full"
+    rows, missing, extra = _differences(stack, inc, full)
+    assert rows > 60 and (missing, extra) == (0, 0), f"{logical:%Y-%m-%d}: {state}"
+    return state
+
+
+def _verify(schemas, as_of: date) -> dict:
+    with mysql("lifetime_sales") as src, pg(settings().analytics_db_conn_id) as dst:
+        return lifetime.verify(src, dst, schemas["state"], as_of)
+
+
+def test_incremental_state_equals_full_recomputation_through_late_changes(stack, sales, schemas):
+    cur = sales
+    # June closes: the empty state bootstraps the snapshot at 1 June in one pass, stores 1 July's
+    june = _same_as_full(stack, schemas, datetime(2025, 7, 1, 2))
+    assert june["bootstrapped"] and june["method"] == "incremental" and june["stored_as_of"] == "2025-07-01"
+    assert _verify(schemas, date(2025, 7, 1))["missing"] == 0
+
+    # late changes, stamped now (after every watermark)
+    now = "UTC_TIMESTAMP()"
+    cur.execute("SELECT customer_id FROM transactions WHERE order_date < '2025-01-01' AND status = 'completed'")
+    old = sorted({r[0] for r in cur.fetchall()})
+    cur.execute(  # a late sale in an old month
+        f"INSERT INTO transactions VALUES ('LATE1', {old[0]}, '2024-03-05 10:00:00', '77.00', 'EUR', 'books', 1,"
+        f" 'card', 'completed', 0, 0, {now})"
+    )
+    cur.execute(  # a sale refunded a year later
+        f"UPDATE transactions SET status = 'refunded', updated_at = {now}"
+        f" WHERE customer_id = {old[1]} AND order_date < '2025-01-01' AND status = 'completed' LIMIT 1"
+    )
+    cur.execute(  # an amount corrected, a currency corrected, a sale re-dated within the history
+        f"UPDATE transactions SET amount = amount + 1000, updated_at = {now}"
+        f" WHERE customer_id = {old[2]} AND order_date < '2025-01-01' LIMIT 1"
+    )
+    cur.execute(
+        f"UPDATE transactions SET currency = 'JPY', updated_at = {now}"
+        f" WHERE customer_id = {old[3]} AND order_date < '2025-01-01' LIMIT 1"
+    )
+    cur.execute(
+        f"UPDATE transactions SET order_date = '2025-05-31 23:59:59', updated_at = {now}"
+        f" WHERE customer_id = {old[4]} AND order_date < '2025-01-01' LIMIT 1"
+    )
+    # a July sale under an id the same customer bought under in 2024 (a source re-using ids),
+    # stamped before the watermark: only the period's repeated-id probe can see it
+    cur.execute(
+        "SELECT transaction_id, customer_id FROM transactions WHERE order_date < '2025-01-01'"
+        f" AND status = 'completed' AND customer_id > {old[4]} ORDER BY transaction_id LIMIT 1"
+    )
+    tid, owner = cur.fetchone()
+    cur.execute(
+        f"INSERT INTO transactions VALUES ('{tid}', {owner}, '2025-07-09 08:00:00', '12.00', 'USD', 'books', 1,"
+        " 'card', 'completed', 0, 0, '2025-07-09 08:00:00')"
+    )
+
+    # July closes from the 1 July snapshot: the changed customers are recomputed, nothing else
+    july = _same_as_full(stack, schemas, datetime(2025, 8, 1, 2))
+    assert july["method"] == "incremental" and not july.get("bootstrapped")
+    assert july["changed"] == 5 and july["repeated_ids"] == 1
+    assert _verify(schemas, date(2025, 8, 1))["missing"] == 0
+
+    # August to date, from the 1 August snapshot; a September sale is after its end
+    aug = _same_as_full(stack, schemas, datetime(2025, 8, 16, 2), report_month=None)
+    assert aug["method"] == "incremental" and "stored_as_of" not in aug
+
+    # a rerun of June after all that: its old snapshot (1 June, older watermark) sees the changes
+    rerun = _same_as_full(stack, schemas, datetime(2025, 7, 1, 2))
+    assert rerun["method"] == "incremental" and rerun["changed"] == 5 and rerun["repeated_ids"] == 0
+    # ... and July again from the 1 July snapshot it replaced (whose watermark is now: the changes
+    # are within the look-back, and looked at again)
+    assert _same_as_full(stack, schemas, datetime(2025, 8, 1, 2))["changed"] == 5
+
+    # a sale deleted outright leaves no updated_at: verify finds it, rebuild repairs the state
+    cur.execute("DELETE FROM transactions WHERE order_date < '2025-07-01' AND status = 'completed' LIMIT 1")
+    found = _verify(schemas, date(2025, 8, 1))
+    assert found["missing"] > 0 and found["extra"] > 0
+    env = {"CUSTOMER_PERFORMANCE_SALES_DB_CONN_ID": "lifetime_sales"}
+    os.environ.update(env)
+    settings.cache_clear()
+    try:
+        assert cli(["lifetime", "verify", "--month", "2025-08", "--schema", schemas["state"]]) == 1
+        assert cli(["lifetime", "rebuild", "--month", "2025-08", "--schema", schemas["state"]]) == 0
+        assert cli(["lifetime", "verify", "--month", "2025-08", "--schema", schemas["state"]]) == 0
+    finally:
+        for key in env:
+            os.environ.pop(key)
+        settings.cache_clear()
+    august = _same_as_full(stack, schemas, datetime(2025, 8, 20, 2))
+    assert august["method"] == "incremental" and not august.get("bootstrapped")
+
+
+def test_a_source_without_the_indexes_is_summarised_in_full(stack, sales, schemas):
+    sales.execute("ALTER TABLE transactions DROP KEY ix_updated_at")
+    inc, state = _run(schemas, datetime(2025, 8, 1, 2), "incremental")
+    assert state["method"] == "full" and "updated_at" in state["why"]
+    full, _ = _run(schemas, datetime(2025, 8, 1, 2), "full")
+    assert _differences(stack, inc, full)[1:] == (0, 0)
