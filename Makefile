@@ -1,7 +1,7 @@
 # The few commands people type. Each prepares the machine first (dev/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench bench-churn lint format lock clean airflow backfill report
+.PHONY: setup demo test bench bench-scaling bench-churn lint format lock clean airflow backfill report
 
 setup:
 	@bash dev/setup.sh
@@ -41,6 +41,9 @@ clean:
 
 bench: setup  ## the DAG at N customers (default 1,000,000) and HISTORY months of sales history (24) against the I/O floor and a naive baseline
 	@$(PY) bench/run.py $(if $(N),--customers $(N)) $(if $(HISTORY),--history-months $(HISTORY))
+
+bench-scaling: setup  ## the nightly run at SIZES customers (100k..3M) with 1 and HISTORY months of history: time and peak RSS per size
+	@$(PY) bench/scaling.py $(if $(SIZES),--sizes $(SIZES)) $(if $(HISTORY),--history-months $(HISTORY))
 
 bench-churn: setup  ## churn model and health bands against the generator's ground truth at N customers (default 100,000)
 	@$(PY) bench/churn.py $(if $(N),--customers $(N))
