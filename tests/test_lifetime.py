@@ -58,6 +58,8 @@ def sales(stack):
             again = [*row]
             again[2], again[8], again[11] = when + timedelta(hours=3), "completed", when + timedelta(hours=4)
             rows.append(again)
+    rows[7][3] = rows[8][3] = None  # amounts the source does not know
+    rows[9][8] = "Completed"  # the collation's spelling, at the source and in the period's summary alike
     cur.executemany("INSERT INTO transactions VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
     cur.execute(SALES_INDEXES)
     os.environ["AIRFLOW_CONN_LIFETIME_SALES"] = json.dumps(
@@ -118,7 +120,8 @@ def _verify(schemas, as_of: date) -> dict:
         return lifetime.verify(src, dst, schemas["state"], as_of)
 
 
-def test_incremental_state_equals_full_recomputation_through_late_changes(stack, sales, schemas):
+def test_incremental_state_equals_full_recomputation_through_late_changes(stack, sales, schemas, monkeypatch):
+    monkeypatch.setattr(lifetime, "RECOMPUTE_BATCH", 2)  # the changed customers in several reads
     cur = sales
     # June closes: the empty state bootstraps the snapshot at 1 June in one pass, stores 1 July's
     june = _same_as_full(stack, schemas, datetime(2025, 7, 1, 2))
@@ -161,10 +164,28 @@ def test_incremental_state_equals_full_recomputation_through_late_changes(stack,
         " 'card', 'completed', 0, 0, '2025-07-09 08:00:00')"
     )
 
+    # a customer whose first sale is in July; an unchanged customer's first sale in a new currency
+    # (the period's rows the snapshot has no row to merge with); a July sale under an old id of its
+    # customer spelled in lower case (one id to the source's collation)
+    cur.execute(
+        "INSERT INTO transactions VALUES ('NEW1', 999, '2025-07-03 10:00:00', '5.00', 'USD', 'books', 1, 'card',"
+        " 'completed', 0, 0, '2025-07-03 10:00:00'), ('CHF1', 60, '2025-07-04 10:00:00', '6.00', 'CHF', 'books', 1,"
+        " 'card', 'completed', 0, 0, '2025-07-04 10:00:00')"
+    )
+    cur.execute(
+        "SELECT transaction_id, customer_id FROM transactions WHERE order_date < '2025-01-01'"
+        f" AND status = 'completed' AND customer_id > {owner} ORDER BY transaction_id LIMIT 1"
+    )
+    tid2, owner2 = cur.fetchone()
+    cur.execute(
+        f"INSERT INTO transactions VALUES ('{tid2.lower()}', {owner2}, '2025-07-10 08:00:00', '13.00', 'EUR', 'books',"
+        " 1, 'card', 'completed', 0, 0, '2025-07-10 08:00:00')"
+    )
+
     # July closes from the 1 July snapshot: the changed customers are recomputed, nothing else
     july = _same_as_full(stack, schemas, datetime(2025, 8, 1, 2))
     assert july["method"] == "incremental" and not july.get("bootstrapped")
-    assert july["changed"] == 5 and july["repeated_ids"] == 1
+    assert july["changed"] == 5 and july["repeated_ids"] == 2
     assert _verify(schemas, date(2025, 8, 1))["missing"] == 0
 
     # August to date, from the 1 August snapshot; a September sale is after its end
@@ -179,9 +200,14 @@ def test_incremental_state_equals_full_recomputation_through_late_changes(stack,
     assert _same_as_full(stack, schemas, datetime(2025, 8, 1, 2))["changed"] == 5
 
     # a sale deleted outright leaves no updated_at: verify finds it, rebuild repairs the state
-    cur.execute("DELETE FROM transactions WHERE order_date < '2025-07-01' AND status = 'completed' LIMIT 1")
+    # (a customer none of the changes above touched: verify leaves the changed ones out, as the next
+    # run recomputes them)
+    cur.execute(
+        "DELETE FROM transactions WHERE order_date < '2025-07-01' AND status = 'completed'"
+        f" AND customer_id > {old[4]} AND customer_id NOT IN ({owner}, {owner2}) LIMIT 1"
+    )
     found = _verify(schemas, date(2025, 8, 1))
-    assert found["missing"] > 0 and found["extra"] > 0
+    assert found["missing"] > 0 and found["extra"] > 0 and found["changed"] == 5
     env = {"CUSTOMER_PERFORMANCE_SALES_DB_CONN_ID": "lifetime_sales"}
     os.environ.update(env)
     settings.cache_clear()
@@ -195,6 +221,18 @@ def test_incremental_state_equals_full_recomputation_through_late_changes(stack,
         settings.cache_clear()
     august = _same_as_full(stack, schemas, datetime(2025, 8, 20, 2))
     assert august["method"] == "incremental" and not august.get("bootstrapped")
+
+
+def test_too_many_changed_customers_are_summarised_in_one_pass(stack, sales, schemas, monkeypatch):
+    _run(schemas, datetime(2025, 7, 1, 2), "incremental")  # the state at 1 July
+    sales.execute("UPDATE transactions SET updated_at = UTC_TIMESTAMP() WHERE customer_id IN (3, 4)")
+    monkeypatch.setattr(lifetime, "RECOMPUTE_MIN", 1)
+    monkeypatch.setattr(lifetime, "RECOMPUTE_MAX_SHARE", 0.0)
+    inc, state = _run(schemas, datetime(2025, 8, 1, 2), "incremental")
+    assert state["method"] == "full" and state["why"].startswith("2 of ")
+    assert "period_rows" not in state  # decided before the period's summary was read
+    full, _ = _run(schemas, datetime(2025, 8, 1, 2), "full")
+    assert _differences(stack, inc, full)[1:] == (0, 0)
 
 
 def test_a_source_without_the_indexes_is_summarised_in_full(stack, sales, schemas):

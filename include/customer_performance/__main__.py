@@ -131,7 +131,7 @@ def lifetime_state(args) -> int:
         with mysql(cfg.sales_db_conn_id) as src:
             if args.action == "verify":
                 try:
-                    out = lifetime.verify(src, dst, schema, as_of)
+                    out = lifetime.verify(src, dst, schema, as_of, cfg.lifetime_lookback_hours)
                 except LookupError as exc:
                     print(exc, file=sys.stderr)
                     return 2
@@ -142,8 +142,11 @@ def lifetime_state(args) -> int:
                         "the snapshot equals a full recomputation"
                         if same
                         else f"{out['missing']} row(s) missing from the snapshot, {out['extra']} row(s) the source no"
-                        " longer gives: run `lifetime rebuild`"
+                        " longer gives (a sale deleted, moved to another customer or re-dated past the month start,"
+                        " or changed without a later updated_at): run `lifetime rebuild`"
                     )
+                    + f" ({out['changed']} customer(s) changed since its watermark left out: the next run"
+                    " recomputes them)"
                 )
                 return 0 if same else 1
             month = as_of or datetime.now(UTC).date().replace(day=1)

@@ -21,7 +21,8 @@ the source's ``customer_id`` index, so a nightly run reads the period, the chang
 changed customers' sales, never the whole history.
 
 What ``updated_at`` cannot show, no watermark can: a sale deleted from the source outright, moved
-to another customer, or moved from before the month start into the period or later leaves the
+to another customer, moved from before the month start into the period or later, or added to an
+old month without an ``updated_at`` (or any change that does not advance it) leaves the
 snapshot's old figure. ``lifetime verify`` compares a snapshot with a full recomputation (EXCEPT
 ALL both ways) and ``lifetime rebuild`` replaces the state with one; a source that deletes rows
 runs with ``lifetime_mode = "full"`` or schedules the rebuild (README, "Lifetime state").
@@ -33,6 +34,7 @@ result as the snapshot at the next month start, which the next nightly runs star
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -178,11 +180,12 @@ def _as_datetime(value) -> datetime:
 
 
 def changed_customers(src, since: datetime, before: date) -> list[int]:
-    """Customers with a sale before ``before`` updated after ``since``: their snapshot is stale."""
+    """Customers with a sale before ``before`` updated at or after ``since``: their snapshot is
+    stale (at, too: a change in the watermark's own second may have committed after it was read)."""
     rows = _one(
         src,
         f"SELECT DISTINCT `customer_id` FROM `{TRANSACTIONS.source_table}`"
-        " WHERE `updated_at` > %s AND `order_date` < %s AND `customer_id` IS NOT NULL",
+        " WHERE `updated_at` >= %s AND `order_date` < %s AND `customer_id` IS NOT NULL",
         (since, before),
     )
     return sorted(int(r[0]) for r in rows)
@@ -215,7 +218,8 @@ def _lock(cur, source: str, as_of: date) -> None:
 def new_partition(cur, schema: str) -> tuple[int, sql.Identifier]:
     """A fresh, empty table shaped like ``customer_lifetime`` for a snapshot id not yet used; its
     rows get the id by default. ``publish_snapshot`` attaches it."""
-    cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'snapshot_id'))", (f"{schema}.lifetime_snapshots",))
+    registry = _state(schema, "lifetime_snapshots").as_string(cur)
+    cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'snapshot_id'))", (registry,))
     snapshot_id = cur.fetchone()[0]
     part = _state(schema, f"customer_lifetime_{snapshot_id}")
     cur.execute(
@@ -284,13 +288,43 @@ def drop_snapshots(cur, schema: str, where: sql.Composable, params: tuple) -> in
     return len(ids)
 
 
-def prune(cur, schema: str, source: str, keep: int) -> int:
-    """Keep the ``keep`` snapshots of ``source`` built last (a backfill's too), drop the rest."""
+def prune(cur, schema: str, keep: int) -> int:
+    """Keep the ``keep`` snapshots built last (a backfill's too; of any source: a source renamed by
+    a failover leaves its old snapshots to age out), drop the rest, and any partition a build left
+    unregistered (it failed between filling and publishing). Under the state lock: no build is in
+    flight."""
     where = sql.SQL(
-        "source = %s AND snapshot_id NOT IN (SELECT snapshot_id FROM {} WHERE source = %s"
-        " ORDER BY built_at DESC, snapshot_id DESC LIMIT %s)"
+        "snapshot_id NOT IN (SELECT snapshot_id FROM {} ORDER BY built_at DESC, snapshot_id DESC LIMIT %s)"
     ).format(_state(schema, "lifetime_snapshots"))
-    return drop_snapshots(cur, schema, where, (source, source, keep))
+    dropped = drop_snapshots(cur, schema, where, (keep,))
+    cur.execute(
+        sql.SQL(
+            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind = 'r' AND NOT c.relispartition"
+            " AND c.relname ~ '^customer_lifetime_[0-9]+$'"
+            " AND substr(c.relname, 19)::bigint NOT IN (SELECT snapshot_id FROM {})"
+        ).format(_state(schema, "lifetime_snapshots")),
+        (schema,),
+    )
+    for (name,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP TABLE {}").format(_state(schema, name)))
+    return dropped
+
+
+@contextlib.contextmanager
+def state_lock(dst, schema: str):
+    """The lifetime state of ``schema``, one run (or command) at a time: a session lock on the
+    analytics connection, held across its commits, so that no snapshot is replaced or pruned while
+    another run reads it and two runs needing the same missing snapshot build it once."""
+    key = f"customer_performance:lifetime:{schema}"
+    dst.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    dst.commit()
+    try:
+        yield
+    finally:
+        dst.rollback()
+        dst.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+        dst.commit()
 
 
 def merge_sql(
@@ -352,36 +386,60 @@ def build_snapshot(
     return Snapshot(snapshot_id, as_of, watermark, "full")
 
 
+def inexact(src) -> str:
+    """Why the source cannot be summarised incrementally, or '': an index a probe needs is missing
+    (the probe would scan the table), or ``amount`` is a floating-point type (sums of monthly
+    partial sums differ from one sum in the last bits)."""
+    missing = missing_indexes(src)
+    if missing:
+        return f"no index of {TRANSACTIONS.source_table} starts with {', '.join(missing)}"
+    rows = _one(
+        src,
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = %s AND column_name = 'amount'",
+        (TRANSACTIONS.source_table,),
+    )
+    kind = _text(rows[0][0]).lower() if rows else ""
+    if kind in ("float", "double", "real"):
+        return f"{TRANSACTIONS.source_table}.amount is {kind}, whose sums are not exact"
+    return ""
+
+
 def stage(src, dst, run, settings) -> dict:
     """Stage ``customer_history`` (the lifetime summary to the period end) for ``run``, from the
     state where it can (module docstring), and store it as the next month's snapshot when the
     period is a whole month. Commits ``dst``. Returns what it did, for the task's log and XCom."""
-    from include.customer_performance.extract.sales_db import stream
     from include.customer_performance.migrations import migrate
+
+    schema = settings.analytics_schema
+    with dst.cursor() as cur:
+        migrate(cur, schema)  # the state's tables (the load migrates too, before it publishes)
+    dst.commit()
+    with state_lock(dst, schema):
+        info = _stage(src, dst, run, settings)
+    log.info("lifetime state: %s", info)
+    return info
+
+
+def _stage(src, dst, run, settings) -> dict:
+    from include.customer_performance.extract.sales_db import stream
     from include.customer_performance.staging import analyze, recreate_table
 
     schema, chunk = settings.analytics_schema, settings.copy_chunk_rows
     target = run.table(CUSTOMER_HISTORY.name)
     end, as_of = run.period.end, month_start(run.period.start)
-    with dst.cursor() as cur:
-        migrate(cur, schema)  # the state's tables (the load migrates too, before it publishes)
-    dst.commit()
     source = source_name(src)
     watermark = source_watermark(src)  # before anything is read: a later change is looked at again
     info: dict = {"source": source, "method": settings.lifetime_mode, "as_of": as_of.isoformat()}
-    missing = missing_indexes(src) if settings.lifetime_mode == "incremental" else []
-    if missing:
-        info.update(method="full", why=f"no index of {TRANSACTIONS.source_table} starts with {', '.join(missing)}")
+    why = inexact(src) if settings.lifetime_mode == "incremental" else ""
+    if why:
+        info.update(method="full", why=why)
         log.warning(
-            "lifetime state: %s at the source, so the lifetime summary is computed in full, reading every sale"
-            " before the period end; add the index (e.g. ALTER TABLE %s ADD KEY ix_%s (%s)) to read only the"
-            " period and the changes",
-            info["why"],
-            TRANSACTIONS.source_table,
-            missing[0],
-            missing[0],
+            "lifetime state: %s, so the lifetime summary is computed in full, reading every sale before the"
+            " period end (README, 'Lifetime state': the source needs an index starting with each of %s)",
+            why,
+            ", ".join(REQUIRED_INDEXES),
         )
-    snapshot = None
     if info["method"] == "incremental":
         with dst.cursor() as cur:
             snapshot = find_snapshot(cur, schema, source, as_of)
@@ -389,21 +447,27 @@ def stage(src, dst, run, settings) -> dict:
         if snapshot is None:
             snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk)
             info["bootstrapped"] = True
-        delta = run.table(LIFETIME_DELTA.name)
-        query, params = summary_query(end, as_of, flag_earlier=True)
-        info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
-        changed = set(changed_customers(src, snapshot.watermark - lookback(settings.lifetime_lookback_hours), as_of))
         with dst.cursor() as cur:
-            cur.execute(sql.SQL("SELECT DISTINCT customer_id FROM {} WHERE has_earlier = 1").format(delta))
-            repeated = {r[0] for r in cur.fetchall()}
             cur.execute(
                 sql.SQL("SELECT customers FROM {} WHERE snapshot_id = %s").format(_state(schema, "lifetime_snapshots")),
                 (snapshot.snapshot_id,),
             )
             known = cur.fetchone()[0]
+        dst.commit()
+        limit = max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known)
+        changed = set(changed_customers(src, snapshot.watermark - lookback(settings.lifetime_lookback_hours), as_of))
+        info.update(snapshot_id=snapshot.snapshot_id, changed=len(changed))
+        repeated: set[int] = set()
+        delta = run.table(LIFETIME_DELTA.name)
+        if len(changed) <= limit:  # else the period's summary is not needed: the run goes full
+            query, params = summary_query(end, as_of, flag_earlier=True)
+            info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
+            with dst.cursor() as cur:
+                cur.execute(sql.SQL("SELECT DISTINCT customer_id FROM {} WHERE has_earlier = 1").format(delta))
+                repeated = {r[0] for r in cur.fetchall()}
+            info["repeated_ids"] = len(repeated)
         dirty = sorted(changed | repeated)
-        info.update(snapshot_id=snapshot.snapshot_id, changed=len(changed), repeated_ids=len(repeated))
-        if len(dirty) > max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known):
+        if len(dirty) > limit:
             info.update(method="full", why=f"{len(dirty)} of {known} customers changed since the snapshot")
             log.info("lifetime state: %s: computing the summary in full", info["why"])
         else:
@@ -436,10 +500,9 @@ def stage(src, dst, run, settings) -> dict:
             snapshot_id, part = new_partition(cur, schema)
             fill_partition(cur, part, target)
             publish_snapshot(cur, schema, source, nxt, snapshot_id, part, watermark, info["method"], run.run_id)
-            prune(cur, schema, source, settings.lifetime_snapshots_kept)
+            prune(cur, schema, settings.lifetime_snapshots_kept)
         dst.commit()
         info["stored_as_of"] = nxt.isoformat()
-    log.info("lifetime state: %s", info)
     return info
 
 
@@ -457,14 +520,15 @@ def snapshots(cur, schema: str) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def verify(src, dst, schema: str, as_of: date | None = None) -> dict:
+def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: float = 24.0) -> dict:
     """Compare the snapshot of this source at ``as_of`` (default: its newest) with a full
     recomputation, EXCEPT ALL both ways: ``missing`` rows the snapshot lacks, ``extra`` rows it
-    has that the source no longer gives."""
+    has that the source no longer gives. The customers changed since its watermark (``changed``:
+    the next run recomputes them, as it should) are left out of both sides."""
     from include.customer_performance.extract.sales_db import stream
 
     source = source_name(src)
-    with dst.cursor() as cur:
+    with state_lock(dst, schema), dst.cursor() as cur:
         if as_of is None:
             cur.execute(
                 sql.SQL("SELECT max(as_of) FROM {} WHERE source = %s").format(_state(schema, "lifetime_snapshots")),
@@ -474,20 +538,27 @@ def verify(src, dst, schema: str, as_of: date | None = None) -> dict:
         snapshot = find_snapshot(cur, schema, source, as_of) if as_of else None
         if snapshot is None:
             raise LookupError(f"no lifetime snapshot of {source} in {schema}" + (f" at {as_of}" if as_of else ""))
+        changed = changed_customers(src, snapshot.watermark - lookback(lookback_hours), as_of)
         cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
         part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
-        full = sql.Identifier("lifetime_full")
+        full = sql.Identifier("pg_temp", "lifetime_full")
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(full))
-        cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(full, cols, part))
-    query, params = summary_query(as_of)
-    stream(src, query, params, dst, full, CUSTOMER_HISTORY, 50_000, replace=False)
-    with dst.cursor() as cur:
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+                sql.Identifier("lifetime_full"), cols, part
+            )
+        )
+        query, params = summary_query(as_of)
+        stream(src, query, params, dst, full, CUSTOMER_HISTORY, 50_000, replace=False)
         out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
+        out["changed"] = len(changed)
         for key, a, b in (("missing", full, part), ("extra", part, full)):
             cur.execute(
-                sql.SQL("SELECT count(*) FROM (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) AS d").format(
-                    c=cols, a=a, b=b
-                )
+                sql.SQL(
+                    "SELECT count(*) FROM (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) AS d"
+                    " WHERE NOT (d.customer_id = ANY(%s))"
+                ).format(c=cols, a=a, b=b),
+                (changed,),
             )
             out[key] = cur.fetchone()[0]
         cur.execute(sql.SQL("DROP TABLE {}").format(full))
@@ -496,16 +567,19 @@ def verify(src, dst, schema: str, as_of: date | None = None) -> dict:
 
 
 def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None) -> Snapshot:
-    """Drop every snapshot of this source and build the one at ``as_of`` in full."""
+    """Build the snapshot of this source at ``as_of`` in full, then drop its other snapshots."""
     from include.customer_performance.migrations import migrate
 
     with dst.cursor() as cur:
         migrate(cur, schema)
     dst.commit()
     source = source_name(src)
-    watermark = source_watermark(src)
-    with dst.cursor() as cur:
-        dropped = drop_snapshots(cur, schema, sql.SQL("source = %s"), (source,))
-    dst.commit()
-    log.info("lifetime state: dropped %s snapshot(s) of %s", dropped, source)
-    return build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000)
+    with state_lock(dst, schema):
+        watermark = source_watermark(src)
+        snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000)
+        with dst.cursor() as cur:
+            where = sql.SQL("source = %s AND snapshot_id <> %s")
+            dropped = drop_snapshots(cur, schema, where, (source, snapshot.snapshot_id))
+        dst.commit()
+    log.info("lifetime state: rebuilt %s at %s; dropped its %s other snapshot(s)", source, as_of, dropped)
+    return snapshot
