@@ -317,7 +317,9 @@ def state_lock(dst, schema: str):
     analytics connection, held across its commits, so that no snapshot is replaced or pruned while
     another run reads it and two runs needing the same missing snapshot build it once."""
     key = f"customer_performance:lifetime:{schema}"
-    dst.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    if not dst.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+        log.info("lifetime state: another run of %s holds it; waiting for it to finish", schema)
+        dst.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
     dst.commit()
     try:
         yield
