@@ -173,6 +173,7 @@ class Stack:
             for db in (self.customer_db, self.analytics_db):
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}`")
+        self._mysql_admin(f"DROP DATABASE IF EXISTS `{self.sales_db}_h1`")  # the bench's 1-month copy
 
     def generate(self, customers: int, month: str, seed: int = 42, **kwargs) -> dict:
         sys.path.insert(0, str(ROOT))
