@@ -120,7 +120,7 @@ def _verify(schemas, as_of: date) -> dict:
         return lifetime.verify(src, dst, schemas["state"], as_of)
 
 
-def test_incremental_state_equals_full_recomputation_through_late_changes(stack, sales, schemas, monkeypatch):
+def test_incremental_state_equals_full_recomputation_through_late_changes(stack, sales, schemas, monkeypatch, capsys):
     monkeypatch.setattr(lifetime, "RECOMPUTE_BATCH", 2)  # the changed customers in several reads
     cur = sales
     # June closes: the empty state bootstraps the snapshot at 1 June in one pass, stores 1 July's
@@ -215,12 +215,31 @@ def test_incremental_state_equals_full_recomputation_through_late_changes(stack,
         assert cli(["lifetime", "verify", "--month", "2025-08", "--schema", schemas["state"]]) == 1
         assert cli(["lifetime", "rebuild", "--month", "2025-08", "--schema", schemas["state"]]) == 0
         assert cli(["lifetime", "verify", "--month", "2025-08", "--schema", schemas["state"]]) == 0
+        assert cli(["lifetime", "status", "--schema", schemas["state"]]) == 0
+        listed = capsys.readouterr().out
+        assert "as of 2025-08-01" in listed and "full" in listed and "cli:lifetime-rebuild" in listed
     finally:
         for key in env:
             os.environ.pop(key)
         settings.cache_clear()
     august = _same_as_full(stack, schemas, datetime(2025, 8, 20, 2))
     assert august["method"] == "incremental" and not august.get("bootstrapped")
+
+
+def test_a_sale_stamped_in_the_future_does_not_hide_later_changes(stack, sales, schemas):
+    """The watermark is never later than the source's clock: a row stamped 2099 would otherwise
+    make every later change look older than the snapshot."""
+    sales.execute(
+        "INSERT INTO transactions VALUES ('FUT1', 7, '2024-05-05 10:00:00', '9.00', 'USD', 'books', 1, 'card',"
+        " 'completed', 0, 0, '2099-01-01 00:00:00')"
+    )
+    _same_as_full(stack, schemas, datetime(2025, 8, 1, 2))  # July closes: the 1 August snapshot
+    sales.execute(
+        "UPDATE transactions SET amount = amount + 1, updated_at = UTC_TIMESTAMP()"
+        " WHERE customer_id = 9 AND order_date < '2025-01-01' AND status = 'completed' LIMIT 1"
+    )
+    state = _same_as_full(stack, schemas, datetime(2025, 8, 20, 2))  # August to date sees customer 9
+    assert state["method"] == "incremental" and state["changed"] >= 1
 
 
 def test_too_many_changed_customers_are_summarised_in_one_pass(stack, sales, schemas, monkeypatch):
