@@ -315,17 +315,12 @@ def one_month_copy(stack: Stack) -> str:
 
 def ensure_indexes(db: str) -> None:
     """The indexes the lifetime state probes by (dev/generate.py), on sources generated before it."""
-    from include.customer_performance.extract.lifetime import REQUIRED_INDEXES
+    from include.customer_performance.extract.lifetime import missing_indexes
 
     conn = _mysql(db)
     try:
         cur = conn.cursor()
-        cur.execute(
-            "SELECT DISTINCT column_name FROM information_schema.statistics"
-            " WHERE table_schema = DATABASE() AND table_name = 'transactions' AND seq_in_index = 1"
-        )
-        have = {r[0] for r in cur.fetchall()}
-        missing = [c for c in REQUIRED_INDEXES if c not in have]
+        missing = missing_indexes(conn)
         if missing:
             print(f"[bench] {db}: adding the index(es) on {', '.join(missing)}...", flush=True)
             cur.execute("ALTER TABLE transactions " + ", ".join(f"ADD KEY ix_{c} ({c})" for c in missing))

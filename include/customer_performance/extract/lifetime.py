@@ -46,7 +46,6 @@ from include.customer_performance.schemas import CUSTOMER_HISTORY, TRANSACTION_S
 
 log = logging.getLogger(__name__)
 
-MODES = ("incremental", "full")
 # The incremental state probes the source by these leading index columns; without one of them a
 # probe would scan the whole table, and the run computes the summary in full instead.
 REQUIRED_INDEXES = ("order_date", "customer_id", "transaction_id", "updated_at")
@@ -76,7 +75,7 @@ class Snapshot:
     snapshot_id: int
     as_of: date
     watermark: datetime
-    method: str
+    customers: int
 
 
 def summary_query(
@@ -167,7 +166,7 @@ def source_watermark(src) -> datetime:
     every change made until then."""
     (row,) = _one(
         src,
-        f"SELECT LEAST(COALESCE(MAX(`updated_at`), UTC_TIMESTAMP()), UTC_TIMESTAMP()), UTC_TIMESTAMP()"
+        f"SELECT LEAST(COALESCE(MAX(`updated_at`), UTC_TIMESTAMP()), UTC_TIMESTAMP())"
         f" FROM `{TRANSACTIONS.source_table}`",
     )
     return _as_datetime(row[0])
@@ -200,7 +199,7 @@ def _state(schema: str, table: str) -> sql.Identifier:
 
 def find_snapshot(cur, schema: str, source: str, as_of: date) -> Snapshot | None:
     cur.execute(
-        sql.SQL("SELECT snapshot_id, as_of, watermark, method FROM {} WHERE source = %s AND as_of = %s").format(
+        sql.SQL("SELECT snapshot_id, as_of, watermark, customers FROM {} WHERE source = %s AND as_of = %s").format(
             _state(schema, "lifetime_snapshots")
         ),
         (source, as_of),
@@ -356,18 +355,6 @@ def merge_sql(
     ).format(target=target, cols=cols, snapshot=snapshot, delta=delta, changed=changed, recomputed=recomputed)
 
 
-def month_start(d: date) -> date:
-    return d.replace(day=1)
-
-
-def next_month_start(d: date) -> date:
-    return add_months(month_start(d), 1)
-
-
-def lookback(hours: float) -> timedelta:
-    return timedelta(hours=hours)
-
-
 # -- a run -------------------------------------------------------------------------------------
 
 
@@ -383,9 +370,10 @@ def build_snapshot(
     stream(src, query, params, dst, part, CUSTOMER_HISTORY, chunk, replace=False)
     with dst.cursor() as cur:
         publish_snapshot(cur, schema, source, as_of, snapshot_id, part, watermark, "full", run_id)
+        snapshot = find_snapshot(cur, schema, source, as_of)
     dst.commit()
     log.info("lifetime state: built the snapshot of %s at %s in full (watermark %s)", source, as_of, watermark)
-    return Snapshot(snapshot_id, as_of, watermark, "full")
+    return snapshot
 
 
 def inexact(src) -> str:
@@ -429,7 +417,7 @@ def _stage(src, dst, run, settings) -> dict:
 
     schema, chunk = settings.analytics_schema, settings.copy_chunk_rows
     target = run.table(CUSTOMER_HISTORY.name)
-    end, as_of = run.period.end, month_start(run.period.start)
+    end, as_of = run.period.end, run.period.month_start
     source = source_name(src)
     watermark = source_watermark(src)  # before anything is read: a later change is looked at again
     info: dict = {"source": source, "method": settings.lifetime_mode, "as_of": as_of.isoformat()}
@@ -449,15 +437,11 @@ def _stage(src, dst, run, settings) -> dict:
         if snapshot is None:
             snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk)
             info["bootstrapped"] = True
-        with dst.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT customers FROM {} WHERE snapshot_id = %s").format(_state(schema, "lifetime_snapshots")),
-                (snapshot.snapshot_id,),
-            )
-            known = cur.fetchone()[0]
-        dst.commit()
+        known = snapshot.customers
         limit = max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known)
-        changed = set(changed_customers(src, snapshot.watermark - lookback(settings.lifetime_lookback_hours), as_of))
+        changed = set(
+            changed_customers(src, snapshot.watermark - timedelta(hours=settings.lifetime_lookback_hours), as_of)
+        )
         info.update(snapshot_id=snapshot.snapshot_id, changed=len(changed))
         repeated: set[int] = set()
         delta = run.table(LIFETIME_DELTA.name)
@@ -497,7 +481,7 @@ def _stage(src, dst, run, settings) -> dict:
         info["rows"] = stream(src, query, params, dst, target, CUSTOMER_HISTORY, chunk)
     if run.period.is_complete_month and run.period.start == as_of:
         # the whole month: its summary is the snapshot the next month's runs start from
-        nxt = next_month_start(as_of)
+        nxt = add_months(as_of, 1)
         with dst.cursor() as cur:
             snapshot_id, part = new_partition(cur, schema)
             fill_partition(cur, part, target)
@@ -540,7 +524,7 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
         snapshot = find_snapshot(cur, schema, source, as_of) if as_of else None
         if snapshot is None:
             raise LookupError(f"no lifetime snapshot of {source} in {schema}" + (f" at {as_of}" if as_of else ""))
-        changed = changed_customers(src, snapshot.watermark - lookback(lookback_hours), as_of)
+        changed = changed_customers(src, snapshot.watermark - timedelta(hours=lookback_hours), as_of)
         cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
         part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
         full = sql.Identifier("pg_temp", "lifetime_full")
