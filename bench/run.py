@@ -387,6 +387,7 @@ def main() -> int:
     p.add_argument("--naive-limit", type=int, default=None, help="cap the naive baseline's rows (default: all)")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-full", action="store_true", help="skip the run with the lifetime summary in full")
+    p.add_argument("--generate-only", action="store_true", help="generate (or keep) the sources, then stop")
     p.add_argument(
         "--stack",
         default="cp_bench",
@@ -408,7 +409,7 @@ def main() -> int:
     stack = Stack(checkout_name(a.stack), work)
     work.mkdir(parents=True, exist_ok=True)
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-3", "history_months": a.history_months}
+    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-4", "history_months": a.history_months}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
         print(
@@ -435,6 +436,9 @@ def main() -> int:
         stack.create_databases(keep_analytics=True, keep_sources=True)
         stack.reset_unversioned_analytics()
     rows = planted["rows_in_month"]
+    if a.generate_only:
+        print(f"[bench] sources ready: {json.dumps(rows)}", flush=True)
+        return 0
     print(
         f"[bench] sources: {rows['customers']:,} customers, {rows['transactions']:,} transactions, "
         f"{rows['activity']:,} sessions, {rows['interactions']:,} interactions in July 2025",

@@ -253,8 +253,9 @@ SELECT 'T' || lpad(seq::text, 10, '0'), customer_id, order_date, amount, currenc
        payment_method, 'completed', round(amount * discount_rate, 2), round(amount * 0.08, 2),
        updated_at + interval '1 hour', in_month, 'duplicate_id'
 FROM rows WHERE is_duplicate_id
-UNION ALL  -- a probable duplicate: same customer, amount, currency and time under a new id
-SELECT 'P' || lpad(seq::text, 10, '0'), customer_id, order_date, amount, currency, product_category, quantity,
+UNION ALL  -- a probable duplicate: same customer, amount, currency and time under a new id, issued
+-- after the original's (order numbers grow with time, a customer's as everyone's)
+SELECT 'T' || lpad(seq::text, 10, '0') || 'P', customer_id, order_date, amount, currency, product_category, quantity,
        payment_method, status, round(amount * discount_rate, 2), round(amount * 0.08, 2), updated_at, in_month,
        'probable_duplicate'
 FROM rows WHERE is_probable_duplicate;

@@ -13,12 +13,18 @@ month starts (``customer_lifetime``, one partition per snapshot, registered in
 
 Merging is exact: days and amounts add up because the two windows hold different days; first and
 last purchase are the least and greatest. A purchase is counted once per distinct transaction id,
-so a customer whose period sale repeats an id already sold before the month start (the period
-query flags it: ``has_earlier``) is recomputed from the source, as is every customer with a sale
-before the month start whose ``updated_at`` is after the snapshot's watermark, less the look-back
-(late inserts, re-statused or corrected sales of old months). Their full history is read through
-the source's ``customer_id`` index, so a nightly run reads the period, the changed rows and the
-changed customers' sales, never the whole history.
+so a customer whose period sale repeats an id already sold to them before the month start must be
+recomputed. Which ones could, the state tells without reading the history: each row keeps
+``id_key_max``, the greatest id sold before its date by the source's own comparison (the hex of
+the id's collation weights, trailing spaces trimmed, so that ids equal at the source have one
+key), and the period's summary gives ``id_key_min``. A customer whose period ids all sort after
+their history's (order numbers grow with time) cannot repeat one; the others (``id_overlap``) are
+recomputed from the source, as is every customer with a sale before the month start whose
+``updated_at`` is after the snapshot's watermark, less the look-back (late inserts, re-statused or
+corrected sales of old months). Their full history is read through the source's ``customer_id``
+index, so a nightly run reads the period, the changed rows and the changed customers' sales, never
+the whole history. (A source whose ids do not grow with time, random UUIDs say, makes most
+customers overlap: the run then computes the summary in full, and logs why.)
 
 What ``updated_at`` cannot show, no watermark can: a sale deleted from the source outright, moved
 to another customer, moved from before the month start into the period or later, or added to an
@@ -48,13 +54,20 @@ log = logging.getLogger(__name__)
 
 # The incremental state probes the source by these leading index columns; without one of them a
 # probe would scan the whole table, and the run computes the summary in full instead.
-REQUIRED_INDEXES = ("order_date", "customer_id", "transaction_id", "updated_at")
-# The period's summary, with the flag of a customer whose period sale repeats an earlier id.
+REQUIRED_INDEXES = ("order_date", "customer_id", "updated_at")
+# The summary as the state keeps it (and the staged customer_history): with the greatest id key.
+LIFETIME = Dataset(
+    name=CUSTOMER_HISTORY.name,
+    source_table=TRANSACTIONS.source_table,
+    event_column="last_purchase",
+    columns=CUSTOMER_HISTORY.columns + _cols("id_key_max:text"),
+)
+# The period's summary, with the least id key too.
 LIFETIME_DELTA = Dataset(
     name="lifetime_delta",
     source_table=TRANSACTIONS.source_table,
     event_column="last_purchase",
-    columns=CUSTOMER_HISTORY.columns + _cols("has_earlier:integer"),
+    columns=LIFETIME.columns + _cols("id_key_min:text"),
 )
 CUSTOMER_IDS = Dataset(
     name="lifetime_changed",
@@ -67,7 +80,9 @@ CUSTOMER_IDS = Dataset(
 RECOMPUTE_MAX_SHARE = 0.10
 RECOMPUTE_MIN = 1000
 RECOMPUTE_BATCH = 500
-SUMMARY_COLUMNS = CUSTOMER_HISTORY.column_names
+SUMMARY_COLUMNS = LIFETIME.column_names
+# An id's key: the bytes the source compares it by, in hex (compared in PostgreSQL with COLLATE "C").
+ID_KEY = "WEIGHT_STRING(RTRIM(t.`transaction_id`))"
 
 
 @dataclass(frozen=True)
@@ -82,30 +97,23 @@ def summary_query(
     end: date,
     start: date | None = None,
     customers: list[int] | tuple[int, ...] = (),
-    flag_earlier: bool = False,
+    key_min: bool = False,
 ) -> tuple[str, tuple]:
     """The lifetime summary of the completed sales with ``start <= order_date < end`` (``start``
     None: all before ``end``), of ``customers`` only when given, as one aggregate in the sales
     database. ``WITH ROLLUP`` adds, per customer, the all-currency row (currency NULL); a NULL
     currency at the source groups as ''. Currencies group by their bytes, as PostgreSQL compares
     them downstream (a case-insensitive collation would fold 'usd' into 'USD', and which of the
-    two spellings it kept would depend on row order). ``flag_earlier`` adds ``has_earlier``: 1 on
-    the rows of a customer with a period sale whose id was sold to them before ``start``."""
+    two spellings it kept would depend on row order). ``id_key_max`` is the greatest id key of the
+    row's sales; ``key_min`` adds ``id_key_min``, the least."""
     from include.customer_performance.extract.sales_db import _select_list, _text_columns
 
     sale = TRANSACTION_STATUS["sale"]
     table = f"`{TRANSACTIONS.source_table}`"
     cur = "CAST(COALESCE(t.`currency`, '') AS BINARY)"
-    select_params: tuple = ()
-    flag = ""
-    if flag_earlier:
-        if start is None:
-            raise ValueError("flag_earlier needs a start")
-        flag = (
-            f", MAX(EXISTS (SELECT 1 FROM {table} AS o WHERE o.`transaction_id` = t.`transaction_id`"
-            " AND o.`customer_id` = t.`customer_id` AND o.`order_date` < %s AND o.`status` = %s)) AS has_earlier"
-        )
-        select_params = (start, sale)
+    keys = f", HEX(MAX({ID_KEY})) AS id_key_max"
+    if key_min:
+        keys += f", HEX(MIN({ID_KEY})) AS id_key_min"
     where, where_params = ["t.`order_date` < %s", "t.`status` = %s"], [end, sale]
     if start is not None:
         where.append("t.`order_date` >= %s")
@@ -113,17 +121,17 @@ def summary_query(
     if customers:
         where.append(f"t.`customer_id` IN ({', '.join(['%s'] * len(customers))})")
         where_params.extend(int(c) for c in customers)
-    dataset = LIFETIME_DELTA if flag_earlier else CUSTOMER_HISTORY
+    dataset = LIFETIME_DELTA if key_min else LIFETIME
     query = (
         f"SELECT {_select_list(dataset.column_names, _text_columns(dataset))} FROM ("
         f" SELECT t.`customer_id` AS customer_id, {cur} AS currency, MIN(t.`order_date`) AS first_purchase,"
         " MAX(t.`order_date`) AS last_purchase, COUNT(DISTINCT t.`transaction_id`) AS purchases,"
         " COUNT(DISTINCT DATE(t.`order_date`)) AS purchase_days, SUM(t.`amount`) AS monetary"
-        f"{flag} FROM {table} AS t WHERE {' AND '.join(where)}"
+        f"{keys} FROM {table} AS t WHERE {' AND '.join(where)}"
         f" GROUP BY t.`customer_id`, {cur} WITH ROLLUP"
         ") AS h WHERE customer_id IS NOT NULL"
     )
-    return query, select_params + tuple(where_params)
+    return query, tuple(where_params)
 
 
 # -- the source --------------------------------------------------------------------------------
@@ -290,8 +298,8 @@ def drop_snapshots(cur, schema: str, where: sql.Composable, params: tuple) -> in
 def prune(cur, schema: str, keep: int) -> int:
     """Keep the ``keep`` snapshots built last (a backfill's too; of any source: a source renamed by
     a failover leaves its old snapshots to age out), drop the rest, and any partition a build left
-    unregistered (it failed between filling and publishing). Under the state lock: no build is in
-    flight."""
+    unregistered (it failed between filling and publishing, or a migration emptied the registry).
+    Under the state lock: no build is in flight."""
     where = sql.SQL(
         "snapshot_id NOT IN (SELECT snapshot_id FROM {} ORDER BY built_at DESC, snapshot_id DESC LIMIT %s)"
     ).format(_state(schema, "lifetime_snapshots"))
@@ -299,7 +307,7 @@ def prune(cur, schema: str, keep: int) -> int:
     cur.execute(
         sql.SQL(
             "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relkind = 'r' AND NOT c.relispartition"
+            " WHERE n.nspname = %s AND c.relkind = 'r'"
             " AND c.relname ~ '^customer_lifetime_[0-9]+$'"
             " AND substr(c.relname, 19)::bigint NOT IN (SELECT snapshot_id FROM {})"
         ).format(_state(schema, "lifetime_snapshots")),
@@ -345,7 +353,8 @@ def merge_sql(
         " coalesce(s.purchases, 0) + coalesce(d.purchases, 0),"
         " coalesce(s.purchase_days, 0) + coalesce(d.purchase_days, 0),"
         " CASE WHEN s.monetary IS NULL AND d.monetary IS NULL THEN NULL"
-        " ELSE coalesce(s.monetary, 0) + coalesce(d.monetary, 0) END"
+        " ELSE coalesce(s.monetary, 0) + coalesce(d.monetary, 0) END,"
+        ' greatest(s.id_key_max COLLATE "C", d.id_key_max COLLATE "C")'
         " FROM (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {snapshot} AS x"
         "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id)) AS s"
         " FULL JOIN (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {delta} AS x"
@@ -353,6 +362,16 @@ def merge_sql(
         "   ON d.customer_id = s.customer_id AND d.total = s.total AND d.cur = s.cur"
         " UNION ALL SELECT {cols} FROM {recomputed}"
     ).format(target=target, cols=cols, snapshot=snapshot, delta=delta, changed=changed, recomputed=recomputed)
+
+
+def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed:
+    """The customers whose least period id key is not after their history's greatest: one of
+    their period sales may repeat an id sold to them before (the others' cannot)."""
+    return sql.SQL(
+        "SELECT d.customer_id FROM {delta} AS d JOIN {snapshot} AS s"
+        " ON s.customer_id = d.customer_id AND s.currency IS NULL"
+        ' WHERE d.currency IS NULL AND d.id_key_min COLLATE "C" <= s.id_key_max COLLATE "C"'
+    ).format(delta=delta, snapshot=snapshot)
 
 
 # -- a run -------------------------------------------------------------------------------------
@@ -367,7 +386,7 @@ def build_snapshot(
     with dst.cursor() as cur:
         snapshot_id, part = new_partition(cur, schema)
     query, params = summary_query(as_of)
-    stream(src, query, params, dst, part, CUSTOMER_HISTORY, chunk, replace=False)
+    stream(src, query, params, dst, part, LIFETIME, chunk, replace=False)
     with dst.cursor() as cur:
         publish_snapshot(cur, schema, source, as_of, snapshot_id, part, watermark, "full", run_id)
         snapshot = find_snapshot(cur, schema, source, as_of)
@@ -443,16 +462,17 @@ def _stage(src, dst, run, settings) -> dict:
             changed_customers(src, snapshot.watermark - timedelta(hours=settings.lifetime_lookback_hours), as_of)
         )
         info.update(snapshot_id=snapshot.snapshot_id, changed=len(changed))
-        repeated: set[int] = set()
+        overlap: set[int] = set()
         delta = run.table(LIFETIME_DELTA.name)
+        part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
         if len(changed) <= limit:  # else the period's summary is not needed: the run goes full
-            query, params = summary_query(end, as_of, flag_earlier=True)
+            query, params = summary_query(end, as_of, key_min=True)
             info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
             with dst.cursor() as cur:
-                cur.execute(sql.SQL("SELECT DISTINCT customer_id FROM {} WHERE has_earlier = 1").format(delta))
-                repeated = {r[0] for r in cur.fetchall()}
-            info["repeated_ids"] = len(repeated)
-        dirty = sorted(changed | repeated)
+                cur.execute(overlap_sql(delta, part))
+                overlap = {r[0] for r in cur.fetchall()}
+            info["id_overlap"] = len(overlap)
+        dirty = sorted(changed | overlap)
         if len(dirty) > limit:
             info.update(method="full", why=f"{len(dirty)} of {known} customers changed since the snapshot")
             log.info("lifetime state: %s: computing the summary in full", info["why"])
@@ -463,22 +483,21 @@ def _stage(src, dst, run, settings) -> dict:
                 with cur.copy(sql.SQL("COPY {} (customer_id) FROM STDIN").format(ids)) as copy:
                     for c in dirty:
                         copy.write_row((c,))
-                recreate_table(cur, recomputed, CUSTOMER_HISTORY)
+                recreate_table(cur, recomputed, LIFETIME)
             dst.commit()
             for i in range(0, len(dirty), RECOMPUTE_BATCH):
                 query, params = summary_query(end, customers=dirty[i : i + RECOMPUTE_BATCH])
-                stream(src, query, params, dst, recomputed, CUSTOMER_HISTORY, chunk, replace=False)
-            part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
+                stream(src, query, params, dst, recomputed, LIFETIME, chunk, replace=False)
             with dst.cursor() as cur:
                 analyze(cur, ids)
-                recreate_table(cur, target, CUSTOMER_HISTORY)
+                recreate_table(cur, target, LIFETIME)
                 cur.execute(merge_sql(target, part, delta, ids, recomputed))
                 info["rows"] = cur.rowcount
                 analyze(cur, target)
             dst.commit()
     if info["method"] == "full":
         query, params = summary_query(end)
-        info["rows"] = stream(src, query, params, dst, target, CUSTOMER_HISTORY, chunk)
+        info["rows"] = stream(src, query, params, dst, target, LIFETIME, chunk)
     if run.period.is_complete_month and run.period.start == as_of:
         # the whole month: its summary is the snapshot the next month's runs start from
         nxt = add_months(as_of, 1)
@@ -535,7 +554,7 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
             )
         )
         query, params = summary_query(as_of)
-        stream(src, query, params, dst, full, CUSTOMER_HISTORY, 50_000, replace=False)
+        stream(src, query, params, dst, full, LIFETIME, 50_000, replace=False)
         out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
         out["changed"] = len(changed)
         for key, a, b in (("missing", full, part), ("extra", part, full)):
