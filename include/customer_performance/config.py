@@ -136,6 +136,9 @@ class Settings:
     email_from: str = "customer-performance@example.com"
     export_pii: bool = False  # email and phone in the customer CSV (never in quality examples)
     email_attachment_limit_mb: int = 10  # larger exports are compressed, then linked if still too large
+    # A linked file in an object store (S3 and S3-compatible) gets a time-limited link for the
+    # readers, valid this long (at most 168, seven days: the longest S3 signs for).
+    export_link_hours: int = 168
     # When the export is emailed: "month_close" (the run that closes a month, and manual runs),
     # "daily" (every run) or "manual" (manual runs only). The CSV files are written on every run.
     email_policy: str = "month_close"
@@ -163,6 +166,8 @@ class Settings:
             raise ValueError(f"dag_start_date must be YYYY-MM-DD, got {self.dag_start_date!r}") from None
         if self.request_attempts < 1 or self.rates_request_attempts < 1:
             raise ValueError("request_attempts and rates_request_attempts must be at least 1")
+        if not 1 <= self.export_link_hours <= 168:
+            raise ValueError(f"export_link_hours must be between 1 and 168, got {self.export_link_hours}")
         if self.crm_page_size < 1:
             raise ValueError(f"crm_page_size must be positive, got {self.crm_page_size}")
 

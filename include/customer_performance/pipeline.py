@@ -392,6 +392,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
     from include.customer_performance.export.csv_email import (
         attachments,
         deliver,
+        share_link,
         should_email,
         write_csvs,
     )
@@ -431,6 +432,8 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             }
             if email:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
+                # the readers' links: a time-limited one where the store makes them (never recorded)
+                links = [{"url": u, "href": share_link(u, cfg.export_link_hours)} for u in linked]
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
                 names = [f"{Path(f['path']).name} ({f['rows']:,} rows)" for f in files.values()]
                 d = email_digest(conn, run, cfg, kpis)
@@ -442,10 +445,10 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
                     list(cfg.email_to),
                     cfg.email_from,
                     subject,
-                    digest.html_body(d, names, linked),
+                    digest.html_body(d, names, links),
                     attached,
                     resend=resend,
-                    text_body=digest.text(d, names, linked),
+                    text_body=digest.text(d, names, links),
                 )
                 out.update(
                     recipients=len(cfg.email_to), attached=[Path(a).name for a in attached], linked=linked, message=sent

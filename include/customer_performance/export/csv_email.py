@@ -207,6 +207,22 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
     return attached, []
 
 
+def share_link(location: str, expires_hours: int) -> str | None:
+    """A time-limited https link to a file of an object store, for a reader without access to the
+    store, where the backend can make one (S3 and S3-compatible stores, through the Amazon
+    provider and the location's connection); None for anything else (a local file is linked by its
+    path). The link is for the email only: it is never recorded."""
+    path = storage_path(location)
+    if path.protocol not in ("s3", "s3a"):
+        return None
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    url = S3Hook(aws_conn_id=path.conn_id or "aws_default").generate_presigned_url(
+        "get_object", params={"Bucket": path.bucket, "Key": path.key}, expires_in=expires_hours * 3600
+    )
+    return url if url and url.startswith(("https://", "http://")) else None
+
+
 def should_email(policy: str, is_complete_month: bool, manual: bool) -> tuple[bool, str]:
     """Whether this run emails the export under ``policy`` (config.EMAIL_POLICIES), and why."""
     if manual:

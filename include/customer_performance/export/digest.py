@@ -208,8 +208,9 @@ def _customer_line(c: dict, currency: str, movers: bool = False) -> str:
     )
 
 
-def text(d: Digest, files: list[str], links: list[str] = ()) -> str:
-    """The plain-text part."""
+def text(d: Digest, files: list[str], links: list[dict] = ()) -> str:
+    """The plain-text part. ``links``: the files too large to attach, ``{url, href}`` each (href: a
+    time-limited download link, or None)."""
     vs = f"vs {d.previous_month}" if d.previous_month else "no previous month loaded"
     lines = [f"Customer Performance, {d.month} ({d.period})", ""]
     if not d.month_closed:
@@ -225,7 +226,11 @@ def text(d: Digest, files: list[str], links: list[str] = ()) -> str:
     for title, section in d.sections.items():
         lines += ["", title.upper(), *(f"  {line}" for line in section)]
     lines += ["", "FILES" + (" (too large to attach; here:)" if links else " (attached)")]
-    lines += [f"  {f}" for f in (links or files)]
+    if links:
+        for link in links:
+            lines += [f"  {link['url']}"] + ([f"    download (time-limited): {link['href']}"] if link["href"] else [])
+    else:
+        lines += [f"  {f}" for f in files]
     lines += ["", f"Run {d.run_id}"]
     return "\n".join(lines) + "\n"
 
@@ -236,7 +241,7 @@ _H = "font-family:Arial,sans-serif;color:#1f2933;"
 _COLOURS = {1: "#1e7b34", -1: "#b42318", 0: "#52606d"}
 
 
-def html_body(d: Digest, files: list[str], links: list[str] = ()) -> str:
+def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
     """The HTML part: tables and inline styles, every value escaped."""
     e = html.escape
     vs = f"vs {e(d.previous_month)}" if d.previous_month else "no previous month loaded"
@@ -306,6 +311,17 @@ def html_body(d: Digest, files: list[str], links: list[str] = ()) -> str:
         out.append("</ul>")
     where = "The files are too large to attach; they are here:" if links else "Attached:"
     out.append(f"<p style='{_H}'>{where}</p><ul style='{_H}'>")
-    out.extend(f"<li>{e(f)}</li>" for f in (links or files))
+    if links:
+        for link in links:
+            name = link["url"].rstrip("/").rpartition("/")[2]
+            if link["href"]:
+                out.append(
+                    f"<li><a href=\"{e(link['href'])}\">{e(name)}</a>"
+                    f" <span style='color:#52606d'>({e(link['url'])}; the link is time-limited)</span></li>"
+                )
+            else:
+                out.append(f"<li>{e(link['url'])}</li>")
+    else:
+        out.extend(f"<li>{e(f)}</li>" for f in files)
     out.append(f"</ul><p style='{_H}color:#9aa5b1;font-size:12px'>Run {e(d.run_id)}</p></div>")
     return "".join(out)
