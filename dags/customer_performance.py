@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
+import logging
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from include.customer_performance import pipeline
 from include.customer_performance.config import settings
+from include.customer_performance.export.artifacts import local_store_warning
 from include.customer_performance.notify import deadline_alert, failure_notifiers
 from include.customer_performance.retry import plan
 from include.customer_performance.runbook import DELIVER, RUNBOOK, TASKS
 
 cfg = settings()
 TASKS_BEFORE_DESTINATIONS = [t for t, doc in TASKS.items() if doc.kind != DELIVER]
+# said where on-call looks: the parse log and the top of the DAG's docs
+STORE_WARNING = local_store_warning(cfg)
+if STORE_WARNING:
+    logging.getLogger(__name__).warning("customer_performance: %s", STORE_WARNING)
 
 
 def task_args(task_id: str, **kwargs) -> dict:
@@ -48,7 +55,7 @@ def task_args(task_id: str, **kwargs) -> dict:
     start_date=pendulum.parse(cfg.dag_start_date, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    doc_md=RUNBOOK,
+    doc_md=(f"> **Warning:** {STORE_WARNING}.\n\n" if STORE_WARNING else "") + RUNBOOK,
     deadline=deadline_alert(cfg),
     params={
         "report_month": Param(

@@ -214,3 +214,29 @@ def test_one_retry_plan_per_task_from_the_settings():
     assert plan("filter_period", cfg).policy is NO_RETRY_ON_BAD_DATA
     with pytest.raises(ValueError, match="at least 1"):
         dataclasses.replace(cfg, request_attempts=0)
+
+
+def test_a_local_export_location_under_a_distributed_executor_is_warned_at_parse(monkeypatch, caplog):
+    """Celery or Kubernetes workers with a local export folder: each worker would keep its own
+    months. Said in the parse log and at the top of the DAG's docs; not for LocalExecutor, an
+    object store, or a folder declared shared."""
+    import dataclasses
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.customer_performance.config import settings
+    from include.customer_performance.export.artifacts import local_store_warning
+
+    cfg = settings()
+    assert local_store_warning(cfg, "LocalExecutor") == ""
+    assert local_store_warning(cfg, "airflow.executors.local_executor.LocalExecutor") == ""
+    for executor in ("CeleryExecutor", "LocalExecutor,KubernetesExecutor", "gpu:my.pkg.EdgeExecutor"):
+        assert "is a folder on the worker" in local_store_warning(cfg, executor), executor
+    assert local_store_warning(dataclasses.replace(cfg, export_location="s3://aws_default@b/p"), "CeleryExecutor") == ""
+    assert local_store_warning(dataclasses.replace(cfg, export_location_shared=True), "CeleryExecutor") == ""
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    with caplog.at_level("WARNING"):
+        dag = DagBag(dag_folder=str(ROOT / "dags")).dags["customer_performance"]
+    assert dag.doc_md.startswith("> **Warning:** the export location ")
+    assert any("is a folder on the worker" in r.getMessage() for r in caplog.records)

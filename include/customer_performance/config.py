@@ -132,6 +132,9 @@ class Settings:
     # A missing local export location is an error (a typo or an unmounted volume would otherwise
     # fill a new folder nobody reads); true: the pipeline creates it.
     export_create_location: bool = False
+    # The local export location is a folder every worker mounts (NFS, a shared volume): no warning
+    # when the executor runs tasks on several machines (export/artifacts.local_store_warning).
+    export_location_shared: bool = False
     email_to: tuple[str, ...] = ("stakeholders@example.com",)
     email_from: str = "customer-performance@example.com"
     export_pii: bool = False  # email and phone in the customer CSV (never in quality examples)

@@ -51,6 +51,35 @@ def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
     return None
 
 
+# Executors that run every task on the scheduler's own machine: a local folder is one store.
+SINGLE_MACHINE_EXECUTORS = {"LocalExecutor", "SequentialExecutor", "DebugExecutor"}
+
+
+def local_store_warning(cfg: Settings, executor: str | None = None) -> str:
+    """Why the export location cannot hold a distributed deployment's artifacts, or '': a local
+    folder (not declared shared with ``export_location_shared``) while the executor (Airflow's
+    ``[core] executor``, a list of names, class paths or ``alias:path``) may run tasks on other
+    machines. Each month's CSV files and Data Docs would land on whichever worker ran the task."""
+    from include.customer_performance.export.csv_email import is_local, storage_path
+
+    if executor is None:
+        from airflow.configuration import conf
+
+        executor = conf.get("core", "executor", fallback="LocalExecutor")
+    names = [e.strip() for e in executor.split(",") if e.strip()]
+    remote = [n for n in names if n.rpartition(":")[2].rpartition(".")[2] not in SINGLE_MACHINE_EXECUTORS]
+    if not remote or cfg.export_location_shared or not is_local(storage_path(cfg.export_location)):
+        return ""
+    return (
+        f"the export location {cfg.export_location} is a folder on the worker, and the executor ({', '.join(remote)})"
+        " runs tasks on other machines: each month's CSV files and Data Docs land on whichever worker ran the"
+        " task, and the run record and the email name a path that exists only there. Set"
+        " CUSTOMER_PERFORMANCE_EXPORT_LOCATION to an object store (s3://<conn>@<bucket>/<prefix>), or, for a"
+        " folder every worker mounts, CUSTOMER_PERFORMANCE_EXPORT_LOCATION_SHARED=true (README, 'Distributed"
+        " deployment')"
+    )
+
+
 def redact_url(text: str) -> str:
     """``text`` with the password of any ``scheme://user:password@`` and every URL's query string
     left out: what a storage error says goes into the quality report, the alerts and emails."""
