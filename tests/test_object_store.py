@@ -143,3 +143,23 @@ def test_exports_on_an_object_store_are_recorded_by_url_and_linked(stack, july_r
     # ... and nothing else: an unsigned request for the same object is refused
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(links[0].split("?")[0], timeout=10)  # noqa: S310
+
+
+def test_data_docs_on_an_object_store_open_from_the_dashboard_by_a_signed_link(stack, july_run, s3_server, tmp_path):
+    from include.customer_performance.dashboard.data import data_docs_link
+    from include.customer_performance.export.artifacts import data_docs_target, publish_data_docs
+
+    run = make_run(LOGICAL_DATE, july_run["run_id"], None, settings().staging_schema)
+    cfg = dataclasses.replace(settings(), export_location=f"s3://cp_s3@{BUCKET}/docs_{uuid.uuid4().hex[:6]}")
+    page = "<html><body>Data Docs of the gate</body></html>"
+    (tmp_path / "index.html").write_text(page)
+    (tmp_path / "validations").mkdir()
+    (tmp_path / "validations" / "one.html").write_text("<p>one</p>")
+    assert publish_data_docs(run, cfg, tmp_path) is None
+    where = data_docs_target(run, cfg)  # what the run record's quality.data_docs holds
+    assert where.startswith(cfg.export_location + "/2025-07/data_docs/")
+    href = data_docs_link(where)
+    assert href.startswith(s3_server + "/") and "X-Amz-Signature=" in href
+    with urllib.request.urlopen(href, timeout=10) as resp:  # noqa: S310 - the loopback store
+        assert resp.read().decode() == page
+    assert data_docs_link("/var/exports/2025-07/data_docs/x") is None  # a folder: shown, not linked

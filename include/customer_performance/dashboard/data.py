@@ -5,6 +5,7 @@ pulling a million customers into Python."""
 
 from __future__ import annotations
 
+import logging
 import string
 from datetime import date
 from decimal import Decimal
@@ -14,6 +15,8 @@ from psycopg.rows import dict_row
 
 from include.customer_performance import report
 from include.customer_performance.period import add_months
+
+log = logging.getLogger(__name__)
 
 PARETO_POINTS = 20  # the curve at every 5 % of the customers who bought (as the KPI top20_revenue_share)
 MOVERS = 10  # the movers shown
@@ -194,7 +197,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "red_below": card["health"]["bands"]["yellow"],
     }
-    out["run"] = {**run, "month_closed": _month_closed(run)}
+    out["run"] = {**run, "month_closed": _month_closed(run), "data_docs_link": data_docs_link(run.get("data_docs"))}
     out["month"] = month.strftime("%Y-%m")
     out["currency"] = currency
     out["banners"] = banners(out)
@@ -225,6 +228,20 @@ def _present(cur, schema: str) -> set[str]:
         (schema, list(TABLES)),
     )
     return {r["relname"] for r in cur.fetchall()}
+
+
+def data_docs_link(location: str | None, hours: int = 12) -> str | None:
+    """A time-limited link to the run's Data Docs page where they are on an object store that
+    makes one (S3); None otherwise, or when the store cannot sign (the page shows the location)."""
+    if not location or "://" not in location:
+        return None
+    from include.customer_performance.export.csv_email import share_link
+
+    try:
+        return share_link(location.rstrip("/") + "/index.html", hours)
+    except Exception:  # noqa: BLE001 - a missing connection or credentials: the location is shown instead
+        log.warning("no link to the Data Docs at %s", location, exc_info=True)
+        return None
 
 
 def _month_closed(run: dict) -> bool:

@@ -316,7 +316,7 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
             name = link["url"].rstrip("/").rpartition("/")[2]
             if link["href"]:
                 out.append(
-                    f"<li><a href=\"{e(link['href'])}\">{e(name)}</a>"
+                    f'<li><a href="{e(link["href"])}">{e(name)}</a>'
                     f" <span style='color:#52606d'>({e(link['url'])}; the link is time-limited)</span></li>"
                 )
             else:

@@ -436,7 +436,10 @@ function pipeline(d) {
   // where the gate's Data Docs are: a link when they are on the web, else the location to open
   if (d.run.data_docs) {
     const dp = h("p", {}, load, "Data Docs: ");
-    if (/^https?:\/\//.test(d.run.data_docs)) h("a", { href: d.run.data_docs, "data-docs": "" }, dp, "open");
+    if (d.run.data_docs_link) {  // on an object store: a time-limited link the server signed
+      h("a", { href: d.run.data_docs_link, "data-docs": "" }, dp, "open");
+      h("code", { title: "on the export location" }, dp, " " + d.run.data_docs);
+    } else if (/^https?:\/\//.test(d.run.data_docs)) h("a", { href: d.run.data_docs, "data-docs": "" }, dp, "open");
     else h("code", { "data-docs": "", title: "on the export location" }, dp, d.run.data_docs);
   }
   // the gate
