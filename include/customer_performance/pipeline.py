@@ -47,11 +47,13 @@ def execute(task, **kwargs) -> dict:
     DAG run. Its result (for XCom) gains the wall time in ``seconds``; a failure is logged in two
     short records, what failed and then what to do about that kind of error (runbook.advice, with
     when Airflow retries), then raised for Airflow to retry or fail."""
+    from include.customer_performance import lineage
     from include.customer_performance.runbook import advice
 
     cfg = settings()
     run = current_run(cfg)
     t0 = time.monotonic()
+    lineage.start()
     try:
         out = task(run, cfg, **kwargs)
     except Exception as exc:
@@ -59,6 +61,7 @@ def execute(task, **kwargs) -> dict:
         kind, text = advice(exc, task.__name__, retry_of(exc))
         log.error("What to do (%s): %s", kind, text)
         raise
+    lineage.report(task.__name__, run, cfg, out)
     return {**out, "seconds": round(time.monotonic() - t0, 1)}
 
 

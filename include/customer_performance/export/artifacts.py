@@ -34,13 +34,15 @@ def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
     """Copy the Data Docs GX wrote into ``docs`` (a local temporary folder) to the export location;
     returns None, or what went wrong: Data Docs are for people, their failure never stops the gate
     (it becomes a warning of the report, and an alert)."""
+    from include.customer_performance.export.csv_email import open_file
+
     try:
         target = export_dir(run, cfg) / "data_docs" / run.key
         for path in sorted(docs.rglob("*")):
             if path.is_file():
                 dest = target / str(path.relative_to(docs))
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("rb") as src, dest.open("wb") as dst:
+                with path.open("rb") as src, open_file(dest, "wb") as dst:
                     shutil.copyfileobj(src, dst)
     except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
         where = data_docs_target(run, cfg)

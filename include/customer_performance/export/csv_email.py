@@ -89,6 +89,13 @@ def is_local(path) -> bool:
     return path.protocol in ("file", "local", "")
 
 
+def open_file(path, mode: str = "rb"):
+    """Open an ``ObjectStoragePath`` through its filesystem, past Airflow's tracking of file opens
+    for lineage: a task reports its files itself (lineage.py), by their final names, never a
+    temporary one or a run-private copy."""
+    return path.fs.open(path.path, mode)
+
+
 def display(path) -> str:
     """A local file as a plain path, anything else as its URL."""
     return path.path if is_local(path) else str(path)
@@ -142,7 +149,7 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False, copies: Path |
             copy_path = copies / filename if copies is not None else None
             try:
                 with contextlib.ExitStack() as files:
-                    fh = files.enter_context(target.open("wb"))
+                    fh = files.enter_context(open_file(target, "wb"))
                     mine = files.enter_context(copy_path.open("wb")) if copy_path else None
                     with cur.copy(query) as copy:
                         for block in copy:
@@ -179,8 +186,8 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
             part = export.parent / f".{export.name}.gz.{uuid.uuid4().hex[:12]}.part" if is_local(export) else target
             try:
                 with (
-                    path.open("rb") as src,
-                    part.open("wb") as raw,
+                    open_file(path, "rb") as src,
+                    open_file(part, "wb") as raw,
                     # level 1: three times faster than the default 6 on these files for a quarter more bytes
                     gzip.GzipFile(filename=export.name, mode="wb", fileobj=raw, compresslevel=1, mtime=0) as dst,
                 ):
@@ -201,7 +208,7 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
             attached.append(path.path)
         else:
             local = workdir / path.name
-            with path.open("rb") as src, local.open("wb") as dst:
+            with open_file(path, "rb") as src, local.open("wb") as dst:
                 shutil.copyfileobj(src, dst, length=1 << 20)
             attached.append(str(local))
     return attached, []
