@@ -8,7 +8,6 @@ The test prints the datasets per task (``pytest -s``)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
