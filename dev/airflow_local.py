@@ -2,6 +2,9 @@
 and the benchmark: metadata in PostgreSQL (database ``<stack>_airflow``), LocalExecutor, and the
 four Airflow 3 components as processes (api-server, which also serves the UI and the execution
 API the tasks talk to; scheduler; dag-processor; triggerer, which runs Deadline Alert callbacks).
+With ``executor="celery"``: CeleryExecutor on the machine's Redis (a database number of its own)
+and ``workers`` Celery workers, each with its own AIRFLOW_HOME, temporary folder, log folder and
+name (the task instances' hostname: ``<worker>@<host>``), as workers on separate machines.
 The stack's connections are imported into the metadata database (Admin > Connections), as a
 deployment without a secrets backend keeps them, so that on-call can edit them in the UI.
 
@@ -28,15 +31,36 @@ from dev.stack import PG, ROOT, Stack, checkout_name, free_port, pg_dsn, stop_pr
 
 DAG_ID = "customer_performance"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+REDIS = {"host": "127.0.0.1", "port": 6379}
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the local Celery workers: which worker ran a task, as a
+    worker on its own machine would say by its host name."""
+    import socket
+
+    return f"{os.environ.get('CP_WORKER_NAME', 'worker')}@{socket.gethostname()}"
 
 
 class LocalAirflow:
-    def __init__(self, stack: Stack, home: Path, port: int | None = None, parallelism: int = 4):
+    def __init__(
+        self,
+        stack: Stack,
+        home: Path,
+        port: int | None = None,
+        parallelism: int = 4,
+        executor: str = "local",
+        workers: int = 2,
+    ):
         self.stack = stack
         self.home = home
         self.port = port or free_port()
         self.db = f"{stack.name}_airflow"
         self.parallelism = parallelism
+        self.executor = executor
+        self.workers = workers if executor == "celery" else 0
+        # a Redis database of its own (1..15, by the stack's name): checkouts share the server
+        self.redis_db = 1 + sum(stack.name.encode()) % 15
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -67,7 +91,46 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             }
         )
+        if self.executor == "celery":
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS['host']}:{REDIS['port']}/{self.redis_db}",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": (
+                        f"db+postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}"
+                    ),
+                    # one task at a time per worker: a run's parallel tasks spread over the workers
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dev.airflow_local.worker_hostname",
+                    # the workers share this machine's export folder, as a mounted volume
+                    "CUSTOMER_PERFORMANCE_EXPORT_LOCATION_SHARED": "true",
+                }
+            )
         return env
+
+    def worker_env(self, i: int) -> dict[str, str]:
+        """A worker as on a machine of its own: its own AIRFLOW_HOME, temporary and log folders,
+        log server port and name."""
+        home = self.home / f"worker{i}"
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        return {
+            **self.env(),
+            "AIRFLOW_HOME": str(home),
+            "TMPDIR": str(home / "tmp"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "CP_WORKER_NAME": f"worker{i}",
+        }
+
+    def flush_redis(self) -> None:
+        """Empty this stack's Redis database (the Celery broker's queues)."""
+        import socket
+
+        with socket.create_connection((REDIS["host"], REDIS["port"]), timeout=5) as s:
+            s.sendall(f"SELECT {self.redis_db}\r\nFLUSHDB\r\n".encode())
+            reply = s.recv(100)
+        if reply.count(b"+OK") != 2:
+            raise RuntimeError(f"redis at {REDIS['host']}:{REDIS['port']} answered {reply!r} to FLUSHDB")
 
     # -- lifecycle ------------------------------------------------------------------------------
     def create_db(self) -> None:
@@ -93,11 +156,33 @@ class LocalAirflow:
                 ["--port", str(self.port), "--host", "127.0.0.1"] if name == "api-server" else []
             )
             self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        if self.workers:
+            self.flush_redis()
+        for i in range(1, self.workers + 1):
+            log_path = self.home / f"worker{i}.log"
+            log = log_path.open("ab")
+            cmd = [self.airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h", "--concurrency", "1"]
+            self.procs[f"worker{i}"] = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.worker_env(i), stdout=log, stderr=subprocess.STDOUT
+            )
         wait_for_port(self.port, self.procs["api-server"], "airflow api-server", timeout=120)
         self.wait_for_dag()
+        for i in range(1, self.workers + 1):
+            self.wait_for_log(self.home / f"worker{i}.log", " ready.", f"worker{i}")
+
+    def wait_for_log(self, path: Path, text: str, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if text in path.read_text(errors="replace"):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{what} did not log {text!r} within {timeout}s; see {path}")
 
     def stop(self) -> None:
         stop_processes(self.procs, timeout=30)
+        if self.workers:
+            self.flush_redis()
 
     def import_connections(self) -> None:
         """The stack's connections into Admin > Connections; ones already there (perhaps edited by
