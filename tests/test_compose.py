@@ -37,6 +37,11 @@ def test_services_of_the_stack(compose):
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-worker-1",
+        "airflow-worker-2",
+        "redis",
+        "minio",
+        "minio-init",
     } <= set(compose["services"])
     assert compose["services"]["mysql"]["image"].startswith("mysql:8")
 
@@ -93,3 +98,32 @@ def test_databases_created_by_the_init_script_match_the_connections(compose):
         compose["services"]["mysql"]["environment"]["MYSQL_DATABASE"]
         == json.loads(env["AIRFLOW_CONN_SALES_DB"])["schema"]
     )
+
+
+def test_the_deployment_is_distributed_with_one_store_for_artifacts_and_logs(compose):
+    """CeleryExecutor on the compose Redis, two workers of their own host names, and every run
+    artifact and task log in the object store the init job creates the buckets of."""
+    from include.customer_performance.export.artifacts import local_store_warning
+
+    services = compose["services"]
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    workers = [name for name, svc in services.items() if svc.get("command") == "celery worker"]
+    assert len(workers) == 2 and len({services[w]["hostname"] for w in workers}) == 2
+    assert all(services[w]["environment"] == env for w in workers)  # one configuration for all
+    location = env["CUSTOMER_PERFORMANCE_EXPORT_LOCATION"]
+    m = re.match(r"s3://(\w+)@([\w.-]+)/", location)
+    assert m, location
+    conn = json.loads(env[f"AIRFLOW_CONN_{m[1].upper()}"])
+    assert conn["conn_type"] == "aws" and conn["extra"]["endpoint_url"].startswith("http://minio:")
+    assert env["AIRFLOW__LOGGING__REMOTE_LOGGING"] == "true" and env["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"] == m[1]
+    logs_bucket = re.match(r"s3://([\w.-]+)/", env["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"])[1]
+    init = " ".join(services["minio-init"]["entrypoint"])
+    assert f"store/{m[2]}" in init and f"store/{logs_bucket}" in init
+    minio = services["minio"]["environment"]
+    assert (conn["login"], conn["password"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    # the DAG would warn at parse time about a local export location under this executor; not here
+    cfg = dataclasses.replace(Settings(), export_location=location)
+    assert local_store_warning(cfg, env["AIRFLOW__CORE__EXECUTOR"]) == ""
+    assert local_store_warning(dataclasses.replace(cfg, export_location="/opt/airflow/exports"), "CeleryExecutor")
