@@ -20,21 +20,24 @@ apt_install() {
 }
 
 # 1. System packages: mysqlclient builds from source; headless Chromium for the dashboard test;
-#    the servers themselves when absent.
+#    PgBouncer for the connection-pooling test (started by the test itself); the servers
+#    themselves when absent (Redis: the Celery test's broker).
 missing=()
-for pkg in pkg-config libmariadb-dev chromium; do
+for pkg in pkg-config libmariadb-dev chromium pgbouncer; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 fresh_pg=0; fresh_maria=0
 command -v pg_ctlcluster >/dev/null 2>&1 || { missing+=(postgresql postgresql-client); fresh_pg=1; }
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || { missing+=(mariadb-server mariadb-client); fresh_maria=1; }
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 # 2. The servers answer on 127.0.0.1 (start them when installed but stopped).
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }
 maria_up() { mariadb-admin -h 127.0.0.1 -P 3306 -uroot --connect-timeout=2 ping >/dev/null 2>&1; }
 wait_for() { for _ in $(seq 1 30); do "$1" && return 0; sleep 1; done; return 1; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
 
 if ! pg_up; then
   is_root || { say "PostgreSQL is not answering on 127.0.0.1:5432; start it (sudo pg_ctlcluster <version> main start)"; exit 1; }
@@ -58,6 +61,12 @@ if ! maria_up; then
     mariadb -uroot -e "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('')" || true
   fi
   wait_for maria_up || { say "MariaDB did not come up on 127.0.0.1:3306"; exit 1; }
+fi
+if ! redis_up; then
+  is_root || { say "Redis is not answering on 127.0.0.1:6379; start it (sudo service redis-server start)"; exit 1; }
+  say "starting Redis"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes >/dev/null
+  wait_for redis_up || { say "Redis did not come up on 127.0.0.1:6379"; exit 1; }
 fi
 
 # 3. The virtual environment: exactly the lock, refreshed only when the lock changed.

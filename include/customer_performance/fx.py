@@ -169,7 +169,11 @@ def _latest(cur, schema: str) -> date | None:
 
 def _upsert(cur, schema: str, rows, source: str, overwrite: bool) -> int:
     """Insert ``rows`` into the rates table; ``overwrite``: a day already held takes the new rate."""
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS fx_incoming (currency text, day date, units_per_eur numeric)")
+    # dropped at the commit: behind a transaction-pooling PgBouncer a TEMP table must not outlive
+    # the transaction (the server session goes to another client)
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS fx_incoming (currency text, day date, units_per_eur numeric) ON COMMIT DROP"
+    )
     cur.execute("TRUNCATE fx_incoming")
     with cur.copy("COPY fx_incoming FROM STDIN") as copy:
         for row in rows:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -320,20 +321,17 @@ def prune(cur, schema: str, keep: int) -> int:
 
 @contextlib.contextmanager
 def state_lock(dst, schema: str):
-    """The lifetime state of ``schema``, one run (or command) at a time: a session lock on the
-    analytics connection, held across its commits, so that no snapshot is replaced or pruned while
-    another run reads it and two runs needing the same missing snapshot build it once."""
-    key = f"customer_performance:lifetime:{schema}"
-    if not dst.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
-        log.info("lifetime state: another run of %s holds it; waiting for it to finish", schema)
-        dst.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    """The lifetime state of ``schema``, one run (or command) at a time, held across ``dst``'s
+    commits (db.held_lock: a transaction of its own holds it), so that no snapshot is replaced or
+    pruned while another run reads it and two runs needing the same missing snapshot build it once."""
+    from include.customer_performance.db import held_lock
+
     dst.commit()
     try:
-        yield
+        with held_lock(dst, f"customer_performance:lifetime:{schema}", f"lifetime state of {schema}"):
+            yield
     finally:
         dst.rollback()
-        dst.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-        dst.commit()
 
 
 def merge_sql(
@@ -546,28 +544,29 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
         changed = changed_customers(src, snapshot.watermark - timedelta(hours=lookback_hours), as_of)
         cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
         part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
-        full = sql.Identifier("pg_temp", "lifetime_full")
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(full))
-        cur.execute(
-            sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
-                sql.Identifier("lifetime_full"), cols, part
-            )
-        )
-        query, params = summary_query(as_of)
-        stream(src, query, params, dst, full, LIFETIME, 50_000, replace=False)
-        out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
-        out["changed"] = len(changed)
-        for key, a, b in (("missing", full, part), ("extra", part, full)):
-            cur.execute(
-                sql.SQL(
-                    "SELECT count(*) FROM (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) AS d"
-                    " WHERE NOT (d.customer_id = ANY(%s))"
-                ).format(c=cols, a=a, b=b),
-                (changed,),
-            )
-            out[key] = cur.fetchone()[0]
-        cur.execute(sql.SQL("DROP TABLE {}").format(full))
-    dst.commit()
+        # a table of the state's schema, not a TEMP one: the stream commits, and behind a
+        # transaction-pooling PgBouncer the next transaction may be another server session's
+        full = _state(schema, f"lifetime_verify_{uuid.uuid4().hex[:12]}")
+        cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(full, cols, part))
+        dst.commit()
+        try:
+            query, params = summary_query(as_of)
+            stream(src, query, params, dst, full, LIFETIME, 50_000, replace=False)
+            out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
+            out["changed"] = len(changed)
+            for key, a, b in (("missing", full, part), ("extra", part, full)):
+                cur.execute(
+                    sql.SQL(
+                        "SELECT count(*) FROM (SELECT {c} FROM {a} EXCEPT ALL SELECT {c} FROM {b}) AS d"
+                        " WHERE NOT (d.customer_id = ANY(%s))"
+                    ).format(c=cols, a=a, b=b),
+                    (changed,),
+                )
+                out[key] = cur.fetchone()[0]
+        finally:
+            dst.rollback()
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(full))
+            dst.commit()
     return out
 
 

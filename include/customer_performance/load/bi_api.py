@@ -11,11 +11,12 @@ complete month after it; a batch or publish of an earlier, killed try that lands
 superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
 table's columns (README, "BI push payloads").
 
-Pushes of one month to one dataset take turns (a session advisory lock in the analytics database,
-held for the whole push, released by PostgreSQL if the task dies), and a push checks its inputs
-(the run's staged tables, one KPI row: staging.check_inputs) before it sends anything. Each table
-is read whole (they are aggregates, thousands of rows at most) in one short statement, so no
-transaction is open while the API is called. The push only reads the analytics database, so a
+Pushes of one month to one dataset take turns (an advisory lock in the analytics database, held
+for the whole push by a transaction of its own on a second connection, db.held_lock, released by
+PostgreSQL if the task dies), and a push checks its inputs (the run's staged tables, one KPI row:
+staging.check_inputs) before it sends anything. Each table is read whole (they are aggregates,
+thousands of rows at most) in one short statement, so no transaction of the reading connection is
+open while the API is called. The push only reads the analytics database, so a
 failed push changes nothing there and the task can be retried alone.
 """
 
@@ -28,6 +29,7 @@ import uuid
 
 from psycopg import sql
 
+from include.customer_performance.db import held_lock
 from include.customer_performance.export.csv_email import COMPARISON_ORDER, INTERACTION_ORDER, REGIONAL_ORDER
 from include.customer_performance.http_client import ApiClient
 from include.customer_performance.staging import Run, check_inputs
@@ -71,16 +73,6 @@ def _json_value(v: object) -> object:
     return v
 
 
-def month_lock(cur, key: str) -> None:
-    """Wait for the session advisory lock ``key`` (released at ``month_unlock`` or when the
-    connection ends, also when the process is killed)."""
-    cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-
-
-def month_unlock(cur, key: str) -> None:
-    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-
-
 def push(
     conn, run: Run, client: ApiClient, dataset: str, batch_rows: int, tables: tuple[str, ...] = tuple(BI_TABLES)
 ) -> dict[str, int]:
@@ -93,9 +85,9 @@ def push(
     stages = {name: run.table(name) for name in STAGES}
     key = f"customer_performance:bi:{dataset}:{month}"
     conn.commit()  # the session's settings, nothing else: the push only reads
-    was, conn.autocommit = conn.autocommit, True  # a session lock; each read is its own short statement
-    with conn.cursor() as cur:
-        month_lock(cur, key)
+    was, conn.autocommit = conn.autocommit, True  # each read is its own short statement
+    # one push of a dataset's month at a time, the lock held by a transaction of its own for the push
+    with held_lock(conn, key, f"the BI push of {dataset}/{month}"), conn.cursor() as cur:
         try:
             check_inputs(cur, run, STAGES)
             version = f"{run.key}-{uuid.uuid4().hex[:8]}"
@@ -110,7 +102,6 @@ def push(
                 json={"report_month": month, "tables": counts},
             )
         finally:
-            month_unlock(cur, key)
             conn.autocommit = was
     sent = {t: c["rows"] for t, c in counts.items()}
     log.info("published BI version %s of %s/%s: %s", version, dataset, month, sent)

@@ -231,9 +231,30 @@ def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
 
 
 def gx_url(cfg) -> str:
-    """The analytics database for GX's own connection, with the transforms' work_mem."""
+    """The analytics database for GX's own connection, with the transforms' work_mem as a startup
+    option. A pooler that refuses startup options (PgBouncer: "unsupported startup parameter") gets
+    the URL without it: GX's queries then run with the role's or database's work_mem (README,
+    "Connection pooling")."""
+    import psycopg
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    url = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id).sqlalchemy_url
-    url = url.update_query_dict({"options": f"-c work_mem={cfg.transform_work_mem}"})
+    hook = PostgresHook(postgres_conn_id=cfg.analytics_db_conn_id)
+    plain = hook.sqlalchemy_url
+    url = plain.update_query_dict({"options": f"-c work_mem={cfg.transform_work_mem}"})
+    c = hook.get_connection(cfg.analytics_db_conn_id)
+    try:
+        psycopg.connect(
+            host=c.host,
+            port=c.port or 5432,
+            user=c.login,
+            password=c.password,
+            dbname=c.schema,
+            options=f"-c work_mem={cfg.transform_work_mem}",
+            connect_timeout=10,
+        ).close()
+    except psycopg.OperationalError as exc:
+        if "startup parameter" not in str(exc):
+            raise
+        log.info("the analytics database refuses startup options (a pooler): GX runs with the server's work_mem")
+        url = plain
     return url.render_as_string(hide_password=False)
