@@ -2,9 +2,10 @@
 and the benchmark: metadata in PostgreSQL (database ``<stack>_airflow``), LocalExecutor, and the
 four Airflow 3 components as processes (api-server, which also serves the UI and the execution
 API the tasks talk to; scheduler; dag-processor; triggerer, which runs Deadline Alert callbacks).
-With ``executor="celery"``: CeleryExecutor on the machine's Redis (a database number of its own)
-and ``workers`` Celery workers, each with its own AIRFLOW_HOME, temporary folder, log folder and
-name (the task instances' hostname: ``<worker>@<host>``), as workers on separate machines.
+With ``executor="celery"``: CeleryExecutor on the machine's Redis (a database number and a queue
+named after the stack: checkouts share the server) and ``workers`` Celery workers, each with its
+own AIRFLOW_HOME, temporary folder, log folder and name (the task instances' hostname:
+``<worker>@<host>``), as workers on separate machines.
 The stack's connections are imported into the metadata database (Admin > Connections), as a
 deployment without a secrets backend keeps them, so that on-call can edit them in the UI.
 
@@ -59,8 +60,10 @@ class LocalAirflow:
         self.parallelism = parallelism
         self.executor = executor
         self.workers = workers if executor == "celery" else 0
-        # a Redis database of its own (1..15, by the stack's name): checkouts share the server
+        # a Redis database (1..15, by the stack's name) and a queue of the stack's own: checkouts
+        # share the server, and two stacks may draw the same database number
         self.redis_db = 1 + sum(stack.name.encode()) % 15
+        self.queue = f"cp_{stack.name}"
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -101,6 +104,7 @@ class LocalAirflow:
                     ),
                     # one task at a time per worker: a run's parallel tasks spread over the workers
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dev.airflow_local.worker_hostname",
                     # the workers share this machine's export folder, as a mounted volume
                     "CUSTOMER_PERFORMANCE_EXPORT_LOCATION_SHARED": "true",
@@ -121,16 +125,6 @@ class LocalAirflow:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "CP_WORKER_NAME": f"worker{i}",
         }
-
-    def flush_redis(self) -> None:
-        """Empty this stack's Redis database (the Celery broker's queues)."""
-        import socket
-
-        with socket.create_connection((REDIS["host"], REDIS["port"]), timeout=5) as s:
-            s.sendall(f"SELECT {self.redis_db}\r\nFLUSHDB\r\n".encode())
-            reply = s.recv(100)
-        if reply.count(b"+OK") != 2:
-            raise RuntimeError(f"redis at {REDIS['host']}:{REDIS['port']} answered {reply!r} to FLUSHDB")
 
     # -- lifecycle ------------------------------------------------------------------------------
     def create_db(self) -> None:
@@ -156,12 +150,11 @@ class LocalAirflow:
                 ["--port", str(self.port), "--host", "127.0.0.1"] if name == "api-server" else []
             )
             self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        if self.workers:
-            self.flush_redis()
         for i in range(1, self.workers + 1):
             log_path = self.home / f"worker{i}.log"
             log = log_path.open("ab")
             cmd = [self.airflow, "celery", "worker", "--celery-hostname", f"worker{i}@%h", "--concurrency", "1"]
+            cmd += ["--queues", self.queue]
             self.procs[f"worker{i}"] = subprocess.Popen(
                 cmd, cwd=ROOT, env=self.worker_env(i), stdout=log, stderr=subprocess.STDOUT
             )
@@ -181,8 +174,6 @@ class LocalAirflow:
 
     def stop(self) -> None:
         stop_processes(self.procs, timeout=30)
-        if self.workers:
-            self.flush_redis()
 
     def import_connections(self) -> None:
         """The stack's connections into Admin > Connections; ones already there (perhaps edited by

@@ -123,6 +123,14 @@ def test_the_deployment_is_distributed_with_one_store_for_artifacts_and_logs(com
     assert f"store/{m[2]}" in init and f"store/{logs_bucket}" in init
     minio = services["minio"]["environment"]
     assert (conn["login"], conn["password"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    # the links readers get are signed for the store's address on the host (its published port)
+    readers = json.loads(env[f"AIRFLOW_CONN_{env['CUSTOMER_PERFORMANCE_EXPORT_LINK_CONN_ID'].upper()}"])
+    assert (readers["login"], readers["password"]) == (conn["login"], conn["password"])
+    port = readers["extra"]["endpoint_url"].rsplit(":", 1)[1]
+    assert (
+        readers["extra"]["endpoint_url"].startswith("http://localhost:")
+        and f"{port}:9000" in services["minio"]["ports"]
+    )
     # the DAG would warn at parse time about a local export location under this executor; not here
     cfg = dataclasses.replace(Settings(), export_location=location)
     assert local_store_warning(cfg, env["AIRFLOW__CORE__EXECUTOR"]) == ""

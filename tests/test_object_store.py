@@ -65,24 +65,31 @@ def s3_server(tmp_path_factory):
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"moto_server did not answer on {endpoint}")
-        os.environ["AIRFLOW_CONN_CP_S3"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "cp-test-key",
-                "password": "cp-test-secret",
-                "extra": {
-                    "endpoint_url": endpoint,
-                    "region_name": "us-east-1",
-                    "config_kwargs": {"signature_version": "s3v4", "s3": {"addressing_style": "path"}},
-                },
-            }
-        )
+
+        def conn(url: str) -> str:
+            return json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "cp-test-key",
+                    "password": "cp-test-secret",
+                    "extra": {
+                        "endpoint_url": url,
+                        "region_name": "us-east-1",
+                        "config_kwargs": {"signature_version": "s3v4", "s3": {"addressing_style": "path"}},
+                    },
+                }
+            )
+
+        os.environ["AIRFLOW_CONN_CP_S3"] = conn(endpoint)
+        # the readers' address of the same store (export_link_conn_id signs links for it)
+        os.environ["AIRFLOW_CONN_CP_S3_READERS"] = conn(f"http://localhost:{port}")
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         S3Hook(aws_conn_id="cp_s3").create_bucket(BUCKET)
         yield endpoint
     finally:
         os.environ.pop("AIRFLOW_CONN_CP_S3", None)
+        os.environ.pop("AIRFLOW_CONN_CP_S3_READERS", None)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -98,6 +105,7 @@ def test_exports_on_an_object_store_are_recorded_by_url_and_linked(stack, july_r
         email_attachment_limit_mb=0,  # every file linked
         email_to=("reader@example.com",),
         export_link_hours=2,
+        export_link_conn_id="cp_s3_readers",
     )
     mails_before = len(stack.mails())
     try:
@@ -136,7 +144,8 @@ def test_exports_on_an_object_store_are_recorded_by_url_and_linked(stack, july_r
     assert len(links) == len(paths)
     for name, url in paths.items():
         href = next(link for link in links if f"/{Path(url).name}.gz?" in link)
-        assert href.startswith(s3_server + "/") and "X-Amz-Expires=7200" in href
+        # signed for the readers' address of the store, not the workers'
+        assert href.startswith(s3_server.replace("127.0.0.1", "localhost") + "/") and "X-Amz-Expires=7200" in href
         assert href.replace("&", "&amp;") in html  # the HTML part links it too, escaped
         with urllib.request.urlopen(href, timeout=10) as resp:  # noqa: S310 - the loopback store
             assert gzip.decompress(resp.read()) == Path(local[name]["path"]).read_bytes(), name

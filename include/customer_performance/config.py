@@ -142,6 +142,9 @@ class Settings:
     # A linked file in an object store (S3 and S3-compatible) gets a time-limited link for the
     # readers, valid this long (at most 168, seven days: the longest S3 signs for).
     export_link_hours: int = 168
+    # The AWS connection that signs those links, when readers reach the store at another address
+    # than the workers do (its endpoint_url is the readers'); empty: the export location's own.
+    export_link_conn_id: str = ""
     # When the export is emailed: "month_close" (the run that closes a month, and manual runs),
     # "daily" (every run) or "manual" (manual runs only). The CSV files are written on every run.
     email_policy: str = "month_close"

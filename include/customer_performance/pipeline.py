@@ -436,7 +436,9 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
             if email:
                 attached, linked = attachments(files, cfg.email_attachment_limit_mb * 1024 * 1024, Path(tmp))
                 # the readers' links: a time-limited one where the store makes them (never recorded)
-                links = [{"url": u, "href": share_link(u, cfg.export_link_hours)} for u in linked]
+                links = [
+                    {"url": u, "href": share_link(u, cfg.export_link_hours, cfg.export_link_conn_id)} for u in linked
+                ]
                 subject = f"Customer Performance {run.period.report_month:%B %Y}: {run.period}"
                 names = [f"{Path(f['path']).name} ({f['rows']:,} rows)" for f in files.values()]
                 d = email_digest(conn, run, cfg, kpis)

@@ -232,13 +232,15 @@ def _present(cur, schema: str) -> set[str]:
 
 def data_docs_link(location: str | None, hours: int = 12) -> str | None:
     """A time-limited link to the run's Data Docs page where they are on an object store that
-    makes one (S3); None otherwise, or when the store cannot sign (the page shows the location)."""
+    makes one (S3); None otherwise, or when the store cannot sign (the page shows the location).
+    The link opens the index page; the pages it links need read access to the bucket's prefix."""
     if not location or "://" not in location:
         return None
+    from include.customer_performance.config import settings
     from include.customer_performance.export.csv_email import share_link
 
     try:
-        return share_link(location.rstrip("/") + "/index.html", hours)
+        return share_link(location.rstrip("/") + "/index.html", hours, settings().export_link_conn_id)
     except Exception:  # noqa: BLE001 - a missing connection or credentials: the location is shown instead
         log.warning("no link to the Data Docs at %s", location, exc_info=True)
         return None

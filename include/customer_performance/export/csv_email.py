@@ -214,17 +214,20 @@ def attachments(files: dict[str, dict], limit_bytes: int, workdir: Path) -> tupl
     return attached, []
 
 
-def share_link(location: str, expires_hours: int) -> str | None:
+def share_link(location: str, expires_hours: int, conn_id: str = "") -> str | None:
     """A time-limited https link to a file of an object store, for a reader without access to the
     store, where the backend can make one (S3 and S3-compatible stores, through the Amazon
-    provider and the location's connection); None for anything else (a local file is linked by its
-    path). The link is for the email only: it is never recorded."""
+    provider); None for anything else (a local file is linked by its path). Signed with the
+    connection ``conn_id`` (``export_link_conn_id``: its endpoint is the one readers reach), else
+    the location's. The link is for the email only: it is never recorded. It lasts
+    ``expires_hours``, or until the signing credentials expire if sooner (temporary credentials:
+    an instance role, STS)."""
     path = storage_path(location)
     if path.protocol not in ("s3", "s3a"):
         return None
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    url = S3Hook(aws_conn_id=path.conn_id or "aws_default").generate_presigned_url(
+    url = S3Hook(aws_conn_id=conn_id or path.conn_id or "aws_default").generate_presigned_url(
         "get_object", params={"Bucket": path.bucket, "Key": path.key}, expires_in=expires_hours * 3600
     )
     return url if url and url.startswith(("https://", "http://")) else None

@@ -16,8 +16,9 @@ last purchase are the least and greatest. A purchase is counted once per distinc
 so a customer whose period sale repeats an id already sold to them before the month start must be
 recomputed. Which ones could, the state tells without reading the history: each row keeps
 ``id_key_max``, the greatest id sold before its date by the source's own comparison (the hex of
-the id's collation weights, trailing spaces trimmed, so that ids equal at the source have one
-key), and the period's summary gives ``id_key_min``. A customer whose period ids all sort after
+the id's collation weights, padded to the column's length as a PAD SPACE collation compares:
+ids equal at the source have one key, ``id_key``), and the period's summary gives
+``id_key_min``. A customer whose period ids all sort after
 their history's (order numbers grow with time) cannot repeat one; the others (``id_overlap``) are
 recomputed from the source, as is every customer with a sale before the month start whose
 ``updated_at`` is after the snapshot's watermark, less the look-back (late inserts, re-statused or
@@ -82,8 +83,7 @@ RECOMPUTE_MAX_SHARE = 0.10
 RECOMPUTE_MIN = 1000
 RECOMPUTE_BATCH = 500
 SUMMARY_COLUMNS = LIFETIME.column_names
-# An id's key: the bytes the source compares it by, in hex (compared in PostgreSQL with COLLATE "C").
-ID_KEY = "WEIGHT_STRING(RTRIM(t.`transaction_id`))"
+ID_KEY_MAX_CHARS = 64  # a longer id is weighed by its first 64 characters (more recomputed, never fewer)
 
 
 @dataclass(frozen=True)
@@ -99,22 +99,24 @@ def summary_query(
     start: date | None = None,
     customers: list[int] | tuple[int, ...] = (),
     key_min: bool = False,
+    *,
+    key: str,
 ) -> tuple[str, tuple]:
     """The lifetime summary of the completed sales with ``start <= order_date < end`` (``start``
     None: all before ``end``), of ``customers`` only when given, as one aggregate in the sales
     database. ``WITH ROLLUP`` adds, per customer, the all-currency row (currency NULL); a NULL
     currency at the source groups as ''. Currencies group by their bytes, as PostgreSQL compares
     them downstream (a case-insensitive collation would fold 'usd' into 'USD', and which of the
-    two spellings it kept would depend on row order). ``id_key_max`` is the greatest id key of the
-    row's sales; ``key_min`` adds ``id_key_min``, the least."""
+    two spellings it kept would depend on row order). ``id_key_max`` is the greatest id key
+    (``key``: ``id_key(src)``) of the row's sales; ``key_min`` adds ``id_key_min``, the least."""
     from include.customer_performance.extract.sales_db import _select_list, _text_columns
 
     sale = TRANSACTION_STATUS["sale"]
     table = f"`{TRANSACTIONS.source_table}`"
     cur = "CAST(COALESCE(t.`currency`, '') AS BINARY)"
-    keys = f", HEX(MAX({ID_KEY})) AS id_key_max"
+    keys = f", HEX(MAX({key})) AS id_key_max"
     if key_min:
-        keys += f", HEX(MIN({ID_KEY})) AS id_key_min"
+        keys += f", HEX(MIN({key})) AS id_key_min"
     where, where_params = ["t.`order_date` < %s", "t.`status` = %s"], [end, sale]
     if start is not None:
         where.append("t.`order_date` >= %s")
@@ -155,6 +157,25 @@ def source_name(src) -> str:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def id_key(src) -> str:
+    """The SQL of a transaction id's key at ``src``, the bytes the source compares ids by: a
+    character id's collation weights with the id padded to its column's length (``AS CHAR(n)``),
+    as a PAD SPACE collation compares, so that ids the source holds equal (another case, trailing
+    spaces, or any character the collation weighs as a space, like U+00A0 under a Unicode
+    collation) have one key. Under a NO PAD collation ids differing only in trailing spaces get one
+    key too, which makes more customers recomputed, never fewer. An id of another type: its text."""
+    rows = _one(
+        src,
+        "SELECT data_type, character_maximum_length FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = %s AND column_name = 'transaction_id'",
+        (TRANSACTIONS.source_table,),
+    )
+    kind, length = (_text(rows[0][0]).lower(), rows[0][1]) if rows else ("", None)
+    if kind in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") and length:
+        return f"WEIGHT_STRING(t.`transaction_id` AS CHAR({min(int(length), ID_KEY_MAX_CHARS)}))"
+    return "CAST(CAST(t.`transaction_id` AS CHAR) AS BINARY)"
 
 
 def missing_indexes(src) -> list[str]:
@@ -316,6 +337,14 @@ def prune(cur, schema: str, keep: int) -> int:
     )
     for (name,) in cur.fetchall():
         cur.execute(sql.SQL("DROP TABLE {}").format(_state(schema, name)))
+    # and the comparison table of a `lifetime verify` that died (a live one holds the state lock)
+    cur.execute(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname ~ '^lifetime_verify_[0-9a-f]+$'",
+        (schema,),
+    )
+    for (name,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP TABLE {}").format(_state(schema, name)))
     return dropped
 
 
@@ -364,11 +393,13 @@ def merge_sql(
 
 def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed:
     """The customers whose least period id key is not after their history's greatest: one of
-    their period sales may repeat an id sold to them before (the others' cannot)."""
+    their period sales may repeat an id sold to them before (the others' cannot). A history with
+    purchases but no key (a snapshot written by a build without keys) counts as overlapping."""
     return sql.SQL(
         "SELECT d.customer_id FROM {delta} AS d JOIN {snapshot} AS s"
         " ON s.customer_id = d.customer_id AND s.currency IS NULL"
-        ' WHERE d.currency IS NULL AND d.id_key_min COLLATE "C" <= s.id_key_max COLLATE "C"'
+        ' WHERE d.currency IS NULL AND (d.id_key_min COLLATE "C" <= s.id_key_max COLLATE "C"'
+        " OR (s.id_key_max IS NULL AND s.purchases > 0))"
     ).format(delta=delta, snapshot=snapshot)
 
 
@@ -376,14 +407,14 @@ def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed
 
 
 def build_snapshot(
-    src, dst, schema: str, source: str, as_of: date, watermark: datetime, run_id: str | None, chunk: int
+    src, dst, schema: str, source: str, as_of: date, watermark: datetime, run_id: str | None, chunk: int, key: str
 ):
     """The snapshot at ``as_of`` by one full GROUP BY, streamed into a new partition; committed."""
     from include.customer_performance.extract.sales_db import stream
 
     with dst.cursor() as cur:
         snapshot_id, part = new_partition(cur, schema)
-    query, params = summary_query(as_of)
+    query, params = summary_query(as_of, key=key)
     stream(src, query, params, dst, part, LIFETIME, chunk, replace=False)
     with dst.cursor() as cur:
         publish_snapshot(cur, schema, source, as_of, snapshot_id, part, watermark, "full", run_id)
@@ -419,10 +450,10 @@ def stage(src, dst, run, settings) -> dict:
     from include.customer_performance.migrations import migrate
 
     schema = settings.analytics_schema
-    with dst.cursor() as cur:
-        migrate(cur, schema)  # the state's tables (the load migrates too, before it publishes)
-    dst.commit()
     with state_lock(dst, schema):
+        with dst.cursor() as cur:  # the state's tables, under its lock (a migration may empty it)
+            migrate(cur, schema)
+        dst.commit()
         info = _stage(src, dst, run, settings)
     log.info("lifetime state: %s", info)
     return info
@@ -437,6 +468,7 @@ def _stage(src, dst, run, settings) -> dict:
     end, as_of = run.period.end, run.period.month_start
     source = source_name(src)
     watermark = source_watermark(src)  # before anything is read: a later change is looked at again
+    key = id_key(src)
     info: dict = {"source": source, "method": settings.lifetime_mode, "as_of": as_of.isoformat()}
     why = inexact(src) if settings.lifetime_mode == "incremental" else ""
     if why:
@@ -452,7 +484,7 @@ def _stage(src, dst, run, settings) -> dict:
             snapshot = find_snapshot(cur, schema, source, as_of)
         dst.commit()
         if snapshot is None:
-            snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk)
+            snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk, key)
             info["bootstrapped"] = True
         known = snapshot.customers
         limit = max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known)
@@ -464,7 +496,7 @@ def _stage(src, dst, run, settings) -> dict:
         delta = run.table(LIFETIME_DELTA.name)
         part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
         if len(changed) <= limit:  # else the period's summary is not needed: the run goes full
-            query, params = summary_query(end, as_of, key_min=True)
+            query, params = summary_query(end, as_of, key_min=True, key=key)
             info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
             with dst.cursor() as cur:
                 cur.execute(overlap_sql(delta, part))
@@ -484,7 +516,7 @@ def _stage(src, dst, run, settings) -> dict:
                 recreate_table(cur, recomputed, LIFETIME)
             dst.commit()
             for i in range(0, len(dirty), RECOMPUTE_BATCH):
-                query, params = summary_query(end, customers=dirty[i : i + RECOMPUTE_BATCH])
+                query, params = summary_query(end, customers=dirty[i : i + RECOMPUTE_BATCH], key=key)
                 stream(src, query, params, dst, recomputed, LIFETIME, chunk, replace=False)
             with dst.cursor() as cur:
                 analyze(cur, ids)
@@ -494,7 +526,7 @@ def _stage(src, dst, run, settings) -> dict:
                 analyze(cur, target)
             dst.commit()
     if info["method"] == "full":
-        query, params = summary_query(end)
+        query, params = summary_query(end, key=key)
         info["rows"] = stream(src, query, params, dst, target, LIFETIME, chunk)
     if run.period.is_complete_month and run.period.start == as_of:
         # the whole month: its summary is the snapshot the next month's runs start from
@@ -550,7 +582,7 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
         cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(full, cols, part))
         dst.commit()
         try:
-            query, params = summary_query(as_of)
+            query, params = summary_query(as_of, key=id_key(src))
             stream(src, query, params, dst, full, LIFETIME, 50_000, replace=False)
             out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
             out["changed"] = len(changed)
@@ -574,13 +606,13 @@ def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None) -> Sn
     """Build the snapshot of this source at ``as_of`` in full, then drop its other snapshots."""
     from include.customer_performance.migrations import migrate
 
-    with dst.cursor() as cur:
-        migrate(cur, schema)
-    dst.commit()
     source = source_name(src)
     with state_lock(dst, schema):
+        with dst.cursor() as cur:
+            migrate(cur, schema)
+        dst.commit()
         watermark = source_watermark(src)
-        snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000)
+        snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000, id_key(src))
         with dst.cursor() as cur:
             where = sql.SQL("source = %s AND snapshot_id <> %s")
             dropped = drop_snapshots(cur, schema, where, (source, snapshot.snapshot_id))

@@ -87,8 +87,8 @@ def push(
     conn.commit()  # the session's settings, nothing else: the push only reads
     was, conn.autocommit = conn.autocommit, True  # each read is its own short statement
     # one push of a dataset's month at a time, the lock held by a transaction of its own for the push
-    with held_lock(conn, key, f"the BI push of {dataset}/{month}"), conn.cursor() as cur:
-        try:
+    try:
+        with held_lock(conn, key, f"the BI push of {dataset}/{month}"), conn.cursor() as cur:
             check_inputs(cur, run, STAGES)
             version = f"{run.key}-{uuid.uuid4().hex[:8]}"
             # opening supersedes any open version of an earlier, killed try: its late requests are refused
@@ -101,8 +101,8 @@ def push(
                 f"/datasets/{dataset}/versions/{version}/publish",
                 json={"report_month": month, "tables": counts},
             )
-        finally:
-            conn.autocommit = was
+    finally:
+        conn.autocommit = was
     sent = {t: c["rows"] for t, c in counts.items()}
     log.info("published BI version %s of %s/%s: %s", version, dataset, month, sent)
     return sent

@@ -214,7 +214,11 @@ def _gx_context(sqlalchemy_url: str, docs_dir: Path | None):
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             },
         )
-    return context, context.data_sources.add_postgres("analytics_db", connection_string=sqlalchemy_url)
+    # no server-side prepared statements (psycopg's default prepares a query run 5 times): behind a
+    # transaction-pooling PgBouncer the next transaction may be another server session's
+    return context, context.data_sources.add_postgres(
+        "analytics_db", connection_string=sqlalchemy_url, kwargs={"connect_args": {"prepare_threshold": None}}
+    )
 
 
 def largest(cur, run: Run, suites: tuple[Suite, ...]) -> Suite:
