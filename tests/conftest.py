@@ -165,16 +165,17 @@ def _unrun(value: dict) -> dict:
     return out
 
 
-def snapshot(stack) -> dict:
-    """Every destination's rows for July 2025, in a comparable form."""
+def snapshot(stack, schema: str = "analytics", dataset: str = "customer_performance") -> dict:
+    """Every destination's rows for July 2025 (the analytics tables of ``schema``, the BI rows of
+    ``dataset``), in a comparable form."""
     import psycopg
     import requests
 
     out = {}
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         for t in TABLES:
-            rows = conn.execute(f"SELECT * FROM analytics.{t} WHERE report_month = '2025-07-01'").fetchall()
-            cols = [d.name for d in conn.execute(f"SELECT * FROM analytics.{t} LIMIT 0").description]
+            rows = conn.execute(f"SELECT * FROM {schema}.{t} WHERE report_month = '2025-07-01'").fetchall()
+            cols = [d.name for d in conn.execute(f"SELECT * FROM {schema}.{t} LIMIT 0").description]
             # what differs between two runs by nature: the run, when it loaded, how long tasks took
             drop = {cols.index(c) for c in ("run_id", "loaded_at", "tasks") if c in cols}
             if "delivered" in cols:
@@ -185,7 +186,7 @@ def snapshot(stack) -> dict:
     headers = {"Authorization": f"Bearer {stack.bi_token}"}
     for t in BI_TABLES:
         resp = requests.get(
-            f"http://127.0.0.1:{stack.bi_port}/datasets/customer_performance/tables/{t}/rows",
+            f"http://127.0.0.1:{stack.bi_port}/datasets/{dataset}/tables/{t}/rows",
             params={"report_month": "2025-07"},
             headers=headers,
             timeout=10,

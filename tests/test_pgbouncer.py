@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -84,9 +85,16 @@ def _admin(port: int, command: str) -> str:
 
 def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct_run_did(stack, july_run, bouncer):
     conn = dict(stack.connections()["analytics_db"], port=bouncer)
+    tag = uuid.uuid4().hex[:6]
+    # schemas, BI dataset and export folder of its own: the session's July stays the direct run's
+    schema, staging, dataset = f"cp_pgb_{tag}", f"cp_pgb_stg_{tag}", f"cp_pgb_{tag}"
     env = {
         **stack.prepare_airflow(Path(tempfile.mkdtemp(prefix="cp-pgb-airflow-"))),
         "AIRFLOW_CONN_ANALYTICS_DB": json.dumps(conn),
+        "CUSTOMER_PERFORMANCE_ANALYTICS_SCHEMA": schema,
+        "CUSTOMER_PERFORMANCE_STAGING_SCHEMA": staging,
+        "CUSTOMER_PERFORMANCE_BI_DATASET": dataset,
+        "CUSTOMER_PERFORMANCE_EXPORT_LOCATION": tempfile.mkdtemp(prefix="cp-pgb-exports-"),
     }
     done = subprocess.run(
         [
@@ -106,7 +114,18 @@ def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct
     # the run went through PgBouncer, in transactions spread over its few server sessions
     stats = {line.split("|")[0]: line.split("|") for line in _admin(bouncer, "SHOW STATS").splitlines()}
     assert int(stats[stack.analytics_db][2]) > 100, stats[stack.analytics_db]  # total_xact_count
-    assert snapshot(stack) == july_run["snapshot"]  # every analytics table and BI row as before
+    # every analytics table and BI row as the direct run's (the run record names its own schema,
+    # dataset and folder: its rows are compared apart)
+    ours, direct_run = snapshot(stack, schema, dataset), july_run["snapshot"]
+    assert {k: v for k, v in ours.items() if k != "pipeline_runs"} == {
+        k: v for k, v in direct_run.items() if k != "pipeline_runs"
+    }
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as c:
+        tasks, quality, kpis = c.execute(f"SELECT tasks, quality, kpis FROM {schema}.pipeline_runs").fetchone()
+        ref = c.execute("SELECT tasks, quality, kpis FROM analytics.pipeline_runs WHERE report_month = '2025-07-01'")
+        ref_tasks, ref_quality, ref_kpis = ref.fetchone()
+    assert kpis == ref_kpis and quality["quarantined_rows"] == ref_quality["quarantined_rows"]
+    assert {t: v["rows_out"] for t, v in tasks.items()} == {t: v["rows_out"] for t, v in ref_tasks.items()}
 
     # no server session carries a setting of the run (a session SET would stay on it): hold every
     # session of the pool at once, each in a transaction, and ask
@@ -131,12 +150,17 @@ def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct
     run = make_run(LOGICAL_DATE, july_run["run_id"], None, settings().staging_schema)
     client = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api")
     dsn = pg_dsn(stack.analytics_db).replace(f"port={PG['port']}", f"port={bouncer}")
-    for _ in range(2):
-        t0 = time.monotonic()
-        with psycopg.connect(dsn, prepare_threshold=None) as c:
-            sent = push(c, run, client, "customer_performance", 10_000)
-        assert sent["kpis"] == 1 and time.monotonic() - t0 < 60
-    assert snapshot(stack) == july_run["snapshot"]
+    try:
+        for _ in range(2):
+            t0 = time.monotonic()
+            with psycopg.connect(dsn, prepare_threshold=None) as c:
+                sent = push(c, run, client, dataset, 10_000)
+            assert sent["kpis"] == 1 and time.monotonic() - t0 < 60
+        assert snapshot(stack, schema, dataset) == ours
+    finally:
+        with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as c:
+            for name in (schema, staging):
+                c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 def test_every_transaction_of_a_transform_connection_has_its_work_mem(stack, bouncer, monkeypatch):
