@@ -195,6 +195,44 @@ def snapshot(stack, schema: str = "analytics", dataset: str = "customer_performa
     return out
 
 
+def dags_test(env: dict, logical_date: str) -> None:
+    """``airflow dags test`` of the DAG for ``logical_date`` in a process of its own with ``env``;
+    fails with the end of its output."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "customer_performance", logical_date],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@contextlib.contextmanager
+def own_destinations(stack, prefix: str, exports: Path):
+    """Settings giving a run analytics and staging schemas, a BI dataset and an export folder of
+    its own (the session's July stays as the suite's run left it); the schemas dropped after.
+    Yields ``(env, analytics schema, staging schema, BI dataset)``."""
+    import psycopg
+
+    tag = f"{prefix}_{uuid.uuid4().hex[:6]}"
+    schema, staging, dataset = tag, f"{tag}_stg", tag
+    env = {
+        "CUSTOMER_PERFORMANCE_ANALYTICS_SCHEMA": schema,
+        "CUSTOMER_PERFORMANCE_STAGING_SCHEMA": staging,
+        "CUSTOMER_PERFORMANCE_BI_DATASET": dataset,
+        "CUSTOMER_PERFORMANCE_EXPORT_LOCATION": str(exports),
+        "CUSTOMER_PERFORMANCE_EXPORT_CREATE_LOCATION": "true",
+    }
+    try:
+        yield env, schema, staging, dataset
+    finally:
+        with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as conn:
+            for name in (schema, staging):
+                conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
 @pytest.fixture(scope="session")
 def july_dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag

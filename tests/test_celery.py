@@ -7,12 +7,10 @@ run's tasks must have run on both workers."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from dev.airflow_local import DAG_ID, LocalAirflow
-from tests.conftest import ROOT, running_stack, snapshot
+from tests.conftest import dags_test, running_stack, snapshot
 
 JULY_CLOSE = "2025-08-01T02:00:00+00:00"
 
@@ -24,11 +22,7 @@ def _csv_bytes(stack) -> dict[str, bytes]:
 def test_a_month_on_two_celery_workers_equals_the_single_process_run(tmp_path_factory):
     with running_stack("cp_c", tmp_path_factory.mktemp("celery"), 400, seed=11) as stack:
         env = stack.prepare_airflow(tmp_path_factory.mktemp("dags_test"))
-        airflow = str(Path(sys.executable).parent / "airflow")
-        done = subprocess.run(
-            [airflow, "dags", "test", DAG_ID, JULY_CLOSE], env=env, cwd=ROOT, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        dags_test(env, JULY_CLOSE)
         single, single_csv = snapshot(stack), _csv_bytes(stack)
         assert len(single_csv) == 5 and single["customer_performance"]
 

@@ -8,16 +8,10 @@ The test prints the datasets per task (``pytest -s``)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
-import psycopg
-
-from dev.stack import pg_dsn
-from tests.conftest import ROOT
+from tests.conftest import dags_test, own_destinations
 
 
 def _events(path: Path) -> dict[str, dict]:
@@ -36,37 +30,20 @@ def _names(datasets: list[dict]) -> set[str]:
 
 
 def test_every_task_reports_the_datasets_it_read_and_wrote(stack, tmp_path):
-    tag = uuid.uuid4().hex[:6]
     events = tmp_path / "openlineage.jsonl"
-    analytics, staging, bi = f"cp_lin_{tag}", f"cp_lin_stg_{tag}", f"cp_lin_{tag}"
     exports = tmp_path / "exports"
-    env = {
-        **stack.prepare_airflow(tmp_path / "airflow"),
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events), "append": True}),
-        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.customer_performance.lineage.TaskLineageExtractor",
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "customer_performance_test",
-        "CUSTOMER_PERFORMANCE_ANALYTICS_SCHEMA": analytics,
-        "CUSTOMER_PERFORMANCE_STAGING_SCHEMA": staging,
-        "CUSTOMER_PERFORMANCE_BI_DATASET": bi,
-        "CUSTOMER_PERFORMANCE_EXPORT_LOCATION": str(exports),
-        "CUSTOMER_PERFORMANCE_EXPORT_CREATE_LOCATION": "true",
-        "CUSTOMER_PERFORMANCE_EMAIL_TO": "lineage@example.com",
-    }
-    airflow = str(Path(sys.executable).parent / "airflow")
-    try:
-        done = subprocess.run(
-            [airflow, "dags", "test", "customer_performance", "2025-08-01T02:00:00+00:00"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    finally:
-        with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as conn:
-            for schema in (analytics, staging):
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with own_destinations(stack, "cp_lin", exports) as (own, analytics, staging, bi):
+        env = {
+            **stack.prepare_airflow(tmp_path / "airflow"),
+            **own,
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(events), "append": True}
+            ),
+            "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.customer_performance.lineage.TaskLineageExtractor",
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "customer_performance_test",
+            "CUSTOMER_PERFORMANCE_EMAIL_TO": "lineage@example.com",
+        }
+        dags_test(env, "2025-08-01T02:00:00+00:00")
     found = _events(events)
     tasks = {
         "extract_customer_db",

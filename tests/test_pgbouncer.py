@@ -13,10 +13,8 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -27,7 +25,7 @@ from include.customer_performance.config import settings
 from include.customer_performance.http_client import ApiClient
 from include.customer_performance.load.bi_api import push
 from include.customer_performance.staging import make_run
-from tests.conftest import LOGICAL_DATE, ROOT, snapshot
+from tests.conftest import LOGICAL_DATE, dags_test, own_destinations, snapshot
 
 POOL = 3
 
@@ -72,6 +70,11 @@ pidfile = {folder}/pgbouncer.pid
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _via(bouncer: int, stack) -> str:
+    """The analytics database's DSN through PgBouncer."""
+    return pg_dsn(stack.analytics_db).replace(f"port={PG['port']}", f"port={bouncer}")
+
+
 def _admin(port: int, command: str) -> str:
     """PgBouncer's admin console (simple query protocol: psql)."""
     out = subprocess.run(
@@ -83,34 +86,22 @@ def _admin(port: int, command: str) -> str:
     return out.stdout
 
 
-def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct_run_did(stack, july_run, bouncer):
+def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct_run_did(
+    stack, july_run, bouncer, tmp_path
+):
     conn = dict(stack.connections()["analytics_db"], port=bouncer)
-    tag = uuid.uuid4().hex[:6]
     # schemas, BI dataset and export folder of its own: the session's July stays the direct run's
-    schema, staging, dataset = f"cp_pgb_{tag}", f"cp_pgb_stg_{tag}", f"cp_pgb_{tag}"
-    env = {
-        **stack.prepare_airflow(Path(tempfile.mkdtemp(prefix="cp-pgb-airflow-"))),
-        "AIRFLOW_CONN_ANALYTICS_DB": json.dumps(conn),
-        "CUSTOMER_PERFORMANCE_ANALYTICS_SCHEMA": schema,
-        "CUSTOMER_PERFORMANCE_STAGING_SCHEMA": staging,
-        "CUSTOMER_PERFORMANCE_BI_DATASET": dataset,
-        "CUSTOMER_PERFORMANCE_EXPORT_LOCATION": tempfile.mkdtemp(prefix="cp-pgb-exports-"),
-    }
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "airflow"),
-            "dags",
-            "test",
-            "customer_performance",
-            LOGICAL_DATE.isoformat(),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with own_destinations(stack, "cp_pgb", tmp_path / "exports") as (own, schema, _, dataset):
+        env = {
+            **stack.prepare_airflow(tmp_path / "airflow"),
+            **own,
+            "AIRFLOW_CONN_ANALYTICS_DB": json.dumps(conn),
+        }
+        dags_test(env, LOGICAL_DATE.isoformat())
+        _published_like_the_direct_run(stack, july_run, bouncer, schema, dataset)
+
+
+def _published_like_the_direct_run(stack, july_run, bouncer, schema, dataset):
     # the run went through PgBouncer, in transactions spread over its few server sessions
     stats = {line.split("|")[0]: line.split("|") for line in _admin(bouncer, "SHOW STATS").splitlines()}
     assert int(stats[stack.analytics_db][2]) > 100, stats[stack.analytics_db]  # total_xact_count
@@ -132,12 +123,7 @@ def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct
     direct = psycopg.connect(pg_dsn(stack.analytics_db))
     default = direct.execute("SHOW work_mem").fetchone()[0]
     direct.close()
-    held = [
-        psycopg.connect(
-            pg_dsn(stack.analytics_db).replace(f"port={PG['port']}", f"port={bouncer}"), prepare_threshold=None
-        )
-        for _ in range(POOL)
-    ]
+    held = [psycopg.connect(_via(bouncer, stack), prepare_threshold=None) for _ in range(POOL)]
     try:
         seen = [c.execute("SHOW work_mem").fetchone()[0] for c in held]
     finally:
@@ -149,18 +135,12 @@ def test_a_run_through_a_transaction_pooling_pgbouncer_publishes_what_the_direct
     # completes (a session lock taken on one server session would stay there and stop the next)
     run = make_run(LOGICAL_DATE, july_run["run_id"], None, settings().staging_schema)
     client = ApiClient(f"http://127.0.0.1:{stack.bi_port}", stack.bi_token, "bi_api")
-    dsn = pg_dsn(stack.analytics_db).replace(f"port={PG['port']}", f"port={bouncer}")
-    try:
-        for _ in range(2):
-            t0 = time.monotonic()
-            with psycopg.connect(dsn, prepare_threshold=None) as c:
-                sent = push(c, run, client, dataset, 10_000)
-            assert sent["kpis"] == 1 and time.monotonic() - t0 < 60
-        assert snapshot(stack, schema, dataset) == ours
-    finally:
-        with psycopg.connect(pg_dsn(stack.analytics_db), autocommit=True) as c:
-            for name in (schema, staging):
-                c.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    for _ in range(2):
+        t0 = time.monotonic()
+        with psycopg.connect(_via(bouncer, stack), prepare_threshold=None) as c:
+            sent = push(c, run, client, dataset, 10_000)
+        assert sent["kpis"] == 1 and time.monotonic() - t0 < 60
+    assert snapshot(stack, schema, dataset) == ours
 
 
 def test_every_transaction_of_a_transform_connection_has_its_work_mem(stack, bouncer, monkeypatch):
@@ -171,9 +151,7 @@ def test_every_transaction_of_a_transform_connection_has_its_work_mem(stack, bou
     conn = dict(stack.connections()["analytics_db"], port=bouncer)
     monkeypatch.setenv("AIRFLOW_CONN_ANALYTICS_DB", json.dumps(conn))
     cfg = settings()
-    others = [
-        psycopg.connect(pg_dsn(stack.analytics_db).replace(f"port={PG['port']}", f"port={bouncer}")) for _ in range(2)
-    ]
+    others = [psycopg.connect(_via(bouncer, stack)) for _ in range(2)]
     try:
         with analytics(cfg) as c:
             for i in range(6):

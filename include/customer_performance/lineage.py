@@ -75,17 +75,16 @@ ANALYTICS_READS: dict[str, tuple[str, ...]] = {
 
 
 def _delivery_reads(task_id: str) -> tuple[str, ...]:
-    from include.customer_performance.export.csv_email import EXPORTS
-    from include.customer_performance.load.analytics_db import PARTITION_TABLES, RUN_TABLES
-    from include.customer_performance.load.bi_api import STAGES as BI_STAGES
+    """A destination's staged inputs: what it checks before touching its destination."""
+    from include.customer_performance.export import csv_email
+    from include.customer_performance.load import analytics_db, bi_api
 
-    if task_id == "load_analytics_db":
-        return ("kpis", "scorecard", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts))
-    if task_id == "push_bi_api":
-        return tuple(BI_STAGES)
-    if task_id == "email_csv_export":
-        return ("kpis", *(t for stages, _ in EXPORTS.values() for t in stages))
-    return ()
+    reads = {
+        "load_analytics_db": analytics_db.STAGED_INPUTS,
+        "push_bi_api": bi_api.STAGES,
+        "email_csv_export": csv_email.STAGED_INPUTS,
+    }
+    return tuple(reads.get(task_id, ()))
 
 
 @functools.cache

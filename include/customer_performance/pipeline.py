@@ -263,8 +263,7 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
     """Publish the period; ``upstream`` is every earlier task's result, for the run record."""
     from include.customer_performance import scorecard
     from include.customer_performance.load.analytics_db import (
-        PARTITION_TABLES,
-        RUN_TABLES,
+        STAGED_INPUTS,
         LockPolicy,
         publish,
         read_backtest,
@@ -280,11 +279,7 @@ def load_analytics_db(run: Run, cfg: Settings, upstream: dict[str, dict]) -> dic
     }
     with analytics(cfg) as conn:
         with conn.cursor() as cur:  # before anything is replaced: every staged table it publishes
-            check_inputs(
-                cur,
-                run,
-                ("kpis", "scorecard", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts)),
-            )
+            check_inputs(cur, run, STAGED_INPUTS)
             card = scorecard.of_run(cur, run)
         kpis = read_kpis(conn, run)
         with conn.cursor() as cur:
@@ -393,6 +388,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
     and month (csv_email.deliver; ``resend``: the run's param ``resend_email``)."""
     from include.customer_performance.export import digest
     from include.customer_performance.export.csv_email import (
+        STAGED_INPUTS,
         attachments,
         deliver,
         share_link,
@@ -405,20 +401,7 @@ def email_csv_export(run: Run, cfg: Settings, manual: bool = False, resend: bool
     t0 = time.monotonic()
     with analytics(cfg) as conn:
         with conn.cursor() as cur:
-            check_inputs(
-                cur,
-                run,
-                (
-                    "kpis",
-                    "customer_metrics",
-                    "regional_summary",
-                    "dq_results",
-                    "dq_aggregates",
-                    "backtest",
-                    "churn",
-                    "scorecard",
-                ),
-            )
+            check_inputs(cur, run, STAGED_INPUTS)
         folder = export_dir(run, cfg)
         email, why = should_email(cfg.email_policy, run.period.is_complete_month, manual)
         with tempfile.TemporaryDirectory(prefix="customer_performance_mail_") as tmp:

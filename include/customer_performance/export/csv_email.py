@@ -51,6 +51,17 @@ EXPORTS = {
 }
 
 
+# every staged table the export and its email read: the files' tables, and the digest's KPIs,
+# back-test, churn and scorecard (checked before anything is written; lineage's inputs)
+STAGED_INPUTS = (
+    "kpis",
+    "backtest",
+    "churn",
+    "scorecard",
+    *dict.fromkeys(t for stages, _ in EXPORTS.values() for t in stages),
+)
+
+
 def file_names(run: Run) -> dict[str, str]:
     return {name: f"{name}_{run.period.label}.csv" for name in EXPORTS}
 

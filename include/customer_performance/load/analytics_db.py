@@ -42,6 +42,8 @@ RUN_TABLES = {
     "interaction_summary": ("interaction_summary",),
     "engagement_correlations": ("engagement_correlations",),
 }
+# every staged table the load reads (checked before anything is replaced; lineage's inputs)
+STAGED_INPUTS = ("kpis", "scorecard", *PARTITION_TABLES.values(), *(t for ts in RUN_TABLES.values() for t in ts))
 
 
 def ensure_partition(cur, schema: str, table: str, run: Run) -> sql.Composed:
