@@ -63,6 +63,17 @@ def untrusted(text: str, secrets: tuple[str | None, ...] = (), limit: int = 300)
     return f"[untrusted response body: {cut!r}]"
 
 
+def base_url(conn) -> str:
+    """An http connection's base URL: its host (a URL itself, or a name with the connection's
+    schema as the scheme) and port, without a trailing slash."""
+    schema = conn.schema or "http"
+    host = conn.host or ""
+    base = host if "://" in host else f"{schema}://{host}"
+    if conn.port:
+        base = f"{base}:{conn.port}"
+    return base.rstrip("/")
+
+
 @dataclass
 class ApiClient:
     base_url: str
@@ -79,13 +90,8 @@ class ApiClient:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
-        schema = conn.schema or "http"
-        host = conn.host or ""
-        base = host if "://" in host else f"{schema}://{host}"
-        if conn.port:
-            base = f"{base}:{conn.port}"
         check_secret(conn_id, "password (the bearer token)", conn.password)
-        return cls(base_url=base.rstrip("/"), token=conn.password, conn_id=conn_id, **kwargs)
+        return cls(base_url=base_url(conn), token=conn.password, conn_id=conn_id, **kwargs)
 
     def __post_init__(self) -> None:
         self.session = requests.Session()

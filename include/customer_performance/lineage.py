@@ -107,9 +107,11 @@ def mysql_uri(conn_id: str, table: str) -> str:
 
 def http_dataset(conn_id: str, path: str) -> dict:
     """An HTTP API's dataset as OpenLineage names one: the API's origin, the resource's path."""
-    from include.customer_performance.http_client import ApiClient
+    from airflow.sdk import BaseHook
 
-    parts = urlsplit(ApiClient.from_connection(conn_id).base_url)
+    from include.customer_performance.http_client import base_url
+
+    parts = urlsplit(base_url(BaseHook.get_connection(conn_id)))
     return {"namespace": f"{parts.scheme}://{parts.netloc}", "name": (parts.path.rstrip("/") + path)}
 
 
