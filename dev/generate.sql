@@ -12,7 +12,11 @@
 -- purchase, NULL when it is still buying at truth_end): dev/generate.py writes it to the table
 -- ground_truth, which only tests, the benchmark and the demo summary read, never the pipeline.
 -- Every random() is drawn in a SELECT over rows in a fixed order (ORDER BY before the draw), so
--- the same seed gives the same rows whatever plan the server picks.
+-- the same seed gives the same rows whatever plan the server picks. The script runs in stages
+-- (split at "-- @stage" lines) on one session, so the random sequence is the same as in one go:
+-- between them dev/generate.py counts what a stage planted, moves its rows to their source and
+-- drops the intermediate tables, so that the disk holds the sources and one stage's work, not
+-- every table at once (millions of customers with years of history).
 SET max_parallel_workers_per_gather = 0;
 SELECT setseed(%(seed)s);
 DROP SCHEMA IF EXISTS gen CASCADE;
@@ -260,6 +264,7 @@ SELECT 'T' || lpad(seq::text, 10, '0') || 'P', customer_id, order_date, amount, 
        'probable_duplicate'
 FROM rows WHERE is_probable_duplicate;
 
+-- @stage activity (dev/generate.py moves the transactions to the sales database and drops them first)
 -- sessions: candidates at the customer's full rate from the history's start (or its
 -- registration), kept with the probability of its vitality at that moment: logins thin out, get
 -- shorter and use fewer features in the weeks before the last purchase -------------------------
@@ -305,6 +310,7 @@ FROM (
 ) AS s
 WHERE s.customer_id = c.customer_id AND NOT c.is_future_last_login;
 
+-- @stage interactions (after the customer database took the sessions)
 -- CRM interactions: candidates at 2.5 x the customer's rate, kept at 40 %% (1 in 2.5) while it is
 -- well, all of them in the two months before its last purchase (more contacts, lower scores, more
 -- escalations), 4 %% after it ----------------------------------------------------------------------
