@@ -306,10 +306,24 @@ def one_month_copy(stack: Stack) -> str:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         cur.execute(f"CREATE TABLE `{name}`.transactions LIKE `{stack.sales_db}`.transactions")
+        # the rows first, the secondary indexes after, each built sorted (as the generator does):
+        # kept up row by row, their random inserts through the 128 MB buffer pool took over half an
+        # hour at 1M customers
+        cur.execute(f"SHOW INDEX FROM `{name}`.transactions")  # in the table's order of keys
+        keys: dict[str, list[str]] = {}
+        for row in cur.fetchall():
+            key, column, part = row[2], row[4], row[7]
+            if key != "PRIMARY":
+                keys.setdefault(key, []).append(f"`{column}`" + (f"({part})" if part else ""))
+        if keys:
+            cur.execute(f"ALTER TABLE `{name}`.transactions " + ", ".join(f"DROP KEY `{k}`" for k in keys))
         cur.execute(
             f"INSERT INTO `{name}`.transactions SELECT * FROM `{stack.sales_db}`.transactions"
             " WHERE order_date >= '2025-06-01'"
         )
+        if keys:
+            add = ", ".join(f"ADD KEY `{k}` ({', '.join(c)})" for k, c in keys.items())
+            cur.execute(f"ALTER TABLE `{name}`.transactions {add}")
         return name
     finally:
         conn.close()
