@@ -247,7 +247,9 @@ def run_scheduled(stack: Stack, home: Path) -> dict:
     af = LocalAirflow(stack, home, parallelism=4)
     af.start(fresh=True)
     try:
-        af.unpause()
+        # today's tick builds the lifetime state at today's month over the whole history first:
+        # over ten minutes at 1M customers
+        af.unpause(timeout=3600)
         read_before = source_rows_read()
         af.cli("dags", "trigger", DAG_ID, "--logical-date", LOGICAL_DATE)
         runs = af.wait_for_runs(
