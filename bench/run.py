@@ -3,7 +3,7 @@
     python bench/run.py --customers 1000000        # about 10M transactions in the month
 
 In one run it
-1. generates N customers with about 10 transactions, 5 sessions and 2 CRM interactions each in
+1. generates N customers with about 8 transactions, 4.5 sessions and 2 CRM interactions each in
    July 2025, plus ``--history-months`` (24) of purchase history, reusing the sources when N, the
    seed and the history match;
 2. for the sales database with the whole history and for a copy holding one month of it (June),
