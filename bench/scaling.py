@@ -10,9 +10,9 @@ output is in ``.bench/cp_bench_<size>/bench.log``. Sizes run smallest first, eac
 ``--skip-naive --skip-full`` (the scaling run measures the pipeline, not the baselines). The
 sources take room: about 3.2 GB per 100,000 customers with 24 months of history once made (31 GB
 at 1,000,000: the sales table 20.5 GB with its indexes, the customer database 6.5 GB, the CRM
-store 4.3 GB), and the generator needs about 15 GB more than that while it runs (its stages' work
-tables and sorts): 1M took 56 minutes and 45 GB at its peak on this machine. 3M would need about
-140 GB.
+store 4.3 GB), and the generator needs up to about 18 GB more than that while it runs (its
+stages' work tables and sorts): 1M took 56 minutes and at most 49 GB at its peak on this
+machine. 3M would need about 150 GB.
 """
 
 from __future__ import annotations
