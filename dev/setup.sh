@@ -77,11 +77,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
   uv venv -q --python 3.11 .venv
 fi
+# Bytecode compiled at install, as pip does (uv does not by default): every Airflow task process
+# imports Airflow, GX and SciPy, and without .pyc files (or where PYTHONDONTWRITEBYTECODE is set,
+# as on this machine) compiles them from source each time, about 6 s per process.
 stamp=.venv/.constraints.sha256
-want=$(sha256sum constraints.txt | cut -d' ' -f1)
+want="$(sha256sum constraints.txt | cut -d' ' -f1) bytecode"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "syncing .venv with constraints.txt"
-  uv pip sync -q --python .venv/bin/python constraints.txt
+  uv pip sync -q --compile-bytecode --python .venv/bin/python constraints.txt
   echo "$want" > "$stamp"
 fi
 # 4. The browser tests' driver: playwright-core from npm (locked), driving the system's Chromium

@@ -53,6 +53,40 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
     assert (only_fast, only_plain) == (0, 0)
 
 
+def test_flags_of_calculate_equal_the_gates_own_pass(stack, run):
+    """calculate flags the transactions in the pass that converts them (flag_and_convert) and the
+    gate judges those flags: they equal the gate's own flagging pass over the staged rows, and the
+    repeated ids read off the uniqueness rule equal the plain GROUP BY of every staged id."""
+    from include.customer_performance.quality.flagging import suite_checks, with_failed_rules
+    from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
+
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
+        checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
+        plain = sql.SQL("SELECT * FROM {} AS f WHERE failed_rules IS NOT NULL").format(
+            with_failed_rules(cur, run, SUITE, checks)
+        )
+        fast = sql.SQL("SELECT * FROM {}").format(run.table("dq_flagged_transactions"))
+        flagged = differences(cur, fast, plain)
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE failed_rules && %s::text[]").format(
+                run.table("dq_flagged_transactions")
+            ),
+            ([c.rule for c in checks if c.severity == "warning"],),
+        )
+        warned = cur.fetchone()[0]
+        repeated = differences(
+            cur,
+            sql.SQL("SELECT * FROM {}").format(run.table("repeated_transaction_ids")),
+            # a missing id is never "repeated" for the rule; the latest versions take it apart
+            sql.SQL("SELECT * FROM ({}) AS r WHERE transaction_id IS NOT NULL").format(
+                model("repeated_transaction_ids", run)
+            ),
+        )
+    assert warned > 0 and repeated[0] > 0  # rows the warning rules take out, ids in several versions
+    assert flagged[0] > warned and flagged[1:] == (0, 0)
+    assert repeated[1:] == (0, 0)
+
+
 def test_sales_split_by_parity_equal_one_pass(stack, run):
     """int_customer_sales is filled by two connections, half the customers each (by id parity)."""
     plain = model("int_customer_sales", run)  # over all of int_transactions, in one statement

@@ -154,9 +154,11 @@ def calculate(run: Run, cfg: Settings) -> dict:
         return _calculate(conn, run, cfg)
 
 
-def _calculate(conn, run: Run, cfg: Settings, refresh=None, card=None) -> dict:
+def _calculate(conn, run: Run, cfg: Settings, refresh=None, card=None, flag: bool = True) -> dict:
     """calculate's work on ``conn``; ``refresh``: the rates were refreshed and staged already;
-    ``card``: the scorecard (by default the deployment's file, read now and fixed for the run)."""
+    ``card``: the scorecard (by default the deployment's file, read now and fixed for the run);
+    ``flag``: flag the transactions for the gate in the same pass as their conversion (the gate
+    then judges those flags, see validate)."""
     from include.customer_performance import scorecard
     from include.customer_performance.fx import StaleRatesError
     from include.customer_performance.quality.gate import create_valid_views
@@ -175,6 +177,7 @@ def _calculate(conn, run: Run, cfg: Settings, refresh=None, card=None) -> dict:
             source="vld",
             connect=lambda: analytics(cfg),
             card=card or scorecard.load(cfg.scorecard_config),
+            flag=flag,
         )
     except StaleRatesError as exc:
         raise StaleRatesError(f"{exc} (This run: {refresh.describe()}.)") from None
@@ -199,14 +202,19 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
         docs = Path(tmp)
         refresh = prepare_rates(conn, run, cfg) if rerun else None  # rates loaded since calculate count now
         with conn.cursor() as cur:
-            results = gate.run_suites(run, url, cur, SOURCE_SUITES, docs / "sources", connect=lambda: analytics(cfg))
+            # the transactions as calculate flagged them (flag_and_convert), unless this is a
+            # rerun: the staged rows may have been fixed since, so they are flagged again
+            flagged = () if rerun else gate.flagged_by_calculate(cur, run)
+            results = gate.run_suites(
+                run, url, cur, SOURCE_SUITES, docs / "sources", connect=lambda: analytics(cfg), flagged=flagged
+            )
             moved = gate.quarantine(cur, run, results, SOURCE_SUITES)
         if rerun:  # on the rates the gate just judged, with the scorecard the run computed with
             from include.customer_performance import scorecard
 
             with conn.cursor() as cur:
                 card = scorecard.of_run(cur, run)
-            _calculate(conn, run, cfg, refresh, card)
+            _calculate(conn, run, cfg, refresh, card, flag=False)  # flagged just now
         conn.commit()  # GX reads the recomputed metrics through its own connection
         with conn.cursor() as cur:
             results += gate.run_suites(run, url, cur, (CUSTOMER_METRICS,), docs / "customer_metrics")

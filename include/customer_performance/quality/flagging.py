@@ -36,11 +36,12 @@ def _templates(run: Run) -> dict[str, str]:
     }
 
 
-def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
-    """``dq_flagged_<suite>``: the rows of the suite's table failing any of its row rules, each
-    with ``failed_rules`` (text[]); one pass, each rule's subqueries computed once."""
+def with_failed_rules(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
+    """The suite's table with ``failed_rules`` (text[]) added: the row rules each row fails, NULL
+    for a row failing none; a subquery, each rule (and its subqueries) evaluated once per row.
+    (OFFSET 0 keeps it whole: pulled up into a query that also filters on failed_rules, each rule
+    would be evaluated twice.)"""
     src = run.table(suite.stage)
-    target = run.table(f"dq_flagged_{suite.name}")
     templates = {**_templates(run), "batch": src.as_string(cur)}
     cases = [
         sql.SQL("CASE WHEN coalesce((" + c.bad_rows.format(**templates) + "), false) THEN {} END").format(
@@ -49,15 +50,21 @@ def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Com
         for c in checks
         if c.bad_rows
     ]
+    return sql.SQL(
+        "(SELECT t.*, nullif(array_remove(ARRAY[{cases}]::text[], NULL), '{{}}') AS failed_rules"
+        " FROM {src} AS t OFFSET 0)"
+    ).format(src=src, cases=sql.SQL(", ").join(cases) if cases else sql.SQL("NULL"))
+
+
+def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
+    """``dq_flagged_<suite>``: the rows of the suite's table failing any of its row rules, each
+    with ``failed_rules`` (text[]); one pass, each rule's subqueries computed once."""
+    target = run.table(f"dq_flagged_{suite.name}")
     drop_relation(cur, target)
     cur.execute(
-        sql.SQL(
-            "CREATE UNLOGGED TABLE {target} AS SELECT * FROM"
-            # OFFSET 0 keeps the subquery whole: pulled up, each rule (and its subqueries) would be
-            # evaluated twice, once for failed_rules and once for the WHERE
-            " (SELECT t.*, array_remove(ARRAY[{cases}]::text[], NULL) AS failed_rules FROM {src} AS t OFFSET 0) AS f"
-            " WHERE cardinality(failed_rules) > 0"
-        ).format(target=target, src=src, cases=sql.SQL(", ").join(cases) if cases else sql.SQL("NULL"))
+        sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT * FROM {} AS f WHERE failed_rules IS NOT NULL").format(
+            target, with_failed_rules(cur, run, suite, checks)
+        )
     )
     return target
 
@@ -68,6 +75,15 @@ def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = N
     flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
     cur.connection.commit()
     return flagged
+
+
+def flagged_by_calculate(cur, run: Run) -> tuple[str, ...]:
+    """The suites whose rows this run's calculate flagged (the transactions, as it converts them:
+    transform/calculate.py, flag_and_convert): their ``dq_flagged_<suite>`` tables exist."""
+    from include.customer_performance.quality.suites import TRANSACTIONS
+
+    cur.execute("SELECT to_regclass(%s)", (run.table(f"dq_flagged_{TRANSACTIONS.name}").as_string(cur),))
+    return (TRANSACTIONS.name,) if cur.fetchone()[0] is not None else ()
 
 
 def _flag(conn, run: Run, suite: Suite) -> sql.Composed | None:

@@ -18,6 +18,7 @@ from include.customer_performance.quality.flagging import (  # noqa: F401 - the 
     create_valid_views,
     flag_rows,
     flag_suite,
+    flagged_by_calculate,
     quarantine,
     suite_checks,
     warning_predicates,

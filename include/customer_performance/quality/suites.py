@@ -48,6 +48,9 @@ INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
 UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {flt_customers})"
+# The ids in more than one version: calculate reads them off this rule's flags
+# (transform/calculate.py, flag_and_convert) to take each transaction_id once.
+UNIQUE_TRANSACTION_ID = "transactions.transaction_id.unique"
 # The rules that group the ten million transactions read them through a subquery ordered by the
 # group key, text in byte order ("C": the same equality, a far cheaper comparison), so that the
 # GROUP BY is a sorted aggregate: the planner's choice, a hash aggregate of ten million groups,
@@ -223,7 +226,7 @@ TRANSACTIONS = Suite(
         rows_rule(
             # a row rule here, not ExpectColumnValuesToBeUnique: the ids are grouped once, sorted,
             # in the table's one flagging pass (GX would hash ten million ids, twice)
-            "transactions.transaction_id.unique",
+            UNIQUE_TRANSACTION_ID,
             'transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE "C" AS transaction_id'
             " FROM {batch} ORDER BY 1) AS sorted GROUP BY 1 HAVING count(*) > 1)",
             INFO,

@@ -34,7 +34,7 @@ from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
 from include.customer_performance.schemas import TRANSACTIONS, value_params
 from include.customer_performance.sql import model
-from include.customer_performance.staging import Run, analyze, replace_table_as
+from include.customer_performance.staging import Run, analyze, drop_relation, replace_table_as
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,77 @@ def inputs_of(run: Run, source: str, dataset: str) -> dict[str, sql.Composable]:
     return {} if source == "vld" else {f"vld_{dataset}": run.table(f"{source}_{dataset}")}
 
 
+def flag_and_convert(cur, run: Run) -> int:
+    """``int_transactions`` before each id is taken once, with the gate's flagging of the
+    transactions in the same pass (one evaluation of every row rule per row, rather than one for
+    the ``vld_`` view here and another in the gate):
+
+    - ``dq_flagged_transactions``: the staged rows failing a row rule, with ``failed_rules``,
+      exactly as the gate's flagging pass writes them (quality/flagging.py); the gate judges them
+      (a rerun of the gate flags again, from the staged rows as they are then);
+    - the rows failing a warning rule are taken out of ``int_transactions``, which then holds
+      what converting ``vld_transactions`` gives;
+    - ``repeated_transaction_ids``: the ids the uniqueness rule flagged (the ids staged more than
+      once), instead of a second sort of every id.
+
+    Returns the rows left in ``int_transactions``."""
+    from include.customer_performance.quality.flagging import suite_checks, warning_predicates, with_failed_rules
+    from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
+    from include.customer_performance.quality.suites import UNIQUE_TRANSACTION_ID
+
+    checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
+    if UNIQUE_TRANSACTION_ID not in {c.rule for c in checks}:
+        raise RuntimeError(f"the transactions suite has no rule {UNIQUE_TRANSACTION_ID}: repeated ids unknown")
+    table, flagged = run.table("int_transactions"), run.table(f"dq_flagged_{SUITE.name}")
+    select = model("int_transactions", run, vld_transactions=with_failed_rules(cur, run, SUITE, checks))
+    drop_relation(cur, table)
+    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(table) + select, value_params())
+    rows = cur.rowcount  # analysed once its rows are final (convert_transactions)
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+        " ORDER BY ordinal_position",
+        (run.schema, run.table_name(SUITE.stage)),
+    )
+    staged = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
+    drop_relation(cur, flagged)
+    cur.execute(
+        sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {}, failed_rules FROM {} WHERE failed_rules IS NOT NULL").format(
+            flagged, staged, table
+        )
+    )
+    warnings = [c.rule for c, _ in warning_predicates(cur, run, SUITE)]
+    cur.execute(sql.SQL("DELETE FROM {} WHERE failed_rules && %s::text[]").format(table), (warnings,))
+    rows -= cur.rowcount
+    cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN failed_rules").format(table))
+    replace_table_as(
+        cur,
+        run.table("repeated_transaction_ids"),
+        sql.SQL(
+            'SELECT DISTINCT transaction_id COLLATE "C" AS transaction_id FROM {} WHERE failed_rules @> %(rule)s::text[]'
+        ).format(flagged),
+        {"rule": [UNIQUE_TRANSACTION_ID]},
+    )
+    return rows
+
+
 def convert_transactions(
-    cur, run: Run, reporting_currency: str, source: str = "flt", repeated: Future | None = None
+    cur, run: Run, reporting_currency: str, source: str = "flt", repeated: Future | None = None, flag: bool = False
 ) -> dict:
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
-    ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s)."""
-    select = model("int_transactions", run, **inputs_of(run, source, "transactions"))
-    rows = replace_table_as(cur, run.table("int_transactions"), select, value_params())
-    if repeated is not None:
-        repeated.result()
+    ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s). ``flag``
+    (with source ``vld``): flag the transactions for the gate in the same pass (flag_and_convert),
+    which also stages the repeated ids."""
+    if flag:
+        if source != "vld":
+            raise ValueError("flagging the transactions computes vld_transactions: source must be vld")
+        rows = flag_and_convert(cur, run)
     else:
-        stage_repeated_ids(cur.connection, run)
+        select = model("int_transactions", run, **inputs_of(run, source, "transactions"))
+        rows = replace_table_as(cur, run.table("int_transactions"), select, value_params())
+        if repeated is not None:
+            repeated.result()
+        else:
+            stage_repeated_ids(cur.connection, run)
     latest = model(
         "int_transactions_latest", run, columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names))
     )
@@ -277,13 +337,16 @@ def calculate_metrics(
     source: str = "flt",
     connect: Connect | None = None,
     card: scorecard.Scorecard | None = None,
+    flag: bool = False,
 ) -> dict:
     """All of calculate. ``source`` is the prefix of the input tables: ``flt`` (filtered) from the
     calculate task, ``vld`` (filtered minus quarantined rows) when the gate recomputes. ``connect``
     opens a second connection to the same database for the side steps (without it they run after
     the main ones, on ``conn``). The period's rates are staged already (``prepare_rates``).
     ``card`` is the scorecard to compute with (by default the deployment's, ``scorecard.current``);
-    it is staged as the run's (``scorecard.stage``) for the tasks after this one. Commits ``conn``."""
+    it is staged as the run's (``scorecard.stage``) for the tasks after this one. ``flag`` (source
+    ``vld``): the transactions are flagged for the gate in the conversion's pass (flag_and_convert).
+    Commits ``conn``."""
     card = card or scorecard.current()
     with conn.cursor() as cur:
         scorecard.stage(cur, run, card)
@@ -291,10 +354,11 @@ def calculate_metrics(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
         side = repeated = None
         if connect is not None:
-            repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
+            if not flag:
+                repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
         with conn.cursor() as cur:
-            converted = convert_transactions(cur, run, reporting_currency, source, repeated)
+            converted = convert_transactions(cur, run, reporting_currency, source, repeated, flag)
             target = run.table("int_customer_sales")
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cur.execute(
