@@ -137,7 +137,8 @@ def flag_and_convert(cur, run: Run) -> int:
         cur,
         run.table("repeated_transaction_ids"),
         sql.SQL(
-            'SELECT DISTINCT transaction_id COLLATE "C" AS transaction_id FROM {} WHERE failed_rules @> %(rule)s::text[]'
+            'SELECT DISTINCT transaction_id COLLATE "C" AS transaction_id FROM {}'
+            " WHERE failed_rules @> %(rule)s::text[]"
         ).format(flagged),
         {"rule": [UNIQUE_TRANSACTION_ID]},
     )
