@@ -23,6 +23,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from include.customer_performance.db import relay
 from include.customer_performance.staging import Run
 
 log = logging.getLogger(__name__)
@@ -163,10 +164,7 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False, copies: Path |
                     fh = files.enter_context(open_file(target, "wb"))
                     mine = files.enter_context(copy_path.open("wb")) if copy_path else None
                     with cur.copy(query) as copy:
-                        for block in copy:
-                            fh.write(block)
-                            if mine:
-                                mine.write(block)
+                        relay(copy, *(f.write for f in (fh, mine) if f))
             except BaseException:
                 if target != path:
                     target.unlink(missing_ok=True)  # a full disk leaves no half file behind

@@ -7,7 +7,7 @@ import logging
 from psycopg import sql
 
 from include.customer_performance.config import Settings
-from include.customer_performance.db import pg
+from include.customer_performance.db import pg, relay
 from include.customer_performance.extract.contract import check_columns
 from include.customer_performance.schemas import ACTIVITY, CUSTOMERS, Dataset
 from include.customer_performance.staging import Run, analyze, ensure_schema, recreate_table
@@ -60,8 +60,7 @@ def extract_customer_db(run: Run, settings: Settings) -> dict[str, dict]:
                 )
                 with src.cursor() as scur, scur.copy(_window_query(dataset), params) as out_copy:
                     with cur.copy(copy_in) as in_copy:
-                        for block in out_copy:
-                            in_copy.write(block)
+                        relay(out_copy, in_copy.write)
                 rows = cur.rowcount  # the COPY command tag: rows written
                 analyze(cur, target)
                 log.info("staged %s rows of %s into %s", rows, dataset.source_table, run.table_name(dataset.name))
