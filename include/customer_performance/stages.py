@@ -68,6 +68,13 @@ STAGES = (
     Stage("fx_rates", "reference", "calculate", "table", "the period's daily rates to the reporting currency"),
     Stage("scorecard", "reference", "calculate", "table", "the scorecard (weights, thresholds) the run computes with"),
     Stage("repeated_transaction_ids", "intermediate", "calculate", "table", "the ids with more than one version"),
+    Stage(
+        "probable_duplicate_keys",
+        "intermediate",
+        "calculate",
+        "table",
+        "customer, amount, currency and time staged under more than one id",
+    ),
     Stage("int_transactions", "intermediate", "calculate", "table", "converted, each id once; revenue_amount"),
     Stage("dq_quarantine_unconverted", "quality", "calculate", "table", "sales that cannot be converted"),
     Stage("int_customers", "intermediate", "calculate", "table", "each customer's latest version"),

@@ -11,7 +11,8 @@ from psycopg import sql
 
 from include.customer_performance.quality.report import CheckResult
 from include.customer_performance.quality.suites import WARNING, Check, Suite
-from include.customer_performance.staging import Run, drop_relation
+from include.customer_performance.sql import model
+from include.customer_performance.staging import Run, drop_relation, replace_table_as
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,16 @@ def _templates(run: Run) -> dict[str, str]:
     return {
         "batch": "{batch}",  # left for GX to fill in
         # the staged tables a rule reads, by their names (as in the SQL models)
-        **{stage: run.table(stage).as_string(None) for stage in ("flt_customers", "customer_metrics", "fx_rates")},
+        **{
+            stage: run.table(stage).as_string(None)
+            for stage in (
+                "flt_customers",
+                "customer_metrics",
+                "fx_rates",
+                "repeated_transaction_ids",
+                "probable_duplicate_keys",
+            )
+        },
         "period_start": f"'{run.period.start.isoformat()}'",
         "period_end": f"'{run.period.end.isoformat()}'",
     }
@@ -69,8 +79,17 @@ def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Com
     return target
 
 
+def stage_keys(cur, run: Run, suite: Suite) -> None:
+    """The suite's key tables (``Suite.keys``, each an SQL model over the staged rows), which its
+    row rules read; not committed."""
+    for key in suite.keys:
+        replace_table_as(cur, run.table(key), model(key, run))
+
+
 def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = None) -> sql.Composed | None:
-    """Flag the suite's rows (see flag_rows) and commit: GX reads through its own connection."""
+    """Flag the suite's rows (see flag_rows; its key tables staged first) and commit: GX reads
+    through its own connection."""
+    stage_keys(cur, run, suite)
     row_rules = tuple(c for c in checks or suite_checks(suite, run, cur) if c.bad_rows)
     flagged = flag_rows(cur, run, suite, row_rules) if row_rules else None
     cur.connection.commit()

@@ -10,7 +10,9 @@ Row-level rules are SQL predicates of the offending rows (``bad_rows``), run by 
 ``UnexpectedRowsExpectation``; the same predicate is what names the rows in the report. Templates
 in them: ``{batch}`` (the table under test, filled in by GX), a staged table by its name as in the
 SQL models (``{flt_customers}``, ``{customer_metrics}``, ``{fx_rates}``: every known currency,
-fx.py), ``{period_start}`` / ``{period_end}`` (quoted dates).
+fx.py; a suite's key tables, ``Suite.keys``, staged before its flagging pass:
+``{repeated_transaction_ids}``, ``{probable_duplicate_keys}``), ``{period_start}`` /
+``{period_end}`` (quoted dates).
 
 The outcome checks (quality/outcome.py) are switched on per suite: ``not_empty``, ``volume``,
 ``freshness_column``, and the ceilings of the warning rules (by share of rows, and of gross amount
@@ -48,14 +50,14 @@ INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
 UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {flt_customers})"
-# The ids in more than one version: calculate reads them off this rule's flags
-# (transform/calculate.py, flag_and_convert) to take each transaction_id once.
-UNIQUE_TRANSACTION_ID = "transactions.transaction_id.unique"
-# The rules that group the ten million transactions read them through a subquery ordered by the
-# group key, text in byte order ("C": the same equality, a far cheaper comparison), so that the
-# GROUP BY is a sorted aggregate: the planner's choice, a hash aggregate of ten million groups,
-# spills to disk and took twice as long (measured on the 1M-customer benchmark: 12.6 s -> 4.4 s
-# for the probable duplicates). The ORDER BY also keeps the subquery from being pulled up.
+# The rules that group the ten million transactions (ids in several versions, probable
+# duplicates) read the suite's key tables (Suite.keys: sql/repeated_transaction_ids.sql,
+# sql/probable_duplicate_keys.sql), staged before its flagging pass: calculate stages them on its
+# second connection while the first computes the per-customer tables. Each groups the staged rows
+# through a subquery ordered by the group key, text in byte order ("C": the same equality, a far
+# cheaper comparison), so that the GROUP BY is a sorted aggregate: the planner's choice, a hash
+# aggregate of ten million groups, spills to disk and took twice as long (measured on the
+# 1M-customer benchmark: 12.6 s -> 4.4 s for the probable duplicates).
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class Suite:
     freshness_column: str | None = None  # its latest value too long before the period end: warning + alert
     amount_column: str | None = None  # warning rules also have a ceiling on the share of this amount:
     amount_ceiling: str | None = None  # ... the setting holding the share of it
+    keys: tuple[str, ...] = ()  # staged tables (SQL models) its rules read, staged before its flagging
 
 
 CUSTOMERS = Suite(
@@ -199,6 +202,7 @@ TRANSACTIONS = Suite(
     freshness_column="updated_at",
     amount_column="amount",
     amount_ceiling=AMOUNT_CEILING,
+    keys=("repeated_transaction_ids", "probable_duplicate_keys"),
     checks=(
         Check(
             "transactions.amount.completeness",
@@ -225,10 +229,9 @@ TRANSACTIONS = Suite(
         ),
         rows_rule(
             # a row rule here, not ExpectColumnValuesToBeUnique: the ids are grouped once, sorted,
-            # in the table's one flagging pass (GX would hash ten million ids, twice)
-            UNIQUE_TRANSACTION_ID,
-            'transaction_id IN (SELECT transaction_id FROM (SELECT transaction_id COLLATE "C" AS transaction_id'
-            " FROM {batch} ORDER BY 1) AS sorted GROUP BY 1 HAVING count(*) > 1)",
+            # into the suite's key table (GX would hash ten million ids, twice)
+            "transactions.transaction_id.unique",
+            "transaction_id IN (SELECT transaction_id FROM {repeated_transaction_ids})",
             INFO,
             column="transaction_id",
             catches="transactions.duplicate_id",
@@ -276,11 +279,8 @@ TRANSACTIONS = Suite(
         ),
         rows_rule(
             "transactions.probable_duplicate",
-            # min <> max: more than one transaction_id
-            "(customer_id, amount, currency, order_date) IN (SELECT customer_id, amount, currency, order_date FROM"
-            ' (SELECT customer_id, amount, currency COLLATE "C" AS currency, order_date,'
-            ' transaction_id COLLATE "C" AS transaction_id FROM {batch} ORDER BY 1, 2, 3, 4) AS sorted'
-            " GROUP BY 1, 2, 3, 4 HAVING min(transaction_id) <> max(transaction_id))",
+            "(customer_id, amount, currency, order_date) IN"
+            " (SELECT customer_id, amount, currency, order_date FROM {probable_duplicate_keys})",
             INFO,
             catches="transactions.probable_duplicate",
             description="Same customer, amount, currency and time under another id: flagged"

@@ -1,13 +1,18 @@
 """Per-customer metrics for the period, computed in the analytics database from filtered staging.
 
 Steps, each a staged table of the run, on two connections so that the database's cores work side
-by side (each step reads only committed tables):
+by side (each step reads only committed tables). As the calculate task runs them (``flag``):
 
-    main: fx_rates -> int_transactions -> latest versions -> int_customer_sales (even ids) --\
-                                            ^                                                 \
-    side:   repeated_transaction_ids -------/ -> int_customer_history -> churn                  > customer_metrics
-              -> int_customer_sessions -> int_customer_crm -> int_customers                     /
-              -> int_customer_sales (odd ids) -------------------------------------------------/
+    main: fx_rates -> int_customer_history -> churn -> int_customer_sessions -> int_customer_crm
+            -> int_customers -> int_transactions + dq_flagged_transactions -> latest versions
+            -> int_customer_sales (even ids) -> customer_metrics
+    side: repeated_transaction_ids, probable_duplicate_keys (the keys the gate's grouping rules
+            read) -> int_customer_sales (odd ids), once int_transactions is there
+
+``int_transactions`` is computed in the gate's flagging pass over the staged transactions (every
+row rule evaluated once per row; flag_and_convert): the gate then judges those flags. Without
+``flag`` (unit tests, the gate's rerun, which has flagged already), it converts ``vld_transactions``
+and the side computes the repeated ids, then the per-customer tables.
 
 ``fx_rates`` (the period's daily rates to the reporting currency, staged by ``prepare_rates``
 from the refreshed rates table, fx.py), ``int_transactions`` (converted, then each transaction_id
@@ -100,18 +105,14 @@ def flag_and_convert(cur, run: Run) -> int:
       exactly as the gate's flagging pass writes them (quality/flagging.py); the gate judges them
       (a rerun of the gate flags again, from the staged rows as they are then);
     - the rows failing a warning rule are taken out of ``int_transactions``, which then holds
-      what converting ``vld_transactions`` gives;
-    - ``repeated_transaction_ids``: the ids the uniqueness rule flagged (the ids staged more than
-      once), instead of a second sort of every id.
+      what converting ``vld_transactions`` gives.
 
-    Returns the rows left in ``int_transactions``."""
+    The suite's key tables (``repeated_transaction_ids``, ``probable_duplicate_keys``) are staged
+    already (``_stage_keys``). Returns the rows left in ``int_transactions``."""
     from include.customer_performance.quality.flagging import suite_checks, warning_predicates, with_failed_rules
     from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
-    from include.customer_performance.quality.suites import UNIQUE_TRANSACTION_ID
 
     checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
-    if UNIQUE_TRANSACTION_ID not in {c.rule for c in checks}:
-        raise RuntimeError(f"the transactions suite has no rule {UNIQUE_TRANSACTION_ID}: repeated ids unknown")
     table, flagged = run.table("int_transactions"), run.table(f"dq_flagged_{SUITE.name}")
     select = model("int_transactions", run, vld_transactions=with_failed_rules(cur, run, SUITE, checks))
     drop_relation(cur, table)
@@ -133,16 +134,19 @@ def flag_and_convert(cur, run: Run) -> int:
     cur.execute(sql.SQL("DELETE FROM {} WHERE failed_rules && %s::text[]").format(table), (warnings,))
     rows -= cur.rowcount
     cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN failed_rules").format(table))
-    replace_table_as(
-        cur,
-        run.table("repeated_transaction_ids"),
-        sql.SQL(
-            'SELECT DISTINCT transaction_id COLLATE "C" AS transaction_id FROM {}'
-            " WHERE failed_rules @> %(rule)s::text[]"
-        ).format(flagged),
-        {"rule": [UNIQUE_TRANSACTION_ID]},
-    )
     return rows
+
+
+def _stage_keys(conn, run: Run) -> None:
+    """The transactions suite's key tables (quality/flagging.py, stage_keys), committed: the ids in
+    more than one version (which int_transactions_latest reads too) and the probable duplicates'
+    keys."""
+    from include.customer_performance.quality.flagging import stage_keys
+    from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
+
+    with conn.cursor() as cur:
+        stage_keys(cur, run, SUITE)
+    conn.commit()
 
 
 def convert_transactions(
@@ -150,8 +154,8 @@ def convert_transactions(
 ) -> dict:
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
     ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s). ``flag``
-    (with source ``vld``): flag the transactions for the gate in the same pass (flag_and_convert),
-    which also stages the repeated ids."""
+    (with source ``vld``): flag the transactions for the gate in the same pass (flag_and_convert;
+    the suite's key tables, the repeated ids among them, staged already)."""
     if flag:
         if source != "vld":
             raise ValueError("flagging the transactions computes vld_transactions: source must be vld")
@@ -353,10 +357,18 @@ def calculate_metrics(
         scorecard.stage(cur, run, card)
     conn.commit()  # the side connection reads the rates and the vld_ views
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
-        side = repeated = None
-        if connect is not None:
-            if not flag:
-                repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
+        side = repeated = churn = None
+        if flag:
+            # the keys of the gate's grouping rules (two sorts of every staged transaction) on the
+            # side, while this connection computes the per-customer tables; then the flagging pass
+            keys = pool.submit(on_own_connection, connect, _stage_keys, run) if connect is not None else None
+            if keys is None:
+                _stage_keys(conn, run)
+            churn = per_customer(conn, run, reporting_currency, source, card)
+            if keys is not None:
+                keys.result()
+        elif connect is not None:
+            repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             converted = convert_transactions(cur, run, reporting_currency, source, repeated, flag)
@@ -372,7 +384,10 @@ def calculate_metrics(
         stage_customer_sales(conn, run, 0 if half is not None else None)
         if half is not None:
             half.result()
-        churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source, card)
+        if side is not None:
+            churn = side.result()
+        elif churn is None:
+            churn = per_customer(conn, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             analyze(cur, target)
     with conn.cursor() as cur:
