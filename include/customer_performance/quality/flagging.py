@@ -79,11 +79,12 @@ def flag_rows(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Com
     return target
 
 
-def stage_keys(cur, run: Run, suite: Suite) -> None:
+def stage_keys(cur, run: Run, suite: Suite, keys: tuple[str, ...] | None = None) -> None:
     """The suite's key tables (``Suite.keys``, each an SQL model over the staged rows), which its
-    row rules read; not committed."""
+    row rules read, or those of them in ``keys``; not committed."""
     for key in suite.keys:
-        replace_table_as(cur, run.table(key), model(key, run))
+        if keys is None or key in keys:
+            replace_table_as(cur, run.table(key), model(key, run))
 
 
 def flag_suite(cur, run: Run, suite: Suite, checks: tuple[Check, ...] | None = None) -> sql.Composed | None:

@@ -99,9 +99,15 @@ def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composabl
     )
 
 
+# The aggregates computed on the second connection (in this order) while the first computes the
+# others: about half of the work each (at 1,000,000 customers, each alone: 27 s against 29 s; with
+# the trends alone on the side, 18 s against 39 s).
+SIDE = ("performance_trends", "interaction_summary")
+
+
 def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> dict:
     """The aggregate tables of the run. With ``connect`` (a second connection to the analytics
-    database), ``performance_trends`` is computed on it, side by side with the others."""
+    database), those of ``SIDE`` are computed on it, side by side with the others."""
     previous = run.period.previous_month
     if (run.period.end - run.period.start).days > 63:  # performance_trends keeps the days as bits of a bigint
         raise ValueError(f"performance_trends: the period {run.period} is longer than 63 days")
@@ -124,7 +130,7 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         "complete_month": run.month_closed,
         "previous_loaded": last_month_loaded,
     }
-    side = {"performance_trends"} if connect is not None else set()
+    side = SIDE if connect is not None else ()
     out = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregate-side") as pool:
         ahead = {name: pool.submit(on_own_connection, connect, _replace, run, name, inputs, params) for name in side}

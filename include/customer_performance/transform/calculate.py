@@ -3,11 +3,13 @@
 Steps, each a staged table of the run, on two connections so that the database's cores work side
 by side (each step reads only committed tables). As the calculate task runs them (``flag``):
 
-    main: fx_rates -> int_customer_history -> churn -> int_customer_sessions -> int_customer_crm
-            -> int_customers -> int_transactions + dq_flagged_transactions -> latest versions
-            -> int_customer_sales (even ids) -> customer_metrics
-    side: repeated_transaction_ids, probable_duplicate_keys (the keys the gate's grouping rules
-            read) -> int_customer_sales (odd ids), once int_transactions is there
+    main: fx_rates -> probable_duplicate_keys -> int_transactions + dq_flagged_transactions
+            -> latest versions -> int_customer_sales (even ids) -> customer_metrics
+    side: repeated_transaction_ids -> int_customer_history -> churn -> int_customer_sessions
+            -> int_customer_crm -> int_customers -> int_customer_sales (odd ids)
+
+(``repeated_transaction_ids`` and ``probable_duplicate_keys``: the keys the gate's grouping rules
+read, each a sort of every staged transaction.)
 
 ``int_transactions`` is computed in the gate's flagging pass over the staged transactions (every
 row rule evaluated once per row; flag_and_convert): the gate then judges those flags. Without
@@ -137,15 +139,15 @@ def flag_and_convert(cur, run: Run) -> int:
     return rows
 
 
-def _stage_keys(conn, run: Run) -> None:
-    """The transactions suite's key tables (quality/flagging.py, stage_keys), committed: the ids in
-    more than one version (which int_transactions_latest reads too) and the probable duplicates'
-    keys."""
+def _stage_keys(conn, run: Run, *keys: str) -> None:
+    """The transactions suite's key tables (quality/flagging.py, stage_keys), all or those named,
+    committed: the ids in more than one version (which int_transactions_latest reads too) and
+    the probable duplicates' keys."""
     from include.customer_performance.quality.flagging import stage_keys
     from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
 
     with conn.cursor() as cur:
-        stage_keys(cur, run, SUITE)
+        stage_keys(cur, run, SUITE, keys or None)
     conn.commit()
 
 
@@ -357,21 +359,23 @@ def calculate_metrics(
         scorecard.stage(cur, run, card)
     conn.commit()  # the side connection reads the rates and the vld_ views
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calculate-side") as pool:
-        side = repeated = churn = None
+        side = repeated = None
         if flag:
-            # the keys of the gate's grouping rules (two sorts of every staged transaction) on the
-            # side, while this connection computes the per-customer tables; then the flagging pass
-            keys = pool.submit(on_own_connection, connect, _stage_keys, run) if connect is not None else None
-            if keys is None:
+            # the keys of the gate's grouping rules (a sort of every staged transaction each), one
+            # on each connection; then the side computes the per-customer tables while this one
+            # flags and converts the transactions
+            if connect is not None:
+                repeated = pool.submit(on_own_connection, connect, _stage_keys, run, "repeated_transaction_ids")
+                side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
+                _stage_keys(conn, run, "probable_duplicate_keys")
+                repeated.result()
+            else:
                 _stage_keys(conn, run)
-            churn = per_customer(conn, run, reporting_currency, source, card)
-            if keys is not None:
-                keys.result()
         elif connect is not None:
             repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
         with conn.cursor() as cur:
-            converted = convert_transactions(cur, run, reporting_currency, source, repeated, flag)
+            converted = convert_transactions(cur, run, reporting_currency, source, None if flag else repeated, flag)
             target = run.table("int_customer_sales")
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cur.execute(
@@ -384,10 +388,7 @@ def calculate_metrics(
         stage_customer_sales(conn, run, 0 if half is not None else None)
         if half is not None:
             half.result()
-        if side is not None:
-            churn = side.result()
-        elif churn is None:
-            churn = per_customer(conn, run, reporting_currency, source, card)
+        churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             analyze(cur, target)
     with conn.cursor() as cur:
