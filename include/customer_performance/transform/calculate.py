@@ -210,6 +210,14 @@ def convert_transactions(
             conflicts,
             ", ".join(examples),
         )
+    # Statistics of the UTC day as the models group by it (performance_trends): without them the
+    # planner takes the day for near-unique, sorts ten million rows to group them into a few
+    # hundred and spills (3.7 s instead of 6.5 s at a million customers). Dropped with the table.
+    cur.execute(
+        sql.SQL("CREATE STATISTICS {} ON ((order_date AT TIME ZONE 'UTC')::date) FROM {}").format(
+            sql.Identifier(run.schema, run.table_name("int_transactions") + "_day"), run.table("int_transactions")
+        )
+    )
     analyze(cur, run.table("int_transactions"))
     return {"rows": rows - quarantined, "quarantined": quarantined, "conflicting_versions": conflicts}
 
