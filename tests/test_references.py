@@ -55,26 +55,48 @@ def test_latest_versions_equal_a_plain_distinct_on(stack, run):
 
 def test_flags_of_calculate_equal_the_gates_own_pass(stack, run):
     """calculate flags the transactions in the pass that converts them (flag_and_convert) and the
-    gate judges those flags: they equal the gate's own flagging pass over the staged rows."""
+    gate judges those flags: they equal the gate's own flagging pass over the staged rows, and
+    int_transactions equals the plain DISTINCT ON over the conversion of vld_transactions. The
+    flag pass runs here, in a transaction rolled back after (an earlier test's rerun of the gate
+    replaces calculate's flags with the gate's own)."""
     from include.customer_performance.quality.flagging import suite_checks, with_failed_rules
     from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
+    from include.customer_performance.transform.calculate import convert_transactions
 
+    cols = [*TRANSACTIONS.column_names, "fx_rate", "amount_reporting", "discount_reporting", "tax_reporting"]
+    cols += ["revenue_amount", "is_sale", "is_refund"]
+    listed = sql.SQL(", ").join(map(sql.Identifier, cols))
     with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
         checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
-        plain = sql.SQL("SELECT * FROM {} AS f WHERE failed_rules IS NOT NULL").format(
+        plain_flags = sql.SQL("SELECT * FROM {} AS f WHERE failed_rules IS NOT NULL").format(
             with_failed_rules(cur, run, SUITE, checks)
         )
-        fast = sql.SQL("SELECT * FROM {}").format(run.table("dq_flagged_transactions"))
-        flagged = differences(cur, fast, plain)
-        cur.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE failed_rules && %s::text[]").format(
-                run.table("dq_flagged_transactions")
-            ),
-            ([c.rule for c in checks if c.severity == "warning"],),
-        )
-        warned = cur.fetchone()[0]
+        plain_converted = sql.SQL(
+            "SELECT {cols} FROM (SELECT DISTINCT ON (transaction_id) * FROM ({converted}) AS c"
+            " ORDER BY transaction_id, updated_at DESC NULLS LAST) AS l WHERE quarantine_reason IS NULL"
+        ).format(cols=listed, converted=model("int_transactions", run))
+        try:
+            convert_transactions(cur, run, "USD", source="vld", flag=True)
+            fast_flags = sql.SQL("SELECT * FROM {}").format(run.table("dq_flagged_transactions"))
+            flagged = differences(cur, fast_flags, plain_flags)
+            converted = differences(
+                cur,
+                sql.SQL("SELECT {} FROM {}").format(listed, run.table("int_transactions")),
+                plain_converted,
+                value_params(),
+            )
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE failed_rules && %s::text[]").format(
+                    run.table("dq_flagged_transactions")
+                ),
+                ([c.rule for c in checks if c.severity == "warning"],),
+            )
+            warned = cur.fetchone()[0]
+        finally:
+            conn.rollback()
     assert warned > 0  # rows the warning rules take out of int_transactions
     assert flagged[0] > warned and flagged[1:] == (0, 0)
+    assert converted[0] > 0 and converted[1:] == (0, 0)
 
 
 def test_sales_split_by_parity_equal_one_pass(stack, run):

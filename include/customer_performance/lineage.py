@@ -44,9 +44,14 @@ def _expand(name: str) -> list[str]:
     return [name]
 
 
+# Stages a task writes besides those stages.py names it the writer of: calculate flags the
+# transactions for the gate in the pass that converts them (validate flags them again on a rerun).
+ALSO_WRITES: dict[str, tuple[str, ...]] = {"calculate": ("dq_flagged_transactions",)}
+
+
 def writes(task_id: str) -> list[str]:
-    """The stages ``task_id`` writes (stages.py's writer)."""
-    return [n for s in STAGES if s.writer == task_id for n in _expand(s.name)]
+    """The stages ``task_id`` writes (stages.py's writer, and ``ALSO_WRITES``)."""
+    return [n for s in STAGES if s.writer == task_id for n in _expand(s.name)] + list(ALSO_WRITES.get(task_id, ()))
 
 
 # The stages each task reads that an earlier task wrote (what its SQL models and code read).
@@ -56,7 +61,13 @@ READS: dict[str, tuple[str, ...]] = {
     "extract_sales_db": (),
     "filter_period": DATASETS,
     "calculate": (*(f"flt_{d}" for d in DATASETS), "customer_history"),
-    "validate": (*(f"flt_{d}" for d in DATASETS), "customer_metrics"),
+    "validate": (
+        *(f"flt_{d}" for d in DATASETS),
+        "customer_metrics",
+        "dq_flagged_transactions",  # as calculate flagged them (a rerun flags them again)
+        "repeated_transaction_ids",
+        "probable_duplicate_keys",
+    ),
     "aggregate": (
         "customer_metrics",
         "int_transactions",

@@ -46,17 +46,21 @@ def _templates(run: Run) -> dict[str, str]:
     }
 
 
-def with_failed_rules(cur, run: Run, suite: Suite, checks: tuple[Check, ...]) -> sql.Composed:
+def with_failed_rules(cur, run: Run, suite: Suite, checks: tuple[Check, ...], bound: bool = False) -> sql.Composed:
     """The suite's table with ``failed_rules`` (text[]) added: the row rules each row fails, NULL
     for a row failing none; a subquery, each rule (and its subqueries) evaluated once per row.
     (OFFSET 0 keeps it whole: pulled up into a query that also filters on failed_rules, each rule
-    would be evaluated twice.)"""
+    would be evaluated twice.) ``bound``: for a statement run with parameters, where a ``%`` of a
+    predicate (a LIKE pattern) must be written ``%%``."""
     src = run.table(suite.stage)
     templates = {**_templates(run), "batch": src.as_string(cur)}
+
+    def predicate(check: Check) -> str:
+        text = check.bad_rows.format(**templates)
+        return text.replace("%", "%%") if bound else text
+
     cases = [
-        sql.SQL("CASE WHEN coalesce((" + c.bad_rows.format(**templates) + "), false) THEN {} END").format(
-            sql.Literal(c.rule)
-        )
+        sql.SQL("CASE WHEN coalesce((" + predicate(c) + "), false) THEN {} END").format(sql.Literal(c.rule))
         for c in checks
         if c.bad_rows
     ]

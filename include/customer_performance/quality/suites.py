@@ -52,8 +52,8 @@ INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {flt_customers})"
 # The rules that group the ten million transactions (ids in several versions, probable
 # duplicates) read the suite's key tables (Suite.keys: sql/repeated_transaction_ids.sql,
-# sql/probable_duplicate_keys.sql), staged before its flagging pass: calculate stages them on its
-# second connection while the first computes the per-customer tables. Each groups the staged rows
+# sql/probable_duplicate_keys.sql), staged before its flagging pass: calculate stages one on each
+# of its two connections, side by side. Each groups the staged rows
 # through a subquery ordered by the group key, text in byte order ("C": the same equality, a far
 # cheaper comparison), so that the GROUP BY is a sorted aggregate: the planner's choice, a hash
 # aggregate of ten million groups, spills to disk and took twice as long (measured on the

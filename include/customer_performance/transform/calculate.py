@@ -116,7 +116,7 @@ def flag_and_convert(cur, run: Run) -> int:
 
     checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
     table, flagged = run.table("int_transactions"), run.table(f"dq_flagged_{SUITE.name}")
-    select = model("int_transactions", run, vld_transactions=with_failed_rules(cur, run, SUITE, checks))
+    select = model("int_transactions", run, vld_transactions=with_failed_rules(cur, run, SUITE, checks, bound=True))
     drop_relation(cur, table)
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(table) + select, value_params())
     rows = cur.rowcount  # analysed once its rows are final (convert_transactions)
