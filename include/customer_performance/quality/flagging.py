@@ -134,6 +134,16 @@ def create_valid_views(cur, run: Run, suites: tuple[Suite, ...]) -> None:
         )
 
 
+def staged_columns(cur, run: Run, stage: str) -> sql.Composed:
+    """The columns of the run's staged table (or view) ``stage``, in order, as a select list."""
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+        " ORDER BY ordinal_position",
+        (run.schema, run.table_name(stage)),
+    )
+    return sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
+
+
 def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, ...]) -> dict[str, int]:
     """Keep the rows failing a warning rule, with rule, reason and run, in ``dq_quarantine_<name>``
     (a row failing two rules twice, once per rule), copied from the suite's flagged rows;
@@ -146,12 +156,7 @@ def quarantine(cur, run: Run, results: list[CheckResult], suites: tuple[Suite, .
         src = run.table(suite.stage)
         flagged = run.table(f"dq_flagged_{suite.name}")
         target = run.table(f"dq_quarantine_{suite.name}")
-        cur.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-            " ORDER BY ordinal_position",
-            (run.schema, run.table_name(suite.stage)),
-        )
-        cols = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
+        cols = staged_columns(cur, run, suite.stage)
         drop_relation(cur, target)
         cur.execute(
             sql.SQL(

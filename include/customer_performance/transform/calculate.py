@@ -111,7 +111,12 @@ def flag_and_convert(cur, run: Run) -> int:
 
     The suite's key tables (``repeated_transaction_ids``, ``probable_duplicate_keys``) are staged
     already (``_stage_keys``). Returns the rows left in ``int_transactions``."""
-    from include.customer_performance.quality.flagging import suite_checks, warning_predicates, with_failed_rules
+    from include.customer_performance.quality.flagging import (
+        staged_columns,
+        suite_checks,
+        warning_predicates,
+        with_failed_rules,
+    )
     from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
 
     checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
@@ -120,12 +125,7 @@ def flag_and_convert(cur, run: Run) -> int:
     drop_relation(cur, table)
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS ").format(table) + select, value_params())
     rows = cur.rowcount  # analysed once its rows are final (convert_transactions)
-    cur.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-        " ORDER BY ordinal_position",
-        (run.schema, run.table_name(SUITE.stage)),
-    )
-    staged = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.fetchall())
+    staged = staged_columns(cur, run, SUITE.stage)
     drop_relation(cur, flagged)
     cur.execute(
         sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {}, failed_rules FROM {} WHERE failed_rules IS NOT NULL").format(
