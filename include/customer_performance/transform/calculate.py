@@ -79,18 +79,6 @@ def _raise_on_stale(cur, needs: list[tuple], what: str) -> None:
         raise StaleRatesError(stale_rates_message(needs, what, cfg.fx_max_staleness_days, cfg.analytics_schema))
 
 
-def stage_repeated_ids(conn, run: Run) -> None:
-    """``repeated_transaction_ids``: the ids staged in more than one version (see its model);
-    commits, for the connection that reads it."""
-    with conn.cursor() as cur:
-        replace_table_as(
-            cur,
-            run.table("repeated_transaction_ids"),
-            model("repeated_transaction_ids", run),
-        )
-    conn.commit()
-
-
 def inputs_of(run: Run, source: str, dataset: str) -> dict[str, sql.Composable]:
     """The binding of a model's ``{vld_<dataset>}`` input: the validated view itself (source
     ``vld``: the rows the gate's warning rules reject left out), or with source ``flt`` the filtered
@@ -111,13 +99,9 @@ def flag_and_convert(cur, run: Run) -> int:
 
     The suite's key tables (``repeated_transaction_ids``, ``probable_duplicate_keys``) are staged
     already (``_stage_keys``). Returns the rows left in ``int_transactions``."""
-    from include.customer_performance.quality.flagging import (
-        staged_columns,
-        suite_checks,
-        warning_predicates,
-        with_failed_rules,
-    )
+    from include.customer_performance.quality.flagging import staged_columns, suite_checks, with_failed_rules
     from include.customer_performance.quality.suites import TRANSACTIONS as SUITE
+    from include.customer_performance.quality.suites import WARNING
 
     checks = tuple(c for c in suite_checks(SUITE, run, cur) if c.bad_rows)
     table, flagged = run.table("int_transactions"), run.table(f"dq_flagged_{SUITE.name}")
@@ -132,7 +116,7 @@ def flag_and_convert(cur, run: Run) -> int:
             flagged, staged, table
         )
     )
-    warnings = [c.rule for c, _ in warning_predicates(cur, run, SUITE)]
+    warnings = [c.rule for c in checks if c.severity == WARNING]
     cur.execute(sql.SQL("DELETE FROM {} WHERE failed_rules && %s::text[]").format(table), (warnings,))
     rows -= cur.rowcount
     cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN failed_rules").format(table))
@@ -155,7 +139,8 @@ def convert_transactions(
     cur, run: Run, reporting_currency: str, source: str = "flt", repeated: Future | None = None, flag: bool = False
 ) -> dict:
     """``int_transactions``: converted, then each transaction_id once. ``repeated``: the future of
-    ``stage_repeated_ids`` on another connection (else it runs here, on ``cur``'s). ``flag``
+    ``_stage_keys(..., "repeated_transaction_ids")`` on another connection (else it runs here, on
+    ``cur``'s). ``flag``
     (with source ``vld``): flag the transactions for the gate in the same pass (flag_and_convert;
     the suite's key tables, the repeated ids among them, staged already)."""
     if flag:
@@ -168,7 +153,7 @@ def convert_transactions(
         if repeated is not None:
             repeated.result()
         else:
-            stage_repeated_ids(cur.connection, run)
+            _stage_keys(cur.connection, run, "repeated_transaction_ids")
     latest = model(
         "int_transactions_latest", run, columns=sql.SQL(", ").join(map(sql.Identifier, TRANSACTIONS.column_names))
     )
@@ -380,10 +365,10 @@ def calculate_metrics(
             else:
                 _stage_keys(conn, run)
         elif connect is not None:
-            repeated = pool.submit(on_own_connection, connect, stage_repeated_ids, run)
+            repeated = pool.submit(on_own_connection, connect, _stage_keys, run, "repeated_transaction_ids")
             side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
         with conn.cursor() as cur:
-            converted = convert_transactions(cur, run, reporting_currency, source, None if flag else repeated, flag)
+            converted = convert_transactions(cur, run, reporting_currency, source, repeated, flag)
             target = run.table("int_customer_sales")
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             cur.execute(
