@@ -324,3 +324,32 @@ def test_snapshots_without_id_keys_are_dropped_by_the_migration(stack, sales, sc
         assert keys[0] == 0 and keys[1] > 50
     full, _ = _run(schemas, datetime(2025, 8, 1, 2), "full")
     assert _differences(stack, inc, full)[1:] == (0, 0)
+
+
+def test_the_summary_in_parts_equals_one_query(stack, sales):
+    """The source's GROUP BY split over customer-id classes (``lifetime_source_queries``) gives,
+    together, the one query's rows: every class once, negative ids (whose remainder is negative)
+    included."""
+    sales.execute("UPDATE transactions SET customer_id = -customer_id WHERE customer_id IN (7, 8)")
+    sales.execute("SELECT COUNT(*) FROM transactions WHERE customer_id < 0")
+    assert sales.fetchone()[0] > 0
+    with mysql("lifetime_sales") as src:
+        key = lifetime.id_key(src)
+
+        def rows(part=None, start=None) -> list[tuple]:
+            query, params = lifetime.summary_query(
+                date(2025, 8, 1), start, key_min=start is not None, key=key, part=part
+            )
+            cur = src.cursor()
+            cur.execute(query, params)
+            out = cur.fetchall()
+            cur.close()
+            return sorted(out)
+
+        for start in (None, date(2025, 7, 1)):  # a snapshot's whole history, a period's summary
+            whole = rows(start=start)
+            assert any(r[0] == b"-7" for r in whole) and len(whole) > 60
+            for n in (2, 3):
+                parts = [rows((i, n), start) for i in range(n)]
+                assert all(parts), f"a class of {n} is empty"
+                assert sorted(r for p in parts for r in p) == whole

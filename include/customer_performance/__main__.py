@@ -150,7 +150,10 @@ def lifetime_state(args) -> int:
                 )
                 return 0 if same else 1
             month = as_of or datetime.now(UTC).date().replace(day=1)
-            snap = lifetime.rebuild(src, dst, schema, month, run_id="cli:lifetime-rebuild")
+            from include.customer_performance.extract.sales_db import helper_pairs
+
+            with helper_pairs(cfg) as helpers:
+                snap = lifetime.rebuild(src, dst, schema, month, run_id="cli:lifetime-rebuild", helpers=helpers)
             print(f"rebuilt the lifetime state as of {snap.as_of} in full (snapshot {snap.snapshot_id})")
     return 0
 

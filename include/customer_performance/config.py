@@ -87,6 +87,11 @@ class Settings:
     lifetime_mode: str = "incremental"
     lifetime_lookback_hours: float = 24.0
     lifetime_snapshots_kept: int = 3
+    # The source's GROUP BY of the summary (the period's, or the whole history's when a snapshot is
+    # built) runs as this many queries side by side, each over a class of customer ids modulo this
+    # number, each on its own connection and one core of the source: about N times faster, at the
+    # cost of the source reading the window N times (1: one query).
+    lifetime_source_queries: int = 2
 
     # Transformation.
     reporting_currency: str = "USD"
@@ -156,6 +161,8 @@ class Settings:
             raise ValueError(f"lifetime_mode must be incremental or full, got {self.lifetime_mode!r}")
         if self.lifetime_snapshots_kept < 1 or self.lifetime_lookback_hours < 0:
             raise ValueError("lifetime_snapshots_kept must be at least 1 and lifetime_lookback_hours not negative")
+        if not 1 <= self.lifetime_source_queries <= 8:
+            raise ValueError(f"lifetime_source_queries must be between 1 and 8, got {self.lifetime_source_queries}")
         if self.email_policy not in EMAIL_POLICIES:
             raise ValueError(f"email_policy must be one of {', '.join(EMAIL_POLICIES)}, got {self.email_policy!r}")
         if self.analytics_retention_months < 1:

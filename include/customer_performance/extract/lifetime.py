@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -101,6 +102,7 @@ def summary_query(
     key_min: bool = False,
     *,
     key: str,
+    part: tuple[int, int] | None = None,
 ) -> tuple[str, tuple]:
     """The lifetime summary of the completed sales with ``start <= order_date < end`` (``start``
     None: all before ``end``), of ``customers`` only when given, as one aggregate in the sales
@@ -108,7 +110,10 @@ def summary_query(
     currency at the source groups as ''. Currencies group by their bytes, as PostgreSQL compares
     them downstream (a case-insensitive collation would fold 'usd' into 'USD', and which of the
     two spellings it kept would depend on row order). ``id_key_max`` is the greatest id key
-    (``key``: ``id_key(src)``) of the row's sales; ``key_min`` adds ``id_key_min``, the least."""
+    (``key``: ``id_key(src)``) of the row's sales; ``key_min`` adds ``id_key_min``, the least.
+    ``part`` ``(i, n)``: only the customers whose id is ``i`` modulo ``n`` (a negative id's
+    remainder is negative: ``i - n``), one of ``n`` queries that together give the whole summary
+    (every row is one customer's, so they share no row)."""
     from include.customer_performance.extract.sales_db import _select_list, _text_columns
 
     sale = TRANSACTION_STATUS["sale"]
@@ -124,6 +129,10 @@ def summary_query(
     if customers:
         where.append(f"t.`customer_id` IN ({', '.join(['%s'] * len(customers))})")
         where_params.extend(int(c) for c in customers)
+    if part is not None and part[1] > 1:
+        i, n = part
+        where.append("MOD(t.`customer_id`, %s) IN (%s, %s)")
+        where_params.extend((n, i, i - n))
     dataset = LIFETIME_DELTA if key_min else LIFETIME
     query = (
         f"SELECT {_select_list(dataset.column_names, _text_columns(dataset))} FROM ("
@@ -369,10 +378,19 @@ def merge_sql(
     delta: sql.Composable,
     changed: sql.Composable,
     recomputed: sql.Composable,
+    part: tuple[int, int] | None = None,
 ) -> sql.Composed:
     """snapshot + delta for the customers not changed, the recomputed rows for those changed. The
-    join key keeps the all-currency row (currency NULL) apart from a '' currency."""
+    join key keeps the all-currency row (currency NULL) apart from a '' currency. ``part``
+    ``(i, n)``: only the customers whose id is ``i`` modulo ``n`` (as in summary_query)."""
     cols = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
+    if part is not None and part[1] > 1:
+        i, n = part
+        of_part = sql.SQL(" AND mod(x.customer_id, {}) IN ({}, {})").format(
+            sql.Literal(n), sql.Literal(i), sql.Literal(i - n)
+        )
+    else:
+        of_part = sql.SQL("")
     return sql.SQL(
         "INSERT INTO {target} ({cols})"
         " SELECT coalesce(s.customer_id, d.customer_id), coalesce(s.currency, d.currency),"
@@ -383,12 +401,20 @@ def merge_sql(
         " ELSE coalesce(s.monetary, 0) + coalesce(d.monetary, 0) END,"
         ' greatest(s.id_key_max COLLATE "C", d.id_key_max COLLATE "C")'
         " FROM (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {snapshot} AS x"
-        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id)) AS s"
+        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id){part}) AS s"
         " FULL JOIN (SELECT x.*, x.currency IS NULL AS total, coalesce(x.currency, '') AS cur FROM {delta} AS x"
-        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id)) AS d"
+        "       WHERE NOT EXISTS (SELECT FROM {changed} AS c WHERE c.customer_id = x.customer_id){part}) AS d"
         "   ON d.customer_id = s.customer_id AND d.total = s.total AND d.cur = s.cur"
-        " UNION ALL SELECT {cols} FROM {recomputed}"
-    ).format(target=target, cols=cols, snapshot=snapshot, delta=delta, changed=changed, recomputed=recomputed)
+        " UNION ALL SELECT {cols} FROM {recomputed} AS x WHERE true{part}"
+    ).format(
+        target=target,
+        cols=cols,
+        snapshot=snapshot,
+        delta=delta,
+        changed=changed,
+        recomputed=recomputed,
+        part=of_part,
+    )
 
 
 def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed:
@@ -406,16 +432,87 @@ def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed
 # -- a run -------------------------------------------------------------------------------------
 
 
-def build_snapshot(
-    src, dst, schema: str, source: str, as_of: date, watermark: datetime, run_id: str | None, chunk: int, key: str
-):
-    """The snapshot at ``as_of`` by one full GROUP BY, streamed into a new partition; committed."""
+def stream_summary(
+    pairs: list[tuple],
+    target: sql.Composable,
+    dataset: Dataset,
+    chunk: int,
+    end: date,
+    start: date | None = None,
+    *,
+    key: str,
+) -> int:
+    """The summary of ``summary_query(end, start)`` (with ``id_key_min`` when ``dataset`` is
+    LIFETIME_DELTA) appended to ``target`` (an empty table, committed) and analysed: one query per
+    (source, analytics) connection pair of ``pairs``, side by side, each over a class of customer
+    ids modulo their number (``part``). The source's GROUP BY runs on one core per query; with two
+    pairs it takes about half as long, at the cost of the source reading the window twice (every
+    query reads all its rows through the ``order_date`` index and keeps its class). Commits each
+    pair's analytics connection. Returns the rows."""
     from include.customer_performance.extract.sales_db import stream
+    from include.customer_performance.staging import analyze
 
+    n = len(pairs)
+
+    def one(i: int) -> int:
+        src, dst = pairs[i]
+        query, params = summary_query(
+            end, start, key_min=dataset is LIFETIME_DELTA, key=key, part=(i, n) if n > 1 else None
+        )
+        return stream(src, query, params, dst, target, dataset, chunk, replace=False, analyse=False)
+
+    with ThreadPoolExecutor(max_workers=max(n - 1, 1), thread_name_prefix="lifetime-part") as pool:
+        others = [pool.submit(one, i) for i in range(1, n)]
+        rows = one(0) + sum(f.result() for f in others)
+    dst = pairs[0][1]
+    with dst.cursor() as cur:
+        analyze(cur, target)
+    dst.commit()
+    return rows
+
+
+def merge(pairs: list[tuple], target, snapshot, delta, changed, recomputed) -> int:
+    """merge_sql into ``target`` (empty, committed), a class of customer ids per connection pair's
+    analytics connection, side by side; analysed. Commits them. Returns the rows."""
+    from include.customer_performance.staging import analyze
+
+    n = len(pairs)
+
+    def one(i: int) -> int:
+        dst = pairs[i][1]
+        with dst.cursor() as cur:
+            cur.execute(merge_sql(target, snapshot, delta, changed, recomputed, part=(i, n)))
+            rows = cur.rowcount
+        dst.commit()
+        return rows
+
+    with ThreadPoolExecutor(max_workers=max(n - 1, 1), thread_name_prefix="lifetime-merge") as pool:
+        others = [pool.submit(one, i) for i in range(1, n)]
+        rows = one(0) + sum(f.result() for f in others)
+    dst = pairs[0][1]
+    with dst.cursor() as cur:
+        analyze(cur, target)
+    dst.commit()
+    return rows
+
+
+def build_snapshot(
+    pairs: list[tuple],
+    schema: str,
+    source: str,
+    as_of: date,
+    watermark: datetime,
+    run_id: str | None,
+    chunk: int,
+    key: str,
+):
+    """The snapshot at ``as_of`` by one full GROUP BY (one per connection pair, side by side:
+    stream_summary), streamed into a new partition; committed."""
+    dst = pairs[0][1]
     with dst.cursor() as cur:
         snapshot_id, part = new_partition(cur, schema)
-    query, params = summary_query(as_of, key=key)
-    stream(src, query, params, dst, part, LIFETIME, chunk, replace=False)
+    dst.commit()  # the other pairs' connections fill it too
+    stream_summary(pairs, part, LIFETIME, chunk, as_of, key=key)
     with dst.cursor() as cur:
         publish_snapshot(cur, schema, source, as_of, snapshot_id, part, watermark, "full", run_id)
         snapshot = find_snapshot(cur, schema, source, as_of)
@@ -443,10 +540,12 @@ def inexact(src) -> str:
     return ""
 
 
-def stage(src, dst, run, settings) -> dict:
+def stage(src, dst, run, settings, helpers: list[tuple] = ()) -> dict:
     """Stage ``customer_history`` (the lifetime summary to the period end) for ``run``, from the
     state where it can (module docstring), and store it as the next month's snapshot when the
-    period is a whole month. Commits ``dst``. Returns what it did, for the task's log and XCom."""
+    period is a whole month. ``helpers``: more (source, analytics) connection pairs, each running
+    a part of the source's GROUP BY beside ``src``'s (stream_summary). Commits ``dst``. Returns
+    what it did, for the task's log and XCom."""
     from include.customer_performance.migrations import migrate
 
     schema = settings.analytics_schema
@@ -454,15 +553,16 @@ def stage(src, dst, run, settings) -> dict:
         with dst.cursor() as cur:  # the state's tables, under its lock (a migration may empty it)
             migrate(cur, schema)
         dst.commit()
-        info = _stage(src, dst, run, settings)
+        info = _stage([(src, dst), *helpers], run, settings)
     log.info("lifetime state: %s", info)
     return info
 
 
-def _stage(src, dst, run, settings) -> dict:
+def _stage(pairs: list[tuple], run, settings) -> dict:
     from include.customer_performance.extract.sales_db import stream
     from include.customer_performance.staging import analyze, recreate_table
 
+    src, dst = pairs[0]
     schema, chunk = settings.analytics_schema, settings.copy_chunk_rows
     target = run.table(CUSTOMER_HISTORY.name)
     end, as_of = run.period.end, run.period.month_start
@@ -484,7 +584,7 @@ def _stage(src, dst, run, settings) -> dict:
             snapshot = find_snapshot(cur, schema, source, as_of)
         dst.commit()
         if snapshot is None:
-            snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run.run_id, chunk, key)
+            snapshot = build_snapshot(pairs, schema, source, as_of, watermark, run.run_id, chunk, key)
             info["bootstrapped"] = True
         known = snapshot.customers
         limit = max(RECOMPUTE_MIN, RECOMPUTE_MAX_SHARE * known)
@@ -496,8 +596,10 @@ def _stage(src, dst, run, settings) -> dict:
         delta = run.table(LIFETIME_DELTA.name)
         part = _state(schema, f"customer_lifetime_{snapshot.snapshot_id}")
         if len(changed) <= limit:  # else the period's summary is not needed: the run goes full
-            query, params = summary_query(end, as_of, key_min=True, key=key)
-            info["period_rows"] = stream(src, query, params, dst, delta, LIFETIME_DELTA, chunk)
+            with dst.cursor() as cur:
+                recreate_table(cur, delta, LIFETIME_DELTA)
+            dst.commit()
+            info["period_rows"] = stream_summary(pairs, delta, LIFETIME_DELTA, chunk, end, as_of, key=key)
             with dst.cursor() as cur:
                 cur.execute(overlap_sql(delta, part))
                 overlap = {r[0] for r in cur.fetchall()}
@@ -521,13 +623,13 @@ def _stage(src, dst, run, settings) -> dict:
             with dst.cursor() as cur:
                 analyze(cur, ids)
                 recreate_table(cur, target, LIFETIME)
-                cur.execute(merge_sql(target, part, delta, ids, recomputed))
-                info["rows"] = cur.rowcount
-                analyze(cur, target)
             dst.commit()
+            info["rows"] = merge(pairs, target, part, delta, ids, recomputed)
     if info["method"] == "full":
-        query, params = summary_query(end, key=key)
-        info["rows"] = stream(src, query, params, dst, target, LIFETIME, chunk)
+        with dst.cursor() as cur:
+            recreate_table(cur, target, LIFETIME)
+        dst.commit()
+        info["rows"] = stream_summary(pairs, target, LIFETIME, chunk, end, key=key)
     if run.period.is_complete_month and run.period.start == as_of:
         # the whole month: its summary is the snapshot the next month's runs start from
         nxt = add_months(as_of, 1)
@@ -602,8 +704,9 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
     return out
 
 
-def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None) -> Snapshot:
-    """Build the snapshot of this source at ``as_of`` in full, then drop its other snapshots."""
+def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None, helpers: list[tuple] = ()) -> Snapshot:
+    """Build the snapshot of this source at ``as_of`` in full (``helpers``: as in ``stage``), then
+    drop its other snapshots."""
     from include.customer_performance.migrations import migrate
 
     source = source_name(src)
@@ -612,7 +715,7 @@ def rebuild(src, dst, schema: str, as_of: date, run_id: str | None = None) -> Sn
             migrate(cur, schema)
         dst.commit()
         watermark = source_watermark(src)
-        snapshot = build_snapshot(src, dst, schema, source, as_of, watermark, run_id, 50_000, id_key(src))
+        snapshot = build_snapshot([(src, dst), *helpers], schema, source, as_of, watermark, run_id, 50_000, id_key(src))
         with dst.cursor() as cur:
             where = sql.SQL("source = %s AND snapshot_id <> %s")
             dropped = drop_snapshots(cur, schema, where, (source, snapshot.snapshot_id))

@@ -9,7 +9,9 @@ the analytics database and the source's changes (``lifetime.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from psycopg import sql
@@ -108,10 +110,19 @@ def _source_columns(conn, table: str) -> dict[str, str]:
 
 
 def stream(
-    src, query: str, params: tuple, dst, target: sql.Composable, dataset: Dataset, chunk: int, replace: bool = True
+    src,
+    query: str,
+    params: tuple,
+    dst,
+    target: sql.Composable,
+    dataset: Dataset,
+    chunk: int,
+    replace: bool = True,
+    analyse: bool = True,
 ) -> int:
     """Replace ``target`` with the rows of ``query`` (run unbuffered on MySQL), or append them to
-    it (``replace`` false: the table exists); commits ``dst``."""
+    it (``replace`` false: the table exists), then analyse it (unless ``analyse`` is false: other
+    connections are still filling it); commits ``dst``."""
     src.set_character_set("utf8mb4")
     src.converter = {}  # raw bytes, formatted by MySQL itself; nothing decoded in Python
     # The lifetime GROUP BY needs a large in-memory temporary table to stay fast.
@@ -132,9 +143,24 @@ def stream(
                 except NulByteError as exc:
                     raise NulByteError(f"{dataset.source_table}: {exc}") from None
                 rows += len(batch)
-        analyze(cur, target)
+        if analyse:
+            analyze(cur, target)
     dst.commit()
     return rows
+
+
+@contextlib.contextmanager
+def helper_pairs(settings: Settings) -> Iterator[list[tuple]]:
+    """The (source, analytics) connection pairs the lifetime summary's other queries run on,
+    beside the first (``lifetime_source_queries`` - 1 of them)."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            (
+                stack.enter_context(mysql(settings.sales_db_conn_id)),
+                stack.enter_context(pg(settings.analytics_db_conn_id)),
+            )
+            for _ in range(settings.lifetime_source_queries - 1)
+        ]
 
 
 def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
@@ -146,6 +172,7 @@ def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
         mysql(settings.sales_db_conn_id) as src2,
         pg(settings.analytics_db_conn_id) as dst1,
         pg(settings.analytics_db_conn_id) as dst2,
+        helper_pairs(settings) as helpers,
     ):
         check_columns(
             _source_columns(src1, TRANSACTIONS.source_table),
@@ -166,7 +193,7 @@ def extract_sales_db(run: Run, settings: Settings) -> dict[str, dict]:
                 TRANSACTIONS,
                 settings.copy_chunk_rows,
             )
-            history = pool.submit(lifetime.stage, src2, dst2, run, settings)
+            history = pool.submit(lifetime.stage, src2, dst2, run, settings, helpers)
             rows, state = window.result(), history.result()
     log.info("staged %s rows of %s into %s", rows, TRANSACTIONS.name, run.table_name(TRANSACTIONS.name))
     log.info(
