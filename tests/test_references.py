@@ -210,3 +210,55 @@ def test_top_shares_from_the_cut_off_equal_ranking_every_customer(stack, run):
         )
         top, vip = cur.fetchone()
     assert rows > 500 and top > 10 and vip > 10 and (only_fast, only_plain) == (0, 0)
+
+
+# regional_summary's category part before the transactions were read once (session 12): the
+# customers per category from one pass, the transactions and revenue from a second one joined to
+# the customers, the two added up
+REGIONAL_CATEGORIES_BEFORE = """WITH categories AS (
+    SELECT customer_id, product_category, bool_or(is_sale) AS active
+    FROM {int_transactions}
+    GROUP BY customer_id, product_category
+),
+category_customers AS (
+    SELECT m.region, m.segment, c.product_category, count(*) AS customers,
+           count(*) FILTER (WHERE c.active) AS active_customers
+    FROM {customer_metrics} AS m
+    LEFT JOIN categories AS c USING (customer_id)
+    GROUP BY 1, 2, 3
+),
+category_sales AS (
+    SELECT m.region, m.segment, t.product_category,
+           count(*) FILTER (WHERE t.is_sale) AS transactions,
+           coalesce(sum(t.revenue_amount), 0) AS revenue
+    FROM {int_transactions} AS t
+    JOIN {customer_metrics} AS m USING (customer_id)
+    GROUP BY 1, 2, 3
+),
+by_category AS (
+    SELECT region, segment, product_category, customers, active_customers, 0 AS transactions, 0 AS revenue
+    FROM category_customers
+    UNION ALL
+    SELECT region, segment, product_category, 0, 0, transactions, revenue
+    FROM category_sales
+)
+"""
+
+
+def test_regional_categories_in_one_pass_equal_two(stack, run):
+    """regional_summary sums the transactions once per customer and category and joins those sums
+    to the customers; before, it counted the customers per category in one pass and summed the
+    transactions joined to the customers in another. The rows agree as text too (a revenue of 0
+    and one of 0.00 would publish differently)."""
+    text = _text("regional_summary")
+    body = text[text.index("\nSELECT\n") + 1 :]
+    tables = {"int_transactions": run.table("int_transactions"), "customer_metrics": run.table("customer_metrics")}
+    plain = sql.SQL("SELECT r::text FROM (" + REGIONAL_CATEGORIES_BEFORE + body + ") AS r").format(**tables)
+    fast = sql.SQL("SELECT r::text FROM {} AS r").format(run.table("regional_summary"))
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
+        rows, only_fast, only_plain = differences(cur, fast, plain)
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE product_category IS NOT NULL").format(run.table("regional_summary"))
+        )
+        categories = cur.fetchone()[0]
+    assert rows > 50 and categories > 10 and (only_fast, only_plain) == (0, 0)

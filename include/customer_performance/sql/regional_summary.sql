@@ -8,35 +8,29 @@
 --   transactions);
 -- * with product_category, a customer counts in each category it bought in (any status; active
 --   when one purchase there settled), and customers without any transaction under a NULL
---   category; transactions and revenue are summed per category directly. Customer-level
---   measures (revenue at risk, health, churn) are not split by category: NULL there.
+--   category; transactions and revenue are summed per category. Customer-level measures
+--   (revenue at risk, health, churn) are not split by category: NULL there. The transactions
+--   are read once, summed per customer and category, and those sums joined to the customers.
 WITH categories AS (
-    -- one row per customer and category bought in: a small state per group (no sums)
-    SELECT customer_id, product_category, bool_or(is_sale) AS active
+    SELECT
+        customer_id,
+        product_category,
+        bool_or(is_sale) AS active,
+        count(*) FILTER (WHERE is_sale) AS transactions,
+        sum(revenue_amount) AS revenue
     FROM {int_transactions}
     GROUP BY customer_id, product_category
 ),
-category_customers AS (
-    SELECT m.region, m.segment, c.product_category, count(*) AS customers,
-           count(*) FILTER (WHERE c.active) AS active_customers
+by_category AS (
+    SELECT
+        m.region, m.segment, c.product_category,
+        count(*) AS customers,
+        count(*) FILTER (WHERE c.active) AS active_customers,
+        coalesce(sum(c.transactions), 0) AS transactions,
+        coalesce(sum(c.revenue), 0) AS revenue
     FROM {customer_metrics} AS m
     LEFT JOIN categories AS c USING (customer_id)
     GROUP BY 1, 2, 3
-),
-category_sales AS (
-    SELECT m.region, m.segment, t.product_category,
-           count(*) FILTER (WHERE t.is_sale) AS transactions,
-           coalesce(sum(t.revenue_amount), 0) AS revenue
-    FROM {int_transactions} AS t
-    JOIN {customer_metrics} AS m USING (customer_id)
-    GROUP BY 1, 2, 3
-),
-by_category AS (
-    SELECT region, segment, product_category, customers, active_customers, 0 AS transactions, 0 AS revenue
-    FROM category_customers
-    UNION ALL
-    SELECT region, segment, product_category, 0, 0, transactions, revenue
-    FROM category_sales
 )
 SELECT
     coalesce(nullif(concat_ws('+',
