@@ -262,3 +262,46 @@ def test_regional_categories_in_one_pass_equal_two(stack, run):
         )
         categories = cur.fetchone()[0]
     assert rows > 50 and categories > 10 and (only_fast, only_plain) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "plain"),
+    [
+        (
+            "repeated_transaction_ids",
+            'SELECT transaction_id COLLATE "C" FROM {t} GROUP BY 1 HAVING count(*) > 1',
+        ),
+        (
+            "probable_duplicate_keys",
+            'SELECT customer_id, amount, currency COLLATE "C", order_date FROM {t} GROUP BY 1, 2, 3, 4'
+            ' HAVING count(DISTINCT transaction_id COLLATE "C") > 1',
+        ),
+    ],
+)
+def test_key_tables_by_hash_equal_a_plain_group_by_on_hostile_rows(stack, run, key, plain):
+    """The key tables find candidates by 64-bit hash, then group the candidates by the key itself:
+    on rows with missing ids and keys, amounts equal as numbers but not as text (1.5, 1.50), case
+    and trailing-space variants of an id, they give what the plain GROUP BY gives."""
+    rows = [
+        ("T1", 1, "2025-07-01 10:00", "1.5", "USD"),
+        ("T2", 1, "2025-07-01 10:00", "1.50", "USD"),  # a probable duplicate of T1: 1.5 = 1.50
+        ("T1", 1, "2025-07-01 11:00", "1.5", "USD"),  # T1 again
+        ("t1", 2, "2025-07-02 10:00", "2", "usd"),  # other bytes: not T1
+        ("T1 ", 2, "2025-07-02 10:00", "2", "USD"),
+        (None, 3, "2025-07-03 10:00", "3", None),
+        (None, 3, "2025-07-03 10:00", "3", None),  # missing ids group together, as GROUP BY does
+        ("T3", None, None, None, None),
+        ("T4", None, None, None, None),  # a NULL key groups together too
+        ("T5", 4, "2025-07-04 10:00", "4", "EUR"),
+    ]
+    with psycopg.connect(pg_dsn(stack.analytics_db), options="-c TimeZone=UTC") as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE hostile (transaction_id text, customer_id integer, order_date timestamp,"
+            " amount numeric, currency text)"
+        )
+        cur.executemany("INSERT INTO hostile VALUES (%s, %s, %s, %s, %s)", rows)
+        t = sql.Identifier("hostile")
+        fast = model(key, run, flt_transactions=t)
+        reference = sql.SQL(plain).format(t=t)
+        found, only_fast, only_plain = differences(cur, fast, reference)
+    assert found >= 2 and (only_fast, only_plain) == (0, 0)
