@@ -67,6 +67,7 @@ READS: dict[str, tuple[str, ...]] = {
         "dq_flagged_transactions",  # as calculate flagged them (a rerun flags them again)
         "repeated_transaction_ids",
         "probable_duplicate_keys",
+        "unknown_transaction_customers",
     ),
     "aggregate": (
         "customer_metrics",

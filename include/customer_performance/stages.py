@@ -75,6 +75,13 @@ STAGES = (
         "table",
         "customer, amount, currency and time staged under more than one id",
     ),
+    Stage(
+        "unknown_transaction_customers",
+        "intermediate",
+        "calculate",
+        "table",
+        "the customer ids of staged transactions the customer database does not know",
+    ),
     Stage("int_transactions", "intermediate", "calculate", "table", "converted, each id once; revenue_amount"),
     Stage("dq_quarantine_unconverted", "quality", "calculate", "table", "sales that cannot be converted"),
     Stage("int_customers", "intermediate", "calculate", "table", "each customer's latest version"),

@@ -11,7 +11,8 @@ Row-level rules are SQL predicates of the offending rows (``bad_rows``), run by 
 in them: ``{batch}`` (the table under test, filled in by GX), a staged table by its name as in the
 SQL models (``{flt_customers}``, ``{customer_metrics}``, ``{fx_rates}``: every known currency,
 fx.py; a suite's key tables, ``Suite.keys``, staged before its flagging pass:
-``{repeated_transaction_ids}``, ``{probable_duplicate_keys}``), ``{period_start}`` /
+``{repeated_transaction_ids}``, ``{probable_duplicate_keys}``, ``{unknown_transaction_customers}``),
+``{period_start}`` /
 ``{period_end}`` (quoted dates).
 
 The outcome checks (quality/outcome.py) are switched on per suite: ``not_empty``, ``volume``,
@@ -50,6 +51,9 @@ INTERACTION_TYPES = list(INTERACTION_TYPE.values())
 # set operations) rather than NOT IN (SELECT ...), which falls back to a row-by-row subplan when
 # the customer ids do not fit in work_mem. ({batch} carries GX's own alias: no alias here.)
 UNKNOWN_CUSTOMER = "customer_id IN (SELECT customer_id FROM {batch} EXCEPT SELECT customer_id FROM {flt_customers})"
+# The same for the transactions, from the suite's key table of those ids (the same EXCEPT, staged
+# beside the other keys: sql/unknown_transaction_customers.sql), so the flagging pass only probes it.
+UNKNOWN_TRANSACTION_CUSTOMER = "customer_id IN (SELECT customer_id FROM {unknown_transaction_customers})"
 # The rules that group the ten million transactions (ids in several versions, probable
 # duplicates) read the suite's key tables (Suite.keys: sql/repeated_transaction_ids.sql,
 # sql/probable_duplicate_keys.sql), staged before its flagging pass: calculate stages one on each
@@ -202,7 +206,7 @@ TRANSACTIONS = Suite(
     freshness_column="updated_at",
     amount_column="amount",
     amount_ceiling=AMOUNT_CEILING,
-    keys=("repeated_transaction_ids", "probable_duplicate_keys"),
+    keys=("repeated_transaction_ids", "probable_duplicate_keys", "unknown_transaction_customers"),
     checks=(
         Check(
             "transactions.amount.completeness",
@@ -260,7 +264,7 @@ TRANSACTIONS = Suite(
         ),
         rows_rule(
             "transactions.customer_id.known",
-            UNKNOWN_CUSTOMER,
+            UNKNOWN_TRANSACTION_CUSTOMER,
             WARNING,
             column="customer_id",
             catches="transactions.unknown_customer",

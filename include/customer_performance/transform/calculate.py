@@ -358,7 +358,14 @@ def calculate_metrics(
             # on each connection; then the side computes the per-customer tables while this one
             # flags and converts the transactions
             if connect is not None:
-                repeated = pool.submit(on_own_connection, connect, _stage_keys, run, "repeated_transaction_ids")
+                repeated = pool.submit(
+                    on_own_connection,
+                    connect,
+                    _stage_keys,
+                    run,
+                    "repeated_transaction_ids",
+                    "unknown_transaction_customers",
+                )
                 side = pool.submit(on_own_connection, connect, per_customer, run, reporting_currency, source, card)
                 _stage_keys(conn, run, "probable_duplicate_keys")
                 repeated.result()
