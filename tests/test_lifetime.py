@@ -93,6 +93,9 @@ def _run(schemas: dict, logical: datetime, mode: str, report_month: str | None =
         analytics_schema=schemas["state" if mode == "incremental" else "full"],
         lifetime_mode=mode,
         copy_chunk_rows=97,
+        # the incremental runs summarise and merge in two parts (lifetime_source_queries), the full
+        # ones in one query: the comparison covers the parts too
+        lifetime_source_queries=2 if mode == "incremental" else 1,
     )
     run = make_run(logical, f"lt_{mode}_{logical:%Y%m%d}_{uuid.uuid4().hex[:4]}", report_month, schemas["staging"])
     out = extract_sales_db(run, cfg)

@@ -88,10 +88,11 @@ class Settings:
     lifetime_lookback_hours: float = 24.0
     lifetime_snapshots_kept: int = 3
     # The source's GROUP BY of the summary (the period's, or the whole history's when a snapshot is
-    # built) runs as this many queries side by side, each over a class of customer ids modulo this
-    # number, each on its own connection and one core of the source: about N times faster, at the
-    # cost of the source reading the window N times (1: one query).
-    lifetime_source_queries: int = 2
+    # built) as this many queries side by side, each over a class of customer ids modulo this
+    # number, each on its own connection: for a source with cores and a buffer pool to spare. Each
+    # query reads the whole window. On this machine (2 cores, MariaDB's 128 MB buffer pool) two
+    # were slower than one at 1M customers (README, "Performance"), so one is the default.
+    lifetime_source_queries: int = 1
 
     # Transformation.
     reporting_currency: str = "USD"
