@@ -445,10 +445,11 @@ def stream_summary(
     """The summary of ``summary_query(end, start)`` (with ``id_key_min`` when ``dataset`` is
     LIFETIME_DELTA) appended to ``target`` (an empty table, committed) and analysed: one query per
     (source, analytics) connection pair of ``pairs``, side by side, each over a class of customer
-    ids modulo their number (``part``). The source's GROUP BY runs on one core per query; with two
-    pairs it takes about half as long, at the cost of the source reading the window twice (every
-    query reads all its rows through the ``order_date`` index and keeps its class). Commits each
-    pair's analytics connection. Returns the rows."""
+    ids modulo their number (``part``). The source runs each query on a core of its own, and each
+    reads the whole window through the ``order_date`` index and keeps its class: worth it only for
+    a source with cores and buffer pool to spare (on this machine two were slower than one:
+    README, "Performance"; ``lifetime_source_queries``). Commits each pair's analytics
+    connection. Returns the rows."""
     from include.customer_performance.extract.sales_db import stream
     from include.customer_performance.staging import analyze
 
