@@ -451,7 +451,6 @@ def stream_summary(
     README, "Performance"; ``lifetime_source_queries``). Commits each pair's analytics
     connection. Returns the rows."""
     from include.customer_performance.extract.sales_db import stream
-    from include.customer_performance.staging import analyze
 
     n = len(pairs)
 
@@ -462,8 +461,16 @@ def stream_summary(
         )
         return stream(src, query, params, dst, target, dataset, chunk, replace=False, analyse=False)
 
-    with ThreadPoolExecutor(max_workers=max(n - 1, 1), thread_name_prefix="lifetime-part") as pool:
-        others = [pool.submit(one, i) for i in range(1, n)]
+    return _side_by_side(pairs, one, target)
+
+
+def _side_by_side(pairs: list[tuple], one, target: sql.Composable) -> int:
+    """``one(i)`` for each connection pair, the first here and the others on threads, then
+    ``target`` analysed on the first pair's analytics connection; the rows summed."""
+    from include.customer_performance.staging import analyze
+
+    with ThreadPoolExecutor(max_workers=max(len(pairs) - 1, 1), thread_name_prefix="lifetime-part") as pool:
+        others = [pool.submit(one, i) for i in range(1, len(pairs))]
         rows = one(0) + sum(f.result() for f in others)
     dst = pairs[0][1]
     with dst.cursor() as cur:
@@ -475,7 +482,6 @@ def stream_summary(
 def merge(pairs: list[tuple], target, snapshot, delta, changed, recomputed) -> int:
     """merge_sql into ``target`` (empty, committed), a class of customer ids per connection pair's
     analytics connection, side by side; analysed. Commits them. Returns the rows."""
-    from include.customer_performance.staging import analyze
 
     n = len(pairs)
 
@@ -487,14 +493,7 @@ def merge(pairs: list[tuple], target, snapshot, delta, changed, recomputed) -> i
         dst.commit()
         return rows
 
-    with ThreadPoolExecutor(max_workers=max(n - 1, 1), thread_name_prefix="lifetime-merge") as pool:
-        others = [pool.submit(one, i) for i in range(1, n)]
-        rows = one(0) + sum(f.result() for f in others)
-    dst = pairs[0][1]
-    with dst.cursor() as cur:
-        analyze(cur, target)
-    dst.commit()
-    return rows
+    return _side_by_side(pairs, one, target)
 
 
 def build_snapshot(
