@@ -582,6 +582,7 @@ def main() -> int:
     floor, old_group_by, floor_cpu = measure_floor(stack, old=not a.skip_old_floor)
     # the DAG and the floor in turn, again: (DAG wall, floor total, DAG CPU s, floor CPU s) per pair
     pairs = [(dag["wall"], sum(floor.values()), dag["cpu"]["whole run"], sum(floor_cpu.values()))]
+    repeats: list[dict] = []  # each repeat's DAG (its tasks, their CPU) and floor, kept in result.json
     for i in range(1, a.repeat):
         drop_staged(stack)
         print(f"[bench] repeat {i + 1} of {a.repeat}: July's DAG, then the floor...", flush=True)
@@ -592,7 +593,8 @@ def main() -> int:
             stack.stop_services()
         f, _, fc = measure_floor(stack, old=False)
         pairs.append((again["wall"], sum(f.values()), again["cpu"]["whole run"], sum(fc.values())))
-        partial(runs=runs, full_lifetime=full, scheduled=scheduled, pairs=pairs)
+        repeats.append({"dag": again, "floor": f, "floor_cpu": fc})
+        partial(runs=runs, full_lifetime=full, scheduled=scheduled, pairs=pairs, repeats=repeats)
     METER.stop()
     moved = {k: v for k, v in staged_rows(stack).items() if k != "old_history"}
     naive = None
@@ -719,6 +721,7 @@ def main() -> int:
                 "floor": floor,
                 "floor_cpu": floor_cpu,
                 "pairs": pairs,
+                "repeats": repeats,
                 "old_lifetime_group_by": old_group_by,
                 "naive": naive,
                 "moved": moved,
