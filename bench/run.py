@@ -94,7 +94,12 @@ def measure_floor(stack: Stack, old: bool = True) -> tuple[dict[str, float], flo
     the old floor's lifetime GROUP BY over the whole history. Also the machine's CPU seconds per
     route (with the METER running)."""
     floor_create(stack)
-    cpu: dict[str, float] = {}
+    out: dict[str, float] = {}  # each route's wall time
+    cpu: dict[str, float] = {}  # and the machine's CPU time meanwhile
+
+    def route(name: str, cmd: str) -> None:
+        out[name] = sh(cmd, cpu, name)
+
     mysql = f"mariadb --quick -B -N -h {MYSQL['host']} -P {MYSQL['port']} -u {MYSQL['user']} {stack.sales_db}"
 
     def window(col: str) -> str:
@@ -123,40 +128,29 @@ def measure_floor(stack: Stack, old: bool = True) -> tuple[dict[str, float], flo
 
     big_tmp = "SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912"
     interactions = f"SELECT {', '.join(INTERACTIONS.column_names)} FROM interactions WHERE {window('interaction_date')}"
-    out = {
-        "customers": sh(
-            cpu=cpu, name="customers", cmd=f"{from_pg(CUSTOMERS, f'registration_date < {END!r}')} | {into('customers')}"
-        ),
-        "customer_activity": sh(
-            cpu=cpu,
-            name="customer_activity",
-            cmd=f"{from_pg(ACTIVITY, window('session_start'))} | {into('customer_activity')}",
-        ),
-        "transactions": sh(
-            cpu=cpu, name="transactions", cmd=f'{mysql} -e "{transactions}" | {into("transactions", "NULL")}'
-        ),
-        # the period's sales per customer and currency, summarised at the source (with the same
-        # large in-memory temporary table the pipeline's session asks for)
-        "period_summary": sh(
-            cpu=cpu,
-            name="period_summary",
-            cmd=f'{mysql} -e "{big_tmp}; {summary(window("order_date"))}" | {into("customer_history", "NULL")}',
-        ),
-        # the rows changed since the lifetime state's watermark (the newest updated_at when 1 July's
-        # snapshot was built) less the look-back, before July: read through the updated_at index
-        "changed_rows": sh(
-            cpu=cpu,
-            name="changed_rows",
-            cmd=f'{mysql} -e "SELECT customer_id FROM transactions WHERE updated_at >= (SELECT MAX(updated_at)'
-            f" FROM transactions) - INTERVAL 24 HOUR AND order_date < '{START}'\" > /dev/null",
-        ),
-        "interactions": sh(
-            cpu=cpu,
-            name="interactions",
-            cmd=f"sqlite3 -separator $'\\t' -nullvalue '\\N' {stack.crm_store} \"{interactions}\""
-            f" | {into('interactions')}",
-        ),
-    }
+    route("customers", f"{from_pg(CUSTOMERS, f'registration_date < {END!r}')} | {into('customers')}")
+    route(
+        "customer_activity",
+        f"{from_pg(ACTIVITY, window('session_start'))} | {into('customer_activity')}",
+    )
+    route("transactions", f'{mysql} -e "{transactions}" | {into("transactions", "NULL")}')
+    # the period's sales per customer and currency, summarised at the source (with the same
+    # large in-memory temporary table the pipeline's session asks for)
+    route(
+        "period_summary",
+        f'{mysql} -e "{big_tmp}; {summary(window("order_date"))}" | {into("customer_history", "NULL")}',
+    )
+    # the rows changed since the lifetime state's watermark (the newest updated_at when 1 July's
+    # snapshot was built) less the look-back, before July: read through the updated_at index
+    route(
+        "changed_rows",
+        f'{mysql} -e "SELECT customer_id FROM transactions WHERE updated_at >= (SELECT MAX(updated_at)'
+        f" FROM transactions) - INTERVAL 24 HOUR AND order_date < '{START}'\" > /dev/null",
+    )
+    route(
+        "interactions",
+        f"sqlite3 -separator $'\\t' -nullvalue '\\N' {stack.crm_store} \"{interactions}\" | {into('interactions')}",
+    )
     # not part of the floor any more: the old floor's lifetime GROUP BY over the whole history
     old_group_by = None
     if old:
@@ -168,10 +162,9 @@ def measure_floor(stack: Stack, old: bool = True) -> tuple[dict[str, float], flo
         )
         history = summary(f"order_date < '{END}'")
         old_group_by = sh(f'{mysql} -e "{big_tmp}; {history}" | {into("old_history", "NULL")}')
-    out["group_by"] = sh(
-        cpu=cpu,
-        name="group_by",
-        cmd=psql(
+    route(
+        "group_by",
+        psql(
             stack.analytics_db,
             f"CREATE UNLOGGED TABLE {FLOOR_SCHEMA}.per_customer AS SELECT customer_id, count(*) AS n,"
             f" sum(amount) AS amount FROM {FLOOR_SCHEMA}.transactions GROUP BY customer_id",

@@ -482,7 +482,6 @@ def _side_by_side(pairs: list[tuple], one, target: sql.Composable) -> int:
 def merge(pairs: list[tuple], target, snapshot, delta, changed, recomputed) -> int:
     """merge_sql into ``target`` (empty, committed), a class of customer ids per connection pair's
     analytics connection, side by side; analysed. Commits them. Returns the rows."""
-
     n = len(pairs)
 
     def one(i: int) -> int:
