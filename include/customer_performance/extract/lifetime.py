@@ -11,10 +11,11 @@ month starts (``customer_lifetime``, one partition per snapshot, registered in
                         + summary of [month start, period end)   (one GROUP BY of the period)
                         | recomputed from the source   for the customers that changed
 
-Merging is exact: days and amounts add up because the two windows hold different days; first and
-last purchase are the least and greatest. A purchase is counted once per distinct transaction id,
-so a customer whose period sale repeats an id already sold to them before the month start must be
-recomputed. Which ones could, the state tells without reading the history: each row keeps
+A sale counts as the period counts it: the latest version of its transaction id, completed as a
+purchase and its amount, refunded as minus its amount (``summary_query``). Merging is exact: days
+and amounts add up because the two windows hold different days; first and last purchase are the
+least and greatest. A customer whose period sale repeats an id sold before the month start (a
+later version of it, or an id re-used) must be recomputed. Which ones could, the state tells without reading the history: each row keeps
 ``id_key_max``, the greatest id sold before its date by the source's own comparison (the hex of
 the id's collation weights, padded to the column's length as a PAD SPACE collation compares:
 ids equal at the source have one key, ``id_key``), and the period's summary gives
@@ -22,7 +23,7 @@ ids equal at the source have one key, ``id_key``), and the period's summary give
 their history's (order numbers grow with time) cannot repeat one; the others (``id_overlap``) are
 recomputed from the source, as is every customer with a sale before the month start whose
 ``updated_at`` is after the snapshot's watermark, less the look-back (late inserts, re-statused or
-corrected sales of old months). Their full history is read through the source's ``customer_id``
+corrected sales of old months, with the customers of those sales' other versions). Their full history is read through the source's ``customer_id``
 index, so a nightly run reads the period, the changed rows and the changed customers' sales, never
 the whole history. (A source whose ids do not grow with time, random UUIDs say, makes most
 customers overlap: the run then computes the summary in full, and logs why.)
@@ -72,6 +73,19 @@ LIFETIME_DELTA = Dataset(
     event_column="last_purchase",
     columns=LIFETIME.columns + _cols("id_key_min:text"),
 )
+# Both as the source gives them (summary_query): per currency, with the purchase days listed.
+LIFETIME_SOURCE = Dataset(
+    name="lifetime_source",
+    source_table=TRANSACTIONS.source_table,
+    event_column="last_purchase",
+    columns=CUSTOMER_HISTORY.columns + _cols("sale_days:text", "id_key_max:text"),
+)
+LIFETIME_DELTA_SOURCE = Dataset(
+    name="lifetime_delta_source",
+    source_table=TRANSACTIONS.source_table,
+    event_column="last_purchase",
+    columns=LIFETIME_SOURCE.columns + _cols("id_key_min:text"),
+)
 CUSTOMER_IDS = Dataset(
     name="lifetime_changed",
     source_table=TRANSACTIONS.source_table,
@@ -104,46 +118,108 @@ def summary_query(
     key: str,
     part: tuple[int, int] | None = None,
 ) -> tuple[str, tuple]:
-    """The lifetime summary of the completed sales with ``start <= order_date < end`` (``start``
-    None: all before ``end``), of ``customers`` only when given, as one aggregate in the sales
-    database. ``WITH ROLLUP`` adds, per customer, the all-currency row (currency NULL); a NULL
-    currency at the source groups as ''. Currencies group by their bytes, as PostgreSQL compares
-    them downstream (a case-insensitive collation would fold 'usd' into 'USD', and which of the
-    two spellings it kept would depend on row order). ``id_key_max`` is the greatest id key
-    (``key``: ``id_key(src)``) of the row's sales; ``key_min`` adds ``id_key_min``, the least.
-    ``part`` ``(i, n)``: only the customers whose id is ``i`` modulo ``n`` (a negative id's
-    remainder is negative: ``i - n``), one of ``n`` queries that together give the whole summary
-    (every row is one customer's, so they share no row)."""
+    """The lifetime summary per customer and currency of the sales with ``start <= order_date <
+    end`` (``start`` None: all before ``end``), of ``customers`` only when given, as one aggregate in
+    the sales database. A sale's amount has the period's definition (``int_transactions_latest``):
+    of the versions of a transaction id (its bytes) in the window, the latest counts (by
+    ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as the period's DISTINCT ON), a
+    completed one as a purchase and ``+ amount``, a refunded one as ``- amount``, a pending or
+    cancelled one not at all; a row without an id never (the gate rejects it in a period).
+    Currencies group by their bytes, as PostgreSQL compares them downstream; a NULL currency groups
+    as ''. ``sale_days`` lists the purchase days (``TO_DAYS``) so that the all-currency row can be
+    built without the source's ROLLUP (``totals_sql``: a latin1 column's ROLLUP row keeps a
+    currency on MariaDB 10.11). ``id_key_max`` is the greatest id key (``key``: ``id_key(src)``) of
+    the row's sales; ``key_min`` adds ``id_key_min``, the least. ``part`` ``(i, n)``: only the
+    customers whose id is ``i`` modulo ``n`` (a negative id's remainder is negative: ``i - n``),
+    one of ``n`` queries that together give the whole summary; each ranks the whole window's
+    versions (a later version may be another customer's)."""
     from include.customer_performance.extract.sales_db import _select_list, _text_columns
 
-    sale = TRANSACTION_STATUS["sale"]
+    sale, refund = TRANSACTION_STATUS["sale"], TRANSACTION_STATUS["refund"]
     table = f"`{TRANSACTIONS.source_table}`"
-    cur = "CAST(COALESCE(t.`currency`, '') AS BINARY)"
-    keys = f", HEX(MAX({key})) AS id_key_max"
-    if key_min:
-        keys += f", HEX(MIN({key})) AS id_key_min"
-    where, where_params = ["t.`order_date` < %s", "t.`status` = %s"], [end, sale]
+    window, window_params = ["t.`order_date` < %s", "t.`transaction_id` IS NOT NULL"], [end]
     if start is not None:
-        where.append("t.`order_date` >= %s")
-        where_params.append(start)
+        window.append("t.`order_date` >= %s")
+        window_params.append(start)
+    where, params = list(window), list(window_params)
+    outer, outer_params = [], []
     if customers:
-        where.append(f"t.`customer_id` IN ({', '.join(['%s'] * len(customers))})")
-        where_params.extend(int(c) for c in customers)
+        # every version of these customers' ids, whoever holds the latest
+        marks = ", ".join(["%s"] * len(customers))
+        inner = " AND ".join(w.replace("t.", "s.") for w in window)
+        where.append(
+            f"t.`transaction_id` IN (SELECT s.`transaction_id` FROM {table} AS s WHERE {inner}"
+            f" AND s.`customer_id` IN ({marks}))"
+        )
+        params += [*window_params, *(int(c) for c in customers)]
+        outer.append(f"v.customer_id IN ({marks})")
+        outer_params.extend(int(c) for c in customers)
     if part is not None and part[1] > 1:
         i, n = part
-        where.append("MOD(t.`customer_id`, %s) IN (%s, %s)")
-        where_params.extend((n, i, i - n))
-    dataset = LIFETIME_DELTA if key_min else LIFETIME
+        outer.append("MOD(v.customer_id, %s) IN (%s, %s)")
+        outer_params.extend((n, i, i - n))
+    keys = ", HEX(MAX(v.k)) AS id_key_max" + (", HEX(MIN(v.k)) AS id_key_min" if key_min else "")
+    dataset = LIFETIME_DELTA_SOURCE if key_min else LIFETIME_SOURCE
     query = (
         f"SELECT {_select_list(dataset.column_names, _text_columns(dataset))} FROM ("
-        f" SELECT t.`customer_id` AS customer_id, {cur} AS currency, MIN(t.`order_date`) AS first_purchase,"
-        " MAX(t.`order_date`) AS last_purchase, COUNT(DISTINCT t.`transaction_id`) AS purchases,"
-        " COUNT(DISTINCT DATE(t.`order_date`)) AS purchase_days, SUM(t.`amount`) AS monetary"
-        f"{keys} FROM {table} AS t WHERE {' AND '.join(where)}"
-        f" GROUP BY t.`customer_id`, {cur} WITH ROLLUP"
-        ") AS h WHERE customer_id IS NOT NULL"
+        " SELECT v.customer_id AS customer_id, v.cur AS currency,"
+        " MIN(CASE WHEN v.sale THEN v.order_date END) AS first_purchase,"
+        " MAX(CASE WHEN v.sale THEN v.order_date END) AS last_purchase,"
+        " SUM(v.sale) AS purchases,"
+        " COUNT(DISTINCT CASE WHEN v.sale THEN DATE(v.order_date) END) AS purchase_days,"
+        " SUM(CASE WHEN v.sale THEN v.amount ELSE -v.amount END) AS monetary,"
+        " GROUP_CONCAT(DISTINCT CASE WHEN v.sale THEN TO_DAYS(v.order_date) END) AS sale_days"
+        f"{keys} FROM ("
+        "  SELECT t.`customer_id` AS customer_id, CAST(COALESCE(t.`currency`, '') AS BINARY) AS cur,"
+        "  t.`order_date` AS order_date, t.`amount` AS amount, t.`status` = %s AS sale, t.`status` = %s AS refund,"
+        f"  {key} AS k, ROW_NUMBER() OVER (PARTITION BY CAST(t.`transaction_id` AS BINARY) ORDER BY {VERSION_ORDER})"
+        f"  AS version FROM {table} AS t WHERE {' AND '.join(where)}"
+        f" ) AS v WHERE v.version = 1 AND (v.sale OR v.refund){''.join(' AND ' + o for o in outer)}"
+        " GROUP BY v.customer_id, v.cur"
+        ") AS h"
     )
-    return query, tuple(where_params)
+    return query, (sale, refund, *params, *outer_params)
+
+
+# The order of a transaction id's versions, latest first, at the source; int_transactions_latest
+# orders the period's alike (updated_at DESC NULLS LAST, then amount, status, currency, customer).
+VERSION_ORDER = (
+    "t.`updated_at` DESC, t.`amount` DESC, CAST(t.`status` AS BINARY) DESC,"
+    " CAST(t.`currency` AS BINARY) DESC, t.`customer_id` DESC"
+)
+
+
+def totals_sql(raw: sql.Composable, target: sql.Composable, key_min: bool = False) -> sql.Composed:
+    """``raw`` (summary_query's rows, one per customer and currency) into ``target`` with the
+    all-currency row of each customer (currency NULL): first and last purchase, purchases and id
+    keys over its currencies, the distinct purchase days of their ``sale_days`` together (a day
+    bought in two currencies counts once), no amount (amounts add up per currency only)."""
+    dataset = LIFETIME_DELTA if key_min else LIFETIME
+    cols = sql.SQL(", ").join(map(sql.Identifier, dataset.column_names))
+    low = sql.SQL(', min(id_key_min COLLATE "C")') if key_min else sql.SQL("")
+    return sql.SQL(
+        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {raw}"
+        " UNION ALL SELECT customer_id, NULL, min(first_purchase), max(last_purchase), sum(purchases),"
+        " CASE WHEN count(*) = 1 THEN max(purchase_days) ELSE (SELECT count(DISTINCT d)"
+        "  FROM unnest(string_to_array(string_agg(sale_days, ','), ',')) AS d) END,"
+        ' NULL, max(id_key_max COLLATE "C"){low} FROM {raw} GROUP BY customer_id'
+    ).format(target=target, cols=cols, raw=raw, low=low)
+
+
+def check_sale_days(cur, raw: sql.Composable) -> None:
+    """Every row's ``sale_days`` lists its purchase days: a list the source cut short (its
+    ``group_concat_max_len``) would undercount the all-currency row's days."""
+    cur.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {} WHERE purchase_days <> coalesce(cardinality(string_to_array(sale_days, ',')), 0)"
+        ).format(raw)
+    )
+    (short,) = cur.fetchone()
+    if short:
+        raise RuntimeError(
+            f"the sales database cut {short} customers' list of purchase days short (group_concat_max_len):"
+            " raise it for the connection's user"
+        )
 
 
 # -- the source --------------------------------------------------------------------------------
@@ -218,12 +294,16 @@ def _as_datetime(value) -> datetime:
 
 
 def changed_customers(src, since: datetime, before: date) -> list[int]:
-    """Customers with a sale before ``before`` updated at or after ``since``: their snapshot is
-    stale (at, too: a change in the watermark's own second may have committed after it was read)."""
+    """Customers with a sale before ``before`` updated at or after ``since``, and the customers of
+    the other versions of those sales' ids (a new version may take a sale from one customer to
+    another): their snapshot is stale (at, too: a change in the watermark's own second may have
+    committed after it was read). The ids through the source's ``transaction_id`` index."""
+    table = f"`{TRANSACTIONS.source_table}`"
     rows = _one(
         src,
-        f"SELECT DISTINCT `customer_id` FROM `{TRANSACTIONS.source_table}`"
-        " WHERE `updated_at` >= %s AND `order_date` < %s AND `customer_id` IS NOT NULL",
+        f"SELECT DISTINCT o.`customer_id` FROM (SELECT DISTINCT c.`transaction_id` FROM {table} AS c"
+        f" WHERE c.`updated_at` >= %s) AS c JOIN {table} AS o ON o.`transaction_id` = c.`transaction_id`"
+        " WHERE o.`order_date` < %s AND o.`customer_id` IS NOT NULL",
         (since, before),
     )
     return sorted(int(r[0]) for r in rows)
@@ -339,8 +419,8 @@ def prune(cur, schema: str, keep: int) -> int:
         sql.SQL(
             "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
             " WHERE n.nspname = %s AND c.relkind = 'r'"
-            " AND c.relname ~ '^customer_lifetime_[0-9]+$'"
-            " AND substr(c.relname, 19)::bigint NOT IN (SELECT snapshot_id FROM {})"
+            " AND c.relname ~ '^(src_)?customer_lifetime_[0-9]+$'"
+            " AND substring(c.relname FROM '[0-9]+$')::bigint NOT IN (SELECT snapshot_id FROM {})"
         ).format(_state(schema, "lifetime_snapshots")),
         (schema,),
     )
@@ -349,7 +429,7 @@ def prune(cur, schema: str, keep: int) -> int:
     # and the comparison table of a `lifetime verify` that died (a live one holds the state lock)
     cur.execute(
         "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname ~ '^lifetime_verify_[0-9a-f]+$'",
+        " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname ~ '^(src_)?lifetime_verify_[0-9a-f]+$'",
         (schema,),
     )
     for (name,) in cur.fetchall():
@@ -434,34 +514,62 @@ def overlap_sql(delta: sql.Composable, snapshot: sql.Composable) -> sql.Composed
 
 def stream_summary(
     pairs: list[tuple],
-    target: sql.Composable,
+    target: sql.Identifier,
     dataset: Dataset,
     chunk: int,
     end: date,
     start: date | None = None,
     *,
     key: str,
+    customers: list[int] | tuple[int, ...] = (),
 ) -> int:
-    """The summary of ``summary_query(end, start)`` (with ``id_key_min`` when ``dataset`` is
-    LIFETIME_DELTA) appended to ``target`` (an empty table, committed) and analysed: one query per
-    (source, analytics) connection pair of ``pairs``, side by side, each over a class of customer
-    ids modulo their number (``part``). The source runs each query on a core of its own, and each
-    reads the whole window through the ``order_date`` index and keeps its class: worth it only for
-    a source with cores and buffer pool to spare (on this machine two were slower than one:
-    README, "Performance"; ``lifetime_source_queries``). Commits each pair's analytics
-    connection. Returns the rows."""
+    """The summary of ``summary_query(end, start, customers)`` (with ``id_key_min`` when
+    ``dataset`` is LIFETIME_DELTA) appended to ``target`` (a table shaped like ``dataset``,
+    committed) with the all-currency rows (``totals_sql``), and analysed: one query per (source,
+    analytics) connection pair of ``pairs``, side by side, each over a class of customer ids modulo
+    their number (``part``), into a table of the source's rows beside ``target`` (``src_<name>``,
+    dropped after). The source runs each query on a core of its own: worth it only for a source
+    with cores and buffer pool to spare (on this machine two were slower than one: docs/
+    performance.md; ``lifetime_source_queries``). Commits each pair's analytics connection.
+    Returns the rows added."""
     from include.customer_performance.extract.sales_db import stream
+    from include.customer_performance.staging import analyze, recreate_table
 
+    key_min = dataset is LIFETIME_DELTA
+    raw, shape = source_table(target), LIFETIME_DELTA_SOURCE if key_min else LIFETIME_SOURCE
     n = len(pairs)
+    dst = pairs[0][1]
+    with dst.cursor() as cur:
+        recreate_table(cur, raw, shape)
+    dst.commit()
 
     def one(i: int) -> int:
-        src, dst = pairs[i]
-        query, params = summary_query(
-            end, start, key_min=dataset is LIFETIME_DELTA, key=key, part=(i, n) if n > 1 else None
-        )
-        return stream(src, query, params, dst, target, dataset, chunk, replace=False, analyse=False)
+        src, conn = pairs[i]
+        query, params = summary_query(end, start, customers, key_min=key_min, key=key, part=(i, n) if n > 1 else None)
+        return stream(src, query, params, conn, raw, shape, chunk, replace=False, analyse=False)
 
-    return _side_by_side(pairs, one, target)
+    try:
+        _side_by_side(pairs, one, raw)
+        with dst.cursor() as cur:
+            check_sale_days(cur, raw)
+            cur.execute(totals_sql(raw, target, key_min))
+            rows = cur.rowcount
+            analyze(cur, target)
+        dst.commit()
+    finally:
+        dst.rollback()
+        with dst.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(raw))
+        dst.commit()
+    return rows
+
+
+def source_table(target: sql.Identifier) -> sql.Identifier:
+    """Where the source's rows for ``target`` land before ``totals_sql``: ``src_<name>`` beside it
+    (a staged table's name keeps its run key at the end, so the staging retention drops a
+    leftover; ``prune`` drops the state's)."""
+    *schema, name = target._obj  # psycopg's Identifier keeps its parts here (no public accessor)
+    return sql.Identifier(*schema, f"src_{name}")
 
 
 def _side_by_side(pairs: list[tuple], one, target: sql.Composable) -> int:
@@ -558,7 +666,6 @@ def stage(src, dst, run, settings, helpers: list[tuple] = ()) -> dict:
 
 
 def _stage(pairs: list[tuple], run, settings) -> dict:
-    from include.customer_performance.extract.sales_db import stream
     from include.customer_performance.staging import analyze, recreate_table
 
     src, dst = pairs[0]
@@ -617,8 +724,8 @@ def _stage(pairs: list[tuple], run, settings) -> dict:
                 recreate_table(cur, recomputed, LIFETIME)
             dst.commit()
             for i in range(0, len(dirty), RECOMPUTE_BATCH):
-                query, params = summary_query(end, customers=dirty[i : i + RECOMPUTE_BATCH], key=key)
-                stream(src, query, params, dst, recomputed, LIFETIME, chunk, replace=False)
+                batch = dirty[i : i + RECOMPUTE_BATCH]
+                stream_summary([(src, dst)], recomputed, LIFETIME, chunk, end, key=key, customers=batch)
             with dst.cursor() as cur:
                 analyze(cur, ids)
                 recreate_table(cur, target, LIFETIME)
@@ -661,8 +768,6 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
     recomputation, EXCEPT ALL both ways: ``missing`` rows the snapshot lacks, ``extra`` rows it
     has that the source no longer gives. The customers changed since its watermark (``changed``:
     the next run recomputes them, as it should) are left out of both sides."""
-    from include.customer_performance.extract.sales_db import stream
-
     source = source_name(src)
     with state_lock(dst, schema), dst.cursor() as cur:
         if as_of is None:
@@ -683,8 +788,7 @@ def verify(src, dst, schema: str, as_of: date | None = None, lookback_hours: flo
         cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(full, cols, part))
         dst.commit()
         try:
-            query, params = summary_query(as_of, key=id_key(src))
-            stream(src, query, params, dst, full, LIFETIME, 50_000, replace=False)
+            stream_summary([(src, dst)], full, LIFETIME, 50_000, as_of, key=id_key(src))
             out = {"source": source, "as_of": as_of.isoformat(), "snapshot_id": snapshot.snapshot_id}
             out["changed"] = len(changed)
             for key, a, b in (("missing", full, part), ("extra", part, full)):

@@ -125,8 +125,11 @@ def stream(
     connections are still filling it); commits ``dst``."""
     src.set_character_set("utf8mb4")
     src.converter = {}  # raw bytes, formatted by MySQL itself; nothing decoded in Python
-    # The lifetime GROUP BY needs a large in-memory temporary table to stay fast.
-    src.query("SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912")
+    # The lifetime GROUP BY needs a large in-memory temporary table to stay fast, and room for a
+    # customer's list of purchase days (lifetime.summary_query; checked after: check_sale_days).
+    src.query(
+        "SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912, group_concat_max_len = 16777216"
+    )
     src.query(query % tuple(src.literal(p).decode() for p in params))  # mysqlclient's own quoting
     result = src.use_result()
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(

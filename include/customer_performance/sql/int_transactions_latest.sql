@@ -1,7 +1,9 @@
 -- int_transactions_latest: each transaction_id once in int_transactions, in its latest version
--- (by updated_at). Only the versions of the repeated ids are taken out, ranked and the latest put
--- back, so the ten million single-version rows are never sorted. (A missing transaction_id, which
--- the gate rejects, counts as one id, as DISTINCT ON would count it.)
+-- (by updated_at; ties by amount, status, currency and customer, all descending: the lifetime
+-- summary at the source ranks versions alike, extract/lifetime.py VERSION_ORDER). Only the
+-- versions of the repeated ids are taken out, ranked and the latest put back, so the ten million
+-- single-version rows are never sorted. (A missing transaction_id, which the gate rejects, counts
+-- as one id, as DISTINCT ON would count it.)
 --   version_conflict   the versions disagree on what was sold: amount, currency, status or
 --                      customer (the window shares the DISTINCT ON's sort)
 WITH versions AS (
@@ -23,7 +25,9 @@ latest AS (
         PARTITION BY transaction_id ORDER BY updated_at DESC NULLS LAST
         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
     )
-    ORDER BY transaction_id, updated_at DESC NULLS LAST
+    ORDER BY
+        transaction_id, updated_at DESC NULLS LAST, amount DESC NULLS LAST, status COLLATE "C" DESC NULLS LAST,
+        currency COLLATE "C" DESC NULLS LAST, customer_id DESC NULLS LAST
     RETURNING transaction_id, version_conflict AND quarantine_reason IS NULL AS counted_conflict
 )
 -- rows taken out, rows put back, and the conflicts that stay (an unconvertible row is quarantined
