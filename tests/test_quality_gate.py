@@ -23,7 +23,8 @@ def staged_metrics(dsn, rows):
         conn.execute(
             f"CREATE TABLE cp_staging.{run.table_name('customer_metrics')} (customer_id bigint, email text,"
             " region text, transaction_count bigint, avg_satisfaction numeric, engagement_score numeric DEFAULT 50,"
-            " churn_probability numeric DEFAULT 0.2)"
+            " churn_probability numeric DEFAULT 0.2, lifetime_purchases bigint DEFAULT 1,"
+            " expected_purchases_12m numeric DEFAULT 1, clv_12m numeric DEFAULT 30, health_score numeric DEFAULT 60)"
         )
         with conn.cursor() as cur:
             cur.executemany(
@@ -79,6 +80,27 @@ def test_critical_failures_stop_the_run_naming_what_failed(pg_db):
     assert "column email: 5 of 51 rows fail" in msg
 
 
+def test_a_derived_figure_missing_for_most_buyers_stops_the_month_naming_it(pg_db):
+    """Churn NULL for 30 of 50 customers who bought (a model switched off): critical, named; for
+    half of them (20 of 40), or for customers who never bought, it is not."""
+    rows = [(i, f"c{i}@example.com", "Europe", 1, 7) for i in range(1, 51)]
+    run = staged_metrics(pg_db, rows)
+    table = f"cp_staging.{run.table_name('customer_metrics')}"
+    with psycopg.connect(pg_db) as conn:
+        conn.execute(f"UPDATE {table} SET churn_probability = NULL WHERE customer_id <= 20")
+        conn.execute(f"UPDATE {table} SET clv_12m = NULL, lifetime_purchases = 0 WHERE customer_id > 40")
+    result, _ = gate(pg_db, run)
+    assert result["summary"]["success"], [r.rule for r in result["critical"]]
+    with psycopg.connect(pg_db) as conn:
+        conn.execute(f"UPDATE {table} SET churn_probability = NULL, lifetime_purchases = 1 WHERE customer_id <= 30")
+    result, _ = gate(pg_db, run)
+    failed = {r.rule: r for r in result["critical"]}
+    assert set(failed) == {"customer_metrics.churn_probability.derived"}
+    assert failed["customer_metrics.churn_probability.derived"].failing_rows == 30
+    with pytest.raises(QualityGateError, match=r"customer_metrics\.churn_probability\.derived"):
+        raise_on_critical(result["critical"], run)
+
+
 def test_warnings_are_reported_without_stopping(pg_db):
     rows = [
         (i, "not-an-email" if i == 3 else f"c{i}@example.com", "Europe", 1, 12 if i == 4 else 7) for i in range(1, 51)
@@ -112,9 +134,9 @@ def test_volume_bounds_come_from_recent_periods(pg_db):
         ):
             counts = {"extract_sales_db": {"transactions": {"rows": rows}}}
             cur.execute("INSERT INTO analytics.pipeline_runs VALUES (%s, %s, %s)", (start, end, _json.dumps(counts)))
-        low, high = volume_bounds(cur, run, cfg)
+        low, high, stop = volume_bounds(cur, run, cfg)
     per_day = (3000 / 30 + 3100 / 31 + 3000 / 30) / 3  # the last three periods; January is older
-    assert (low, high) == (int(per_day * 31 * 0.5), int(per_day * 31 * 2.0) + 1)
+    assert (low, high, stop) == (int(per_day * 31 * 0.7), int(per_day * 31 * 2.0) + 1, int(per_day * 31 * 0.4))
 
 
 def test_nan_or_infinity_in_a_metric_is_critical_naming_column_and_key(pg_db):
@@ -132,7 +154,7 @@ def test_nan_or_infinity_in_a_metric_is_critical_naming_column_and_key(pg_db):
 
 
 # -- the outcome checks (quality/outcome.py) on a staged table of their own ----------------------
-def outcome_of(dsn, rows, history=(), allow_empty=False, **cfg_overrides):
+def outcome_of(dsn, rows, history=(), allow_empty=False, logical=datetime(2025, 8, 1, 2), **cfg_overrides):
     """judge() on a staged transactions-like table holding ``rows`` (updated_at values), with
     ``history`` as (period_start, period_end, staged transactions) of loaded runs."""
     import dataclasses
@@ -142,7 +164,7 @@ def outcome_of(dsn, rows, history=(), allow_empty=False, **cfg_overrides):
     from include.customer_performance.quality.outcome import judge
     from include.customer_performance.quality.suites import Suite
 
-    run = make_run(datetime(2025, 8, 1, 2), "outcome_test", None, "cp_staging", allow_empty_sources=allow_empty)
+    run = make_run(logical, "outcome_test", None, "cp_staging", allow_empty_sources=allow_empty)
     cfg = dataclasses.replace(Settings(), analytics_schema="analytics", **cfg_overrides)
     suite = Suite(
         "transactions",
@@ -176,7 +198,7 @@ def test_an_empty_source_is_critical_and_its_freshness_fails(pg_db):
     fresh = out["transactions.freshness"]
     assert (fresh.severity, fresh.success) == ("warning", False) and "no updated_at at all" in fresh.detail
     volume = out["transactions.volume"]
-    assert (volume.severity, volume.success) == ("warning", False) and "0 rows in the period" in volume.detail
+    assert (volume.severity, volume.success) == ("critical", False) and "0 rows in the period" in volume.detail
 
 
 def test_an_empty_source_is_info_when_the_run_allows_it_or_the_last_period_was_empty(pg_db):
@@ -206,7 +228,24 @@ def test_stale_source_warns(pg_db):
         "the latest updated_at is 2025-07-20 00:00; expected on or after 2025-07-30 00:00"
         in out["transactions.freshness"].detail
     )
-    assert not out["transactions.volume"].success and "1550 to 6201 expected" in out["transactions.volume"].detail
+    volume = out["transactions.volume"]  # 10 rows where 3100 came: a collapse stops the month
+    assert not volume.success and volume.severity == "critical" and "2170 to 6201 expected" in volume.detail
+    assert "fewer than 1240" in volume.detail
+
+
+def test_a_third_of_the_month_lost_warns(pg_db):
+    """2/3 of June's rows per day: a warning (the band starts at a fall of 30 %), not a stop."""
+    rows = [(f"T{i}", datetime(2025, 7, 31, 12, tzinfo=UTC)) for i in range(2067)]
+    volume = outcome_of(pg_db, rows, history=[("2025-06-01", "2025-07-01", 3000)])["transactions.volume"]
+    assert (volume.severity, volume.success) == ("warning", False) and "2170 to" in volume.detail
+
+
+def test_a_single_day_never_stops_on_volume(pg_db):
+    """A tenth of the usual rows in a period of one day (the run of 2 July): a warning, as a single
+    day's volume follows its weekday."""
+    rows = [(f"T{i}", datetime(2025, 7, 1, 12, tzinfo=UTC)) for i in range(10)]
+    out = outcome_of(pg_db, rows, history=[("2025-06-01", "2025-07-01", 3000)], logical=datetime(2025, 7, 2, 2))
+    assert (out["transactions.volume"].severity, out["transactions.volume"].success) == ("warning", False)
 
 
 def test_values_from_the_data_never_become_markup_in_the_data_docs(pg_db, tmp_path):

@@ -108,8 +108,12 @@ class Settings:
 
     # Quality gate thresholds.
     quality_required_completeness: float = 0.95  # a required field less complete than this is critical
-    quality_volume_min_ratio: float = 0.5  # rows per day against the recent periods, below: warning + alert
-    quality_volume_max_ratio: float = 2.0  # ... and above
+    # Rows per day against the recent periods: below min (a fall of more than 30 %) or above max, a
+    # warning and an alert; below stop (a fall of more than 60 %) in a period of a week or more, the
+    # month stops before any destination (a day alone varies too much with the weekday).
+    quality_volume_min_ratio: float = 0.7
+    quality_volume_max_ratio: float = 2.0
+    quality_volume_stop_ratio: float = 0.4
     quality_freshness_days: int = 2  # the latest event older than this before the period end: warning + alert
     # A warning rule quarantining more than this share of its table's rows (or, for transactions, of
     # their gross amount) fails as critical: past it the month is no longer the month.

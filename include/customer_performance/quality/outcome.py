@@ -7,7 +7,9 @@
   unless the previous loaded period had none either or the run's param ``allow_empty_sources``
   is set; then it is reported as info.
 - **Volume**: rows per day against the last three loaded periods, outside
-  ``quality_volume_min_ratio`` .. ``quality_volume_max_ratio``: a warning, and an alert.
+  ``quality_volume_min_ratio`` .. ``quality_volume_max_ratio``: a warning, and an alert; below
+  ``quality_volume_stop_ratio`` in a period of ``VOLUME_STOP_MIN_DAYS`` days or more: critical (a
+  collapse at the source is an outage until proven otherwise).
 - **Freshness**: the latest event (``Suite.freshness_column``) older than
   ``quality_freshness_days`` before the period end, or no row at all: a warning, and an alert.
 - **Ceilings**: a warning rule that quarantines more than its ceiling (``Check.ceiling`` of the
@@ -80,9 +82,13 @@ def staged_rows(row_counts: dict, name: str) -> int | None:
     return None
 
 
-def volume_bounds(cur, run, cfg, name: str = "transactions") -> tuple[int, int] | None:
+VOLUME_STOP_MIN_DAYS = 7
+
+
+def volume_bounds(cur, run, cfg, name: str = "transactions") -> tuple[int, int, int] | None:
     """Expected rows of dataset ``name`` for the period from the last three loaded periods' rows per
-    day, widened by the configured ratios; None without history."""
+    day: (warning below, warning above, stop below), by the configured ratios; None without
+    history."""
     rates = []
     for start, end, counts in _previous_runs(cur, run, cfg, 3):
         n = staged_rows(counts or {}, name)
@@ -91,7 +97,11 @@ def volume_bounds(cur, run, cfg, name: str = "transactions") -> tuple[int, int] 
     if not rates:
         return None
     expected = sum(rates) / len(rates) * (run.period.end - run.period.start).days
-    return int(expected * cfg.quality_volume_min_ratio), int(expected * cfg.quality_volume_max_ratio) + 1
+    return (
+        int(expected * cfg.quality_volume_min_ratio),
+        int(expected * cfg.quality_volume_max_ratio) + 1,
+        int(expected * cfg.quality_volume_stop_ratio),
+    )
 
 
 def _result(suite: Suite, rule: str, expectation: str, severity: str, success: bool, detail: str, **kw):
@@ -120,17 +130,28 @@ def judge(cur, run, suite: Suite, results: list, cfg, table_rows: int) -> list:
     if suite.volume:
         bounds = volume_bounds(cur, run, cfg, dataset(suite))
         if bounds is not None:
-            low, high = bounds
+            low, high, stop = bounds
             ok = low <= table_rows <= high
+            detail = (
+                f"{table_rows} rows in the period; {low} to {high} expected from the last loaded periods"
+                f" ({cfg.quality_volume_min_ratio} to {cfg.quality_volume_max_ratio} times their rows per day)"
+            )
+            severity = WARNING
+            if table_rows < stop and (run.period.end - run.period.start).days >= VOLUME_STOP_MIN_DAYS:
+                severity = CRITICAL
+                detail += (
+                    f", and fewer than {stop} ({cfg.quality_volume_stop_ratio} times): rows lost at the source,"
+                    " a broken extract or filter? Check the source; if the month really fell this far, lower"
+                    " CUSTOMER_PERFORMANCE_QUALITY_VOLUME_STOP_RATIO and clear the run"
+                )
             out.append(
                 _result(
                     suite,
                     f"{suite.name}.volume",
                     "expect_table_row_count_to_be_between",
-                    WARNING,
+                    severity,
                     ok,
-                    f"{table_rows} rows in the period; {low} to {high} expected from the last loaded periods"
-                    f" ({cfg.quality_volume_min_ratio} to {cfg.quality_volume_max_ratio} times their rows per day)",
+                    detail,
                     rows_checked=table_rows,
                 )
             )

@@ -113,6 +113,17 @@ def rows_rule(
     return Check(rule, "UnexpectedRowsExpectation", kwargs, severity, bad_rows, catches, ceiling, description)
 
 
+# Figures the models derive for every customer who has bought; missing for more than this share
+# of them, the month stops (customer_metrics.<column>.derived).
+DERIVED_FIGURES = (
+    ("churn_probability", "churn probability"),
+    ("expected_purchases_12m", "expected purchases"),
+    ("clv_12m", "12-month CLV"),
+    ("health_score", "health score"),
+)
+DERIVED_MISSING_MAX = 0.5
+
+
 @dataclass(frozen=True)
 class Suite:
     name: str
@@ -459,6 +470,19 @@ CUSTOMER_METRICS = Suite(
             {"column": "churn_probability", "min_value": 0, "max_value": 1},
             CRITICAL,
             description="Churn is a probability from 0 to 1: outside it the model is broken, so the month stops.",
+        ),
+        *(
+            rows_rule(
+                f"customer_metrics.{column}.derived",
+                f"lifetime_purchases > 0 AND {column} IS NULL AND (SELECT count(*) FILTER (WHERE {column} IS NULL)"
+                f" > {DERIVED_MISSING_MAX} * count(*) FROM {{customer_metrics}} WHERE lifetime_purchases > 0)",
+                CRITICAL,
+                column=column,
+                description=f"The {what} is there for most customers who have bought: missing for more than half"
+                " of them, a model was switched off (a source change, an empty lifetime history), so the month"
+                " stops.",
+            )
+            for column, what in DERIVED_FIGURES
         ),
     ),
 )
