@@ -104,9 +104,7 @@ def sales(stack, request):
     for stmt in SALES_DDL:
         cur.execute(stmt)
     cur.execute(f"ALTER TABLE transactions MODIFY currency {CURRENCY_COLUMNS[request.param]}")
-    cur.executemany(
-        "INSERT INTO transactions VALUES (%s, %s, %s, %s, %s, 'books', 1, 'card', %s, 0, 0, %s)", ROWS
-    )
+    cur.executemany("INSERT INTO transactions VALUES (%s, %s, %s, %s, %s, 'books', 1, 'card', %s, 0, 0, %s)", ROWS)
     cur.execute(SALES_INDEXES)
     os.environ["AIRFLOW_CONN_SALE_DEFINITION"] = json.dumps(
         {"conn_type": "mysql", "host": MYSQL["host"], "port": MYSQL["port"], "login": "root", "schema": name}
@@ -141,9 +139,9 @@ def _lifetime(stack, run) -> tuple[dict, dict]:
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
         rows = conn.execute(
-            sql.SQL(
-                "SELECT customer_id, currency, purchases, monetary, purchase_days, first_purchase FROM {}"
-            ).format(run.table("customer_history"))
+            sql.SQL("SELECT customer_id, currency, purchases, monetary, purchase_days, first_purchase FROM {}").format(
+                run.table("customer_history")
+            )
         ).fetchall()
     per_currency = {(c, cur): (p, m) for c, cur, p, m, _, _ in rows if cur is not None}
     totals = {c: (p, d, f.replace(tzinfo=None)) for c, cur, p, _, d, f in rows if cur is None}

@@ -15,17 +15,18 @@ A sale counts as the period counts it: the latest version of its transaction id,
 purchase and its amount, refunded as minus its amount (``summary_query``). Merging is exact: days
 and amounts add up because the two windows hold different days; first and last purchase are the
 least and greatest. A customer whose period sale repeats an id sold before the month start (a
-later version of it, or an id re-used) must be recomputed. Which ones could, the state tells without reading the history: each row keeps
-``id_key_max``, the greatest id sold before its date by the source's own comparison (the hex of
-the id's collation weights, padded to the column's length as a PAD SPACE collation compares:
-ids equal at the source have one key, ``id_key``), and the period's summary gives
-``id_key_min``. A customer whose period ids all sort after
-their history's (order numbers grow with time) cannot repeat one; the others (``id_overlap``) are
+later version of it, or an id re-used) must be recomputed. Which ones could, the state tells
+without reading the history: each row keeps ``id_key_max``, the greatest id sold before its date
+by the source's own comparison (the hex of the id's collation weights, padded to the column's
+length as a PAD SPACE collation compares: ids equal at the source have one key, ``id_key``), and
+the period's summary gives ``id_key_min``. A customer whose period ids all sort after their
+history's (order numbers grow with time) cannot repeat one; the others (``id_overlap``) are
 recomputed from the source, as is every customer with a sale before the month start whose
 ``updated_at`` is after the snapshot's watermark, less the look-back (late inserts, re-statused or
-corrected sales of old months, with the customers of those sales' other versions). Their full history is read through the source's ``customer_id``
-index, so a nightly run reads the period, the changed rows and the changed customers' sales, never
-the whole history. (A source whose ids do not grow with time, random UUIDs say, makes most
+corrected sales of old months), and the customers of those sales' other versions. Their full
+history is read through the source's ``customer_id`` index, so a nightly run reads the period, the
+changed rows and the changed customers' sales, never the whole history. (A source whose ids do not
+grow with time, random UUIDs say, makes most
 customers overlap: the run then computes the summary in full, and logs why.)
 
 What ``updated_at`` cannot show, no watermark can: a sale deleted from the source outright, moved
