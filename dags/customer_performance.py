@@ -78,6 +78,16 @@ def task_args(task_id: str, **kwargs) -> dict:
                 " delivers nothing is usually an outage (unless the previous loaded period was empty too)."
             ),
         ),
+        "replace_closed_month": Param(
+            False,
+            type="boolean",
+            title="Replace a closed month with a part of it",
+            description=(
+                "A run whose period is a part of a month already published closed (a run for a past day)"
+                " fails before any destination, leaving the closed month as it was. On: it replaces the month's"
+                " published figures with this part of the month."
+            ),
+        ),
         "resend_email": Param(
             False,
             type="boolean",

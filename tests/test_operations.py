@@ -552,3 +552,53 @@ def test_incident_drill_a_rotated_crm_token_is_recovered_from_the_ui(airflow, tm
     assert {k: v for k, v in after.items() if k != "pipeline_runs"} == {
         k: v for k, v in before.items() if k != "pipeline_runs"
     }
+
+
+def test_a_run_for_a_past_day_of_a_closed_month_leaves_every_destination_as_it_was(airflow, tmp_path):
+    """A run for 15 July (1-14 July, as the UI's trigger form makes it with an old logical date)
+    after July was published closed: every task refuses before any work, every destination stays
+    byte-identical, and the task's page in the UI says why and what to do. The UI's Backfill form
+    over 30 July .. 1 August (one run a day) creates runs for the days only (the 1st's close
+    exists) and skips them, saying so in each run's note."""
+    stack = airflow.stack
+    before = snapshot(stack)
+    run = airflow.api("POST", "/dags/customer_performance/dagRuns", json={"logical_date": "2025-07-15T02:00:00Z"})
+    run_id = run["dag_run_id"]
+    airflow.wait_for_runs(lambda runs: any(r["run_id"] == run_id for r in runs), timeout=600, what="the 15 July run")
+    states = airflow.task_states(run_id)
+    for task_id in ("extract_customer_db", "extract_crm_api", "extract_sales_db"):
+        assert states[task_id] == ("failed", 1), states  # not retried: waiting does not reopen a month
+    assert {states[t][0] for t in ("load_analytics_db", "push_bi_api", "email_csv_export")} == {"upstream_failed"}
+    assert snapshot(stack) == before
+    page = f"{airflow.url}/dags/customer_performance/runs/{run_id}/tasks/extract_sales_db"
+    text = browser("read", page, tmp_path)["text"]
+    assert "July 2025 was published closed" in text and "1-14 July 2025 (month to date)" in text
+    assert "What to do (closed month)" in text and "replace_closed_month" in text
+
+    made = airflow.api(
+        "POST",
+        "/backfills",
+        json={
+            "dag_id": "customer_performance",
+            "from_date": "2025-07-30T02:00:00Z",
+            "to_date": "2025-08-01T02:00:00Z",
+            "reprocess_behavior": "none",
+        },
+    )
+    airflow.wait_for_runs(
+        lambda runs: len([r for r in runs if r["run_type"] == "backfill"]) >= 4, timeout=600, what="the UI backfill"
+    )
+    days = [r for r in airflow.runs() if r["run_type"] == "backfill" and r["logical_date"].day in (30, 31)]
+    assert [(r["logical_date"].day, r["state"]) for r in days] == [(30, "success"), (31, "success")], made
+    for r in days:
+        assert {s for s, _ in airflow.task_states(r["run_id"]).values()} == {"skipped"}
+    notes = dict(
+        airflow.query(
+            "SELECT r.run_id, n.content FROM dag_run AS r JOIN dag_run_note AS n ON n.dag_run_id = r.id"
+            " WHERE r.dag_id = 'customer_performance'"
+        )
+    )
+    assert notes[days[0]["run_id"]] == (
+        "1-29 July 2025 (month to date): skipped, a backfill publishes whole months (their month-close runs)"
+    )
+    assert snapshot(stack) == before

@@ -39,6 +39,7 @@ def current_run(cfg: Settings | None = None) -> Run:
         cfg.staging_schema,
         run_after=getattr(dag_run, "run_after", None),
         allow_empty_sources=params.get("allow_empty_sources") is True,
+        replace_closed_month=params.get("replace_closed_month") is True,
     )
 
 
@@ -55,6 +56,7 @@ def execute(task, **kwargs) -> dict:
     t0 = time.monotonic()
     lineage.start()
     try:
+        guard_publishing(run, cfg)
         out = task(run, cfg, **kwargs)
     except Exception as exc:
         log.error("%s failed for %s (run %s): %s: %s", task.__name__, run.period, run.run_id, type(exc).__name__, exc)
@@ -63,6 +65,23 @@ def execute(task, **kwargs) -> dict:
         raise
     lineage.report(task.__name__, run, cfg, out)
     return {**out, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def guard_publishing(run: Run, cfg: Settings) -> None:
+    """Before a task works: skip a backfill's partial run of a past month, and refuse a partial
+    month of a month published closed (publishing.py)."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.customer_performance import publishing
+
+    reason = publishing.skip_reason(run, getattr(get_current_context()["dag_run"], "run_type", None))
+    if reason:
+        log.warning("Skipped: %s", reason)
+        raise AirflowSkipException(reason)
+    if publishing.is_partial(run) and not run.replace_closed_month:
+        with analytics(cfg) as conn, conn.cursor() as cur:
+            publishing.check(cur, cfg.analytics_schema, run, run.replace_closed_month)
 
 
 def retry_of(exc: BaseException, context=None):

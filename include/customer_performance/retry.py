@@ -31,6 +31,7 @@ _BAD_DATA = [
     "include.customer_performance.export.csv_email.AmbiguousDeliveryError",
     "include.customer_performance.staging.MissingStageError",
     "include.customer_performance.stages.UndeclaredStageError",
+    "include.customer_performance.publishing.ClosedMonthError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

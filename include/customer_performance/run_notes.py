@@ -9,25 +9,32 @@ starts; a note someone already wrote is left alone.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from airflow.listeners import hookimpl
 
-from include.customer_performance.period import period_for
+from include.customer_performance.period import add_months, period_for
 
 DAG_ID = "customer_performance"
 log = logging.getLogger(__name__)
 
 
-def note_for(logical_date, run_after, conf: dict | None) -> str | None:
-    """The note of a run: its period in words, or None when it cannot be told (no date)."""
+def note_for(logical_date, run_after, conf: dict | None, run_type: str | None = None) -> str | None:
+    """The note of a run: its period in words, or None when it cannot be told (no date); a
+    backfill's partial run of a past month says it is skipped (publishing.skip_reason)."""
     anchor = logical_date or run_after
     month = (conf or {}).get("report_month")
     if anchor is None and not month:
         return None
     try:
-        return period_for(anchor, month).describe()
+        period = period_for(anchor, month)
     except ValueError:  # an invalid report_month: the run's params validation says so
         return None
+    note = period.describe()
+    whole = period.is_complete_month and period.start == period.month_start
+    if run_type == "backfill" and not whole and add_months(period.month_start, 1) <= datetime.now(UTC).date():
+        note += ": skipped, a backfill publishes whole months (their month-close runs)"
+    return note
 
 
 @hookimpl
@@ -35,7 +42,9 @@ def on_dag_run_running(dag_run, msg):
     if getattr(dag_run, "dag_id", None) != DAG_ID or getattr(dag_run, "note", None):
         return
     try:
-        note = note_for(dag_run.logical_date, getattr(dag_run, "run_after", None), dag_run.conf)
+        note = note_for(
+            dag_run.logical_date, getattr(dag_run, "run_after", None), dag_run.conf, getattr(dag_run, "run_type", None)
+        )
         if note:
             dag_run.note = note
     except Exception:  # a note is never worth failing the scheduler's loop for

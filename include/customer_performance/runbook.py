@@ -166,6 +166,7 @@ RATES_STALE = "exchange rates stale"
 CONFIGURATION = "configuration invalid"
 STAGES_GONE = "staged tables gone"
 DELIVERY_UNCONFIRMED = "delivery unconfirmed"
+CLOSED_MONTH = "closed month"
 
 # Which connections a task reads, for advice that names where to look.
 TASK_CONNECTIONS = {
@@ -235,6 +236,8 @@ def classify(exc: BaseException) -> str | None:
         return STAGES_GONE
     if name == "AmbiguousDeliveryError":
         return DELIVERY_UNCONFIRMED
+    if name == "ClosedMonthError":
+        return CLOSED_MONTH
     config = ("FilterConfigError", "ScorecardError", "MigrationError", "ConnectionConfigError", "ExportLocationError")
     if name in config or text.startswith("CUSTOMER_PERFORMANCE_"):
         return CONFIGURATION
@@ -272,6 +275,13 @@ def advice(exc: BaseException, task_id: str, retry: Retry | None = None, environ
             " field): fix the source, or the contract in `schemas.py` if the change is intended, "
             + then
             + " Not retried: waiting does not change a source's shape."
+        )
+    if kind == CLOSED_MONTH:
+        return kind, (
+            "This run reports a part of a month that was already published closed; nothing was delivered and"
+            " the closed month is as it was. The month's figures come from its month-close run (logical date"
+            " 02:00 on the 1st of the next month, or param `report_month`); a part of it replaces them only"
+            " when triggered with param `replace_closed_month`. Not retried."
         )
     if kind == QUALITY_GATE:
         return kind, (

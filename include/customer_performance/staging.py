@@ -28,6 +28,8 @@ class Run:
     # the run's param: a source with no rows in the period is published as empty, not refused
     allow_empty_sources: bool = False
     as_of: date | None = None  # the day of the run's logical date (or run_after): what it can know
+    # the run's param: a partial month replaces the month published closed (publishing.py)
+    replace_closed_month: bool = False
 
     @property
     def month_closed(self) -> bool:
@@ -62,6 +64,7 @@ def make_run(
     schema: str,
     run_after: datetime | None = None,
     allow_empty_sources: bool = False,
+    replace_closed_month: bool = False,
 ) -> Run:
     anchor = logical_date or run_after
     if anchor is None and not report_month:
@@ -73,6 +76,7 @@ def make_run(
         schema,
         bool(allow_empty_sources),
         anchor.date() if anchor is not None else None,
+        bool(replace_closed_month),
     )
 
 
