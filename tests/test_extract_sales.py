@@ -108,10 +108,12 @@ def test_lifetime_summary_per_customer_and_currency(extracted):
         # customer 1: one EUR purchase, USD purchases (the hostile July rows + H2), and all-currency
         (1, "EUR", ts("2025-03-01 09:00:00"), ts("2025-03-01 09:00:00"), 1, 1, Decimal("100.00")),
         (1, "USD", ts("2025-03-01 18:00:00"), july[-1], 9, 9, Decimal("50.00") + 8 * Decimal("10.50")),
-        (1, None, ts("2025-03-01 09:00:00"), july[-1], 10, 9, Decimal("150.00") + 8 * Decimal("10.50")),
-        # customer 2: a NULL source currency stays apart from the all-currency row; refunds don't count
+        (1, None, ts("2025-03-01 09:00:00"), july[-1], 10, 9, None),  # amounts add up per currency only
+        # customer 2: a NULL source currency stays apart from the all-currency row; a refund counts
+        # minus its amount, as in the period, and is no purchase
         (2, "", ts("2025-05-05 09:00:00"), ts("2025-05-05 09:00:00"), 1, 1, Decimal("70.00")),
-        (2, None, ts("2025-05-05 09:00:00"), ts("2025-05-05 09:00:00"), 1, 1, Decimal("70.00")),
+        (2, "USD", None, None, 0, 0, Decimal("-999.00")),
+        (2, None, ts("2025-05-05 09:00:00"), ts("2025-05-05 09:00:00"), 1, 1, None),
         # customer 3 bought only after the period end: absent
     ]
 
