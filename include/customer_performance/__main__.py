@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from include.customer_performance.config import settings
 from include.customer_performance.db import pg
@@ -158,6 +159,17 @@ def lifetime_state(args) -> int:
     return 0
 
 
+def glossary(args) -> int:
+    from include.customer_performance.glossary import markdown
+
+    text = markdown()
+    if args.write:
+        Path(args.write).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.customer_performance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--schema", help="the analytics schema (default: the analytics_schema setting)")
     p.set_defaults(run=lifetime_state)
+    p = commands.add_parser("glossary", help="print every published name with its label, unit and definition")
+    p.add_argument("--write", metavar="FILE", help="write it to FILE (docs/glossary.md) instead")
+    p.set_defaults(run=glossary)
     args = parser.parse_args(argv)
     if getattr(args, "month", None):
         try:

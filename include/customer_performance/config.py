@@ -103,6 +103,9 @@ class Settings:
     alert_revenue_at_risk_share: float = metrics.ALERT_REVENUE_AT_RISK_SHARE
     alert_completeness_min: float = metrics.ALERT_COMPLETENESS_MIN
     filter_config: Path = PACKAGE_DIR / "filters.json"
+    # An optional CSV of the addressable market per region (market.py); empty: market penetration is
+    # measured against each region's customer base.
+    market_size_file: str = ""
     # The metrics' weights and thresholds (scorecard.py); a deployment's file may give only some keys.
     scorecard_config: Path = PACKAGE_DIR / "scorecard.json"
 

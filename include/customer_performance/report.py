@@ -11,6 +11,8 @@ from datetime import date
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from include.customer_performance import glossary
+
 
 class MonthNotLoadedError(LookupError):
     pass
@@ -77,6 +79,20 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
             (report_month, run["period_end"]),
         )
         failed = cur.fetchall()
+        # the checks as the dashboard and the email count them: every rule of the month's report
+        # (the gate's and the aggregates'), the per-table scores not being checks
+        cur.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE score IS NULL) AS checks,"
+                " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
+                " count(*) FILTER (WHERE score IS NULL AND NOT success AND severity = 'critical') AS critical,"
+                " coalesce(sum(quarantined_rows), 0) AS quarantined FROM {} WHERE report_month = %s AND period_end = %s"
+            ).format(sql.Identifier(schema, "data_quality_results")),
+            (report_month, run["period_end"]),
+        )
+        gate = cur.fetchone()
+        gate["success"] = not gate["critical"]
+        run = {**run, "gate": gate}
         cur.execute(
             sql.SQL(
                 "SELECT alert, severity, scope, message FROM {} WHERE report_month = %s AND period_end = %s"
@@ -214,9 +230,9 @@ def insight_lines(ins: dict, money: str) -> dict[str, list[str]]:
     out = {}
     comparison = ins.get("comparison") or []
     lines = []
-    for level in ("total", "region", "segment"):
+    for level in ("total", "region", "crm_segment"):
         for r in (r for r in comparison if r["grouping_level"] == level):
-            label = "All customers" if level == "total" else f"{level.title()} {r['label']}"
+            label = "All customers" if level == "total" else f"{glossary.label(level)} {r['label']}"
             change = (
                 "no previous month loaded"
                 if r["previous_revenue"] is None
@@ -343,16 +359,18 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
 
 
 def _pct(part: float | None, whole: float | None = None) -> str:
-    """``part`` as a percentage: of ``whole``, or as a share itself when no whole is given."""
+    """``part`` as a percentage: of ``whole``, or as a share itself when no whole is given (the
+    glossary's rounding, as every screen shows a share)."""
     if part is None or (whole is not None and not whole):
         return "n/a"
-    return f"{(part / whole if whole is not None else part):.1%}"
+    return glossary.share_text(part / whole if whole is not None else part)
 
 
 def executive_sections(k: dict, money: str) -> dict[str, list[str]]:
-    """The seed's executive dashboard ("Sample Output") from the KPI row, in its words, with MRR
-    and MRR at risk named as such, plus revenue. Security operations are the CRM interactions of
-    the security department; the NPS is computed from the satisfaction answers (README)."""
+    """The seed's executive dashboard ("Sample Output") from the KPI row, its figures named by the
+    glossary's labels. Security operations are the CRM interactions of the security department;
+    the NPS is computed from the satisfaction answers (docs/glossary.md)."""
+    L = glossary.label  # noqa: N806
 
     def n(v) -> str:
         return "n/a" if v is None else f"{v:,}"
@@ -362,51 +380,49 @@ def executive_sections(k: dict, money: str) -> dict[str, list[str]]:
 
     return {
         "CUSTOMER OVERVIEW": [
-            f"Total Customers: {n(k['customers'])}",
-            f"Active Customers: {n(k['active_customers'])} ({_pct(k['active_customers'], k['customers'])})",
-            f"New Customers: {n(k['new_customers'])} ({_pct(k['new_customers'], k['customers'])})",
-            f"High Risk Customers: {n(k['high_risk_customers'])} ({_pct(k['high_risk_share'])})",
-            f"Total MRR: {m(k.get('mrr'))} (the month's net revenue)",
-            f"MRR at Risk: {m(k.get('mrr_at_risk'))} ({_pct(k['revenue_at_risk_share'])})",
-            f"Top Region: {k['top_region'] or 'n/a'}",
+            f"{L('customers')}: {n(k['customers'])}",
+            f"{L('active_customers')}: {n(k['active_customers'])} ({_pct(k['active_customers'], k['customers'])})",
+            f"{L('new_customers')}: {n(k['new_customers'])} ({_pct(k['new_customers'], k['customers'])})",
+            f"{L('high_risk_customers')}: {n(k['high_risk_customers'])} ({_pct(k['high_risk_share'])})",
+            f"{L('mrr')}: {m(k.get('mrr'))}",
+            f"{L('mrr_at_risk')}: {m(k.get('mrr_at_risk'))} ({_pct(k['revenue_at_risk_share'])})",
+            f"{L('top_region')}: {k['top_region'] or 'n/a'}",
         ],
         "SUPPORT PERFORMANCE": [
-            f"Total Tickets: {n(k['tickets'])}",
-            f"Resolved: {n(k['tickets_resolved'])} ({_pct(k['resolved_share'])})",
-            "Average Resolution Time: "
-            + ("n/a" if k["avg_resolution_hours"] is None else f"{k['avg_resolution_hours']:.1f} hours"),
-            "Escalated: "
-            + ("n/a" if k["escalated_share"] is None else f"{round(k['escalated_share'] * (k['tickets'] or 0)):,}")
-            + f" ({_pct(k['escalated_share'])})",
+            f"{L('tickets')}: {n(k['tickets'])}",
+            f"{L('tickets_resolved')}: {n(k['tickets_resolved'])} ({_pct(k['resolved_share'])})",
+            f"{L('avg_resolution_hours')}: "
+            + ("n/a" if k["avg_resolution_hours"] is None else f"{k['avg_resolution_hours']:.1f}"),
+            f"{L('escalated_share')}: {_pct(k['escalated_share'])}",
         ],
         "SECURITY OPERATIONS": [
-            f"Total Incidents: {n(k.get('security_incidents'))}",
-            f"Critical Incidents: {n(k.get('critical_incidents'))} ({_pct(k.get('critical_incident_share'))})",
-            f"False Positives: {n(k.get('false_positives'))} ({_pct(k.get('false_positive_share'))})",
+            f"{L('security_incidents')}: {n(k.get('security_incidents'))}",
+            f"{L('critical_incidents')}: {n(k.get('critical_incidents'))} ({_pct(k.get('critical_incident_share'))})",
+            f"{L('false_positives')}: {n(k.get('false_positives'))} ({_pct(k.get('false_positive_share'))})",
         ],
         "CUSTOMER SATISFACTION": [
-            "Average Satisfaction: "
-            + ("n/a" if k["avg_satisfaction"] is None else f"{k['avg_satisfaction']:.1f} / 10"),
-            "Net Promoter Score: "
+            f"{L('avg_satisfaction')}: " + ("n/a" if k["avg_satisfaction"] is None else f"{k['avg_satisfaction']:.1f}"),
+            f"{L('nps')}: "
             + ("n/a" if k.get("nps") is None else f"{k['nps']:+.1f}")
-            + f" ({n(k.get('promoters'))} promoters, {n(k.get('detractors'))} detractors"
-            f" of {n(k.get('satisfaction_answers'))} answers)",
-            f"High Renewal Likelihood: {_pct(k['renewal_likely_share'])} of customers with a purchase history",
-            f"Average Engagement Score: {k['avg_engagement_score']}",
+            + f" ({n(k.get('promoters'))} {L('promoters').lower()}, {n(k.get('detractors'))}"
+            f" {L('detractors').lower()} of {n(k.get('satisfaction_answers'))} {L('satisfaction_answers').lower()})",
+            f"{L('renewal_likely_share')}: {_pct(k['renewal_likely_share'])}",
+            f"{L('avg_engagement_score')}: {k['avg_engagement_score']}",
         ],
         "REVENUE": [
-            f"Net Revenue: {m(k['revenue'])} over {n(k['transactions'])} transactions",
-            f"Refunds: {m(k['refunds'])}",
-            f"Top 20% of Customers Hold: {_pct(k['top20_revenue_share'])} of revenue",
-            f"Revenue at Risk: {m(k['revenue_at_risk'])} ({_pct(k['revenue_at_risk_share'])})",
-            f"Expected 12-Month CLV: {m(k['clv_12m'])}",
+            f"{L('revenue')}: {m(k['revenue'])}",
+            f"{L('transactions')}: {n(k['transactions'])}",
+            f"{L('refunds')}: {m(k['refunds'])}",
+            f"{L('top20_revenue_share')}: {_pct(k['top20_revenue_share'])}",
+            f"{L('revenue_at_risk')}: {m(k['revenue_at_risk'])} ({_pct(k['revenue_at_risk_share'])})",
+            f"{L('clv_12m')}: {m(k['clv_12m'])}",
         ],
     }
 
 
 def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
     """The seed's executive dashboard, plus revenue, segments, health bands and regions."""
-    k, q = summary["kpis"], summary["quality"]
+    k = summary["kpis"]
     month = summary["period_start"].strftime("%B %Y")
     period = f"{summary['period_start']}..{summary['period_end']} (end exclusive)"
     money = f"{{:,.2f}} {currency}"
@@ -444,8 +460,9 @@ def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
     lines += [
         "",
         "DATA QUALITY",
-        f"Gate: {'PASSED' if q['success'] else 'FAILED'}, {q['checks']} checks, {q['failed']} failed"
-        f" ({q['critical_failed']} critical), {q['quarantined_rows']:,} rows quarantined",
+        f"Gate: {'PASSED' if summary['gate']['success'] else 'FAILED'}, {summary['gate']['checks']} checks,"
+        f" {summary['gate']['failed']} failed ({summary['gate']['critical']} critical),"
+        f" {summary['gate']['quarantined']:,} rows quarantined",
     ]
     for f in summary["failed_checks"]:
         lines.append(f"  {f['severity']:<8} {f['rule']}: {n(f['failing_rows'])} of {n(f['rows_checked'])} rows")

@@ -32,6 +32,7 @@ _BAD_DATA = [
     "include.customer_performance.staging.MissingStageError",
     "include.customer_performance.stages.UndeclaredStageError",
     "include.customer_performance.publishing.ClosedMonthError",
+    "include.customer_performance.market.MarketSizeError",
 ]
 
 # Bad data or configuration does not get better by waiting: fail at once, say why.

@@ -238,7 +238,14 @@ def classify(exc: BaseException) -> str | None:
         return DELIVERY_UNCONFIRMED
     if name == "ClosedMonthError":
         return CLOSED_MONTH
-    config = ("FilterConfigError", "ScorecardError", "MigrationError", "ConnectionConfigError", "ExportLocationError")
+    config = (
+        "FilterConfigError",
+        "ScorecardError",
+        "MigrationError",
+        "ConnectionConfigError",
+        "ExportLocationError",
+        "MarketSizeError",
+    )
     if name in config or text.startswith("CUSTOMER_PERFORMANCE_"):
         return CONFIGURATION
     if name in ("ApiError", "ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"):

@@ -13,8 +13,10 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import report
+from include.customer_performance import glossary, report
+from include.customer_performance.config import settings
 from include.customer_performance.period import add_months
+from include.customer_performance.quality import report as quality_report
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ def _plain(rows: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def _plain_trust(trust: dict) -> dict:
+    return {k: _plain(v) for k, v in trust.items()}
 
 
 def months(conn, schema: str) -> dict:
@@ -79,6 +85,9 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         " WHERE report_month = %(m)s AND grain = 'week' AND scope = 'all' ORDER BY bucket_start",
         "regions": "SELECT coalesce(region, 'unknown') AS label, revenue, customers FROM {regional_summary}"
         " WHERE report_month = %(m)s AND grouping_level = 'region' ORDER BY revenue DESC NULLS LAST, label",
+        "penetration": "SELECT coalesce(region, 'unknown') AS label, market_penetration, penetration_base,"
+        " active_customers, customers, addressable_market FROM {regional_summary}"
+        " WHERE report_month = %(m)s AND grouping_level = 'region' ORDER BY market_penetration DESC NULLS LAST, label",
         "segments": "SELECT coalesce(segment, 'unknown') AS label, revenue, customers FROM {regional_summary}"
         " WHERE report_month = %(m)s AND grouping_level = 'segment' ORDER BY revenue DESC NULLS LAST, label",
         "health_bands": "SELECT coalesce(health_band, 'unknown') AS label, count(*) AS customers,"
@@ -93,7 +102,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "movers": "SELECT customer_id, name, region, segment, health_band, previous_health_score, health_score,"
         " health_score - previous_health_score AS health_change, churn_probability, value_at_stake, risk_driver"
         " FROM {customer_performance} WHERE report_month = %(m)s AND health_trend = 'down'"
-        f" ORDER BY value_at_stake DESC NULLS LAST, health_score - previous_health_score, customer_id LIMIT {MOVERS}",
+        f" ORDER BY health_score - previous_health_score, value_at_stake DESC NULLS LAST, customer_id LIMIT {MOVERS}",
         "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
         " acquisition_rate, active_customers, revenue, previous_period_end, previous_revenue, revenue_change,"
         " revenue_change_share, previous_active_customers, retained_customers, retention_rate"
@@ -127,16 +136,23 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         " GROUP BY 1 ORDER BY 1",
         "pareto": f"""
             WITH ranked AS (
-                SELECT greatest(revenue, 0) AS revenue,
-                       ntile({PARETO_POINTS}) OVER (ORDER BY revenue DESC NULLS LAST, customer_id) AS part
+                SELECT revenue,
+                       row_number() OVER (ORDER BY revenue DESC, customer_id) AS r, count(*) OVER () AS n
                 FROM {{customer_performance}} WHERE report_month = %(m)s AND revenue > 0
-            ), parts AS (SELECT part, sum(revenue) AS revenue FROM ranked GROUP BY part)
-            SELECT part * {100 // PARETO_POINTS} AS customers_pct,
-                   round(100 * sum(revenue) OVER (ORDER BY part) / nullif(sum(revenue) OVER (), 0), 2)
-                       AS revenue_pct
-            FROM parts ORDER BY part""",
-        "quality": "SELECT period_end, count(*) FILTER (WHERE NOT success) AS failed,"
-        " count(*) FILTER (WHERE NOT success AND severity = 'critical') AS critical,"
+            ), parts AS (
+                -- point k holds the top ceil(k / {PARETO_POINTS} x buyers), as the KPI counts its top 20 %
+                SELECT floor({PARETO_POINTS} * (r - 1)::numeric / n)::int + 1 AS part, sum(revenue) AS revenue
+                FROM ranked GROUP BY 1
+            ), shares AS (
+                SELECT part, round(sum(revenue) OVER (ORDER BY part) / nullif(sum(revenue) OVER (), 0), 4) AS share
+                FROM parts
+            )
+            SELECT part * {100 // PARETO_POINTS} AS customers_pct, 100 * share AS revenue_pct,
+                   share AS revenue_share
+            FROM shares ORDER BY part""",
+        "quality": "SELECT min(period_start) AS period_start, period_end,"
+        " count(*) FILTER (WHERE NOT success AND score IS NULL) AS failed,"
+        " count(*) FILTER (WHERE NOT success AND severity = 'critical' AND score IS NULL) AS critical,"
         " count(*) FILTER (WHERE score IS NULL) AS checks, coalesce(sum(quarantined_rows), 0) AS quarantined"
         " FROM {data_quality_results} WHERE report_month >= (%(m)s::date - interval '5 months')"
         " AND report_month <= %(m)s GROUP BY period_end ORDER BY period_end DESC LIMIT 12",
@@ -197,6 +213,12 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "red_below": card["health"]["bands"]["yellow"],
     }
+    with conn.cursor() as cur:
+        report = sql.SQL("(SELECT * FROM {} WHERE report_month = {} AND period_end = {})").format(
+            tables["data_quality_results"], sql.Literal(month), sql.Literal(run["period_end"])
+        )
+        out["trust"] = _plain_trust(quality_report.trust(cur, report, settings()))
+    out["labels"] = glossary.labels()
     out["run"] = {**run, "month_closed": _month_closed(run), "data_docs_link": data_docs_link(run.get("data_docs"))}
     out["month"] = month.strftime("%Y-%m")
     out["currency"] = currency

@@ -1,8 +1,12 @@
-"""Write the seed's three CSV files for the period and email them with an HTML summary.
+"""Write the period's CSV files and email them with an HTML summary.
 
-Files: ``customer_performance_<month><year>.csv``, ``regional_summary_<month><year>.csv`` and
-``data_quality_report_<month><year>.csv`` (e.g. ``_july2025``), UTF-8 with a header. Text cells that
-a spreadsheet would run as a formula are neutralised; email and phone are left out unless enabled.
+Files: ``customer_performance_<month><year>.csv``, ``regional_summary_<level>_<month><year>.csv``
+(one per grouping level: a column's sum is the month's figure), ``data_quality_report_...`` (one
+row per check), ``data_quality_scores_...`` (per table), ``period_comparison_...`` and
+``interaction_summary_...`` (e.g. ``_july2025``), UTF-8 with a header,
+sent as ``text/csv``. Money is rounded to cents and every other fraction to 4 decimals (the
+glossary's units), an empty group label is written ``unknown``; text cells that a spreadsheet
+would run as a formula are neutralised; email and phone are left out unless enabled.
 
 The files go to the export location, an ``ObjectStoragePath``: a local folder by default, or any
 URL Airflow's object storage knows (``s3://bucket/prefix`` with the Amazon provider and a
@@ -43,13 +47,66 @@ INTERACTION_ORDER = (
 # file -> (its staged tables, read as one, and their row order)
 EXPORTS = {
     "customer_performance": (("customer_metrics",), "customer_id"),
-    "regional_summary": (("regional_summary",), REGIONAL_ORDER),
     # the report: the gate's results (validate) and the aggregate suites' (aggregate)
     "data_quality_report": (("dq_results", "dq_aggregates"), DQ_ORDER),
     # the insights a reader works from in a spreadsheet: the month against the last, the interactions
     "period_comparison": (("period_comparison",), COMPARISON_ORDER),
     "interaction_summary": (("interaction_summary",), INTERACTION_ORDER),
 }
+# The regional summary, one file per grouping level (regional_summary_<level>_<month>.csv): each
+# file's rows cover the month once, so a spreadsheet's sum of a column is the month's figure (in
+# one file of all levels it would count the month once per level). level -> its grouping columns.
+REGIONAL_LEVELS = {
+    "total": (),
+    "region": ("region",),
+    "country": ("region", "country"),
+    "state": ("region", "country", "state"),
+    "segment": ("segment",),
+    "region+segment": ("region", "segment"),
+    "product_category": ("product_category",),
+    "region+product_category": ("region", "product_category"),
+    "segment+product_category": ("segment", "product_category"),
+    "region+segment+product_category": ("region", "segment", "product_category"),
+}
+REGIONAL_MEASURES = (
+    "customers",
+    "active_customers",
+    "market_penetration",
+    "transactions",
+    "revenue",
+    "revenue_at_risk",
+    "avg_health_score",
+    "avg_churn_probability",
+)
+# customer measures are not split by product category (regional_summary.sql): NULL there, left out
+CUSTOMER_MEASURES = ("market_penetration", "revenue_at_risk", "avg_health_score", "avg_churn_probability")
+# text columns whose empty value is a group of its own: written as glossary.MISSING_LABEL
+GROUP_LABELS = frozenset(
+    {
+        "region",
+        "country",
+        "state",
+        "segment",
+        "crm_segment",
+        "product_category",
+        "label",
+        "interaction_type",
+        "department",
+        "priority",
+        "resolution_status",
+    }
+)
+
+
+def regional_columns(level: str) -> tuple[str, ...]:
+    """The columns of a level's file: its grouping columns, then the measures it has."""
+    keys = REGIONAL_LEVELS[level]
+    measures = [m for m in REGIONAL_MEASURES if "product_category" not in keys or m not in CUSTOMER_MEASURES]
+    return (*keys, *measures)
+
+
+def regional_file(level: str) -> str:
+    return "regional_summary_" + level.replace("+", "_")
 
 
 # every staged table the export and its email read: the files' tables, and the digest's KPIs,
@@ -59,35 +116,95 @@ STAGED_INPUTS = (
     "backtest",
     "churn",
     "scorecard",
+    "regional_summary",
     *dict.fromkeys(t for stages, _ in EXPORTS.values() for t in stages),
 )
 
 
+# The report's rows that are not checks: the per-table quality scores, a file of their own (so that
+# the report's rows are its checks, as the dashboard and the email count them).
+SCORES = "data_quality_scores"
+SCORE_COLUMNS = ("table_name", "rule", "expectation", "score")
+CHECK_COLUMNS = (
+    "suite",
+    "table_name",
+    "column_name",
+    "rule",
+    "expectation",
+    "severity",
+    "rows_checked",
+    "failing_rows",
+    "success",
+    "examples",
+    "quarantined_rows",
+)
+
+
 def file_names(run: Run) -> dict[str, str]:
-    return {name: f"{name}_{run.period.label}.csv" for name in EXPORTS}
+    names = [*EXPORTS, SCORES, *(regional_file(level) for level in REGIONAL_LEVELS)]
+    return {name: f"{name}_{run.period.label}.csv" for name in names}
 
 
-def export_select(cur, run: Run, stages: tuple[str, ...], order: str, include_pii: bool) -> sql.Composed:
+def _export_spec(name: str) -> tuple[tuple[str, ...], str, tuple[str, ...] | None, sql.Composable | None]:
+    """(staged tables, row order, the columns (None: all), a filter) of a file."""
+    if name == "data_quality_report":
+        stages, order = EXPORTS[name]
+        return stages, order, CHECK_COLUMNS, sql.SQL("score IS NULL")
+    if name == SCORES:
+        return EXPORTS["data_quality_report"][0], "table_name, rule", SCORE_COLUMNS, sql.SQL("score IS NOT NULL")
+    if name in EXPORTS:
+        stages, order = EXPORTS[name]
+        return stages, order, None, None
+    level = next(lv for lv in REGIONAL_LEVELS if regional_file(lv) == name)
+    keys = REGIONAL_LEVELS[level]
+    where = sql.SQL("grouping_level = {}").format(sql.Literal(level))
+    return ("regional_summary",), ", ".join(keys) or "grouping_level", regional_columns(level), where
+
+
+def export_select(
+    cur,
+    run: Run,
+    stages: tuple[str, ...],
+    order: str,
+    include_pii: bool,
+    columns: tuple[str, ...] | None = None,
+    where: sql.Composable | None = None,
+) -> sql.Composed:
     """SELECT of staged tables (of one shape, read as one) for export: PII columns dropped unless
-    enabled, text neutralised."""
+    enabled, ``columns`` only when given, the rows matching ``where`` when given; numbers
+    rounded as the glossary says (money to cents, other fractions to 4 decimals), an empty group
+    label written as ``unknown``, text neutralised."""
+    from include.customer_performance.glossary import MISSING_LABEL, decimals
+
     cur.execute(
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
         (run.schema, run.table_name(stages[0])),
     )
+    types = dict(cur.fetchall())
+    names = [n for n in types if n not in PII_COLUMNS or include_pii] if columns is None else list(columns)
     guard = sql.SQL(", ").join(map(sql.Literal, FORMULA_PREFIXES))
     cols = []
-    for name, dtype in cur.fetchall():
-        if name in PII_COLUMNS and not include_pii:
-            continue
+    for name in names:
+        dtype = types[name]
         col = sql.Identifier(name)
-        if dtype == "text":
-            col = sql.SQL("CASE WHEN left({c}, 1) IN ({g}) THEN {q} || {c} ELSE {c} END AS {c}").format(
-                c=col, g=guard, q=sql.Literal("'")
+        if dtype in ("numeric", "double precision", "real") and decimals(name) is not None:
+            col = sql.SQL("round({c}::numeric, {d}) AS {c}").format(c=col, d=sql.Literal(decimals(name)))
+        elif dtype == "text":
+            value = (
+                sql.SQL("coalesce({c}, {u})").format(c=col, u=sql.Literal(MISSING_LABEL))
+                if name in GROUP_LABELS
+                else col
+            )
+            col = sql.SQL("CASE WHEN left({v}, 1) IN ({g}) THEN {q} || {v} ELSE {v} END AS {c}").format(
+                v=value, c=col, g=guard, q=sql.Literal("'")
             )
         cols.append(col)
     source = sql.SQL(" UNION ALL ").join(sql.SQL("SELECT * FROM {}").format(run.table(st)) for st in stages)
-    return sql.SQL("SELECT {} FROM ({}) AS staged ORDER BY " + order).format(sql.SQL(", ").join(cols), source)
+    filtered = sql.SQL("") if where is None else sql.SQL(" WHERE ") + where
+    return sql.SQL("SELECT {} FROM ({}) AS staged{} ORDER BY " + order).format(
+        sql.SQL(", ").join(cols), source, filtered
+    )
 
 
 def storage_path(location: str):
@@ -152,11 +269,11 @@ def write_csvs(conn, run: Run, folder, include_pii: bool = False, copies: Path |
     out = {}
     with conn.cursor() as cur:
         for name, filename in file_names(run).items():
-            stages, order = EXPORTS[name]
+            stages, order, columns, where = _export_spec(name)
             path = folder / filename
             target = folder / f".{filename}.{uuid.uuid4().hex[:12]}.part" if is_local(folder) else path
             query = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER, ENCODING 'UTF8')").format(
-                export_select(cur, run, stages, order, include_pii)
+                export_select(cur, run, stages, order, include_pii, columns, where)
             )
             copy_path = copies / filename if copies is not None else None
             try:
@@ -285,8 +402,14 @@ def mime_message(
     msg.set_content(text_body or "This message is in HTML; open it in a mail client that shows HTML.\n")
     msg.add_alternative(html_body, subtype="html")
     for path in files:  # bytes as they are (the CSVs are UTF-8, or gzipped): never re-encoded
-        subtype = "gzip" if str(path).endswith(".gz") else "octet-stream"
-        msg.add_attachment(Path(path).read_bytes(), maintype="application", subtype=subtype, filename=Path(path).name)
+        # text/csv (UTF-8) opens in a spreadsheet from the mail client; a compressed file is gzip
+        maintype, subtype = ("application", "gzip") if str(path).endswith(".gz") else ("text", "csv")
+        data = Path(path).read_bytes()
+        if maintype == "text":
+            # base64 keeps the file's bytes (its line ends) exactly
+            msg.add_attachment(data.decode("utf-8"), subtype=subtype, filename=Path(path).name, cte="base64")
+        else:
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=Path(path).name)
     return msg
 
 

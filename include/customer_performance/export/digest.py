@@ -15,17 +15,22 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-# (label, KPI key, kind, +1 when up is good / -1 when up is bad)
+from include.customer_performance import glossary
+from include.customer_performance.config import settings
+from include.customer_performance.glossary import share_text
+from include.customer_performance.quality import report as quality_report
+
+# (KPI key, kind, +1 when up is good / -1 when up is bad); each shown by its glossary label
 KPIS = (
-    ("MRR (net revenue)", "mrr", "money", +1),
-    ("Active customers", "active_customers", "count", +1),
-    ("New customers", "new_customers", "count", +1),
-    ("MRR at risk", "mrr_at_risk", "money", -1),
-    ("Value at stake", "value_at_stake", "money", -1),
-    ("High-risk customers", "high_risk_customers", "count", -1),
-    ("Average health score", "avg_health_score", "score", +1),
-    ("NPS", "nps", "score", +1),
-    ("Average satisfaction (1-10)", "avg_satisfaction", "score", +1),
+    ("mrr", "money", +1),
+    ("active_customers", "count", +1),
+    ("new_customers", "count", +1),
+    ("mrr_at_risk", "money", -1),
+    ("value_at_stake", "money", -1),
+    ("high_risk_customers", "count", -1),
+    ("avg_health_score", "score", +1),
+    ("nps", "score", +1),
+    ("avg_satisfaction", "score", +1),
 )
 TOP = 5  # customers in each list
 MONTH_TO_DATE = (
@@ -54,7 +59,7 @@ def compact(value: float | None, kind: str, currency: str = "") -> str:
     if kind == "count":
         return f"{round(v):,}"
     if kind == "share":
-        return f"{100 * v:.1f} %"
+        return share_text(v)
     return f"{v:,.1f}"
 
 
@@ -86,6 +91,7 @@ class Digest:
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
     sections: dict[str, list[str]] = field(default_factory=dict)  # the executive sections, the notes
+    trust: dict = field(default_factory=dict)  # quality/report.trust: scores per source, failed warnings
     link: str | None = None  # the dashboard month
     month_closed: bool = True  # False: month to date, not compared with the previous month
 
@@ -132,8 +138,8 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
             sql.SQL(
                 "SELECT customer_id, name, segment, region, previous_health_score, health_score,"
                 " health_score - previous_health_score AS health_change, value_at_stake, risk_driver FROM {}"
-                " WHERE health_trend = 'down' ORDER BY value_at_stake DESC NULLS LAST,"
-                " health_score - previous_health_score, customer_id LIMIT %(top)s"
+                " WHERE health_trend = 'down' ORDER BY health_score - previous_health_score,"
+                " value_at_stake DESC NULLS LAST, customer_id LIMIT %(top)s"
             ).format(metrics),
             {"top": TOP},
         )
@@ -149,6 +155,10 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
             ).format(run.table("dq_results"), run.table("dq_aggregates"))
         )
         gate = _plain(cur.fetchall())
+        staged = sql.SQL("(SELECT * FROM {} UNION ALL SELECT * FROM {})").format(
+            run.table("dq_results"), run.table("dq_aggregates")
+        )
+        trust = quality_report.trust(cur, staged, settings())
     return Digest(
         month=run.period.report_month.strftime("%B %Y"),
         period=str(run.period),
@@ -164,13 +174,15 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
         quarantined=int(sum(g["quarantined"] for g in gate)),
         link=link,
         month_closed=run.period.is_complete_month,
+        trust=trust,
     )
 
 
 def _kpi_rows(d: Digest) -> list[tuple[str, str, str, int]]:
     """(label, value, change, goodness: +1 good, -1 bad, 0 neither)."""
     rows = []
-    for label, key, kind, good in KPIS:
+    for key, kind, good in KPIS:
+        label = glossary.label(key)
         value = d.kpis.get(key)
         shown = compact(value, kind, d.currency)
         if key == "high_risk_customers" and d.kpis.get("high_risk_share") is not None:
@@ -187,9 +199,40 @@ def _kpi_rows(d: Digest) -> list[tuple[str, str, str, int]]:
 def _gate_line(d: Digest) -> str:
     by = {g["severity"]: g for g in d.gate}
     critical = by.get("critical", {}).get("failed", 0)
-    parts = [f"{int(g['failed'])} of {int(g['checks'])} {g['severity']} rules failed" for g in d.gate]
+    checks = sum(int(g["checks"]) for g in d.gate)
+    parts = [f"{int(g['failed'])} of {int(g['checks'])} {g['severity']}" for g in d.gate]
     verdict = "FAILED" if critical else "PASSED"
-    return f"Quality gate {verdict}: " + "; ".join(parts) + f"; {d.quarantined:,} rows quarantined."
+    return (
+        f"Quality gate {verdict}: {checks} checks; failed: "
+        + ", ".join(parts)
+        + f"; {d.quarantined:,} rows quarantined."
+    )
+
+
+def trust_lines(d: Digest) -> list[str]:
+    """What to trust: each source's completeness, accuracy and freshness against their minimums,
+    then each warning rule that failed with its rows and ceiling (quality/report.trust)."""
+    lines = []
+    for r in (d.trust or {}).get("scores", []):
+        fresh = "not checked" if r["fresh"] is None else "fresh" if r["fresh"] else "STALE"
+        lines.append(
+            f"{r['table_name']}: {glossary.label('completeness').lower()} {share_text(r['completeness'])}"
+            f" (min {share_text(r['completeness_min'])}), {glossary.label('accuracy').lower()}"
+            f" {share_text(r['accuracy'])} (min {share_text(r['accuracy_min'])}), {fresh}"
+            + (f": {r['freshness_detail']}" if r["fresh"] is False and r["freshness_detail"] else "")
+        )
+    for w in (d.trust or {}).get("warnings", []):
+        share = w["failing_rows"] / w["rows_checked"] if w["rows_checked"] else None
+        lines.append(
+            f"warning {w['rule']}: {w['failing_rows'] or 0:,} of {w['rows_checked'] or 0:,} rows"
+            + (
+                f" ({share_text(share, 2)}; {glossary.label('ceiling').lower()} {share_text(w['ceiling'], 2)}),"
+                f" {w['quarantined_rows'] or 0:,} quarantined"
+                if w["ceiling"] is not None
+                else f": {w['message'] or 'an alert, no ceiling'}"
+            )
+        )
+    return lines or ["no score was computed (no source suite ran)"]
 
 
 def _customer_line(c: dict, currency: str, movers: bool = False) -> str:
@@ -217,11 +260,12 @@ def text(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         lines += [MONTH_TO_DATE, ""]
     if d.link:
         lines += [f"Dashboard: {d.link}", ""]
-    lines += [_gate_line(d), "", f"KEY FIGURES ({vs})"]
+    lines += [_gate_line(d), "", "WHAT TO TRUST", *(f"  {line}" for line in trust_lines(d))]
+    lines += ["", f"KEY FIGURES ({vs})"]
     lines += [f"  {label:<28} {value:>18}   {delta}" for label, value, delta, _ in _kpi_rows(d)]
     lines += ["", f"WHO IS ABOUT TO LEAVE ({d.at_risk_total:,} customers at risk; the largest value at stake first)"]
     lines += [f"  {_customer_line(c, d.currency)}" for c in d.at_risk] or ["  none"]
-    lines += ["", "HEALTH FALLING (the most valuable customers whose health fell since last month)"]
+    lines += ["", "HEALTH FALLING (the customers whose health fell most since last month)"]
     lines += [f"  {_customer_line(c, d.currency, movers=True)}" for c in d.movers] or ["  none"]
     for title, section in d.sections.items():
         lines += ["", title.upper(), *(f"  {line}" for line in section)]
@@ -262,6 +306,9 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         f"<p style='{_H}padding:8px 10px;border-radius:4px;background:{'#fde8e8' if failed else '#e8f5ec'}'>"
         f"{e(_gate_line(d))}</p>"
     )
+    out.append(f"<h3 style='{_H}'>What to trust</h3><ul style='{_H}'>")
+    out.extend(f"<li>{e(line)}</li>" for line in trust_lines(d))
+    out.append("</ul>")
     out.append(f"<h3 style='{_H}'>Key figures <span style='color:#52606d;font-weight:normal'>({vs})</span></h3>")
     out.append("<table role='presentation' cellspacing='0' cellpadding='0' style='border-collapse:collapse'>")
     for label, value, delta, good in _kpi_rows(d):
@@ -276,17 +323,19 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         if not rows:
             out.append(f"<p style='{_H}'>none</p>")
             return
-        head = (
-            ("Customer", "Segment", "Region", "Health", "Value at stake", "Weakest part")
+        keys = (
+            ("customer_id", "segment", "region", "health_change", "value_at_stake", "risk_driver")
             if movers
-            else ("Customer", "Segment", "Region", "Churn", "Value at stake", "Weakest part")
+            else ("customer_id", "segment", "region", "churn_probability", "value_at_stake", "risk_driver")
         )
+        head = [glossary.label(k) for k in keys]
         out.append("<table role='presentation' cellspacing='0' cellpadding='0' style='border-collapse:collapse'><tr>")
         out.extend(f"<th style='{_TD}text-align:left;color:#52606d'>{h}</th>" for h in head)
         out.append("</tr>")
         for c in rows:
             middle = (
-                f"{compact(c['previous_health_score'], 'score')} &rarr; {compact(c['health_score'], 'score')}"
+                f"{e(compact(c['health_change'], 'score'))} ({compact(c['previous_health_score'], 'score')} &rarr;"
+                f" {compact(c['health_score'], 'score')})"
                 if movers
                 else e(f"{compact(c['churn_probability'], 'share')} ({c['health_band'] or 'no'} band)")
             )
@@ -304,7 +353,7 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         d.at_risk,
         False,
     )
-    customers("Health falling: the most valuable customers whose health fell since last month", d.movers, True)
+    customers("Health falling: the customers whose health fell most since last month", d.movers, True)
     for title, section in d.sections.items():
         out.append(f"<h3 style='{_H}'>{e(title)}</h3><ul style='{_H}'>")
         out.extend(f"<li>{e(line)}</li>" for line in section)

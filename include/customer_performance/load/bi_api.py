@@ -9,7 +9,8 @@ batch counts it must hold: the API makes it current for its tables and drops eve
 of the month in one step. Readers see the previous complete month until the publish, the new
 complete month after it; a batch or publish of an earlier, killed try that lands late goes to a
 superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
-table's columns (README, "BI push payloads").
+table's columns (README, "BI push payloads"), numbers rounded as the glossary says and an empty
+group label written ``unknown`` (glossary.py).
 
 Pushes of one month to one dataset take turns (an advisory lock in the analytics database, held
 for the whole push by a transaction of its own on a second connection, db.held_lock, released by
@@ -30,7 +31,13 @@ import uuid
 from psycopg import sql
 
 from include.customer_performance.db import held_lock
-from include.customer_performance.export.csv_email import COMPARISON_ORDER, INTERACTION_ORDER, REGIONAL_ORDER
+from include.customer_performance.export.csv_email import (
+    COMPARISON_ORDER,
+    INTERACTION_ORDER,
+    REGIONAL_LEVELS,
+    REGIONAL_ORDER,
+)
+from include.customer_performance.glossary import MISSING_LABEL, decimals
 from include.customer_performance.http_client import ApiClient
 from include.customer_performance.staging import Run, check_inputs
 
@@ -65,12 +72,42 @@ STAGES = (
 )
 
 
-def _json_value(v: object) -> object:
-    if isinstance(v, decimal.Decimal):
-        return float(v)
+def _json_value(name: str, v: object) -> object:
+    """A value as JSON: a number rounded as the glossary says for ``name`` (money to cents, other
+    fractions to 4 decimals), a date in ISO form."""
+    if isinstance(v, decimal.Decimal | float):
+        places = decimals(name)
+        if places is None:
+            return float(v)
+        # half away from zero, as PostgreSQL's round() writes the CSV files
+        return float(decimal.Decimal(v).quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP))
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     return v
+
+
+def grouped(table: str, row: dict) -> tuple[str, ...]:
+    """The label columns a row groups by (a NULL there is a group of its own: written ``unknown``;
+    elsewhere NULL means not grouped)."""
+    if table == "regional_summary":
+        return REGIONAL_LEVELS.get(row.get("grouping_level"), ())
+    if table == "interaction_summary":
+        return tuple(c for c in (row.get("grouping_level") or "").split("+") if c in row)
+    if table == "period_comparison":
+        return ("label",) if row.get("grouping_level") != "total" else ()
+    if table == "performance_trends":
+        return ("region",) if row.get("scope") == "region" else ()
+    if table == "top_customers":
+        return ("region", "country", "segment")
+    return ()
+
+
+def bi_row(table: str, names: list[str], values: tuple, month: str) -> dict:
+    row = {k: _json_value(k, v) for k, v in zip(names, values, strict=True)}
+    for column in grouped(table, row):
+        if row.get(column) is None:
+            row[column] = MISSING_LABEL
+    return {"report_month": month, **row}
 
 
 def push(
@@ -114,10 +151,7 @@ def _send_table(cur, client, dataset: str, version: str, table: str, stages, mon
     path = f"/datasets/{dataset}/versions/{version}/tables/{table}/batches"
     cur.execute(sql.SQL(BI_TABLES[table]).format(**stages))
     names = [d.name for d in cur.description]
-    rows = [
-        {"report_month": month, **{k: _json_value(v) for k, v in zip(names, row, strict=True)}}
-        for row in cur.fetchall()
-    ]
+    rows = [bi_row(table, names, row, month) for row in cur.fetchall()]
     batches = 0
     for start in range(0, len(rows), batch_rows):
         client.request(

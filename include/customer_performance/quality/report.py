@@ -148,7 +148,8 @@ def log_summary(results: list[CheckResult], summary: dict) -> str:
     failed = [r for r in results if not r.success]
     by = {s: sum(1 for r in failed if r.severity == s) for s in (CRITICAL, WARNING, INFO)}
     line = (
-        f"gate {'PASSED' if summary['success'] else 'FAILED'}: {len(results)} checks; failed: {by[CRITICAL]} critical,"
+        f"gate {'PASSED' if summary['success'] else 'FAILED'}: {len(results)} checks of the sources and the metrics"
+        f" (the aggregates' follow in aggregate; the month's report counts both); failed: {by[CRITICAL]} critical,"
         f" {by[WARNING]} warning, {by[INFO]} info; {summary['quarantined_rows']} rows quarantined"
     )
     (log.info if summary["success"] else log.error)(line)
@@ -179,3 +180,69 @@ def scores(results: list[CheckResult]) -> dict[str, dict[str, float]]:
             "accuracy": round(max(0.0, 1 - sum(r.failing_rows for r in values) / rows), 4) if rows else 1.0,
         }
     return out
+
+
+def trust(cur, report: sql.Composable, cfg) -> dict:
+    """What to trust in a month, from its data quality report (``report``: a relation of its rows,
+    the run's staged report or the published month's): per source suite its completeness and
+    accuracy scores and its freshness against their minimums, and each warning rule that failed
+    with its rows and its ceiling (the share it may quarantine before the month stops; the
+    outcome checks, volume and freshness, have none: they raise an alert). Ceilings and minimums
+    are the settings' (``cfg``)."""
+    from include.customer_performance.quality.suites import SOURCE_SUITES
+
+    sources = [s.name for s in SOURCE_SUITES]
+    cur.execute(
+        sql.SQL(
+            "SELECT table_name,"
+            " max(score) FILTER (WHERE expectation = 'completeness_score') AS completeness,"
+            " max(score) FILTER (WHERE expectation = 'accuracy_score') AS accuracy,"
+            " bool_and(success) FILTER (WHERE rule = table_name || '.freshness') AS fresh,"
+            " max(examples ->> 0) FILTER (WHERE rule = table_name || '.freshness') AS freshness_detail"
+            " FROM {} WHERE table_name = ANY(%s) GROUP BY table_name"
+        ).format(report),
+        (sources,),
+    )
+    found = {r[0]: r[1:] for r in cur.fetchall()}
+    accuracy_min = 1 - cfg.quality_warning_max_share
+    scores = []
+    for name in sources:
+        completeness, accuracy, fresh, detail = found.get(name, (None, None, None, None))
+        scores.append(
+            {
+                "table_name": name,
+                "completeness": None if completeness is None else float(completeness),
+                "completeness_min": cfg.alert_completeness_min,
+                "accuracy": None if accuracy is None else float(accuracy),
+                "accuracy_min": accuracy_min,
+                "fresh": fresh,
+                "freshness_detail": detail,
+                "freshness_days": cfg.quality_freshness_days,
+            }
+        )
+    ceilings = {c.rule: getattr(cfg, c.ceiling) for s in _all_suites() for c in s.checks if c.ceiling}
+    cur.execute(
+        sql.SQL(
+            "SELECT rule, table_name, failing_rows, rows_checked, quarantined_rows, examples ->> 0 FROM {}"
+            " WHERE severity = 'warning' AND NOT success AND score IS NULL ORDER BY table_name, rule"
+        ).format(report)
+    )
+    warnings = [
+        {
+            "rule": rule,
+            "table_name": table,
+            "failing_rows": failing,
+            "rows_checked": checked,
+            "quarantined_rows": quarantined,
+            "ceiling": ceilings.get(rule),
+            "message": message if rule not in ceilings else None,
+        }
+        for rule, table, failing, checked, quarantined, message in cur.fetchall()
+    ]
+    return {"scores": scores, "warnings": warnings}
+
+
+def _all_suites():
+    from include.customer_performance.quality.suites import AGGREGATE_SUITES, CUSTOMER_METRICS, SOURCE_SUITES
+
+    return (*SOURCE_SUITES, CUSTOMER_METRICS, *AGGREGATE_SUITES)

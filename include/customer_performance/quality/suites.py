@@ -494,6 +494,14 @@ REGIONAL_SUMMARY = Suite(
     key="grouping_level",
     checks=(
         rows_rule(
+            "regional_summary.market_penetration.range",
+            "market_penetration < 0 OR market_penetration > 1",
+            INFO,
+            column="market_penetration",
+            description="Market penetration is a share from 0 to 1: above 1, a region has more active customers than"
+            " the addressable market the deployment gives it (market_size_file); reported.",
+        ),
+        rows_rule(
             "regional_summary.total.matches_customers",
             "grouping_level = 'total' AND revenue IS DISTINCT FROM (SELECT sum(revenue) FROM {customer_metrics})",
             CRITICAL,

@@ -1,9 +1,9 @@
--- period_comparison: this period against the previous month, in total, per region and per
--- segment: revenue growth or decline, customer acquisition and retention. The segment is the CRM's
--- (crm_segment: consumer, smb, ...), which a customer keeps from month to month; the computed
--- segment (new, VIP, at-risk) is defined by the very measures compared here.
+-- period_comparison: this period against the previous month, in total, per region and per CRM
+-- segment (grouping_level 'crm_segment': consumer, smb, ..., which a customer keeps from month to
+-- month; the value segment, new / VIP / at-risk, is defined by the very measures compared here):
+-- revenue growth or decline, customer acquisition and retention.
 -- * {previous_customers}: the previous month's published customer rows, from its month-close load;
---   the previous side groups them by the region and segment each customer had then. previous_* are
+--   the previous side groups them by the region and CRM segment each customer had then. previous_* are
 --   NULL when that month is not loaded or its last load did not close it (%(previous_loaded)s
 --   false): a month to date is no fair base.
 -- * acquisition_rate: new customers (registered inside the period) over the customers known at
@@ -12,40 +12,40 @@
 --   with a completed sale in this period.
 WITH cur AS (
     SELECT
-        customer_id, region, crm_segment AS segment, revenue, transaction_count > 0 AS active,
+        customer_id, region, crm_segment, revenue, transaction_count > 0 AS active,
         registration_date >= %(period_start)s AS is_new
     FROM {customer_metrics}
 ),
 prev AS (
-    SELECT p.region, p.crm_segment AS segment, p.revenue, p.period_end, p.transaction_count > 0 AS active,
+    SELECT p.region, p.crm_segment, p.revenue, p.period_end, p.transaction_count > 0 AS active,
            coalesce(c.active, FALSE) AS active_again
     FROM {previous_customers} AS p
     LEFT JOIN cur AS c USING (customer_id)
 ),
 now_side AS (
     SELECT
-        CASE WHEN grouping(region) = 0 THEN 'region' WHEN grouping(segment) = 0 THEN 'segment' ELSE 'total' END
+        CASE WHEN grouping(region) = 0 THEN 'region' WHEN grouping(crm_segment) = 0 THEN 'crm_segment' ELSE 'total' END
             AS grouping_level,
-        CASE WHEN grouping(region) = 0 THEN region ELSE segment END AS label,
+        CASE WHEN grouping(region) = 0 THEN region ELSE crm_segment END AS label,
         count(*) AS customers,
         count(*) FILTER (WHERE is_new) AS new_customers,
         count(*) FILTER (WHERE active) AS active_customers,
         coalesce(sum(revenue), 0) AS revenue
     FROM cur
-    GROUP BY GROUPING SETS ((), (region), (segment))
+    GROUP BY GROUPING SETS ((), (region), (crm_segment))
 ),
 prev_side AS (
     SELECT
-        CASE WHEN grouping(region) = 0 THEN 'region' WHEN grouping(segment) = 0 THEN 'segment' ELSE 'total' END
+        CASE WHEN grouping(region) = 0 THEN 'region' WHEN grouping(crm_segment) = 0 THEN 'crm_segment' ELSE 'total' END
             AS grouping_level,
-        CASE WHEN grouping(region) = 0 THEN region ELSE segment END AS label,
+        CASE WHEN grouping(region) = 0 THEN region ELSE crm_segment END AS label,
         max(period_end) AS period_end,
         coalesce(sum(revenue), 0) AS revenue,
         count(*) FILTER (WHERE active) AS active_customers,
         count(*) FILTER (WHERE active AND active_again) AS retained_customers
     FROM prev
     WHERE %(previous_loaded)s
-    GROUP BY GROUPING SETS ((), (region), (segment))
+    GROUP BY GROUPING SETS ((), (region), (crm_segment))
 ),
 joined AS (
     SELECT

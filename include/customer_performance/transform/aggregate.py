@@ -114,7 +114,10 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
     # the staged tables a model reads are bound by name (sql.model); the interactions are the
     # validated ones (without the rows the gate quarantined), the alerts read the gate's report
     last_month, last_month_loaded = previous_customers(cur, run, cfg.analytics_schema)
+    from include.customer_performance import market
+
     inputs = {
+        "market_size": market.relation(market.of_settings(cfg)),
         "previous_regions": previous_regions(cur, run, cfg.analytics_schema),
         "published": published_predictions(cur, run, cfg.analytics_schema),
         "previous_customers": last_month,

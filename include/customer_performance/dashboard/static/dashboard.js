@@ -34,8 +34,18 @@ function compact(v) {
 // an axis tick: 50 k, 1.25 k, 0.5 (no trailing zeros)
 const tick = v => compact(v).replace(/\.(\d*?)0+(?=\D|$)/, (m, d) => d ? `.${d}` : "");
 let CURRENCY = "USD";
+// the glossary's labels (the API's d.labels): a published name is shown by its one label
+let LABELS = {};
+const L = k => LABELS[k] || k;
 const money = v => isNum(v) ? `${compact(v)} ${CURRENCY}` : "n/a";
-const pct = (share, d = 1) => isNum(share) ? `${fmt(100 * share, d)} %` : "n/a";
+// a share (0-1, published to 4 decimals) as a percent, rounded half away from zero on its
+// integer ten-thousandths: the email and the report CLI round it alike (glossary.share_text)
+function pct(share, d = 1) {
+  if (!isNum(share)) return "n/a";
+  const n = Math.round(Math.abs(Number(share)) * 10000), unit = 10 ** (2 - d);
+  const r = Math.floor((n + unit / 2) / unit) * unit / 100;
+  return `${Number(share) < 0 && r ? "-" : ""}${fmt(r, d)} %`;
+}
 const signed = (v, f) => !isNum(v) ? "n/a" : (Number(v) > 0 ? "+" : Number(v) < 0 ? "−" : "±") + f(Math.abs(v));
 const monthName = m => MONTH.test(m || "") ? `${MONTHS[+m.slice(5, 7) - 1]} ${m.slice(0, 4)}` : String(m ?? "");
 const monthShort = m => MONTH.test(m || "") ? `${MONTHS[+m.slice(5, 7) - 1].slice(0, 3)} ${m.slice(0, 4)}` : String(m ?? "");
@@ -362,7 +372,13 @@ function sparkline(parent, pts, good) {
 function table(target, columns, rows, o = {}) {
   clear(target);
   const head = h("tr", {}, h("thead", {}, target));
-  columns.forEach(c => h("th", c.num ? { class: "num" } : {}, head, c.title));
+  // a column is titled by the glossary's label of its term (c.term, else its key), money with the
+  // currency; th[data-term] names the term (the glossary test reads it)
+  columns.forEach(c => {
+    const term = c.term || c.key;
+    const title = c.title ?? `${L(term)}${c.money ? ` (${CURRENCY})` : ""}`;
+    h("th", { ...(c.num ? { class: "num" } : {}), ...(c.title === undefined ? { "data-term": term } : {}) }, head, title);
+  });
   const body = h("tbody", {}, target);
   if (!rows.length) {
     h("td", { colspan: columns.length, class: "nodata" }, h("tr", {}, body), o.empty || "No data for this month.");
@@ -506,23 +522,23 @@ function previousMonth(d) {
   return (d.history || []).find(x => x.month < d.month && x.month_closed) || null;
 }
 
-// KPI cards: [name, key, kind, good direction, sub(k)]
+// KPI cards: {key, kind, good direction, sub(k)}, each named by the glossary's label of its key
 const CARDS = [
-  { name: "Revenue (MRR)", key: "mrr", alt: "revenue", kind: "money", good: 1 },
-  { name: "Customers", key: "customers", kind: "count", good: 1, sub: () => "on the books this month" },
-  { name: "Active customers", key: "active_customers", kind: "count", good: 1,
+  { key: "mrr", alt: "revenue", kind: "money", good: 1 },
+  { key: "customers", kind: "count", good: 1, sub: () => "on the books this month" },
+  { key: "active_customers", kind: "count", good: 1,
     sub: k => `${pct(isNum(k.customers) && k.customers ? k.active_customers / k.customers : null)} bought this month` },
-  { name: "New customers", key: "new_customers", kind: "count", good: 1, sub: () => "registered this month" },
-  { name: "Revenue at risk (MRR)", key: "mrr_at_risk", alt: "revenue_at_risk", kind: "money", good: -1,
+  { key: "new_customers", kind: "count", good: 1, sub: () => "registered this month" },
+  { key: "mrr_at_risk", alt: "revenue_at_risk", kind: "money", good: -1,
     sub: k => `${pct(k.revenue_at_risk_share)} of revenue` },
-  { name: "Value at stake (12 m)", key: "value_at_stake", kind: "money", good: -1,
+  { key: "value_at_stake", kind: "money", good: -1,
     sub: k => `${pct(k.value_at_stake_share)} of 12-month CLV` },
-  { name: "High-risk customers", key: "high_risk_customers", kind: "count", good: -1,
+  { key: "high_risk_customers", kind: "count", good: -1,
     sub: (k, m) => `${pct(k.high_risk_share)} of customers (churn ≥ ${fmt(m.high_risk_churn, 2)})` },
-  { name: "Avg health score", key: "avg_health_score", kind: "score", good: 1, sub: () => "0–100, higher is healthier" },
-  { name: "NPS", key: "nps", kind: "nps", good: 1,
+  { key: "avg_health_score", kind: "score", good: 1, sub: () => "0–100, higher is healthier" },
+  { key: "nps", kind: "nps", good: 1,
     sub: k => `${count(k.promoters)} promoters, ${count(k.detractors)} detractors` },
-  { name: "Avg satisfaction", key: "avg_satisfaction", kind: "sat", good: 1, sub: () => "out of 10" },
+  { key: "avg_satisfaction", kind: "sat", good: 1, sub: () => "out of 10" },
 ];
 const kpiValue = (k, c) => isNum(k[c.key]) ? Number(k[c.key]) : isNum(k[c.alt]) ? Number(k[c.alt]) : null;
 const kpiText = (v, kind) => ({ money, count, score: x => fmt(x, 1), nps: x => fmt(x, 1), sat: x => fmt(x, 2) }[kind] || count)(v);
@@ -541,10 +557,10 @@ function kpis(d) {
     // month to date against a whole month would read as a fall: compared once the month closes
     const mtd = !(d.run || {}).month_closed;
     const delta = v !== null && pv !== null && !mtd ? v - pv : null;
-    const tile = h("div", { class: "kpi", "data-kpi": c.name, "data-value": v ?? "", "data-previous": pv ?? "",
+    const tile = h("div", { class: "kpi", "data-kpi": L(c.key), "data-term": c.key, "data-value": v ?? "", "data-previous": pv ?? "",
       "data-delta": delta === null ? "" : +delta.toFixed(4) }, box);
     h("div", { class: "value" }, tile, kpiText(v, c.kind));
-    h("div", { class: "name" }, tile, c.name);
+    h("div", { class: "name" }, tile, L(c.key));
     if (c.sub) h("div", { class: "sub" }, tile, c.sub(d.kpis, d.model || {}));
     let cls = "flat", text;
     if (mtd && prev) text = `month to date: compared with ${monthShort(prev.month)} once the month closes`;
@@ -557,7 +573,7 @@ function kpis(d) {
       text = `${arrow} ${delta < 0 ? "−" : delta > 0 ? "+" : "±"}${abs}${rel} vs ${vsMonth(prev.month, d.month)}`;
       cls = delta === 0 ? "flat" : Math.sign(delta) === c.good ? "good" : "bad";
     }
-    h("div", { class: `delta ${cls}`, "data-delta-of": c.name }, tile, text);
+    h("div", { class: `delta ${cls}`, "data-delta-of": L(c.key) }, tile, text);
     sparkline(tile, trend.map(x => ({ label: x.month, value: kpiValue(x.kpis || {}, c), text: kpiText(kpiValue(x.kpis || {}, c), c.kind) })),
       cls === "bad" ? COLORS.down : cls === "good" ? COLORS.up : "#64748b");
   });
@@ -568,27 +584,26 @@ const PAGE = 20;
 let atRisk = { month: null, total: 0, offset: 0 };
 
 const AT_RISK_COLUMNS = [
-  { title: "Customer", key: "customer_id", cell: (td, r) => {
+  { key: "customer_id", cell: (td, r) => {
     h("a", { href: `static/customer.html?id=${encodeURIComponent(r.customer_id)}&month=${encodeURIComponent(atRisk.month)}` }, td, `#${r.customer_id}`);
   } },
-  { title: "Name", key: "name", cls: "nowrap" },
-  { title: "Segment", key: "segment", cls: "nowrap" },
-  { title: "Region", key: "region", cls: "nowrap" },
-  { title: "Band", key: "health_band", cell: (td, r) => bandTag(td, r.health_band) },
-  { title: "Health (vs last month)", key: "health_score", cell: healthCell },
-  { title: "Churn", key: "churn_probability", num: true, fmt: v => pct(v, 0) },
-  { title: "CLV 12m", key: "clv_12m", num: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
-  { title: "Value at stake", key: "value_at_stake", num: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
-  { title: "Last purchase", key: "last_purchase_day", cell: agoCell("last_purchase_day", "days_since_last_purchase", "never") },
-  { title: "Last login", key: "last_login_day", cell: agoCell("last_login_day", "days_since_last_login", "none on record") },
-  { title: "Risk driver", key: "risk_driver" },
+  { key: "name", cls: "nowrap" },
+  { key: "segment", cls: "nowrap" },
+  { key: "region", cls: "nowrap" },
+  { key: "health_band", cell: (td, r) => bandTag(td, r.health_band) },
+  { key: "health_score", cell: healthCell },
+  { key: "churn_probability", num: true, fmt: v => pct(v, 0) },
+  { key: "clv_12m", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
+  { key: "value_at_stake", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
+  { key: "last_purchase_day", cell: agoCell("last_purchase_day", "days_since_last_purchase", "never") },
+  { key: "last_login_day", cell: agoCell("last_login_day", "days_since_last_login", "none on record") },
+  { key: "risk_driver" },
 ];
 
 function drawAtRisk(page) {
   atRisk.total = page.total ?? 0;
   atRisk.offset = page.offset ?? 0;
-  const cols = AT_RISK_COLUMNS.map(c => ["clv_12m", "value_at_stake"].includes(c.key) ? { ...c, title: `${c.title} (${CURRENCY})` } : c);
-  table(tableEl("at_risk"), cols, page.rows || [], { empty: "No customer is at risk this month." });
+  table(tableEl("at_risk"), AT_RISK_COLUMNS, page.rows || [], { empty: "No customer is at risk this month." });
   const first = atRisk.total ? atRisk.offset + 1 : 0, last = Math.min(atRisk.offset + (page.rows || []).length, atRisk.total);
   document.getElementById("at-risk-page").textContent = `${count(first)}–${count(last)} of ${count(atRisk.total)}`;
   document.getElementById("at-risk-prev").disabled = atRisk.offset <= 0;
@@ -660,15 +675,15 @@ function health(d) {
     ["green", "yellow", "red"], { green: COLORS.green, yellow: COLORS.yellow, red: COLORS.red },
     { yTitle: "Customers", xTitle: "Month", xLabel: g => monthName(g.label) });
   table(tableEl("movers"), [
-    { title: "Customer", key: "customer_id", cell: (td, r) => h("a", { href: `static/customer.html?id=${encodeURIComponent(r.customer_id)}&month=${encodeURIComponent(d.month)}` }, td, `#${r.customer_id}`) },
-    { title: "Name", key: "name" }, { title: "Segment", key: "segment" }, { title: "Region", key: "region" },
-    { title: "Band", key: "health_band", cell: (td, r) => bandTag(td, r.health_band) },
-    { title: "Health last month", key: "previous_health_score", num: true, fmt: v => fmt(v, 1) },
-    { title: "Health now", key: "health_score", num: true, fmt: v => fmt(v, 1) },
-    { title: "Change", key: "health_change", num: true, cell: (td, r) => { td.textContent = signed(r.health_change, v => fmt(v, 1)); td.classList.add("bad"); } },
-    { title: "Churn", key: "churn_probability", num: true, fmt: v => pct(v, 0) },
-    { title: `Value at stake (${CURRENCY})`, key: "value_at_stake", num: true, fmt: v => fmt(v, 0) },
-    { title: "Why (weakest part of health)", key: "risk_driver" },
+    { key: "customer_id", cell: (td, r) => h("a", { href: `static/customer.html?id=${encodeURIComponent(r.customer_id)}&month=${encodeURIComponent(d.month)}` }, td, `#${r.customer_id}`) },
+    { key: "name" }, { key: "segment" }, { key: "region" },
+    { key: "health_band", cell: (td, r) => bandTag(td, r.health_band) },
+    { key: "previous_health_score", num: true, fmt: v => fmt(v, 1) },
+    { key: "health_score", num: true, fmt: v => fmt(v, 1) },
+    { key: "health_change", num: true, cell: (td, r) => { td.textContent = signed(r.health_change, v => fmt(v, 1)); td.classList.add("bad"); } },
+    { key: "churn_probability", num: true, fmt: v => pct(v, 0) },
+    { key: "value_at_stake", num: true, money: true, fmt: v => fmt(v, 0) },
+    { key: "risk_driver" },
   ], d.movers || [], { empty: previousMonth(d) ? "No customer's health fell since last month." : "No data: last month is not loaded, so there is nothing to compare with." });
 }
 
@@ -708,7 +723,7 @@ function revenue(d) {
     color: "#dc2626", yMax: 100, xMin: 0, xMax: 100, origin: true, tickFmt: v => `${v} %`, xTickFmt: v => `${v} %`,
     yTitle: "Share of revenue (%)", xTitle: "Share of the customers who bought, largest first (%)", valueFmt: v => `${fmt(v, 1)} %`,
     refs: [{ x: 20, text: "20 % of customers" }, { y: 80, text: "80 % of revenue" }],
-    marks: at20 ? [{ x: 20, y: at20.revenue_pct, text: `top 20 % of customers: ${fmt(at20.revenue_pct, 1)} % of revenue` }] : [],
+    marks: at20 ? [{ x: 20, y: at20.revenue_pct, text: `top 20 % of customers: ${pct(at20.revenue_share)} of revenue` }] : [],
   });
   if (isNum(d.kpis.top20_revenue_share)) {
     h("p", { class: "caption" }, chart("pareto"),
@@ -728,27 +743,27 @@ function growth(d) {
   const prev = previousMonth(d);
   const rows = d.comparison || [];
   const vs = prev ? monthName(prev.month) : "last month";
-  const cols = first => [
-    { title: first, key: "label" },
-    { title: `Revenue (${CURRENCY})`, key: "revenue", num: true, fmt: v => fmt(v, 0) },
-    { title: `Revenue ${prev ? monthShort(prev.month) : "last month"}`, key: "previous_revenue", num: true, fmt: v => fmt(v, 0) },
-    { title: "Change", key: "revenue_change", num: true, cell: (td, r) => {
+  const cols = level => [
+    { key: "label", term: level },
+    { key: "revenue", num: true, money: true, fmt: v => fmt(v, 0) },
+    { key: "previous_revenue", num: true, money: true, fmt: v => fmt(v, 0) },
+    { key: "revenue_change", num: true, money: true, cell: (td, r) => {
       td.textContent = isNum(r.revenue_change) ? signed(r.revenue_change, v => fmt(v, 0)) : "n/a";
       if (isNum(r.revenue_change)) td.classList.add(r.revenue_change >= 0 ? "good" : "bad");
     } },
-    { title: "Change %", key: "revenue_change_share", num: true, fmt: v => signed(v, x => pct(x)) },
-    { title: "Customers", key: "customers", num: true, fmt: count },
-    { title: "New", key: "new_customers", num: true, fmt: count },
-    { title: "Acquisition rate", key: "acquisition_rate", num: true, fmt: v => pct(v) },
-    { title: "Active", key: "active_customers", num: true, fmt: count },
-    { title: `Active ${prev ? monthShort(prev.month) : "last month"}`, key: "previous_active_customers", num: true, fmt: count },
-    { title: "Retained", key: "retained_customers", num: true, fmt: count },
-    { title: "Retention rate", key: "retention_rate", num: true, fmt: v => pct(v) },
+    { key: "revenue_change_share", num: true, fmt: v => signed(v, x => pct(x)) },
+    { key: "customers", num: true, fmt: count },
+    { key: "new_customers", num: true, fmt: count },
+    { key: "acquisition_rate", num: true, fmt: v => pct(v) },
+    { key: "active_customers", num: true, fmt: count },
+    { key: "previous_active_customers", num: true, fmt: count },
+    { key: "retained_customers", num: true, fmt: count },
+    { key: "retention_rate", num: true, fmt: v => pct(v) },
   ];
   const noPrev = "No data: the previous month is not loaded, so there is no change to show.";
-  [["region", "Region"], ["segment", "Segment"]].forEach(([level, title]) => {
+  ["region", "crm_segment"].forEach(level => {
     const part = rows.filter(r => r.grouping_level === level);
-    table(tableEl(`comparison_${level}`), cols(title), part);
+    table(tableEl(`comparison_${level}`), cols(level), part);
     const withChange = part.filter(r => isNum(r.revenue_change));
     if (!withChange.length) noData(chart(`${level}_change`), part.length ? noPrev : "No data for this month.");
     else {
@@ -781,22 +796,22 @@ function engagement(d) {
   grouped(chart("interactions"), types, depts.map((k, i) => ({ key: k, color: palette[i % palette.length] })),
     (t, dep) => pairs.get(`${t}|${dep}`) ?? null, { yTitle: "Interactions", xTitle: "Interaction type (bars: department)" });
   table(tableEl("interactions_department"), [
-    { title: "Department", key: "department", fmt: v => v ?? "all" },
-    { title: "Interactions", key: "interactions", num: true, fmt: count },
-    { title: "Customers", key: "customers", num: true, fmt: count },
-    { title: "Avg satisfaction (/10)", key: "avg_satisfaction", num: true, fmt: v => fmt(v, 2) },
-    { title: "Resolved", key: "resolved_share", num: true, fmt: v => pct(v) },
-    { title: "Escalated", key: "escalated_share", num: true, fmt: v => pct(v) },
-    { title: "Avg resolution (hours)", key: "avg_resolution_hours", num: true, fmt: v => fmt(v, 1) },
+    { key: "department", fmt: (v, r) => r.grouping_level === "total" ? "all" : v ?? "unknown" },
+    { key: "interactions", num: true, fmt: count },
+    { key: "customers", num: true, fmt: count },
+    { key: "avg_satisfaction", num: true, fmt: v => fmt(v, 2) },
+    { key: "resolved_share", num: true, fmt: v => pct(v) },
+    { key: "escalated_share", num: true, fmt: v => pct(v) },
+    { key: "avg_resolution_hours", num: true, fmt: v => fmt(v, 1) },
   ], [...it.filter(r => r.grouping_level === "department"), ...it.filter(r => r.grouping_level === "total")],
   { rowClass: r => r.grouping_level === "total" ? "all" : "" });
 
   const k = d.kpis;
   const sec = it.find(r => r.grouping_level === "department" && r.department === "security");
   smallTiles(document.getElementById("security"), [
-    ["Security incidents", count(k.security_incidents), sec ? `${pct(sec.resolved_share)} resolved` : ""],
-    ["Critical", count(k.critical_incidents), `${pct(k.critical_incident_share)} of incidents`],
-    ["False positives", count(k.false_positives), `${pct(k.false_positive_share)} of incidents`],
+    [L("security_incidents"), count(k.security_incidents), sec ? `${pct(sec.resolved_share)} resolved` : ""],
+    [L("critical_incidents"), count(k.critical_incidents), `${pct(k.critical_incident_share)} of incidents`],
+    [L("false_positives"), count(k.false_positives), `${pct(k.false_positive_share)} of incidents`],
   ]);
   const order = ["critical", "high", "medium", "low"];
   const pri = it.filter(r => r.grouping_level === "department+priority" && r.department === "security" && r.priority)
@@ -811,15 +826,15 @@ function engagement(d) {
   const answers = Number(k.satisfaction_answers) || 0, pro = Number(k.promoters) || 0, det = Number(k.detractors) || 0;
   const passive = answers ? Math.max(answers - pro - det, 0) : null;
   smallTiles(document.getElementById("nps"), [
-    ["NPS (−100 to 100)", fmt(k.nps, 1), `${count(answers)} answers`],
-    ["Promoters", count(k.promoters), answers ? pct(pro / answers) : ""],
-    ["Detractors", count(k.detractors), answers ? pct(det / answers) : ""],
+    [L("nps"), fmt(k.nps, 1), `${count(answers)} ${L("satisfaction_answers").toLowerCase()}, −100 to 100`],
+    [L("promoters"), count(k.promoters), answers ? pct(pro / answers) : ""],
+    [L("detractors"), count(k.detractors), answers ? pct(det / answers) : ""],
   ]);
   if (!answers) noData(chart("nps"), "No satisfaction answers this month.");
   else {
     hbars(chart("nps"), [
       { label: "promoters (9–10)", value: pro }, { label: "passives (7–8)", value: passive }, { label: "detractors (0–6)", value: det },
-    ], { colorOf: (p, i) => [COLORS.green, "#94a3b8", COLORS.red][i], valueFmt: count, xTitle: "Customers who answered",
+    ], { colorOf: (p, i) => [COLORS.green, "#94a3b8", COLORS.red][i], valueFmt: count, xTitle: L("satisfaction_answers"),
       extra: p => ` (${pct(p.value / answers, 0)})`, labelW: 130, right: 110 });
   }
 }
@@ -839,16 +854,16 @@ function associations(d) {
   const all = d.correlations || [];
   const spec = {
     activity_decile: { what: "sessions", with: "revenue", cols: [
-      { title: "Activity decile", key: "bucket" }, { title: "Customers", key: "customers", num: true, fmt: count },
-      { title: "Mean sessions", key: "mean_value", num: true, fmt: v => fmt(v, 1) },
-      { title: `Mean revenue (${CURRENCY})`, key: "mean_revenue", num: true, fmt: v => fmt(v, 0) },
-      { title: "Retention", key: "retention_rate", num: true, fmt: v => pct(v) }] },
+      { key: "bucket", term: "activity_decile" }, { key: "customers", num: true, fmt: count },
+      { key: "mean_value", term: "mean_sessions", num: true, fmt: v => fmt(v, 1) },
+      { key: "mean_revenue", num: true, money: true, fmt: v => fmt(v, 0) },
+      { key: "retention_rate", num: true, fmt: v => pct(v) }] },
     support_contacts: { what: "support contacts", with: "satisfaction", cols: [
-      { title: "Contacts", key: "bucket" }, { title: "Customers", key: "customers", num: true, fmt: count },
-      { title: "Mean satisfaction (/10)", key: "mean_satisfaction", num: true, fmt: v => fmt(v, 2) }] },
+      { key: "bucket", term: "support_contacts" }, { key: "customers", num: true, fmt: count },
+      { key: "mean_satisfaction", num: true, fmt: v => fmt(v, 2) }] },
     feature_usage: { what: "features used last month", with: "retention", cols: [
-      { title: "Features used", key: "bucket" }, { title: "Customers", key: "customers", num: true, fmt: count },
-      { title: "Retention", key: "retention_rate", num: true, fmt: v => pct(v) }] },
+      { key: "bucket", term: "feature_usage" }, { key: "customers", num: true, fmt: count },
+      { key: "retention_rate", num: true, fmt: v => pct(v) }] },
   };
   Object.entries(spec).forEach(([name, s]) => {
     const rows = all.filter(r => r.analysis === name);
@@ -877,38 +892,58 @@ function model(d) {
     .map(r => [r.horizon_months, r.lift_over_green]));
   const empty = "No data: a back-test needs an earlier month's predictions.";
   table(tableEl("backtest"), [
-    { title: "Predicted month", key: "predicted_month", fmt: v => v ? monthName(String(v).slice(0, 7)) : "n/a" },
-    { title: "Months after", key: "horizon_months", num: true, fmt: count },
-    { title: "Customers", key: "customers", num: true, fmt: count },
-    { title: "No purchase since", key: "churned", num: true, fmt: count },
-    { title: "Churn rate", key: "observed_churn_rate", num: true, fmt: v => pct(v) },
-    { title: "ROC AUC", key: "auc", num: true, fmt: v => fmt(v, 3) },
-    { title: "Red / green churn", key: "red_over_green", num: true, fmt: v => isNum(v) ? `${fmt(v, 1)}×` : "n/a" },
-    { title: "Purchase days expected", key: "expected_purchases", num: true, fmt: count },
-    { title: "made", key: "actual_purchases", num: true, fmt: count },
+    { key: "predicted_month", fmt: v => v ? monthName(String(v).slice(0, 7)) : "n/a" },
+    { key: "horizon_months", num: true, fmt: count },
+    { key: "customers", num: true, fmt: count },
+    { key: "churned", num: true, fmt: count },
+    { key: "observed_churn_rate", num: true, fmt: v => pct(v) },
+    { key: "auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "red_over_green", term: "lift_over_green", num: true, fmt: v => isNum(v) ? `${fmt(v, 1)}×` : "n/a" },
+    { key: "expected_purchases", num: true, fmt: count },
+    { key: "actual_purchases", num: true, fmt: count },
   ], rows.filter(r => r.measure === "overall").map(r => ({ ...r, red_over_green: red[r.horizon_months] ?? null })), { empty });
   table(tableEl("calibration"), [
-    { title: "Months after", key: "horizon_months", num: true, fmt: count },
-    { title: "Decile", key: "bucket" },
-    { title: "Customers", key: "customers", num: true, fmt: count },
-    { title: "Predicted churn", key: "mean_churn_probability", num: true, fmt: v => pct(v) },
-    { title: "Observed churn", key: "observed_churn_rate", num: true, fmt: v => pct(v) },
+    { key: "horizon_months", num: true, fmt: count },
+    { key: "bucket", term: "churn_decile" },
+    { key: "customers", num: true, fmt: count },
+    { key: "mean_churn_probability", num: true, fmt: v => pct(v) },
+    { key: "observed_churn_rate", num: true, fmt: v => pct(v) },
   ], rows.filter(r => r.measure === "churn_decile"), { empty });
   table(tableEl("quality"), [
-    { title: "Period end", key: "period_end" },
-    { title: "Checks", key: "checks", num: true, fmt: count },
-    { title: "Failed", key: "failed", num: true, fmt: count },
-    { title: "Critical failed", key: "critical", num: true, fmt: count },
-    { title: "Quarantined rows", key: "quarantined", num: true, fmt: count },
+    { key: "period", cell: (td, r) => { td.textContent = `${r.period_start} to ${addDays(r.period_end, -1)}`; } },
+    { key: "checks", num: true, fmt: count },
+    { key: "failed", num: true, fmt: count },
+    { key: "critical", num: true, fmt: count },
+    { key: "quarantined", num: true, fmt: count },
   ], d.quality || []);
+  const t = d.trust || {};
+  const against = (v, min) => isNum(v) ? `${pct(v)} (min ${pct(min)})` : "n/a";
+  table(tableEl("scores"), [
+    { key: "table_name" },
+    { key: "completeness", num: true, cell: (td, r) => { td.textContent = against(r.completeness, r.completeness_min);
+      if (isNum(r.completeness)) td.classList.add(r.completeness >= r.completeness_min ? "good" : "bad"); } },
+    { key: "accuracy", num: true, cell: (td, r) => { td.textContent = against(r.accuracy, r.accuracy_min);
+      if (isNum(r.accuracy)) td.classList.add(r.accuracy >= r.accuracy_min ? "good" : "bad"); } },
+    { key: "freshness", cell: (td, r) => {
+      td.textContent = r.fresh === null || r.fresh === undefined ? "not checked"
+        : `${r.fresh ? "fresh" : "stale"} (within ${count(r.freshness_days)} days of the period end)`;
+      if (r.freshness_detail) td.title = r.freshness_detail;
+      if (r.fresh !== null && r.fresh !== undefined) td.classList.add(r.fresh ? "good" : "bad"); } },
+  ], t.scores || []);
+  table(tableEl("warnings"), [
+    { key: "rule" }, { key: "failing_rows", num: true, fmt: count }, { key: "rows_checked", num: true, fmt: count },
+    { key: "quarantined_rows", num: true, fmt: count },
+    { key: "ceiling", num: true, cell: (td, r) => { td.textContent = isNum(r.ceiling)
+      ? `${pct(r.rows_checked ? r.failing_rows / r.rows_checked : null, 2)} of ${pct(r.ceiling, 2)}` : r.message || "an alert, no ceiling"; } },
+  ], t.warnings || [], { empty: "No warning rule failed this month." });
   table(tableEl("alerts"), [
-    { title: "Alert", key: "alert" }, { title: "Severity", key: "severity" }, { title: "Scope", key: "scope" },
-    { title: "Message", key: "message" },
+    { key: "alert" }, { key: "severity" }, { key: "scope" }, { key: "message" },
   ], d.alerts || [], { empty: "No alerts this month." });
 }
 
 function draw(d) {
   CURRENCY = d.currency || "USD";
+  LABELS = d.labels || {};
   const start = d.run.period_start, end = d.run.period_end;
   document.getElementById("period").textContent = `${monthName(d.month)}: ${dayShort(start)} – ${dayShort(addDays(end, -1))} ${end.slice(0, 4)}`;
   const badge = document.getElementById("closed");
