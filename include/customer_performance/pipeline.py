@@ -17,6 +17,7 @@ from include.customer_performance.export.artifacts import (
     add_data_docs_alert,
     data_docs_target,
     export_dir,
+    prune_data_docs,
     publish_data_docs,
 )
 from include.customer_performance.staging import Run, make_run
@@ -240,6 +241,9 @@ def validate(run: Run, cfg: Settings, rerun: bool = False) -> dict:
             summary = gate.store_results(cur, run, results, moved)
         conn.commit()
         problem = _data_docs(conn, run, cfg, docs, "dq_results")
+        with conn.cursor() as cur:
+            prune_data_docs(cur, run, cfg)
+        conn.commit()
     gate.log_summary(results, summary)
     gate.raise_on_critical([r for r in results if r.severity == gate.CRITICAL and not r.success], run)
     return {**summary, "data_docs": data_docs_target(run, cfg), "data_docs_error": problem}

@@ -8,6 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from psycopg import sql
+
 from include.customer_performance.config import Settings
 from include.customer_performance.staging import Run
 
@@ -38,6 +40,13 @@ def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
 
     try:
         target = export_dir(run, cfg) / "data_docs" / run.key
+        mark = target / PUBLISHED_MARK
+        if not mark.exists():
+            from datetime import UTC, datetime
+
+            target.mkdir(parents=True, exist_ok=True)
+            with open_file(mark, "wb") as fh:
+                fh.write(datetime.now(UTC).isoformat().encode())
         for path in sorted(docs.rglob("*")):
             if path.is_file():
                 dest = target / str(path.relative_to(docs))
@@ -51,6 +60,63 @@ def publish_data_docs(run: Run, cfg: Settings, docs: Path) -> str | None:
         log.warning("%s (the gate goes on; alert data_docs)", problem)
         return problem
     return None
+
+
+PUBLISHED_MARK = "published_at"  # in a run's Data Docs folder: when it was first seen (UTC, ISO)
+
+
+def prune_data_docs(cur, run: Run, cfg: Settings, now=None) -> list[str]:
+    """Drop the Data Docs of the month's other runs first seen more than ``staging_retention_days``
+    ago, as the staged tables are, except those of the month's published period (the newest load
+    in ``pipeline_runs``: the dashboard links them). A run's folder is marked when first seen (its
+    own publish, or this pruning for a folder written before the marks). Returns the folders
+    dropped; a storage error is logged, never raised (Data Docs are for people)."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.customer_performance.export.csv_email import open_file
+
+    now = now or datetime.now(UTC)
+    month_dir = export_dir(run, cfg) / "data_docs"
+    keep = {run.key}
+    cur.execute("SELECT to_regclass(%s)", (f"{cfg.analytics_schema}.pipeline_runs",))
+    if cur.fetchone()[0] is not None:
+        cur.execute(
+            sql.SQL(
+                "SELECT quality ->> 'data_docs' FROM {} WHERE report_month = %s"
+                " ORDER BY period_end DESC, loaded_at DESC LIMIT 1"
+            ).format(sql.Identifier(cfg.analytics_schema, "pipeline_runs")),
+            (run.period.report_month,),
+        )
+        found = cur.fetchone()
+        if found and found[0]:
+            keep.add(str(found[0]).rstrip("/").rpartition("/")[2])
+    dropped = []
+    try:
+        if not month_dir.exists():
+            return []
+        for folder in month_dir.iterdir():
+            if not folder.is_dir() or folder.name in keep:
+                continue
+            mark = folder / PUBLISHED_MARK
+            if not mark.exists():
+                with open_file(mark, "wb") as fh:
+                    fh.write(now.isoformat().encode())
+                continue
+            with open_file(mark, "rb") as fh:
+                seen = datetime.fromisoformat(fh.read().decode().strip())
+            if now - seen > timedelta(days=cfg.staging_retention_days):
+                folder.fs.rm(folder.path, recursive=True)
+                dropped.append(folder.name)
+    except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
+        log.warning("the Data Docs of older runs could not be pruned: %s", redact_url(str(exc))[:300])
+    if dropped:
+        log.info(
+            "dropped the Data Docs of %s run(s) older than %s days: %s",
+            len(dropped),
+            cfg.staging_retention_days,
+            dropped,
+        )
+    return dropped
 
 
 # Executors that run every task on the scheduler's own machine: a local folder is one store.

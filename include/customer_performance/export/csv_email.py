@@ -402,14 +402,13 @@ def mime_message(
     msg.set_content(text_body or "This message is in HTML; open it in a mail client that shows HTML.\n")
     msg.add_alternative(html_body, subtype="html")
     for path in files:  # bytes as they are (the CSVs are UTF-8, or gzipped): never re-encoded
-        # text/csv (UTF-8) opens in a spreadsheet from the mail client; a compressed file is gzip
+        # text/csv (UTF-8) opens in a spreadsheet from the mail client; a compressed file is gzip.
+        # Bytes in base64 either way: a text part's line ends would otherwise be rewritten
         maintype, subtype = ("application", "gzip") if str(path).endswith(".gz") else ("text", "csv")
-        data = Path(path).read_bytes()
-        if maintype == "text":
-            # base64 keeps the file's bytes (its line ends) exactly
-            msg.add_attachment(data.decode("utf-8"), subtype=subtype, filename=Path(path).name, cte="base64")
-        else:
-            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=Path(path).name)
+        params = {"charset": "utf-8"} if maintype == "text" else {}
+        msg.add_attachment(
+            Path(path).read_bytes(), maintype=maintype, subtype=subtype, filename=Path(path).name, params=params
+        )
     return msg
 
 
