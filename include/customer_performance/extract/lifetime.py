@@ -122,23 +122,33 @@ def summary_query(
     """The lifetime summary per customer and currency of the sales with ``start <= order_date <
     end`` (``start`` None: all before ``end``), of ``customers`` only when given, as one aggregate in
     the sales database. A sale's amount has the period's definition (``int_transactions_latest``):
-    of the versions of a transaction id (its bytes) in the window, the latest counts (by
-    ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as the period's DISTINCT ON), a
-    completed one as a purchase and ``+ amount``, a refunded one as ``- amount``, a pending or
-    cancelled one not at all; a row without an id never (the gate rejects it in a period).
-    Currencies group by their bytes, as PostgreSQL compares them downstream; a NULL currency groups
-    as ''. ``sale_days`` lists the purchase days (``TO_DAYS``) so that the all-currency row can be
-    built without the source's ROLLUP (``totals_sql``: a latin1 column's ROLLUP row keeps a
-    currency on MariaDB 10.11). ``id_key_max`` is the greatest id key (``key``: ``id_key(src)``) of
-    the row's sales; ``key_min`` adds ``id_key_min``, the least. ``part`` ``(i, n)``: only the
-    customers whose id is ``i`` modulo ``n`` (a negative id's remainder is negative: ``i - n``),
-    one of ``n`` queries that together give the whole summary; each ranks the whole window's
+    of the versions of a transaction id (its bytes) in the window that the period's gate would let
+    through (an amount above 0, a known status byte for byte; a row without an id never), the
+    latest counts (by ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as the period's
+    DISTINCT ON), a completed one as a purchase and ``+ amount``, a refunded one as ``- amount``,
+    a pending or cancelled one not at all. Currencies group by their bytes, as PostgreSQL compares
+    them downstream; a NULL currency groups as ''. ``sale_days`` lists the purchase days
+    (``TO_DAYS``) so that the all-currency row can be built without the source's ROLLUP
+    (``totals_sql``: a latin1 column's ROLLUP row keeps a currency on MariaDB 10.11).
+    ``id_key_max`` is the greatest id key (``key``: ``id_key(src)``) of the row's sales;
+    ``key_min`` adds ``id_key_min``, the least. ``part`` ``(i, n)``: only the customers whose id
+    is ``i`` modulo ``n`` (a negative id's remainder is negative: ``i - n``), one of ``n`` queries
+    that together give the whole summary; each ranks the whole window's
     versions (a later version may be another customer's)."""
     from include.customer_performance.extract.sales_db import _select_list, _text_columns
 
     sale, refund = TRANSACTION_STATUS["sale"], TRANSACTION_STATUS["refund"]
     table = f"`{TRANSACTIONS.source_table}`"
-    window, window_params = ["t.`order_date` < %s", "t.`transaction_id` IS NOT NULL"], [end]
+    # the versions the period's gate would let through (quality/suites.py: an id, an amount above
+    # 0, a status it knows, compared byte for byte as PostgreSQL does): the latest of these counts
+    statuses = list(TRANSACTION_STATUS.values())
+    window = [
+        "t.`order_date` < %s",
+        "t.`transaction_id` IS NOT NULL",
+        "t.`amount` > 0",
+        f"CAST(t.`status` AS BINARY) IN ({', '.join(['%s'] * len(statuses))})",
+    ]
+    window_params = [end, *statuses]
     if start is not None:
         window.append("t.`order_date` >= %s")
         window_params.append(start)
@@ -172,7 +182,8 @@ def summary_query(
         " GROUP_CONCAT(DISTINCT CASE WHEN v.sale THEN TO_DAYS(v.order_date) END) AS sale_days"
         f"{keys} FROM ("
         "  SELECT t.`customer_id` AS customer_id, CAST(COALESCE(t.`currency`, '') AS BINARY) AS cur,"
-        "  t.`order_date` AS order_date, t.`amount` AS amount, t.`status` = %s AS sale, t.`status` = %s AS refund,"
+        "  t.`order_date` AS order_date, t.`amount` AS amount, CAST(t.`status` AS BINARY) = %s AS sale,"
+        "  CAST(t.`status` AS BINARY) = %s AS refund,"
         f"  {key} AS k, ROW_NUMBER() OVER (PARTITION BY CAST(t.`transaction_id` AS BINARY) ORDER BY {VERSION_ORDER})"
         f"  AS version FROM {table} AS t WHERE {' AND '.join(where)}"
         f" ) AS v WHERE v.version = 1 AND (v.sale OR v.refund){''.join(' AND ' + o for o in outer)}"
