@@ -191,11 +191,22 @@ def export_select(
         if dtype in ("numeric", "double precision", "real") and decimals(name) is not None:
             col = sql.SQL("round({c}::numeric, {d}) AS {c}").format(c=col, d=sql.Literal(decimals(name)))
         elif dtype == "text":
-            value = (
-                sql.SQL("coalesce({c}, {u})").format(c=col, u=sql.Literal(MISSING_LABEL))
-                if name in GROUP_LABELS
-                else col
-            )
+            value = col
+            if name in GROUP_LABELS:
+                # an empty value of a column the row groups by is a group of its own (unknown); in
+                # a row of a grouped table that does not group by it, empty means all of them
+                # (a file of one level, without the column, holds that level's grouping columns only)
+                levels = "grouping_level" in types and (columns is None or "grouping_level" in columns)
+                grouped = (
+                    sql.SQL("TRUE")
+                    if not levels
+                    else sql.SQL("grouping_level <> 'total'")
+                    if name == "label"
+                    else sql.SQL("{c} = ANY(string_to_array(grouping_level, '+'))").format(c=sql.Literal(name))
+                )
+                value = sql.SQL("CASE WHEN {c} IS NULL AND {g} THEN {u} ELSE {c} END").format(
+                    c=col, g=grouped, u=sql.Literal(MISSING_LABEL)
+                )
             col = sql.SQL("CASE WHEN left({v}, 1) IN ({g}) THEN {q} || {v} ELSE {v} END AS {c}").format(
                 v=value, c=col, g=guard, q=sql.Literal("'")
             )

@@ -191,7 +191,11 @@ def trust(cur, report: sql.Composable, cfg) -> dict:
     are the settings' (``cfg``)."""
     from include.customer_performance.quality.suites import SOURCE_SUITES
 
-    sources = [s.name for s in SOURCE_SUITES]
+    with cur.connection.cursor() as plain:  # tuples, whatever rows the caller's cursor makes
+        return _trust(plain, report, cfg, [s.name for s in SOURCE_SUITES])
+
+
+def _trust(cur, report: sql.Composable, cfg, sources: list[str]) -> dict:
     cur.execute(
         sql.SQL(
             "SELECT table_name,"
@@ -199,7 +203,7 @@ def trust(cur, report: sql.Composable, cfg) -> dict:
             " max(score) FILTER (WHERE expectation = 'accuracy_score') AS accuracy,"
             " bool_and(success) FILTER (WHERE rule = table_name || '.freshness') AS fresh,"
             " max(examples ->> 0) FILTER (WHERE rule = table_name || '.freshness') AS freshness_detail"
-            " FROM {} WHERE table_name = ANY(%s) GROUP BY table_name"
+            " FROM {} AS report WHERE table_name = ANY(%s) GROUP BY table_name"
         ).format(report),
         (sources,),
     )
@@ -223,7 +227,7 @@ def trust(cur, report: sql.Composable, cfg) -> dict:
     ceilings = {c.rule: getattr(cfg, c.ceiling) for s in _all_suites() for c in s.checks if c.ceiling}
     cur.execute(
         sql.SQL(
-            "SELECT rule, table_name, failing_rows, rows_checked, quarantined_rows, examples ->> 0 FROM {}"
+            "SELECT rule, table_name, failing_rows, rows_checked, quarantined_rows, examples ->> 0 FROM {} AS report"
             " WHERE severity = 'warning' AND NOT success AND score IS NULL ORDER BY table_name, rule"
         ).format(report)
     )
