@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
@@ -27,8 +27,8 @@ from include.customer_performance.export.csv_email import (
     DQ_ORDER,
     FORMULA_PREFIXES,
     INTERACTION_ORDER,
-    REGIONAL_ORDER,
     attachments,
+    file_names,
     should_email,
     storage_path,
     write_csvs,
@@ -251,36 +251,88 @@ def test_bi_tables_are_configurable_and_checked(stack, run):
 
 
 def test_attachments_parse_back_to_the_analytics_rows(stack, july_run):
-    """Every cell of the attached files equals the analytics table's, formula guard aside."""
+    """Every cell of the attached files equals the analytics table's as a spreadsheet should take
+    it, worked out here: money to cents and other fractions to 4 decimals (half away from zero),
+    an empty label of a column the row groups by written unknown, the formula guard; each
+    regional file one grouping level."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from include.customer_performance.export.csv_email import REGIONAL_LEVELS, regional_columns, regional_file
+    from include.customer_performance.glossary import decimals
+
     msg = email.message_from_bytes(july_run["mails"][0].read_bytes())
     files = {p.get_filename(): p.get_payload(decode=True).decode("utf-8") for p in msg.walk() if p.get_filename()}
     checks = {
-        "customer_performance_july2025.csv": ("customer_performance", "customer_id"),
-        "regional_summary_july2025.csv": ("regional_summary", REGIONAL_ORDER),
-        "data_quality_report_july2025.csv": ("data_quality_results", DQ_ORDER),
-        "period_comparison_july2025.csv": ("period_comparison", COMPARISON_ORDER),
-        "interaction_summary_july2025.csv": ("interaction_summary", INTERACTION_ORDER),
+        "customer_performance_july2025.csv": ("customer_performance", "customer_id", "TRUE", None),
+        "data_quality_report_july2025.csv": ("data_quality_results", DQ_ORDER, "score IS NULL", None),
+        "period_comparison_july2025.csv": ("period_comparison", COMPARISON_ORDER, "TRUE", None),
+        "interaction_summary_july2025.csv": ("interaction_summary", INTERACTION_ORDER, "TRUE", None),
     }
-    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn, conn.cursor() as cur:
-        for name, (table, order) in checks.items():
+    for level, keys in REGIONAL_LEVELS.items():
+        checks[f"{regional_file(level)}_july2025.csv"] = (
+            "regional_summary",
+            ", ".join(keys) or "grouping_level",
+            f"grouping_level = '{level}'",
+            keys,
+        )
+
+    def expected(column: str, value, row: dict, level_keys) -> str:
+        if value is None:
+            if column in ("region", "country", "state", "segment", "product_category", "crm_segment"):
+                grouped = (
+                    level_keys is not None
+                    or "grouping_level" not in row
+                    or (column in (row["grouping_level"] or "").split("+"))
+                )
+                return "unknown" if grouped else ""
+            if column == "label":
+                return "unknown" if row["grouping_level"] != "total" else ""
+            if column in ("interaction_type", "department", "priority", "resolution_status"):
+                return "unknown" if column in row["grouping_level"].split("+") else ""
+            return ""
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, datetime):  # as PostgreSQL writes a timestamptz in UTC
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + "+00"
+        if isinstance(value, Decimal | float):
+            places = decimals(column)
+            if places is None:
+                return str(value)
+            return str(Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+        if isinstance(value, dict | list):
+            import json
+
+            return json.dumps(value)
+        text = str(value)
+        return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        for name, (table, order, where, level_keys) in checks.items():
             attached = list(csv.DictReader(io.StringIO(files[name])))
-            cols = list(attached[0])
+            cols = list(attached[0]) if attached else []
             assert "email" not in cols and "phone" not in cols
-            buf = io.BytesIO()
-            query = (
-                f"COPY (SELECT {', '.join(cols)} FROM analytics.{table} WHERE report_month = '2025-07-01'"
-                f" ORDER BY {order}) TO STDOUT (FORMAT csv, HEADER)"
+            if level_keys is not None:
+                level = name.removeprefix("regional_summary_").removesuffix("_july2025.csv")
+                assert cols == list(
+                    regional_columns(next(lv for lv in REGIONAL_LEVELS if lv.replace("+", "_") == level))
+                )
+            cur = conn.execute(
+                f"SELECT * FROM analytics.{table} WHERE report_month = '2025-07-01' AND {where} ORDER BY {order}"
             )
-            with cur.copy(query) as copy:
-                for block in copy:
-                    buf.write(block)
-            stored = list(csv.DictReader(io.StringIO(buf.getvalue().decode())))
+            names = [d.name for d in cur.description]
+            stored = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
             assert len(attached) == len(stored) > 0, name
+            for got, row in zip(attached, stored, strict=True):
+                want = {c: expected(c, row[c], row, level_keys) for c in cols}
+                if "examples" in want:  # jsonb as PostgreSQL writes it
+                    want["examples"] = got["examples"] if json_equal(got["examples"], row["examples"]) else "?"
+                assert got == want, name
 
-            def guarded(v: str) -> str:
-                return "'" + v if v.startswith(FORMULA_PREFIXES) and not _is_number(v) else v
 
-            assert attached == [{k: guarded(v) for k, v in row.items()} for row in stored], name
+def json_equal(text: str, value) -> bool:
+    import json
+
+    return json.loads(text) == value
 
 
 def _is_number(v: str) -> bool:
@@ -299,15 +351,8 @@ def test_exports_go_to_any_object_storage_path(stack, run, tmp_path):
     folder = storage_path("memory://exports/customer_performance") / "2025-07"
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         files = write_csvs(conn, run, folder)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [
-            "customer_performance_july2025.csv",
-            "data_quality_report_july2025.csv",
-            "interaction_summary_july2025.csv",
-            "period_comparison_july2025.csv",
-            "regional_summary_july2025.csv",
-        ]
-    )
+    assert sorted(p.name for p in folder.iterdir()) == sorted(file_names(run).values())
+    assert len(file_names(run)) == 15 and "regional_summary_region_july2025.csv" in file_names(run).values()
     with storage_path(files["customer_performance"]["path"]).open("rb") as fh:
         assert sum(1 for _ in fh) == files["customer_performance"]["rows"] + 1
     attached, linked = attachments(files, 10 * 2**20, tmp_path)
@@ -359,9 +404,9 @@ def test_report_cli_prints_the_executive_dashboard(stack, july_run):
     text = out.stdout
     for section in ("CUSTOMER OVERVIEW", "SUPPORT PERFORMANCE", "CUSTOMER SATISFACTION", "SEGMENTS", "HEALTH BANDS"):
         assert section in text
-    assert f"Total Customers: {customers:,}" in text
-    assert f"Net Revenue: {revenue:,.2f} USD" in text
-    assert f"Total Tickets: {int(tickets):,}" in text
+    assert f"Customers: {customers:,}" in text
+    assert f"Revenue: {revenue:,.2f} USD" in text
+    assert f"Tickets: {int(tickets):,}" in text
     assert cli(stack, "report").stdout == text  # the latest complete month by default
 
 
@@ -391,12 +436,6 @@ def test_the_run_record_has_every_task_and_destination(stack, july_run):
     assert tasks["validate"]["rows_out"] == tasks["validate"]["rows_in"] - quality["quarantined_rows"]
     assert delivered["analytics_db"]["rows"]["customer_performance"] == customers
     assert delivered["bi_api"]["rows"]["kpis"] == 1 and delivered["bi_api"]["dataset"] == "customer_performance"
-    assert sorted(delivered["csv_export"]["files"]) == [
-        "customer_performance",
-        "data_quality_report",
-        "interaction_summary",
-        "period_comparison",
-        "regional_summary",
-    ]
+    assert sorted(delivered["csv_export"]["files"]) == sorted(file_names(make_run(LOGICAL_DATE, "x", None, "x")))
     assert delivered["email"]["to"] == ["stakeholders@example.com"]
     assert {d["run_id"] for d in delivered.values()} == {july_run["run_id"]}

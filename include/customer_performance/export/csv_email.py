@@ -213,9 +213,11 @@ def export_select(
         cols.append(col)
     source = sql.SQL(" UNION ALL ").join(sql.SQL("SELECT * FROM {}").format(run.table(st)) for st in stages)
     filtered = sql.SQL("") if where is None else sql.SQL(" WHERE ") + where
-    return sql.SQL("SELECT {} FROM ({}) AS staged{} ORDER BY " + order).format(
-        sql.SQL(", ").join(cols), source, filtered
-    )
+    # the rows in ``order`` of the stored values (a written label, unknown, must not move its row)
+    return sql.SQL(
+        "SELECT {} FROM (SELECT *, row_number() OVER (ORDER BY " + order + ") AS export_row FROM ({}) AS s{})"
+        " AS staged ORDER BY export_row"
+    ).format(sql.SQL(", ").join(cols), source, filtered)
 
 
 def storage_path(location: str):
