@@ -93,7 +93,7 @@ def test_the_movers_and_a_customers_history_equal_sql(api, db):
     month = api.get("/api/month/2025-07").json()
     expected = db.execute(
         f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND health_trend = 'down'"
-        " ORDER BY value_at_stake DESC NULLS LAST, health_score - previous_health_score, customer_id LIMIT 10"
+        " ORDER BY health_score - previous_health_score, value_at_stake DESC NULLS LAST, customer_id LIMIT 10"
     ).fetchall()
     assert [r["customer_id"] for r in month["movers"]] == [r[0] for r in expected]
     assert all(r["health_change"] < 0 for r in month["movers"])
@@ -127,7 +127,7 @@ def test_the_months_newest_first_and_the_insights_served(api, db):
     )
     assert heat == stored and sum(heat.values()) > 0
     levels = {r["grouping_level"] for r in month["comparison"]}
-    assert levels == {"total", "region", "segment"}
+    assert levels == {"total", "region", "crm_segment"}
     assert {r["analysis"] for r in month["correlations"]} == {"activity_decile", "support_contacts", "feature_usage"}
     assert month["kpis"]["security_incidents"] == sum(
         r["interactions"]

@@ -190,11 +190,11 @@ def test_the_month_against_the_last_by_region_and_segment(staged):
         None,
     )
 
-    regular = _pick(rows, grouping_level="segment", label="regular")  # July 2 and 4; June 2, 4 and 5
+    regular = _pick(rows, grouping_level="crm_segment", label="regular")  # July 2 and 4; June 2, 4 and 5
     assert (regular["revenue"], regular["previous_revenue"], regular["revenue_change"]) == (30, 60, -30)
     assert regular["revenue_change_share"] == Decimal("-0.5000")
     assert (regular["previous_active_customers"], regular["retained_customers"], regular["retention_rate"]) == (2, 0, 0)
-    vip = _pick(rows, grouping_level="segment", label="VIP")
+    vip = _pick(rows, grouping_level="crm_segment", label="VIP")
     assert (vip["revenue_change"], vip["revenue_change_share"], vip["retention_rate"]) == (20, Decimal("0.2500"), 1)
 
 

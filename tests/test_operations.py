@@ -176,7 +176,8 @@ class Drawn(HTMLParser):
         super().__init__()
         self.charts, self.tables, self.kpis, self.ready, self.text = {}, {}, {}, None, []
         self.kpi_attrs, self.deltas, self.counts = {}, {}, {}
-        self._chart = self._table = self._kpi = self._delta = None
+        self.headers = []  # every table header: (its data-term, its text)
+        self._chart = self._table = self._kpi = self._delta = self._th = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -195,15 +196,22 @@ class Drawn(HTMLParser):
             self.counts[a["data-count"]] = float(a["data-value"])
         if "data-value" in a and "data-label" in a and self._chart is not None:
             self._chart.append((a["data-label"], float(a["data-value"])))
+        if tag == "th":
+            self._th = [a.get("data-term"), ""]
+            self.headers.append(self._th)
         if tag == "td" and "data-key" in a and self._table is not None:
             self._table.append((a["data-key"], a.get("data-value")))
 
     def handle_endtag(self, tag):
+        if tag == "th":
+            self._th = None
         if tag == "figure":
             self._chart = self._table = None
 
     def handle_data(self, data):
         self.text.append(data)
+        if self._th is not None:
+            self._th[1] += data
         if self._kpi and data.strip():
             self.kpis[self._kpi] = data.strip()
             self._kpi = None
@@ -317,8 +325,24 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
             sign = "+" if now > before else "−" if now < before else "±"
             assert page.deltas[name].endswith("vs June") and f"{sign}{abs(now - before):,}" in page.deltas[name]
     assert page.kpis["Customers"] == f"{customers:,}"
-    assert page.kpis["Revenue (MRR)"].endswith(" USD")
-    assert [k for k, _ in page.tables["quality"]][:1] == ["period_end"]
+    assert page.kpis["MRR (net revenue)"].endswith(" USD")
+    assert [k for k, _ in page.tables["quality"]][:1] == ["period"]
+    # one name per meaning: every table header and KPI card shows the glossary's label of its term
+    from include.customer_performance.glossary import label
+
+    assert len(page.headers) > 60
+    for term, text in page.headers:
+        assert term is not None, f"a table header without its term: {text!r}"
+        assert text in (label(term), f"{label(term)} (USD)"), (term, text)
+    assert {a["data-kpi"] for a in page.kpi_attrs.values() if "data-term" in a} == {
+        label(a["data-term"]) for a in page.kpi_attrs.values() if "data-term" in a
+    }
+    # what to trust: each source's scores, and the month's failed warning rules with their ceiling
+    scores = {r["table_name"] for r in page.rows("scores")}
+    assert scores == {"customers", "transactions", "interactions", "customer_activity"}
+    assert page.rows("warnings"), "the demo data plants rows each warning rule quarantines"
+    # market penetration by region: the regional summary's
+    assert page.charts["penetration"]
 
     shot = ROOT / "docs" / "dashboard.png"
     shot.parent.mkdir(exist_ok=True)

@@ -713,6 +713,17 @@ function revenue(d) {
     color: "#ea580c", xTitle: `Revenue (${CURRENCY})`, valueFmt: money,
     extra: p => ` · ${pct(rt ? p.value / rt : null, 0)} · ${count(p.customers)} cust.`, right: 190,
   });
+  const pen = d.penetration || [];
+  const market = pen.some(r => r.penetration_base === "addressable_market");
+  if (!pen.length) noData(chart("penetration"));
+  else {
+    hbars(chart("penetration"), pen.map(r => ({ label: r.label, value: r.market_penetration, base: r.penetration_base,
+      active: r.active_customers, of: r.penetration_base === "addressable_market" ? r.addressable_market : r.customers })), {
+      color: "#0d9488", valueFmt: v => pct(v), right: 250,
+      xTitle: `${L("market_penetration")}: ${L("active_customers").toLowerCase()} over ${market ? "the addressable market where given, else" : ""} the region's customers`,
+      extra: p => ` · ${count(p.active)} of ${count(p.of)} ${p.base === "addressable_market" ? "in the market" : "customers"}`,
+    });
+  }
   hbars(chart("segments"), d.segments.map(r => ({ label: r.label, value: r.revenue, customers: r.customers })), {
     color: "#0891b2", xTitle: `Revenue (${CURRENCY})`, valueFmt: money,
     extra: p => ` · ${pct(st ? p.value / st : null, 0)} · ${count(p.customers)} cust.`, right: 190,
