@@ -31,6 +31,7 @@ from include.customer_performance.config import settings
 from include.customer_performance.export.csv_email import (
     AmbiguousDeliveryError,
     ExportLocationError,
+    file_names,
     storage_path,
     write_csvs,
 )
@@ -417,16 +418,7 @@ def test_runs_of_one_logical_date_share_no_staged_table_or_temp_file(stack, run,
 
     _, errors = concurrently(write, timeout=60)
     assert errors == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{n}_july2025.csv"
-        for n in (
-            "customer_performance",
-            "regional_summary",
-            "data_quality_report",
-            "period_comparison",
-            "interaction_summary",
-        )
-    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(file_names(run).values())
 
 
 # -- the partition swap and readers -------------------------------------------------------------

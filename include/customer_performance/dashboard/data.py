@@ -178,10 +178,21 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
 
         card = model.get("scorecard") or metrics.DEFAULTS
         params = {"m": month, "end": run["period_end"], "high_risk": card["risk"]["high_risk_churn"]}
+        # market penetration comes with migration 0011
+        cur.execute(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'regional_summary' AND column_name = 'market_penetration'",
+            (schema,),
+        )
+        penetration = cur.fetchone()["n"] > 0
         out = {}
         for name, text in q.items():
             needs = {field for _, field, _, _ in string.Formatter().parse(text) if field}
-            if not needs <= present or (not upgraded and name in ("at_risk_total", "movers", "backtest")):
+            if (
+                not needs <= present
+                or (not upgraded and name in ("at_risk_total", "movers", "backtest"))
+                or (name == "penetration" and not penetration)
+            ):
                 out[name] = []  # a table or column a later migration adds: shown empty until then
                 continue
             cur.execute(sql.SQL(text).format(**tables), params)

@@ -76,7 +76,6 @@ def prune_data_docs(cur, run: Run, cfg: Settings, now=None) -> list[str]:
     from include.customer_performance.export.csv_email import open_file
 
     now = now or datetime.now(UTC)
-    month_dir = export_dir(run, cfg) / "data_docs"
     keep = {run.key}
     cur.execute("SELECT to_regclass(%s)", (f"{cfg.analytics_schema}.pipeline_runs",))
     if cur.fetchone()[0] is not None:
@@ -92,6 +91,7 @@ def prune_data_docs(cur, run: Run, cfg: Settings, now=None) -> list[str]:
             keep.add(str(found[0]).rstrip("/").rpartition("/")[2])
     dropped = []
     try:
+        month_dir = export_dir(run, cfg) / "data_docs"
         if not month_dir.exists():
             return []
         for folder in month_dir.iterdir():

@@ -235,6 +235,15 @@ def trust_lines(d: Digest) -> list[str]:
     return lines or ["no score was computed (no source suite ran)"]
 
 
+def _change(c: dict) -> float | None:
+    """A mover's health change (its row's, else worked out from its two scores)."""
+    if c.get("health_change") is not None:
+        return c["health_change"]
+    if c.get("health_score") is None or c.get("previous_health_score") is None:
+        return None
+    return float(c["health_score"]) - float(c["previous_health_score"])
+
+
 def _customer_line(c: dict, currency: str, movers: bool = False) -> str:
     who = (
         f"{c['name'] or 'unnamed'} (#{c['customer_id']}, {c['segment'] or 'no segment'}, {c['region'] or 'no region'})"
@@ -334,7 +343,7 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         out.append("</tr>")
         for c in rows:
             middle = (
-                f"{e(compact(c['health_change'], 'score'))} ({compact(c['previous_health_score'], 'score')} &rarr;"
+                f"{e(compact(_change(c), 'score'))} ({compact(c['previous_health_score'], 'score')} &rarr;"
                 f" {compact(c['health_score'], 'score')})"
                 if movers
                 else e(f"{compact(c['churn_probability'], 'share')} ({c['health_band'] or 'no'} band)")
