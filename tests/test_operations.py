@@ -198,7 +198,8 @@ class Drawn(HTMLParser):
             self._chart.append((a["data-label"], float(a["data-value"])))
         if tag == "th":
             self._th = [a.get("data-term"), ""]
-            self.headers.append(self._th)
+            if "data-month" not in a:  # a month heading a column of a table by month is a value
+                self.headers.append(self._th)
         if tag == "td" and "data-key" in a and self._table is not None:
             self._table.append((a["data-key"], a.get("data-value")))
 

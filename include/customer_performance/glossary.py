@@ -72,6 +72,8 @@ TERMS = _terms(
     ("run_id", "Run", "id", "The Airflow run that computed and published the row."),
     ("loaded_at", "Loaded at", "timestamp", "When the run published the row to the analytics database."),
     ("row_counts", "Rows per task", "json", "What each task returned: tables and rows."),
+    ("source", "Source", "text", "The system rows come from: the customer database, the CRM API or the sales database."),
+    ("rows_change", "Change in rows", "share", "A source's rows this month against the month before, as a share of those."),
     ("tasks", "Task figures", "json", "Per task: rows in, rows out, seconds."),
     ("delivered", "Delivered to", "json", "Per destination: where the period's results went, by which run."),
     ("quality", "Quality summary", "json", "The gate's summary: checks, failures, quarantined rows, scores."),

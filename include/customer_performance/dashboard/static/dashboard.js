@@ -480,9 +480,9 @@ function pipeline(d) {
   else {
     const t = h("table", { "data-table": "sources" }, src);
     const hr = h("tr", {}, h("thead", {}, t));
-    h("th", {}, hr, "Source");
-    hist.forEach(x => h("th", { class: "num" }, hr, monthShort(x.month)));
-    if (hist.length > 1) h("th", { class: "num" }, hr, "Change");
+    h("th", { "data-term": "source" }, hr, L("source"));
+    hist.forEach(x => h("th", { class: "num", "data-month": x.month }, hr, monthShort(x.month)));  // a value, not a term
+    if (hist.length > 1) h("th", { class: "num", "data-term": "rows_change" }, hr, L("rows_change"));
     const tb = h("tbody", {}, t);
     [["extract_customer_db", "Customer DB"], ["extract_crm_api", "CRM API"], ["extract_sales_db", "Sales DB"]].forEach(([k, label]) => {
       const tr = h("tr", {}, tb);
