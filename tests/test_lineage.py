@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from tests.conftest import dags_test, own_destinations
+from tests.conftest import LOGICAL_DATE, dags_test, own_destinations
 
 
 def _events(path: Path) -> dict[str, dict]:
@@ -94,16 +94,10 @@ def test_every_task_reports_the_datasets_it_read_and_wrote(stack, tmp_path):
     bi_conn = stack.connections()["bi_api"]
     assert f"http://127.0.0.1:{bi_conn['port']}//datasets/{bi}/tables/kpis" in io["push_bi_api"][1]
     files = {n for n in io["email_csv_export"][1] if n.startswith("file")}
-    assert {Path(n).name for n in files} == {
-        f"{name}_july2025.csv"
-        for name in (
-            "customer_performance",
-            "regional_summary",
-            "data_quality_report",
-            "period_comparison",
-            "interaction_summary",
-        )
-    }
+    from include.customer_performance.export.csv_email import file_names
+    from include.customer_performance.staging import make_run
+
+    assert {Path(n).name for n in files} == set(file_names(make_run(LOGICAL_DATE, "any", None, "any")).values())
     assert all(str(exports) in n for n in files)
     assert any(n.endswith("/index.html") and "data_docs" in n for n in io["validate"][1])
     # no temporary or run-private file anywhere
