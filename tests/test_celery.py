@@ -24,7 +24,7 @@ def test_a_month_on_two_celery_workers_equals_the_single_process_run(tmp_path_fa
         env = stack.prepare_airflow(tmp_path_factory.mktemp("dags_test"))
         dags_test(env, JULY_CLOSE)
         single, single_csv = snapshot(stack), _csv_bytes(stack)
-        assert len(single_csv) == 5 and single["customer_performance"]
+        assert len(single_csv) == 15 and single["customer_performance"]
 
         af = LocalAirflow(stack, tmp_path_factory.mktemp("airflow"), executor="celery", workers=2)
         try:
