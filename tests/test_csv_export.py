@@ -66,8 +66,8 @@ def test_pii_is_opt_in_and_empty_tables_still_have_headers(pg_db, tmp_path):
         assert next(csv.reader(fh)) == ["customer_id", "name", "email", "revenue", "note"]
     with open(files["regional_summary_region"]["path"], encoding="utf-8") as fh:
         assert fh.read() == (
-            "region,customers,active_customers,market_penetration,transactions,revenue,revenue_at_risk,"
-            "avg_health_score,avg_churn_probability\n"
+            "region,customers,active_customers,market_penetration,penetration_base,addressable_market,transactions,"
+            "revenue,revenue_at_risk,avg_health_score,avg_churn_probability\n"
         )
     with open(files["regional_summary_segment_product_category"]["path"], encoding="utf-8") as fh:
         assert fh.read() == "segment,product_category,customers,active_customers,transactions,revenue\n"
@@ -114,6 +114,8 @@ def test_a_spreadsheet_takes_the_files_as_they_are(pg_db, tmp_path):
         "customers",
         "active_customers",
         "market_penetration",
+        "penetration_base",
+        "addressable_market",
         "transactions",
         "revenue",
         "revenue_at_risk",

@@ -290,7 +290,48 @@ def test_the_dashboard_reads_a_schema_upgraded_but_not_loaded_since(pg_db, tmp_p
                 conn.commit()
             out = data.month_data(conn, "analytics", date(2025, 7, 1))
             assert out["kpis"] == {"customers": 2} and len(out["health_bands"]) == 2
+            # fewer buyers than the curve's points: every point, the top 20 % being ceil(0.2 x 2) = 1
+            # customer (50 of 60), as the KPI counts them, and the curve ends at 100 %
+            pareto = out["pareto"]
+            assert [p["customers_pct"] for p in pareto] == list(range(5, 101, 5))
+            assert pareto[3]["revenue_share"] == 0.8333 and pareto[-1]["revenue_share"] == 1.0
             assert out["comparison"] == [] and out["heatmap"] == [] and out["correlations"] == []
             # the at-risk list needs value_at_stake (0006): customer 1 (churn 0.9, red) once it is there
             assert out["at_risk"]["total"] == (1 if upgrade or applied == "0006" else 0)
             assert data.customer_history(conn, "analytics", 1)["months"][0]["health_score"] == 20
+
+
+def test_what_to_trust_reads_a_volume_warning_and_a_rule_over_its_rows():
+    """The email's 'What to trust': a source's scores against their minimums, a warning rule with
+    its rows and ceiling, and an outcome warning (volume: rows checked, no failing rows, no
+    ceiling) in its own words."""
+    from include.customer_performance.export.digest import Digest, trust_lines
+
+    d = Digest(month="July 2025", period="2025-07-01..2025-07-31", run_id="r", currency="USD", kpis={})
+    d.trust = {
+        "scores": [
+            {
+                "table_name": "transactions",
+                "completeness": 0.99875,
+                "completeness_min": 0.95,
+                "accuracy": 0.97,
+                "accuracy_min": 0.98,
+                "fresh": False,
+                "freshness_detail": "the latest updated_at is 2025-07-20 00:00",
+                "freshness_days": 2,
+            }
+        ],
+        "warnings": [
+            {"rule": "transactions.amount.negative", "table_name": "transactions", "failing_rows": 12,
+             "rows_checked": 1000, "quarantined_rows": 12, "ceiling": 0.02, "message": None},
+            {"rule": "transactions.volume", "table_name": "transactions", "failing_rows": None,
+             "rows_checked": 600, "quarantined_rows": 0, "ceiling": None, "message": "600 rows in the period"},
+        ],
+    }  # fmt: skip
+    lines = trust_lines(d)
+    assert lines[0] == (
+        "transactions: completeness 99.9 % (min 95.0 %), accuracy 97.0 % (min 98.0 %), STALE:"
+        " the latest updated_at is 2025-07-20 00:00"
+    )
+    assert lines[1] == "warning transactions.amount.negative: 12 of 1,000 rows (1.20 %; ceiling 2.00 %), 12 quarantined"
+    assert lines[2] == "warning transactions.volume: 600 rows in the period"

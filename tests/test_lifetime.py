@@ -32,7 +32,7 @@ from include.customer_performance.extract.sales_db import extract_sales_db
 from include.customer_performance.staging import make_run
 
 COLS = "customer_id, currency, first_purchase, last_purchase, purchases, purchase_days, monetary"
-CURRENCIES = ["USD", "EUR", "GBP", None, "usd"]  # NULL and a lower-case spelling group on their own
+CURRENCIES = ["USD", "EUR", "GBP", None, "usd"]  # a lower-case spelling groups on its own; NULL: left out
 STATUSES = ["completed"] * 6 + ["refunded", "pending"]
 
 
@@ -232,7 +232,8 @@ def test_incremental_state_equals_full_recomputation_through_late_changes(stack,
     # (a customer none of the changes above touched: verify leaves the changed ones out, as the next
     # run recomputes them)
     cur.execute(
-        "DELETE FROM transactions WHERE order_date < '2025-07-01' AND status = 'completed'"
+        "DELETE FROM transactions WHERE order_date < '2025-07-01' AND BINARY status = 'completed'"
+        " AND currency IS NOT NULL AND amount > 0"  # a sale the summary counts
         f" AND customer_id > {old[4]} AND customer_id NOT IN ({owner}, {owner2}, {owner3}, {owner4}) LIMIT 1"
     )
     found = _verify(schemas, date(2025, 8, 1))
@@ -351,7 +352,7 @@ def test_the_summary_in_parts_equals_one_query(stack, sales):
 
         for start in (None, date(2025, 7, 1)):  # a snapshot's whole history, a period's summary
             whole = rows(start=start)
-            assert any(r[0] == b"-7" for r in whole) and len(whole) > 60
+            assert any(r[0] == b"-7" for r in whole) and len(whole) > 40
             for n in (2, 3):
                 parts = [rows((i, n), start) for i in range(n)]
                 assert all(parts), f"a class of {n} is empty"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -77,22 +78,36 @@ def test_data_docs_of_old_runs_are_dropped_but_the_published_and_recent_kept(pg_
     run = make_run(datetime(2025, 8, 1, 2), "docs_now", None, "cp_staging")
     docs = tmp_path / "2025-07" / "data_docs"
     now = datetime(2025, 8, 20, tzinfo=UTC)
-    for name, age in (("old", 30), ("recent", 2), ("published", 40), ("unmarked", None), (run.key, 50)):
-        (docs / name / "sources").mkdir(parents=True)
-        (docs / name / "sources" / "index.html").write_text("<html></html>")
+    june = tmp_path / "2025-06" / "data_docs"  # a month no run touches again
+    for where, name, age in (
+        (docs, "old", 30),
+        (docs, "recent", 2),
+        (docs, "published", 40),
+        (docs, "unmarked", None),
+        (docs, run.key, 50),
+        (june, "june_old", 30),
+        (june, "june_published", 60),
+    ):
+        (where / name / "sources").mkdir(parents=True)
+        (where / name / "sources" / "index.html").write_text("<html></html>")
         if age is not None:
-            (docs / name / PUBLISHED_MARK).write_text((now - timedelta(days=age)).isoformat())
+            (where / name / PUBLISHED_MARK).write_text((now - timedelta(days=age)).isoformat())
     with psycopg.connect(pg_db) as conn, conn.cursor() as cur:
         cur.execute(
             "CREATE SCHEMA analytics; CREATE TABLE analytics.pipeline_runs (report_month date, period_end date,"
             " loaded_at timestamptz, quality jsonb)"
         )
-        cur.execute(
-            "INSERT INTO analytics.pipeline_runs VALUES ('2025-07-01', '2025-08-01', now(), %s)",
-            ('{"data_docs": "%s"}' % (docs / "published"),),
-        )
+        for month, end, folder in (
+            ("2025-07-01", "2025-08-01", docs / "published"),
+            ("2025-06-01", "2025-07-01", june / "june_published"),
+        ):
+            cur.execute(
+                "INSERT INTO analytics.pipeline_runs VALUES (%s, %s, now(), %s)",
+                (month, end, json.dumps({"data_docs": str(folder)})),
+            )
         dropped = prune_data_docs(cur, run, cfg, now=now)
-    assert dropped == ["old"]
+    assert sorted(dropped) == ["2025-06/june_old", "2025-07/old"]
     assert sorted(p.name for p in docs.iterdir()) == sorted(["recent", "published", "unmarked", run.key])
+    assert [p.name for p in june.iterdir()] == ["june_published"]
     # a folder from before the marks is marked when first seen, and ages from then
     assert (docs / "unmarked" / PUBLISHED_MARK).read_text() == now.isoformat()

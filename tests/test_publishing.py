@@ -23,7 +23,7 @@ def _record(dsn, rows):
             "CREATE SCHEMA analytics; CREATE TABLE analytics.pipeline_runs (report_month date, period_start date,"
             " period_end date, run_id text, loaded_at timestamptz DEFAULT now(), delivered jsonb)"
         )
-        for row in rows:
+        for row in rows:  # loaded now: long after July 2025 ended
             conn.execute("INSERT INTO analytics.pipeline_runs VALUES (%s, %s, %s, %s, now(), %s)", row)
 
 
@@ -53,6 +53,14 @@ def test_a_partial_month_of_a_closed_month_is_refused_naming_the_way_out(pg_db):
     assert "logical date 2025-08-01 02:00, or param report_month=2025-07" in text
     assert "replace_closed_month = true" in text
     assert advice(err.value, "extract_sales_db")[0] == "closed month"
+    # a whole month published before it ended (a report_month run of the month under way) closes
+    # nothing: the nightly runs of that month go on
+    with psycopg.connect(pg_db) as conn:
+        conn.execute(
+            "INSERT INTO analytics.pipeline_runs VALUES ('2025-09-01', '2025-09-01', '2025-10-01', 'manual__early',"
+            " '2025-09-15 08:00+00', '{\"analytics_db\": {}}')"
+        )
+    _check(pg_db, make_run(datetime(2025, 9, 20, 2), "scheduled__2025-09-20", None, "cp_staging"))
     # the month's close itself, a rerun of it, and a partial run asking to replace all go ahead
     _check(pg_db, make_run(datetime(2025, 8, 1, 2), "rerun", None, "cp_staging"))
     _check(pg_db, make_run(JULY_15, "manual", "2025-07", "cp_staging"))

@@ -171,7 +171,7 @@ TERMS = _terms(
     ("suite", "Suite", "text", "The quality suite: one per staged table the gate checks."),
     ("table_name", "Table", "text", "The table a check ran on."),
     ("column_name", "Column", "text", "The column a check ran on."),
-    ("rule", "Rule", "text", "The check's rule name, e.g. transactions.amount.positive."),
+    ("rule", "Rule", "text", "The check's rule name, e.g. transactions.amount.negative."),
     ("expectation", "Expectation", "text", "The Great Expectations expectation (or the gate's own outcome check) behind a rule."),
     ("rows_checked", "Rows checked", "count", "Rows the check looked at."),
     ("failing_rows", "Failing rows", "count", "Rows the check failed."),

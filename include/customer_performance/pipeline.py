@@ -56,9 +56,13 @@ def execute(task, **kwargs) -> dict:
     run = current_run(cfg)
     t0 = time.monotonic()
     lineage.start()
+    from airflow.sdk.exceptions import AirflowSkipException
+
     try:
         guard_publishing(run, cfg)
         out = task(run, cfg, **kwargs)
+    except AirflowSkipException:  # no failure: no failure's log, no advice
+        raise
     except Exception as exc:
         log.error("%s failed for %s (run %s): %s: %s", task.__name__, run.period, run.run_id, type(exc).__name__, exc)
         kind, text = advice(exc, task.__name__, retry_of(exc))

@@ -5,9 +5,9 @@ past day of a month (a UI backfill of daily runs, a manual trigger with an old l
 cleared old run) reports a partial month. Two rules, checked by every task before it works:
 
 - **A partial month of a month already published closed** (``pipeline_runs`` holds the month's
-  close with a destination delivered) fails at once with ``ClosedMonthError``: nothing reaches a
-  destination, and the error says how to report the month instead. The run's param
-  ``replace_closed_month`` replaces the closed month anyway.
+  close, loaded after the month ended, with a destination delivered) fails at once with
+  ``ClosedMonthError``: nothing reaches a destination, and the error says how to report the month
+  instead. The run's param ``replace_closed_month`` replaces the closed month anyway.
 - **A backfill reports whole months.** A backfill run whose period is a partial month that has
   already ended (the UI's Backfill form creates one run a day) is skipped with the reason in its
   log, so a backfill over past months publishes only their month closes (the 1st's runs).
@@ -40,8 +40,9 @@ def month_over(run: Run, today: date | None = None) -> bool:
 
 
 def closed_publication(cur, schema: str, run: Run) -> tuple[str, object] | None:
-    """``(run_id, loaded_at)`` of the month close of the run's month published to a destination,
-    or None."""
+    """``(run_id, loaded_at)`` of the month close of the run's month published to a destination
+    after the month ended, or None (a ``report_month`` run of the month still under way published
+    the whole month early: it closes nothing, and the nightly runs go on replacing it)."""
     from include.customer_performance.period import add_months
 
     cur.execute("SELECT to_regclass(%s)", (f"{schema}.pipeline_runs",))
@@ -51,7 +52,8 @@ def closed_publication(cur, schema: str, run: Run) -> tuple[str, object] | None:
     cur.execute(
         sql.SQL(
             "SELECT run_id, loaded_at FROM {} WHERE report_month = %s AND period_start = %s AND period_end = %s"
-            " AND delivered <> '{{}}'::jsonb ORDER BY loaded_at DESC LIMIT 1"
+            " AND delivered <> '{{}}'::jsonb AND loaded_at >= period_end::timestamp AT TIME ZONE 'UTC'"
+            " ORDER BY loaded_at DESC LIMIT 1"
         ).format(sql.Identifier(schema, "pipeline_runs")),
         (month, month, add_months(month, 1)),
     )

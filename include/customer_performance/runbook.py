@@ -104,7 +104,7 @@ TASKS: dict[str, TaskDoc] = {
     "email_csv_export": TaskDoc(
         "Email CSV export",
         DELIVER,
-        "Writes the three CSV files to the export location and emails them with an HTML summary when the"
+        "Writes the month's CSV files to the export location and emails them with an HTML summary when the"
         " month closes or the run is manual (`email_policy`).",
         "Check connection `smtp_default` and the export location, then clear this task alone: the email"
         " goes out once per run (a try that cannot know whether an earlier one sent it stops and says so).",

@@ -144,8 +144,12 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
                 SELECT floor({PARETO_POINTS} * (r - 1)::numeric / n)::int + 1 AS part, sum(revenue) AS revenue
                 FROM ranked GROUP BY 1
             ), shares AS (
-                SELECT part, round(sum(revenue) OVER (ORDER BY part) / nullif(sum(revenue) OVER (), 0), 4) AS share
-                FROM parts
+                -- every point, a part no buyer falls in (fewer buyers than points) carrying the last
+                SELECT p.part,
+                       round(sum(coalesce(parts.revenue, 0)) OVER (ORDER BY p.part)
+                             / nullif(sum(coalesce(parts.revenue, 0)) OVER (), 0), 4) AS share
+                FROM generate_series(1, {PARETO_POINTS}) AS p (part) LEFT JOIN parts USING (part)
+                WHERE EXISTS (SELECT FROM ranked)
             )
             SELECT part * {100 // PARETO_POINTS} AS customers_pct, 100 * share AS revenue_pct,
                    share AS revenue_share

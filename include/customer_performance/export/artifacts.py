@@ -66,47 +66,50 @@ PUBLISHED_MARK = "published_at"  # in a run's Data Docs folder: when it was firs
 
 
 def prune_data_docs(cur, run: Run, cfg: Settings, now=None) -> list[str]:
-    """Drop the Data Docs of the month's other runs first seen more than ``staging_retention_days``
-    ago, as the staged tables are, except those of the month's published period (the newest load
-    in ``pipeline_runs``: the dashboard links them). A run's folder is marked when first seen (its
-    own publish, or this pruning for a folder written before the marks). Returns the folders
-    dropped; a storage error is logged, never raised (Data Docs are for people)."""
+    """Drop the Data Docs of other runs, of every month of the export location, first seen more
+    than ``staging_retention_days`` ago, as the staged tables are; never those of a month's
+    published period (its newest load in ``pipeline_runs``: the dashboard links them). A run's
+    folder is marked when first seen (its own publish, or this pruning for a folder written before
+    the marks). Returns the folders dropped (``YYYY-MM/run``); a storage error is logged, never
+    raised (Data Docs are for people)."""
+    import re
     from datetime import UTC, datetime, timedelta
 
     from include.customer_performance.export.csv_email import open_file
 
     now = now or datetime.now(UTC)
-    keep = {run.key}
+    keep = {(run.period.report_month.strftime("%Y-%m"), run.key)}
     cur.execute("SELECT to_regclass(%s)", (f"{cfg.analytics_schema}.pipeline_runs",))
     if cur.fetchone()[0] is not None:
         cur.execute(
             sql.SQL(
-                "SELECT quality ->> 'data_docs' FROM {} WHERE report_month = %s"
-                " ORDER BY period_end DESC, loaded_at DESC LIMIT 1"
-            ).format(sql.Identifier(cfg.analytics_schema, "pipeline_runs")),
-            (run.period.report_month,),
+                "SELECT DISTINCT ON (report_month) to_char(report_month, 'YYYY-MM'), quality ->> 'data_docs' FROM {}"
+                " ORDER BY report_month, period_end DESC, loaded_at DESC"
+            ).format(sql.Identifier(cfg.analytics_schema, "pipeline_runs"))
         )
-        found = cur.fetchone()
-        if found and found[0]:
-            keep.add(str(found[0]).rstrip("/").rpartition("/")[2])
+        keep |= {(month, str(docs).rstrip("/").rpartition("/")[2]) for month, docs in cur.fetchall() if docs}
     dropped = []
     try:
-        month_dir = export_dir(run, cfg) / "data_docs"
-        if not month_dir.exists():
-            return []
-        for folder in month_dir.iterdir():
-            if not folder.is_dir() or folder.name in keep:
+        root = export_dir(run, cfg).parent
+        for month_dir in root.iterdir():
+            if not (month_dir.is_dir() and re.fullmatch(r"\d{4}-\d{2}", month_dir.name)):
                 continue
-            mark = folder / PUBLISHED_MARK
-            if not mark.exists():
-                with open_file(mark, "wb") as fh:
-                    fh.write(now.isoformat().encode())
+            docs = month_dir / "data_docs"
+            if not docs.exists():
                 continue
-            with open_file(mark, "rb") as fh:
-                seen = datetime.fromisoformat(fh.read().decode().strip())
-            if now - seen > timedelta(days=cfg.staging_retention_days):
-                folder.fs.rm(folder.path, recursive=True)
-                dropped.append(folder.name)
+            for folder in docs.iterdir():
+                if not folder.is_dir() or (month_dir.name, folder.name) in keep:
+                    continue
+                mark = folder / PUBLISHED_MARK
+                if not mark.exists():
+                    with open_file(mark, "wb") as fh:
+                        fh.write(now.isoformat().encode())
+                    continue
+                with open_file(mark, "rb") as fh:
+                    seen = datetime.fromisoformat(fh.read().decode().strip())
+                if now - seen > timedelta(days=cfg.staging_retention_days):
+                    folder.fs.rm(folder.path, recursive=True)
+                    dropped.append(f"{month_dir.name}/{folder.name}")
     except Exception as exc:  # noqa: BLE001 - any storage error: reported, not raised
         log.warning("the Data Docs of older runs could not be pruned: %s", redact_url(str(exc))[:300])
     if dropped:

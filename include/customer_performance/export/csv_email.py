@@ -72,6 +72,8 @@ REGIONAL_MEASURES = (
     "customers",
     "active_customers",
     "market_penetration",
+    "penetration_base",
+    "addressable_market",
     "transactions",
     "revenue",
     "revenue_at_risk",
@@ -79,7 +81,14 @@ REGIONAL_MEASURES = (
     "avg_churn_probability",
 )
 # customer measures are not split by product category (regional_summary.sql): NULL there, left out
-CUSTOMER_MEASURES = ("market_penetration", "revenue_at_risk", "avg_health_score", "avg_churn_probability")
+CUSTOMER_MEASURES = (
+    "market_penetration",
+    "penetration_base",
+    "addressable_market",
+    "revenue_at_risk",
+    "avg_health_score",
+    "avg_churn_probability",
+)
 # text columns whose empty value is a group of its own: written as glossary.MISSING_LABEL
 GROUP_LABELS = frozenset(
     {

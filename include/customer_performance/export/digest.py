@@ -222,15 +222,14 @@ def trust_lines(d: Digest) -> list[str]:
             + (f": {r['freshness_detail']}" if r["fresh"] is False and r["freshness_detail"] else "")
         )
     for w in (d.trust or {}).get("warnings", []):
-        share = w["failing_rows"] / w["rows_checked"] if w["rows_checked"] else None
+        if w["ceiling"] is None:  # an outcome check (volume, freshness): an alert in its own words
+            lines.append(f"warning {w['rule']}: {w['message'] or 'see the alerts'}")
+            continue
+        share = w["failing_rows"] / w["rows_checked"] if w["failing_rows"] is not None and w["rows_checked"] else None
         lines.append(
             f"warning {w['rule']}: {w['failing_rows'] or 0:,} of {w['rows_checked'] or 0:,} rows"
-            + (
-                f" ({share_text(share, 2)}; {glossary.label('ceiling').lower()} {share_text(w['ceiling'], 2)}),"
-                f" {w['quarantined_rows'] or 0:,} quarantined"
-                if w["ceiling"] is not None
-                else f": {w['message'] or 'an alert, no ceiling'}"
-            )
+            f" ({share_text(share, 2)}; {glossary.label('ceiling').lower()} {share_text(w['ceiling'], 2)}),"
+            f" {w['quarantined_rows'] or 0:,} quarantined"
         )
     return lines or ["no score was computed (no source suite ran)"]
 

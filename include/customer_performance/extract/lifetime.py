@@ -24,13 +24,15 @@ history's (order numbers grow with time) cannot repeat one; the others (``id_ove
 recomputed from the source, as is every customer with a sale before the month start whose
 ``updated_at`` is after the snapshot's watermark, less the look-back (late inserts, re-statused or
 corrected sales of old months), and the customers of those sales' other versions. Their full
-history is read through the source's ``customer_id`` index, so a nightly run reads the period, the
+history is read through the source's ``customer_id`` and ``transaction_id`` indexes (every version
+of their ids: a later one may be another customer's), so a nightly run reads the period, the
 changed rows and the changed customers' sales, never the whole history. (A source whose ids do not
-grow with time, random UUIDs say, makes most
-customers overlap: the run then computes the summary in full, and logs why.)
+grow with time, random UUIDs say, makes most customers overlap: the run then computes the summary
+in full, and logs why.)
 
 What ``updated_at`` cannot show, no watermark can: a sale deleted from the source outright, moved
-to another customer, moved from before the month start into the period or later, or added to an
+to another customer (by a new version dated in the period: the old one's customer is not looked
+up), moved from before the month start into the period or later, or added to an
 old month without an ``updated_at`` (or any change that does not advance it) leaves the
 snapshot's old figure. ``lifetime verify`` compares a snapshot with a full recomputation (EXCEPT
 ALL both ways) and ``lifetime rebuild`` replaces the state with one; a source that deletes rows
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 
 # The incremental state probes the source by these leading index columns; without one of them a
 # probe would scan the whole table, and the run computes the summary in full instead.
-REQUIRED_INDEXES = ("order_date", "customer_id", "updated_at")
+REQUIRED_INDEXES = ("order_date", "customer_id", "updated_at", "transaction_id")
 # The summary as the state keeps it (and the staged customer_history): with the greatest id key.
 LIFETIME = Dataset(
     name=CUSTOMER_HISTORY.name,
@@ -123,7 +125,8 @@ def summary_query(
     end`` (``start`` None: all before ``end``), of ``customers`` only when given, as one aggregate in
     the sales database. A sale's amount has the period's definition (``int_transactions_latest``):
     of the versions of a transaction id (its bytes) in the window that the period's gate would let
-    through (an amount above 0, a known status byte for byte; a row without an id never), the
+    through (no amount of 0 or below, a currency, a known status byte for byte; a row without an
+    id never), the
     latest counts (by ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as the period's
     DISTINCT ON), a completed one as a purchase and ``+ amount``, a refunded one as ``- amount``,
     a pending or cancelled one not at all. Currencies group by their bytes, as PostgreSQL compares
@@ -139,13 +142,18 @@ def summary_query(
 
     sale, refund = TRANSACTION_STATUS["sale"], TRANSACTION_STATUS["refund"]
     table = f"`{TRANSACTIONS.source_table}`"
-    # the versions the period's gate would let through (quality/suites.py: an id, an amount above
-    # 0, a status it knows, compared byte for byte as PostgreSQL does): the latest of these counts
+    # the versions the period's gate would let through (quality/suites.py: an id, no amount of 0
+    # or below, a currency, a status it knows, compared byte for byte as PostgreSQL does): the
+    # latest of these counts
+    # (a NULL amount is not quarantined: a sale of no amount, as the period ranks it; a NULL
+    # currency is: currency.known. A currency the rates table lacks is quarantined in the period
+    # but unknown here: such a version still ranks; its amount counts in no revenue either way)
     statuses = list(TRANSACTION_STATUS.values())
     window = [
         "t.`order_date` < %s",
         "t.`transaction_id` IS NOT NULL",
-        "t.`amount` > 0",
+        "(t.`amount` > 0 OR t.`amount` IS NULL)",
+        "t.`currency` IS NOT NULL",
         f"CAST(t.`status` AS BINARY) IN ({', '.join(['%s'] * len(statuses))})",
     ]
     window_params = [end, *statuses]
@@ -307,16 +315,18 @@ def _as_datetime(value) -> datetime:
 
 def changed_customers(src, since: datetime, before: date) -> list[int]:
     """Customers with a sale before ``before`` updated at or after ``since``, and the customers of
-    the other versions of those sales' ids (a new version may take a sale from one customer to
-    another): their snapshot is stale (at, too: a change in the watermark's own second may have
-    committed after it was read). The ids through the source's ``transaction_id`` index."""
+    the other versions before ``before`` of those sales' ids (a new version may take a sale from
+    one customer to another): their snapshot is stale (at, too: a change in the watermark's own
+    second may have committed after it was read). The changed rows through the ``updated_at``
+    index (the period's own sales are not looked up), their ids through ``transaction_id``."""
     table = f"`{TRANSACTIONS.source_table}`"
     rows = _one(
         src,
         f"SELECT DISTINCT o.`customer_id` FROM (SELECT DISTINCT c.`transaction_id` FROM {table} AS c"
-        f" WHERE c.`updated_at` >= %s) AS c JOIN {table} AS o ON o.`transaction_id` = c.`transaction_id`"
+        f" WHERE c.`updated_at` >= %s AND c.`order_date` < %s) AS c"
+        f" JOIN {table} AS o ON o.`transaction_id` = c.`transaction_id`"
         " WHERE o.`order_date` < %s AND o.`customer_id` IS NOT NULL",
-        (since, before),
+        (since, before, before),
     )
     return sorted(int(r[0]) for r in rows)
 

@@ -80,7 +80,8 @@ def _json_value(name: str, v: object) -> object:
         if places is None:
             return float(v)
         # half away from zero, as PostgreSQL's round() writes the CSV files
-        return float(decimal.Decimal(v).quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP))
+        exact = decimal.Decimal(repr(v)) if isinstance(v, float) else v  # a float as it reads, not its binary
+        return float(exact.quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP))
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     return v

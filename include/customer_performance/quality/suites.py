@@ -114,11 +114,11 @@ def rows_rule(
 
 
 # Figures the models derive for every customer who has bought; missing for more than this share
-# of them, the month stops (customer_metrics.<column>.derived).
+# of them, the month stops (customer_metrics.<column>.derived). The CLV is expected purchases x
+# average order value, written 0 when they are missing: its rule is theirs.
 DERIVED_FIGURES = (
     ("churn_probability", "churn probability"),
-    ("expected_purchases_12m", "expected purchases"),
-    ("clv_12m", "12-month CLV"),
+    ("expected_purchases_12m", "expected purchases (and so the CLV)"),
     ("health_score", "health score"),
 )
 DERIVED_MISSING_MAX = 0.5

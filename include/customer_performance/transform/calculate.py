@@ -224,7 +224,7 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         "SELECT customer_id, purchase_days - 1,"
         " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
-        " lifetime_revenue / purchases"
+        " greatest(lifetime_revenue, 0) / purchases"  # refunds beyond the sales: no negative order value
         " FROM {} WHERE purchases > 0 ORDER BY customer_id"
     ).format(run.table("int_customer_history"))
     with conn.cursor(name="churn_input") as cur:
