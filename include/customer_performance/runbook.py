@@ -148,7 +148,15 @@ where the `airflow` CLI reaches this deployment (the DAG must be unpaused), crea
 backfill per month for its month-close run, oldest first, and waits for each. It refuses months
 before the DAG's start date (setting `dag_start_date`, 1970-01-01 by default). By hand, per month:
 `airflow backfill create --dag-id customer_performance --from-date 2025-02-01T02:00:00+00:00
---to-date 2025-02-01T02:00:00+00:00 --reprocess-behavior completed` (January 2025).
+--to-date 2025-02-01T02:00:00+00:00 --reprocess-behavior completed` (January 2025). The UI's
+Backfill form makes one run a day: its runs for a part of a month that has ended are skipped (their
+note says so), so only the 1st's month-close runs publish.
+
+**Publishing never goes backwards.** A run for a past day of a month already published closed
+(an old logical date, an old run cleared) reports a part of that month: it fails in its first task
+before any work (`What to do (closed month)`), and every destination keeps the closed month. To
+report the month, run its close (the 1st of the next month, or param `report_month`); trigger
+with param `replace_closed_month` to replace it with the part anyway.
 
 **Alerts.** A failing task emails `alert_email_to` (after its retries). A run still unfinished
 four hours after its logical date (06:00 for the nightly run) raises a Deadline Alert by email.
