@@ -29,6 +29,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: the sockets are held open together while the system picks them
+    (one at a time, a port just released may be picked again)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,6 +97,12 @@ class Stack:
     crm_token: str = "local-crm-token"
     bi_token: str = "local-bi-token"
     procs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # two stand-ins on one port: the second cannot listen, and its clients reach the first
+        ports = [self.crm_port, self.bi_port, self.smtp_port, self.fx_port]
+        if len(set(ports)) < len(ports):
+            self.crm_port, self.bi_port, self.smtp_port, self.fx_port = free_ports(4)
 
     # -- databases -----------------------------------------------------------------------------
     @property
