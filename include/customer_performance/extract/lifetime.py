@@ -126,11 +126,10 @@ def summary_query(
     the sales database. A sale's amount has the period's definition (``int_transactions_latest``):
     of the versions of a transaction id (its bytes) in the window that the period's gate would let
     through (no amount of 0 or below, a currency, a known status byte for byte; a row without an
-    id never), the
-    latest counts (by ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as the period's
-    DISTINCT ON), a completed one as a purchase and ``+ amount``, a refunded one as ``- amount``,
-    a pending or cancelled one not at all. Currencies group by their bytes, as PostgreSQL compares
-    them downstream; a NULL currency groups as ''. ``sale_days`` lists the purchase days
+    id never), the latest counts (by ``updated_at``, then the tie-breaks ``VERSION_ORDER`` names, as
+    the period's DISTINCT ON), a completed one as a purchase and ``+ amount``, a refunded one as
+    ``- amount``, a pending or cancelled one not at all. Currencies group by their bytes, as
+    PostgreSQL compares them downstream. ``sale_days`` lists the purchase days
     (``TO_DAYS``) so that the all-currency row can be built without the source's ROLLUP
     (``totals_sql``: a latin1 column's ROLLUP row keeps a currency on MariaDB 10.11).
     ``id_key_max`` is the greatest id key (``key``: ``id_key(src)``) of the row's sales;
@@ -189,7 +188,7 @@ def summary_query(
         " SUM(CASE WHEN v.sale THEN v.amount ELSE -v.amount END) AS monetary,"
         " GROUP_CONCAT(DISTINCT CASE WHEN v.sale THEN TO_DAYS(v.order_date) END) AS sale_days"
         f"{keys} FROM ("
-        "  SELECT t.`customer_id` AS customer_id, CAST(COALESCE(t.`currency`, '') AS BINARY) AS cur,"
+        "  SELECT t.`customer_id` AS customer_id, CAST(t.`currency` AS BINARY) AS cur,"
         "  t.`order_date` AS order_date, t.`amount` AS amount, CAST(t.`status` AS BINARY) = %s AS sale,"
         "  CAST(t.`status` AS BINARY) = %s AS refund,"
         f"  {key} AS k, ROW_NUMBER() OVER (PARTITION BY CAST(t.`transaction_id` AS BINARY) ORDER BY {VERSION_ORDER})"
