@@ -25,6 +25,7 @@ def test_the_market_file_is_checked_line_by_line(tmp_path):
         ("area,size\nEurope,1\n", "the first line must be region,addressable_customers"),
         ("region,addressable_customers\nEurope,12.5\n", "line 2: addressable_customers of 'Europe' must be a whole"),
         ("region,addressable_customers\nEurope,0\n", "must be a whole number above 0"),
+        ("region,addressable_customers\nEurope,\u00b2\n", "must be a whole number above 0"),
         ("region,addressable_customers\nEurope,5\nEurope,6\n", "line 3: region 'Europe' is listed twice"),
         ("region,addressable_customers\n,5\n", "line 2: the region is empty"),
         ("region,addressable_customers\nEurope,5,6\n", "line 2: two values expected, got 3"),

@@ -4,9 +4,10 @@ base, and the row says which: ``penetration_base``).
 
 The file (setting ``market_size_file``, CSV, UTF-8) has the header ``region,addressable_customers``
 and one row per region, named as the customer database names it; every value is checked before
-anything is computed: a region once, a whole number of customers above 0. A region of the file no
-customer has is logged (a spelling the source does not use); a region with more active customers
-than its addressable market makes penetration above 1, which the regional summary's suite reports.
+anything is computed: a region once, a whole number of customers above 0 (ASCII digits). A region of
+the file no customer has simply matches no row (check its spelling against the source's); a region
+with more active customers than its addressable market makes penetration above 1, which the
+regional summary's suite reports (``regional_summary.market_penetration.range``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def read(path: str | Path) -> dict[str, int]:
             raise MarketSizeError(f"market_size_file {p}, line {n}: the region is empty")
         if region in out:
             raise MarketSizeError(f"market_size_file {p}, line {n}: region {region!r} is listed twice")
-        if not size.isdigit() or int(size) <= 0:
+        if not (size.isascii() and size.isdigit()) or int(size) <= 0:
             raise MarketSizeError(
                 f"market_size_file {p}, line {n}: addressable_customers of {region!r} must be a whole number above 0"
             )
