@@ -140,9 +140,24 @@ def _published_fixture(seed: int = 5, customers: int = 400):
             p = round(p, 1) if c % 3 else round(p, 3)  # ties, and distinct values
             band = "red" if p > 0.7 else "yellow" if p > 0.3 else "green"
             bought = 0 if rnd.random() < p else rnd.randint(1, 4)
+            # the baselines' figures: days since the last purchase (noisy, more for a lapsing
+            # customer; ties), a health score (noisy, lower), one customer in 40 without one
+            recency = int(120 * lapsing + rnd.uniform(-40, 40)) // 5 * 5
+            health = None if c % 40 == 0 else round(100 * (1 - lapsing) + rnd.uniform(-30, 30), 1)
             # sales, and the days they fell on (fewer: two on one day are one purchase day)
             published.append(
-                (month, c, p, band, round(2 * (1 - p), 3), round(6 * (1 - p), 3), bought, (bought + 1) // 2)
+                (
+                    month,
+                    c,
+                    p,
+                    band,
+                    round(2 * (1 - p), 3),
+                    round(6 * (1 - p), 3),
+                    bought,
+                    (bought + 1) // 2,
+                    recency,
+                    health,
+                )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
         july.append((c, sales, (sales + 1) // 2))
@@ -160,12 +175,13 @@ def _stage_backtest(
         cur.execute(
             "CREATE TABLE analytics.customer_performance (report_month date, period_end date, customer_id bigint,"
             " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
-            " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint)"
+            " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
+            " days_since_last_purchase bigint, health_score numeric)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
-            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s)",
-            [(m, m, c, p, band, e1, e3, n, d) for m, c, p, band, e1, e3, n, d in published],
+            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s)",
+            [(m, m, c, p, band, e1, e3, n, d, r, h) for m, c, p, band, e1, e3, n, d, r, h in published],
         )
         # a month-to-date load of July is never a prediction to score
         cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-07-01', '2025-07-15', 1, 0.9)")
@@ -195,13 +211,14 @@ def test_the_backtest_equals_an_independent_computation():
     july_days = {c: d for c, _, d in july}
     for h, predicted in ((1, date(2025, 6, 1)), (3, date(2025, 4, 1))):
         sales, days = dict(july_sales), dict(july_days)  # July's, plus the published months after the prediction
-        for m, c, *_, n, d in published:
+        for m, c, *_, n, d, _, _ in published:
             if predicted < m < date(2025, 7, 1):
                 sales[c] = sales.get(c, 0) + n
                 days[c] = days.get(c, 0) + d
         preds = sorted(
-            (c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _, _ in published if m == predicted
+            (c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _, _, _, _ in published if m == predicted
         )
+        figures = {c: (r, hs) for m, c, *_, r, hs in published if m == predicted}
         churned = [sales.get(c, 0) == 0 for c, *_ in preds]  # no sale at all since the prediction
         actual = [days.get(c, 0) for c, *_ in preds]  # purchase days, the model's unit
         scores = [p for _, p, _, _ in preds]
@@ -211,6 +228,16 @@ def test_the_backtest_equals_an_independent_computation():
         assert o["churned"] == sum(churned)
         assert float(o["auc"]) == pytest.approx(roc_auc(scores, churned), abs=1e-4)
         assert 0.6 < float(o["auc"]) < 1  # the fixture's purchases do follow its predictions
+        # the baselines on the same event and customers: recency alone, the health score alone
+        # (lower is riskier; a customer without one left out), worked out here
+        recency = [figures[c][0] for c, *_ in preds]
+        assert float(o["recency_auc"]) == pytest.approx(roc_auc(recency, churned), abs=1e-4)
+        with_health = [
+            (-figures[c][1], ch) for (c, *_), ch in zip(preds, churned, strict=True) if figures[c][1] is not None
+        ]
+        assert float(o["health_auc"]) == pytest.approx(roc_auc(*zip(*with_health, strict=True)), abs=1e-4)
+        assert 0.55 < float(o["recency_auc"]) < float(o["auc"])  # noisier than the fixture's churn, not noise
+        assert all(r["recency_auc"] is None for r in rows if r["measure"] != "overall")
         assert float(o["expected_purchases"]) == pytest.approx(sum(e for *_, e in preds), abs=0.05)
         assert o["actual_purchases"] == sum(actual)
         # calibration: deciles by predicted churn (ties by customer), as ntile(10) splits them

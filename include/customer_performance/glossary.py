@@ -259,6 +259,8 @@ TERMS = _terms(
     ("observed_churn_rate", "Observed rate without a purchase", "share", "Customers without a completed sale within the horizon / customers."),
     ("mean_churn_probability", "Mean churn probability", "probability", "The bucket's mean published churn probability."),
     ("auc", "ROC AUC", "number", "How well the score ranks who has no purchase within the horizon (0.5: no better than chance)."),
+    ("recency_auc", "ROC AUC of recency", "number", "The same event ranked by days since the last purchase alone (more is riskier), on the same customers: the baseline the churn probability must beat."),
+    ("health_auc", "ROC AUC of the health score", "number", "The same event ranked by the health score alone (lower is riskier), on the same customers."),
     ("lift_over_green", "Lift over the green band", "number", "The band's rate without a purchase / the green band's (red over green on the back-test's line)."),
     ("expected_purchases", "Expected purchases", "number", "Purchase days the model expected over the horizon."),
     ("actual_purchases", "Actual purchases", "number", "Purchase days that happened over the horizon."),

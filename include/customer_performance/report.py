@@ -103,11 +103,14 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
         alerts = cur.fetchall()
         if not upgraded:
             return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts, "backtest": []}
+        # (to_jsonb: the baselines' columns come with migration 0013; a row before it has none)
         cur.execute(
             sql.SQL(
                 "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
-                " mean_churn_probability, auc, lift_over_green, expected_purchases, actual_purchases, churn_method"
-                " FROM {} WHERE report_month = %s AND period_end = %s ORDER BY horizon_months, measure, bucket"
+                " mean_churn_probability, auc, (to_jsonb(b) ->> 'recency_auc')::numeric AS recency_auc,"
+                " (to_jsonb(b) ->> 'health_auc')::numeric AS health_auc, lift_over_green, expected_purchases,"
+                " actual_purchases, churn_method"
+                " FROM {} AS b WHERE report_month = %s AND period_end = %s ORDER BY horizon_months, measure, bucket"
             ).format(sql.Identifier(schema, "model_backtest")),
             (report_month, run["period_end"]),
         )
@@ -341,11 +344,16 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
         bands = {r["bucket"]: r for r in rows if r["measure"] == "health_band" and r["horizon_months"] == h}
         red = bands.get("red", {}).get("lift_over_green")
         auc = "n/a" if o["auc"] is None else f"{o['auc']:.3f}"
+        baselines = ", ".join(
+            f"{name} {o[key]:.3f}"
+            for name, key in (("recency", "recency_auc"), ("health score", "health_auc"))
+            if o.get(key) is not None
+        )
         expected = "n/a" if o["expected_purchases"] is None else f"{o['expected_purchases']:,.0f}"
         lines += [
             f"Predictions of {o['predicted_month']:%B %Y} against the {h} month(s) after it: {o['customers']:,}"
             f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});"
-            f" ROC AUC {auc};"
+            f" ROC AUC {auc}" + (f" (alone, on the same customers: {baselines})" if baselines else "") + ";"
             f" red band churned {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
             f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}",
         ]

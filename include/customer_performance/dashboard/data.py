@@ -128,7 +128,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         f" WHERE report_month <= %(m)s AND report_month > (%(m)s::date - interval '{HISTORY_MONTHS} months')"
         " ORDER BY report_month DESC, period_end DESC",
         "backtest": "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
-        " mean_churn_probability, auc, lift_over_green, expected_purchases, actual_purchases, churn_method"
+        " mean_churn_probability, auc, {baselines}, lift_over_green, expected_purchases, actual_purchases, churn_method"
         " FROM {model_backtest} WHERE report_month = %(m)s AND period_end = (SELECT max(period_end)"
         " FROM {model_backtest} WHERE report_month = %(m)s) ORDER BY horizon_months, measure, bucket",
         "engagement": "SELECT least(floor(engagement_score / 10), 9)::int * 10 AS bucket, count(*) AS customers"
@@ -189,9 +189,20 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
             (schema,),
         )
         penetration = cur.fetchone()["n"] > 0
+        # the back-test's baselines come with migration 0013
+        cur.execute(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'model_backtest' AND column_name = 'recency_auc'",
+            (schema,),
+        )
+        tables["baselines"] = sql.SQL(
+            "recency_auc, health_auc"
+            if cur.fetchone()["n"]
+            else "NULL::numeric AS recency_auc, NULL::numeric AS health_auc"
+        )
         out = {}
         for name, text in q.items():
-            needs = {field for _, field, _, _ in string.Formatter().parse(text) if field}
+            needs = {field for _, field, _, _ in string.Formatter().parse(text) if field} - {"baselines"}
             if (
                 not needs <= present
                 or (not upgraded and name in ("at_risk_total", "movers", "backtest"))

@@ -4,7 +4,9 @@
 -- through this month M: a customer "churned" when it made none. The months in between must be
 -- published too, else the horizon is skipped; a month-to-date run scores nothing (its month is
 -- not over). Only what the earlier runs published and this run observed is read: no prediction
--- sees a day after its own month.
+-- sees a day after its own month. Beside the published churn probability, the same event is
+-- ranked by the baselines a team would use without it (recency_auc: days since the last purchase,
+-- more is riskier; health_auc: the health score, less is riskier), on the same customers.
 WITH horizons AS (
     SELECT
         h AS horizon_months,
@@ -26,7 +28,7 @@ covered AS (
 predicted AS (
     SELECT
         c.horizon_months, c.predicted_month, p.customer_id, p.churn_probability, p.health_band,
-        p.churn_method,
+        p.churn_method, p.days_since_last_purchase, p.health_score,
         -- the horizons are 1 and 3 (metrics.BACKTEST_HORIZONS_MONTHS, checked by aggregate.py)
         CASE c.horizon_months WHEN 1 THEN p.expected_purchases_1m WHEN 3 THEN p.expected_purchases_3m END
             AS expected_purchases
@@ -60,7 +62,13 @@ ranked AS (
         s.*,
         rank() OVER (PARTITION BY s.horizon_months ORDER BY s.churn_probability)
         + (count(*) OVER (PARTITION BY s.horizon_months, s.churn_probability) - 1) / 2.0 AS avg_rank,
-        ntile(10) OVER (PARTITION BY s.horizon_months ORDER BY s.churn_probability, s.customer_id) AS decile
+        ntile(10) OVER (PARTITION BY s.horizon_months ORDER BY s.churn_probability, s.customer_id) AS decile,
+        -- the baselines' ranks, among the customers that have the figure
+        rank() OVER (
+            PARTITION BY s.horizon_months, s.days_since_last_purchase IS NULL ORDER BY s.days_since_last_purchase
+        ) + (count(*) OVER (PARTITION BY s.horizon_months, s.days_since_last_purchase) - 1) / 2.0 AS recency_rank,
+        rank() OVER (PARTITION BY s.horizon_months, s.health_score IS NULL ORDER BY s.health_score DESC)
+        + (count(*) OVER (PARTITION BY s.horizon_months, s.health_score) - 1) / 2.0 AS health_rank
     FROM scored AS s
 ),
 
@@ -83,6 +91,20 @@ grouped AS (
              - count(*) FILTER (WHERE churned) * (count(*) FILTER (WHERE churned) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned) * count(*) FILTER (WHERE NOT churned), 0)
         END AS auc,
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+            (sum(recency_rank) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
+             - count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
+             * (count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL) + 1) / 2.0)
+            / nullif(count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
+                     * count(*) FILTER (WHERE NOT churned AND days_since_last_purchase IS NOT NULL), 0)
+        END AS recency_auc,
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+            (sum(health_rank) FILTER (WHERE churned AND health_score IS NOT NULL)
+             - count(*) FILTER (WHERE churned AND health_score IS NOT NULL)
+             * (count(*) FILTER (WHERE churned AND health_score IS NOT NULL) + 1) / 2.0)
+            / nullif(count(*) FILTER (WHERE churned AND health_score IS NOT NULL)
+                     * count(*) FILTER (WHERE NOT churned AND health_score IS NOT NULL), 0)
+        END AS health_auc,
         avg(churn_probability) AS mean_churn_probability,
         sum(expected_purchases) AS expected_purchases,
         sum(actual_purchases) AS actual_purchases,
@@ -112,7 +134,9 @@ SELECT
     END AS lift_over_green,
     round(a.expected_purchases, 1) AS expected_purchases,
     a.actual_purchases,
-    a.churn_method
+    a.churn_method,
+    round(a.recency_auc, 4) AS recency_auc,
+    round(a.health_auc, 4) AS health_auc
 FROM grouped AS a
 LEFT JOIN grouped AS g ON g.horizon_months = a.horizon_months AND g.measure = 'health_band' AND g.bucket = 'green'
 ORDER BY a.horizon_months, a.measure, a.bucket

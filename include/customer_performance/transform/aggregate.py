@@ -76,7 +76,8 @@ def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composabl
     empty relation before the analytics schema has the columns."""
     columns = (
         "report_month date, customer_id bigint, churn_probability numeric, health_band text, churn_method text,"
-        " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint"
+        " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
+        " days_since_last_purchase bigint, health_score numeric"
     )
     cur.execute(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"

@@ -909,6 +909,9 @@ function model(d) {
     { key: "churned", num: true, fmt: count },
     { key: "observed_churn_rate", num: true, fmt: v => pct(v) },
     { key: "auc", num: true, fmt: v => fmt(v, 3) },
+    // the baselines: the same event ranked by recency alone and by the health score alone
+    { key: "recency_auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "health_auc", num: true, fmt: v => fmt(v, 3) },
     { key: "red_over_green", term: "lift_over_green", num: true, fmt: v => isNum(v) ? `${fmt(v, 1)}×` : "n/a" },
     { key: "expected_purchases", num: true, fmt: count },
     { key: "actual_purchases", num: true, fmt: count },
