@@ -91,7 +91,7 @@ class Settings:
     # built) as this many queries side by side, each over a class of customer ids modulo this
     # number, each on its own connection: for a source with cores and a buffer pool to spare. Each
     # query reads the whole window. On this machine (2 cores, MariaDB's 128 MB buffer pool) two
-    # were slower than one at 1M customers (README, "Performance"), so one is the default.
+    # were slower than one at 1M customers (docs/benchmarks.md), so one is the default.
     lifetime_source_queries: int = 1
 
     # Transformation.

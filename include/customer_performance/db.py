@@ -5,7 +5,7 @@ transactions of one client run on different server sessions. So nothing here rel
 state beyond what PgBouncer carries over itself (TimeZone and client_encoding, which it re-applies
 per client): server-side prepared statements are off, the transforms' ``work_mem`` is set in each
 transaction (``SET LOCAL``, by the cursors of ``analytics``), and a lock held across transactions
-is an advisory lock held by a transaction of its own (``held_lock``). README, "Connection pooling".
+is an advisory lock held by a transaction of its own (``held_lock``). docs/deployment.md, "Connection pooling".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ finds none in a ``@task`` and falls back to the collector). Two datasets are HTT
 Airflow asset scheme covers: the CRM API the interactions come from and the BI push dataset. They
 go to the collector as extras (``EXTRA_KEY``) and ``TaskLineageExtractor`` (set
 ``[openlineage] extractors`` to ``include.customer_performance.lineage.TaskLineageExtractor``)
-emits them with the rest. README, "Lineage", shows the graph.
+emits them with the rest. docs/deployment.md, "Lineage", shows the graph.
 """
 
 from __future__ import annotations

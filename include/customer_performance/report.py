@@ -1,5 +1,5 @@
 """Read a loaded month back from the analytics database: the executive dashboard (the original
-specification's "Sample Output", README "Executive summary") that the report CLI and the demo print.
+specification's "Sample Output", docs/destinations.md, "Executive summary") that the report CLI and the demo print.
 
     python -m include.customer_performance report --month 2025-07
 """

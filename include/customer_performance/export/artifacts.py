@@ -146,8 +146,8 @@ def local_store_warning(cfg: Settings, executor: str | None = None) -> str:
         " runs tasks on other machines: each month's CSV files and Data Docs land on whichever worker ran the"
         " task, and the run record and the email name a path that exists only there. Set"
         " CUSTOMER_PERFORMANCE_EXPORT_LOCATION to an object store (s3://<conn>@<bucket>/<prefix>), or, for a"
-        " folder every worker mounts, CUSTOMER_PERFORMANCE_EXPORT_LOCATION_SHARED=true (README, 'Distributed"
-        " deployment')"
+        " folder every worker mounts, CUSTOMER_PERFORMANCE_EXPORT_LOCATION_SHARED=true"
+        " (docs/deployment.md, 'Distributed deployment')"
     )
 
 

@@ -36,7 +36,7 @@ up), moved from before the month start into the period or later, or added to an
 old month without an ``updated_at`` (or any change that does not advance it) leaves the
 snapshot's old figure. ``lifetime verify`` compares a snapshot with a full recomputation (EXCEPT
 ALL both ways) and ``lifetime rebuild`` replaces the state with one; a source that deletes rows
-runs with ``lifetime_mode = "full"`` or schedules the rebuild (README, "Lifetime state").
+runs with ``lifetime_mode = "full"`` or schedules the rebuild (docs/operations.md, "Lifetime state").
 
 The first run on an empty state (or for a month start no snapshot covers) builds the snapshot with
 one full GROUP BY, streamed like every extract. A run whose period is a whole month stores its
@@ -702,7 +702,7 @@ def _stage(pairs: list[tuple], run, settings) -> dict:
         info.update(method="full", why=why)
         log.warning(
             "lifetime state: %s, so the lifetime summary is computed in full, reading every sale before the"
-            " period end (README, 'Lifetime state': the source needs an index starting with each of %s)",
+            " period end (docs/operations.md, 'Lifetime state': the source needs an index starting with each of %s)",
             why,
             ", ".join(REQUIRED_INDEXES),
         )

@@ -1,6 +1,6 @@
 """Push the period's results to the BI tool's push-dataset API, exactly once per month.
 
-The push is a versioned write (the contract in ``dev/bi_api.py``, README "BI push contract"):
+The push is a versioned write (the contract in ``dev/bi_api.py``, docs/destinations.md, "BI push contract"):
 each try opens a fresh version (``<run key>-<random>``; opening it supersedes the open version of
 an earlier, killed try), sends every configured table (``bi_tables``) of the dataset
 (``bi_dataset``) as numbered batches of at most ``bi_batch_rows`` rows (``PUT .../batches/<n>``: a
@@ -9,7 +9,7 @@ batch counts it must hold: the API makes it current for its tables and drops eve
 of the month in one step. Readers see the previous complete month until the publish, the new
 complete month after it; a batch or publish of an earlier, killed try that lands late goes to a
 superseded version and is refused. Each row carries ``report_month`` (``YYYY-MM``) beside the
-table's columns (README, "BI push payloads"), numbers rounded as the glossary says and an empty
+table's columns (docs/destinations.md, "BI push payloads"), numbers rounded as the glossary says and an empty
 group label written ``unknown`` (glossary.py).
 
 Pushes of one month to one dataset take turns (an advisory lock in the analytics database, held

@@ -33,7 +33,7 @@ CRITICAL = "critical"
 WARNING = "warning"
 INFO = "info"
 
-# Completeness of a required field under this share is critical (README, "Data quality gate"; configurable:
+# Completeness of a required field under this share is critical (docs/quality.md, "Data quality gate"; configurable:
 # CUSTOMER_PERFORMANCE_QUALITY_REQUIRED_COMPLETENESS).
 REQUIRED_COMPLETENESS = settings().quality_required_completeness
 # A warning rule may quarantine at most a share of its table's rows (and, in a suite with an
