@@ -81,16 +81,18 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
         failed = cur.fetchall()
         # the checks as the dashboard and the email count them: every rule of the month's report
         # (the gate's and the aggregates'), the per-table scores not being checks
-        cur.execute(
-            sql.SQL(
-                "SELECT count(*) FILTER (WHERE score IS NULL) AS checks,"
-                " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
-                " count(*) FILTER (WHERE score IS NULL AND NOT success AND severity = 'critical') AS critical,"
-                " coalesce(sum(quarantined_rows), 0) AS quarantined FROM {} WHERE report_month = %s AND period_end = %s"
-            ).format(sql.Identifier(schema, "data_quality_results")),
-            (report_month, run["period_end"]),
+        from include.customer_performance.quality.report import gate_counts
+
+        by = gate_counts(
+            cur,
+            sql.SQL("(SELECT * FROM {} WHERE report_month = {} AND period_end = {})").format(
+                sql.Identifier(schema, "data_quality_results"),
+                sql.Literal(report_month),
+                sql.Literal(run["period_end"]),
+            ),
         )
-        gate = cur.fetchone()
+        gate = {k: sum(g[k] for g in by) for k in ("checks", "failed", "quarantined")}
+        gate["critical"] = sum(g["failed"] for g in by if g["severity"] == "critical")
         gate["success"] = not gate["critical"]
         run = {**run, "gate": gate}
         cur.execute(

@@ -117,10 +117,6 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "correlations": "SELECT analysis, bucket, bucket_order, customers, mean_value, mean_revenue, retention_rate,"
         " mean_satisfaction, correlation, correlated_with FROM {engagement_correlations}"
         " WHERE report_month = %(m)s AND period_end = %(end)s ORDER BY analysis, bucket_order",
-        "gate": "SELECT severity, count(*) FILTER (WHERE score IS NULL) AS checks,"
-        " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
-        " coalesce(sum(quarantined_rows), 0) AS quarantined FROM {data_quality_results}"
-        " WHERE report_month = %(m)s AND period_end = %(end)s GROUP BY severity ORDER BY severity",
         # the months up to this one, newest first: the KPI cards' change and trend, the bands over
         # time, rows per source
         "history": "SELECT DISTINCT ON (report_month) report_month, period_start, period_end,"
@@ -243,6 +239,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         report = sql.SQL("(SELECT * FROM {} WHERE report_month = {} AND period_end = {})").format(
             tables["data_quality_results"], sql.Literal(month), sql.Literal(run["period_end"])
         )
+        out["gate"] = _plain(quality_report.gate_counts(cur, report))
         out["trust"] = _plain_trust(quality_report.trust(cur, report, settings()))
     out["labels"] = glossary.labels()
     out["run"] = {**run, "month_closed": _month_closed(run), "data_docs_link": data_docs_link(run.get("data_docs"))}

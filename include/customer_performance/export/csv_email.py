@@ -28,6 +28,7 @@ from pathlib import Path
 from psycopg import sql
 
 from include.customer_performance.db import relay
+from include.customer_performance.quality.report import DQ_COLUMNS
 from include.customer_performance.staging import Run
 
 log = logging.getLogger(__name__)
@@ -134,19 +135,7 @@ STAGED_INPUTS = (
 # the report's rows are its checks, as the dashboard and the email count them).
 SCORES = "data_quality_scores"
 SCORE_COLUMNS = ("table_name", "rule", "expectation", "score")
-CHECK_COLUMNS = (
-    "suite",
-    "table_name",
-    "column_name",
-    "rule",
-    "expectation",
-    "severity",
-    "rows_checked",
-    "failing_rows",
-    "success",
-    "examples",
-    "quarantined_rows",
-)
+CHECK_COLUMNS = (*DQ_COLUMNS, "quarantined_rows")
 
 
 def file_names(run: Run) -> dict[str, str]:

@@ -144,20 +144,10 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
             {"top": TOP},
         )
         movers = _plain(cur.fetchall())
-        cur.execute(
-            sql.SQL(
-                "SELECT severity, count(*) FILTER (WHERE score IS NULL) AS checks,"
-                " count(*) FILTER (WHERE score IS NULL AND NOT success) AS failed,"
-                " coalesce(sum(quarantined_rows), 0) AS quarantined"
-                " FROM (SELECT severity, score, success, quarantined_rows FROM {}"
-                " UNION ALL SELECT severity, score, success, quarantined_rows FROM {}) AS q"
-                " GROUP BY severity ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity)"
-            ).format(run.table("dq_results"), run.table("dq_aggregates"))
-        )
-        gate = _plain(cur.fetchall())
         staged = sql.SQL("(SELECT * FROM {} UNION ALL SELECT * FROM {})").format(
             run.table("dq_results"), run.table("dq_aggregates")
         )
+        gate = _plain(quality_report.gate_counts(cur, staged))
         trust = quality_report.trust(cur, staged, settings())
     return Digest(
         month=run.period.report_month.strftime("%B %Y"),

@@ -182,6 +182,23 @@ def scores(results: list[CheckResult]) -> dict[str, dict[str, float]]:
     return out
 
 
+def gate_counts(cur, report: sql.Composable) -> list[dict]:
+    """The checks of a month's report (``report``: a relation of its rows) per severity, critical
+    first: ``{severity, checks, failed, quarantined}``. A check is a rule; the per-table scores, rows
+    of the same report, are not. What the dashboard, the email and the report CLI count."""
+    with cur.connection.cursor() as plain:
+        plain.execute(
+            sql.SQL(
+                "SELECT severity, count(*) FILTER (WHERE score IS NULL),"
+                " count(*) FILTER (WHERE score IS NULL AND NOT success), coalesce(sum(quarantined_rows), 0)"
+                " FROM {} AS report GROUP BY severity"
+                " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), severity"
+            ).format(report)
+        )
+        names = ("severity", "checks", "failed", "quarantined")
+        return [dict(zip(names, row, strict=True)) for row in plain.fetchall()]
+
+
 def trust(cur, report: sql.Composable, cfg) -> dict:
     """What to trust in a month, from its data quality report (``report``: a relation of its rows,
     the run's staged report or the published month's): per source suite its completeness and
