@@ -117,7 +117,7 @@ def main() -> int:
         "customers": a.customers,
         "seed": a.seed,
         "month": "2025-07",
-        "generator": "lives-4",
+        "generator": "lives-5",
     }  # lives-2: security incidents
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():

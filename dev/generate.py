@@ -13,8 +13,9 @@ the disk holds the sources and one stage's work at a time.
 What was planted is counted from the generated rows, not estimated.
 
 Customers have lives (generate.sql explains the process): acquisition cohorts, a latent purchase
-rate and lifetime, dropout after a purchase, sessions fading and CRM contacts souring before it.
-Each customer's true dropout date goes to the customer database's table ``ground_truth``, which the
+rate and lifetime, seasons, dropout at any moment with buying, sessions and CRM contacts fading or
+souring over a lead of its own before it, returns. Each customer's true dropout (and return) goes
+to the customer database's table ``ground_truth``, which the
 pipeline never reads: tests, the churn benchmark and the demo summary compare the predictions with it.
 """
 
@@ -226,9 +227,9 @@ ROWS_IN_MONTH = {
 # the customers' lives as of the period end, from the ground truth
 LIVES = """
 SELECT count(*) FILTER (WHERE first_purchase < %(period_end)s),
-       count(*) FILTER (WHERE dropout_at < %(period_end)s),
+       count(*) FILTER (WHERE dropout_at < %(period_end)s AND (back_at IS NULL OR back_at >= %(period_end)s)),
        count(*) FILTER (WHERE dropout_at >= %(period_end)s AND dropout_at < %(period_end)s::date + 90),
-       count(*) FILTER (WHERE first_purchase < %(period_end)s AND dropout_at IS NULL)
+       count(*) FILTER (WHERE first_purchase < %(period_end)s AND no_purchase_next_90d)
 FROM ground_truth
 """
 
@@ -375,7 +376,7 @@ def generate(
         planted = {name: counted[name] for name in COUNTS}
         lives = dict(
             zip(
-                ("buyers", "dropped_by_period_end", "dropping_within_90_days", "still_buying"),
+                ("buyers", "gone_at_period_end", "dropping_within_90_days", "no_purchase_next_90_days"),
                 cur.execute(LIVES, params).fetchone(),
                 strict=True,
             )

@@ -3,14 +3,18 @@
 -- bound by dev/generate.py. Every defect is drawn from its own random() at the rate given in
 -- DEFECT_RATES and recorded in a flag column, so what was planted can be counted exactly.
 --
--- Customers have lives (a BG/NBD-style process): each is acquired in a monthly cohort of the
--- cohort window, buys first soon after, then at its latent rate (a Poisson process; rates
--- heterogeneous: Pareto weights capped at 60, a few whales), and after each purchase drops out with probability p = 1 / (1 + rate x
--- latent lifetime), so its lifetime in months is about its latent lifetime (log-normal). Sessions
--- fade and CRM contacts grow angrier in the weeks before the last purchase; after it the customer
--- is nearly silent. gen.truth keeps each customer's true dropout date (the time of its last
--- purchase, NULL when it is still buying at truth_end): dev/generate.py writes it to the table
--- ground_truth, which only tests, the benchmark and the demo summary read, never the pipeline.
+-- Customers have lives, and not the churn model's own process (no BG/NBD: a model of that family
+-- would be scored on its own assumptions): each is acquired in a monthly cohort of the cohort
+-- window, buys first soon after, then at its latent rate (Poisson, seasonal: +35 %% in December,
+-- -35 %% in June; rates heterogeneous: Pareto weights capped at 60, a few whales). It drops out at
+-- the end of its latent lifetime (log-normal, counted from the first purchase), at any moment
+-- rather than after a purchase. Over a lead of 0 to 120 days before that (its own), its purchases
+-- slow to a quarter, its sessions thin out and shorten and its CRM contacts grow more frequent,
+-- angrier and more escalated; a lead near 0 gives no warning. After dropping out it buys nothing and
+-- is nearly silent, unless it comes back (15 %%, 2 to 8 months later, then as before). gen.truth
+-- keeps each customer's dropout and return (NULL when not by truth_end) and whether it made a
+-- completed purchase in the 90 days after the month: dev/generate.py writes it to the table
+-- ground_truth, which only tests, the benchmarks and the demo summary read, never the pipeline.
 -- Every random() is drawn in a SELECT over rows in a fixed order (ORDER BY before the draw), so
 -- the same seed gives the same rows whatever plan the server picks. The script runs in stages
 -- (split at "-- @stage" lines) on one session, so the random sequence is the same as in one go:
@@ -73,7 +77,7 @@ SELECT d.id AS customer_id,
        -- latent lifetime in months: log-normal around the median lifetime (Box-Muller)
        %(lifetime_months)s * exp(0.9 * sqrt(-2 * ln(1 - d.r_life1)) * cos(2 * pi() * d.r_life2)) AS lifetime_months,
        d.r_never >= %(never_buy)s AS buys,
-       d.r_n, d.r_first, d.r_before, d.r_window, d.r_sessions, d.r_contacts,
+       d.r_n, d.r_first, d.r_before, d.r_before2, d.r_window, d.r_sessions, d.r_contacts,
        -- standard normals for the Poisson counts of large means (Box-Muller)
        sqrt(-2 * ln(1 - d.r_before)) * cos(2 * pi() * d.r_before2) AS z_before,
        sqrt(-2 * ln(1 - d.r_window)) * cos(2 * pi() * d.r_window2) AS z_window,
@@ -99,100 +103,116 @@ JOIN (
 ) AS g ON g.i = width_bucket(d.r_geo, %(geo_thresholds)s::float8[]);
 DROP TABLE gen.draw;
 
--- each customer's latent process: rate per day, dropout probability after a purchase, the number
--- of purchases it will make (geometric), its first purchase, and the purchases before the history
--- window (counted, not generated: only the window's rows reach the sources) --------------------
+-- each customer's latent process: its purchase rate, its first purchase, the moment it drops out
+-- (the end of its latent lifetime, counted from the first purchase: at any moment, not after a
+-- purchase), how long before that its behaviour and buying fade (lead: 0 to 120 days; 0 gives no
+-- warning), whether it comes back (15 %% of those who drop out, 2 to 8 months later, then live as
+-- before) and the candidate purchases inside the history window (a Poisson count at the seasonal
+-- peak rate, thinned below: only the window's rows reach the sources) ---------------------------
 CREATE TABLE gen.life AS
 WITH rates AS (
     SELECT c.customer_id, c.registration_date::timestamp AS registered, c.buys, c.basket, c.lifetime_months,
            c.weight / avg(c.weight) OVER () AS share,
            %(tx_rate)s * c.weight / avg(c.weight) OVER () AS rate_month,
-           c.r_n, c.r_first, c.r_before AS u_before, c.r_window AS u_window, c.z_before, c.z_window,
-           c.r_sessions AS u_sessions, c.r_contacts AS u_contacts
+           c.r_n AS u_lead, c.r_first, c.r_before AS u_back, c.r_before2 AS u_gap, c.r_window AS u_window,
+           c.z_window, c.r_sessions AS u_sessions, c.r_contacts AS u_contacts
     FROM gen.customers AS c
 ), p AS (
-    SELECT r.*, r.rate_month * 12 / 365.25 AS rate_day, 1 / (1 + r.rate_month * r.lifetime_months) AS p_drop,
+    SELECT r.*, r.rate_month * 12 / 365.25 AS rate_day,
            r.registered + (-3 * ln(1 - r.r_first)) * interval '1 day' AS first_purchase
     FROM rates AS r
 )
 SELECT p.customer_id, p.registered, p.buys, p.basket, p.share, p.rate_month, p.rate_day, p.lifetime_months,
-       p.p_drop, p.u_sessions, p.u_contacts,
+       p.u_sessions, p.u_contacts,
        CASE WHEN p.buys THEN p.first_purchase END AS first_purchase,
-       -- purchases in all (the last is the dropout): geometric on 1, 2, ...
-       least(1 + floor(ln(1 - p.r_n) / ln(greatest(1 - p.p_drop, 1e-12))), 1e9)::bigint AS purchases_in_life,
+       CASE WHEN p.buys THEN p.first_purchase + p.lifetime_months * interval '30.4375 days' END AS dropout_at,
+       120 * p.u_lead * interval '1 day' AS lead,
+       CASE WHEN p.buys AND p.u_back < 0.15
+            THEN p.first_purchase + p.lifetime_months * interval '30.4375 days' + (60 + 180 * p.u_gap) * interval '1 day'
+       END AS back_at,
        w.window_start,
-       -- purchases before the window (the first included) and events drawn inside it
-       CASE WHEN NOT p.buys OR p.first_purchase >= w.window_start THEN 0
-            ELSE 1 + gen.poisson(p.rate_day * extract(epoch FROM w.window_start - p.first_purchase) / 86400,
-                                 p.u_before, p.z_before)
-       END::bigint AS before_window,
        CASE WHEN NOT p.buys OR p.first_purchase >= %(truth_end)s::timestamp THEN 0
-            ELSE gen.poisson(p.rate_day * extract(epoch FROM %(truth_end)s::timestamp - w.window_start) / 86400,
+            ELSE gen.poisson(1.35 * p.rate_day * extract(epoch FROM %(truth_end)s::timestamp - w.window_start) / 86400,
                              p.u_window, p.z_window)
-       END::int AS in_window
+       END::int AS candidates
 FROM p
 CROSS JOIN LATERAL (SELECT greatest(%(history_start)s::timestamp, p.first_purchase) AS window_start) AS w
 ORDER BY p.customer_id;
 ANALYZE gen.life;
 
--- the purchases inside the window, in order; those after the customer's last one are never made
+-- the seasons: purchases run 35 %% above the year's average in mid-December, as far below in June
+CREATE FUNCTION gen.season(at timestamp) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+    SELECT 1 + 0.35 * cos(2 * pi() * (extract(doy FROM at) - 350) / 365.25)
+$$;
+
+-- the stage of life at any moment (sessions, contacts): 1 while the customer is well, fading to
+-- 0.15 over its lead before dropping out, 0.04 after it (the rare visit of a lapsed customer), 1
+-- again once it is back
+CREATE FUNCTION gen.vitality(at timestamp, dropout timestamp, lead interval, back timestamp)
+RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN dropout IS NULL OR at < dropout - lead OR at >= back THEN 1.0
+                WHEN at < dropout THEN 0.15 + 0.85 * extract(epoch FROM dropout - at) / extract(epoch FROM lead)
+                ELSE 0.04 END
+$$;
+
+-- the purchase rate at any moment, as a share of the seasonal rate: full while well, slowing to a
+-- quarter over the lead, none after dropping out until it is back
+CREATE FUNCTION gen.buying(at timestamp, dropout timestamp, lead interval, back timestamp)
+RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN dropout IS NULL OR at < dropout - lead OR at >= back THEN 1.0
+                WHEN at < dropout THEN 0.25 + 0.75 * extract(epoch FROM dropout - at) / extract(epoch FROM lead)
+                ELSE 0.0 END
+$$;
+
+-- the purchases inside the window, in order: the candidates kept at the seasonal rate times the
+-- stage of buying, and the first purchase itself when it falls in the window
 CREATE TABLE gen.purchases AS
 WITH events AS (
-    SELECT l.customer_id, l.window_start, i,
-           l.before_window + CASE WHEN l.first_purchase >= %(history_start)s::timestamp THEN 1 ELSE 0 END AS offset_n,
-           l.purchases_in_life
+    SELECT l.customer_id, l.window_start, l.dropout_at, l.lead, l.back_at, i
     FROM gen.life AS l
-    CROSS JOIN LATERAL generate_series(1, l.in_window) AS i
+    CROSS JOIN LATERAL generate_series(1, l.candidates) AS i
     ORDER BY l.customer_id, i
 ), drawn AS (
-    SELECT e.*, e.window_start + random() * (%(truth_end)s::timestamp - e.window_start) AS at FROM events AS e
-), numbered AS (
-    SELECT customer_id, at, offset_n + row_number() OVER (PARTITION BY customer_id ORDER BY at) AS n,
-           purchases_in_life
-    FROM drawn
+    SELECT e.*, e.window_start + random() * (%(truth_end)s::timestamp - e.window_start) AS at, random() AS r_keep
+    FROM events AS e
 ), kept AS (
-    SELECT customer_id, at, n FROM numbered WHERE n <= purchases_in_life
-    UNION ALL  -- the first purchase itself, when it falls in the window
-    SELECT customer_id, first_purchase, 1 FROM gen.life
+    SELECT customer_id, at FROM drawn
+    WHERE r_keep < gen.season(at) / 1.35 * gen.buying(at, dropout_at, lead, back_at)
+    UNION ALL
+    SELECT customer_id, first_purchase FROM gen.life
     WHERE first_purchase >= %(history_start)s::timestamp AND first_purchase < %(truth_end)s::timestamp
-    ORDER BY 1, 3
+), ordered AS (
+    SELECT customer_id, at, row_number() OVER (PARTITION BY customer_id ORDER BY at) AS n FROM kept
+    ORDER BY customer_id, at
 )
 -- completed: whether a purchase after the month completes (90 %%, as gen.tx draws statuses)
-SELECT customer_id, at, n, random() < 0.9 AS completed FROM kept;
+SELECT customer_id, at, n, random() < 0.9 AS completed FROM ordered;
 ANALYZE gen.purchases;
 
--- the ground truth: when each customer made its last purchase (dropped out), if by truth_end
+-- the ground truth: when each customer dropped out and came back (if by truth_end), and what it
+-- bought after the month
 CREATE TABLE gen.truth AS
 SELECT l.customer_id, l.registered::date AS registration_date, l.first_purchase, l.rate_month AS purchase_rate_month,
-       l.lifetime_months AS latent_lifetime_months, l.p_drop AS dropout_probability,
-       CASE WHEN NOT l.buys THEN NULL
-            WHEN l.purchases_in_life <= l.before_window  -- before the window: placed by its rank
-                THEN l.first_purchase + (l.purchases_in_life - 1)::float8 / greatest(l.before_window, 1)
-                                        * (l.window_start - l.first_purchase)
-            ELSE last.at  -- NULL: it has not made its last purchase by truth_end
-       END AS dropout_at,
+       l.lifetime_months AS latent_lifetime_months, extract(epoch FROM l.lead) / 86400 AS lead_days,
+       CASE WHEN l.dropout_at < %(truth_end)s::timestamp THEN l.dropout_at END AS dropout_at,
+       CASE WHEN l.back_at < %(truth_end)s::timestamp THEN l.back_at END AS back_at,
        %(truth_end)s::timestamp AS known_through,
-       -- the days it will buy on in the 91 days after the month (completed orders: 90 %% of them);
+       -- the days it buys on in the 91 days after the month (completed orders: 90 %% of them);
        -- days, as the churn model counts purchases
-       coalesce(f.purchase_days, 0) AS purchase_days_next_91d
+       coalesce(f.purchase_days, 0) AS purchase_days_next_91d,
+       -- the churn event: no completed purchase in the 90 days after the month
+       coalesce(f.purchase_days_90, 0) = 0 AS no_purchase_next_90d
 FROM gen.life AS l
-LEFT JOIN gen.purchases AS last ON last.customer_id = l.customer_id AND last.n = l.purchases_in_life
 LEFT JOIN (
-    SELECT customer_id, count(DISTINCT at::date) FILTER (WHERE completed) AS purchase_days FROM gen.purchases
+    SELECT customer_id, count(DISTINCT at::date) FILTER (WHERE completed) AS purchase_days,
+           count(*) FILTER (WHERE completed AND at < %(period_end)s::timestamp + interval '90 days') AS purchase_days_90
+    FROM gen.purchases
     WHERE at >= %(period_end)s::timestamp AND at < %(period_end)s::timestamp + interval '91 days'
     GROUP BY customer_id
 ) AS f ON f.customer_id = l.customer_id;
 CREATE UNIQUE INDEX ON gen.truth (customer_id);
 ANALYZE gen.truth;
 ANALYZE gen.customers;
-
--- the stage of life at any moment: 1 while the customer is well, fading to 0.15 over the weeks
--- before its last purchase, 0.04 after it (the rare visit of a lapsed customer)
-CREATE FUNCTION gen.vitality(at timestamp, dropout timestamp) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN dropout IS NULL OR at < dropout - interval '56 days' THEN 1.0
-                WHEN at < dropout THEN 0.15 + 0.85 * extract(epoch FROM dropout - at) / (56 * 86400)
-                ELSE 0.04 END
-$$;
 
 -- purchases -> transactions: the history months, then the report month ------------------------
 CREATE SEQUENCE gen.tx_seq;
@@ -267,13 +287,13 @@ FROM rows WHERE is_probable_duplicate;
 -- @stage activity (dev/generate.py moves the transactions to the sales database and drops them first)
 -- sessions: candidates at the customer's full rate from the history's start (or its
 -- registration), kept with the probability of its vitality at that moment: logins thin out, get
--- shorter and use fewer features in the weeks before the last purchase -------------------------
+-- shorter and use fewer features over its lead before dropping out ------------------------------
 CREATE SEQUENCE gen.session_seq;
 CREATE TABLE gen.activity AS
 WITH events AS (
-    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, t.dropout_at,
-           CASE WHEN l.buys THEN 1.0 ELSE 0.3 END AS keen
-    FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
+    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, l.dropout_at, l.lead,
+           l.back_at, CASE WHEN l.buys THEN 1.0 ELSE 0.3 END AS keen
+    FROM gen.life AS l
     CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
         / (30.4375 * 86400) + l.u_sessions)::int) AS i
@@ -281,15 +301,15 @@ WITH events AS (
 ), drawn AS (
     -- every draw a column of the row (a random() inside a LATERAL subquery may be evaluated once
     -- for many rows)
-    SELECT customer_id, dropout_at, keen, lo, random() AS r_when, random() AS r_keep, random() AS r_min,
+    SELECT customer_id, dropout_at, lead, back_at, keen, lo, random() AS r_when, random() AS r_keep, random() AS r_min,
            random() AS r_neg, random() AS r_feature, random() AS r_narrow
     FROM events
 ), timed AS (
     SELECT d.*, date_trunc('second', d.lo + d.r_when * (%(period_end)s::timestamp - d.lo)) AS session_start
     FROM drawn AS d
 ), kept AS (
-    SELECT d.*, gen.vitality(d.session_start, d.dropout_at) AS vitality FROM timed AS d
-    WHERE d.r_keep < gen.vitality(d.session_start, d.dropout_at) * d.keen
+    SELECT d.*, gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) AS vitality FROM timed AS d
+    WHERE d.r_keep < gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) * d.keen
     ORDER BY d.customer_id, d.session_start
 )
 SELECT nextval('gen.session_seq') AS session_id, customer_id, 'login' AS activity_type, session_start,
@@ -312,19 +332,19 @@ WHERE s.customer_id = c.customer_id AND NOT c.is_future_last_login;
 
 -- @stage interactions (after the customer database took the sessions)
 -- CRM interactions: candidates at 2.5 x the customer's rate, kept at 40 %% (1 in 2.5) while it is
--- well, all of them in the two months before its last purchase (more contacts, lower scores, more
--- escalations), 4 %% after it ----------------------------------------------------------------------
+-- well, all of them over its lead before dropping out (more contacts, lower scores, more
+-- escalations), 4 %% after it until it is back --------------------------------------------------------------------
 CREATE SEQUENCE gen.interaction_seq;
 CREATE TABLE gen.interactions AS
 WITH events AS (
-    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, t.dropout_at
-    FROM gen.life AS l JOIN gen.truth AS t USING (customer_id)
+    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, l.dropout_at, l.lead, l.back_at
+    FROM gen.life AS l
     CROSS JOIN LATERAL generate_series(1, floor(2.5 * %(interactions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
         / (30.4375 * 86400) + l.u_contacts)::int) AS i
     ORDER BY l.customer_id, i
 ), drawn AS (
-    SELECT customer_id, dropout_at, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
+    SELECT customer_id, dropout_at, lead, back_at, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
            random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept
     FROM events
@@ -333,9 +353,10 @@ WITH events AS (
     FROM drawn AS d
 ), staged AS (
     SELECT t.*,
-           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at - interval '60 days'
+           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at - t.lead
                AND t.interaction_date < t.dropout_at AS unhappy,
-           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at AS lapsed
+           t.dropout_at IS NOT NULL AND t.interaction_date >= t.dropout_at
+               AND (t.back_at IS NULL OR t.interaction_date < t.back_at) AS lapsed
     FROM timed AS t
 ), kept AS (
     SELECT * FROM staged

@@ -33,7 +33,11 @@ DEFAULTS: dict[str, dict] = {
     # high_risk_churn (the KPI high_risk_customers); the "at-risk" segment is the high-risk customers
     # who have bought before and are not new; "likely to renew" is churn below renewal_likely_churn.
     # The red health band is a different, broader signal (engagement, satisfaction, support too).
-    "risk": {"high_risk_churn": 0.6, "renewal_likely_churn": 0.3},
+    # The save list ("who to call"): the save_list_size high-risk customers still active (P(alive) at
+    # least 0.5) with the largest expected loss, each with at least 1 (reporting currency) to lose;
+    # the win-back list: the win_back_list_size customers most likely gone already (P(alive) below
+    # 0.5) with the largest value if won back.
+    "risk": {"high_risk_churn": 0.6, "renewal_likely_churn": 0.3, "save_list_size": 50, "win_back_list_size": 50},
     # Segments, in order of precedence (the first that applies wins): new (registered inside the
     # report month), at-risk (above), VIP (the top vip_share of the period's customers by revenue,
     # revenue > 0), regular (everyone else).
@@ -41,11 +45,23 @@ DEFAULTS: dict[str, dict] = {
     # Pareto: the top share of the customers who bought (revenue > 0) by revenue, and the share of
     # the positive revenue they hold (KPI top20_revenue_share).
     "pareto": {"top_share": 0.2},
-    # Churn and lifetime value (churn.py): horizon_days of expected purchases and CLV; the MBG/NBD
-    # fit needs min_repeat_customers customers with repeat purchases, else (or when the fit fails)
-    # the recency ratio, with fallback_gap_days as the usual gap of a one-time buyer; penalizer is
-    # the fit's L2 penalty.
-    "churn": {"horizon_days": 365, "min_repeat_customers": 50, "fallback_gap_days": 30.0, "penalizer": 0.001},
+    # Churn and lifetime value (churn.py, churn_model.py). The churn probability is the probability
+    # of no completed purchase in the no_purchase_days after the period. horizon_days of expected
+    # purchases and CLV; the MBG/NBD fit needs min_repeat_customers customers with repeat purchases,
+    # else (or when the fit fails) the recency ratio, with fallback_gap_days as the usual gap of a
+    # one-time buyer; penalizer is the fit's L2 penalty. The gradient-boosted model trains on the
+    # last training_months published months whose outcome is known (at least min_training_rows
+    # rows, at most max_training_rows sampled), else the BTYD probability is published.
+    "churn": {
+        "no_purchase_days": 90,
+        "horizon_days": 365,
+        "min_repeat_customers": 50,
+        "fallback_gap_days": 30.0,
+        "penalizer": 0.001,
+        "training_months": 6,
+        "min_training_rows": 2000,
+        "max_training_rows": 400000,
+    },
 }
 
 # Currency conversion: the last rate published on or before the transaction's date, if it is at

@@ -384,7 +384,14 @@ def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
     money = "{:,.2f} " + cfg.reporting_currency
     link = f"{cfg_base_url()}/customer-performance/?month={run.period.report_month:%Y-%m}"
     d = digest.gather(
-        conn, run, cfg.analytics_schema, kpis, cfg.reporting_currency, card.values["risk"]["high_risk_churn"], link
+        conn,
+        run,
+        cfg.analytics_schema,
+        kpis,
+        cfg.reporting_currency,
+        card.get("risk.high_risk_churn"),
+        card.get("churn.no_purchase_days"),
+        link,
     )
     sections = {title.capitalize(): lines for title, lines in executive_sections(kpis, money).items()}
     d.sections = {**sections, **model_notes(conn, run, kpis)}

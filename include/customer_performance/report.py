@@ -161,19 +161,25 @@ def breakdowns(conn, schema: str, report_month: date, high_risk: float | None = 
         out["regions"] = cur.fetchall()
     out.update(insights(conn, schema, report_month))
     with conn.cursor() as plain:
-        if not has_backtest(plain, schema):  # value_at_stake comes with migration 0006
-            return {**out, "value_at_stake": []}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT customer_id, name, segment, health_band, churn_probability, clv_12m, value_at_stake,"
-                " revenue_at_risk, risk_driver FROM {} WHERE report_month = %(m)s AND "
-                + AT_RISK
-                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT 10"
-            ).format(sql.Identifier(schema, "customer_performance")),
-            {"m": report_month, "high_risk": high_risk},
+        plain.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"
+            " AND column_name = 'churn_list'",
+            (schema,),
         )
-        out["value_at_stake"] = cur.fetchall()
+        if plain.fetchone() is None:  # the lists come with migration 0014
+            return {**out, "save": [], "win_back": []}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for key, name in (("save", "save"), ("win_back", "win-back")):
+            cur.execute(
+                sql.SQL(
+                    "SELECT customer_id, name, segment, churn_probability, expected_loss, value_if_kept,"
+                    " days_since_last_purchase, churn_reason FROM {} WHERE report_month = %(m)s"
+                    " AND period_end = (report_month + interval '1 month')::date AND churn_list = %(list)s"
+                    " ORDER BY list_rank LIMIT 10"
+                ).format(sql.Identifier(schema, "customer_performance")),
+                {"m": report_month, "list": name},
+            )
+            out[key] = cur.fetchall()
     return out
 
 
@@ -320,11 +326,23 @@ def risk_lines(k: dict, card: dict, money: str) -> list[str]:
         f" {k['health_red']:,} customers",
         f"Revenue at risk (this period's revenue x churn): {money.format(k['revenue_at_risk'])}"
         f" ({_pct(k['revenue_at_risk_share'])} of revenue)",
-        "Value at stake (12-month CLV x churn): "
+        "Expected loss (value if kept over 12 months x churn probability), all customers: "
         + (
             "n/a"
-            if k.get("value_at_stake") is None
-            else f"{money.format(k['value_at_stake'])} ({_pct(k.get('value_at_stake_share'))} of the CLV)"
+            if k.get("expected_loss") is None
+            else f"{money.format(k['expected_loss'])} ({_pct(k.get('expected_loss_share'))} of the value if kept)"
+        ),
+        "Save list (still active, high risk, the largest expected loss): "
+        + (
+            "n/a"
+            if k.get("save_list_customers") is None
+            else f"{k['save_list_customers']:,} customers, expected loss {money.format(k['save_list_expected_loss'])}"
+        ),
+        "Win-back list (most likely gone already, the most valuable if won back): "
+        + (
+            "n/a"
+            if k.get("win_back_customers") is None
+            else f"{k['win_back_customers']:,} customers, value if won back {money.format(k['win_back_value'])}"
         ),
     ]
 
@@ -450,12 +468,19 @@ def executive_dashboard(summary: dict, parts: dict, currency: str) -> str:
 
     card = (summary.get("churn_model") or {}).get("scorecard") or metrics.DEFAULTS
     lines += ["", "RISK", *risk_lines(k, card, money)]
-    if parts.get("value_at_stake"):
-        lines.append("At risk, largest value at stake first (high risk or red band):")
-        for c in parts["value_at_stake"][:5]:
+    if parts.get("save"):
+        lines.append("Save list, who to call (expected loss; why):")
+        for c in parts["save"][:5]:
             lines.append(
-                f"  {c['customer_id']:>10} {(c['name'] or '')[:24]:<24} {money.format(c['value_at_stake'])}"
-                f" (churn {c['churn_probability']:.2f}, {c['health_band'] or 'no band'}): {c['risk_driver'] or 'n/a'}"
+                f"  {c['customer_id']:>10} {(c['name'] or '')[:24]:<24} {money.format(c['expected_loss'])}"
+                f" (churn {c['churn_probability']:.2f}): {c['churn_reason'] or 'n/a'}"
+            )
+    if parts.get("win_back"):
+        lines.append("Win back (value if won back; why):")
+        for c in parts["win_back"][:5]:
+            lines.append(
+                f"  {c['customer_id']:>10} {(c['name'] or '')[:24]:<24} {money.format(c['value_if_kept'])}:"
+                f" {c['churn_reason'] or 'n/a'}"
             )
     for title, section in insight_lines(parts, money).items():
         lines += ["", title, *section]

@@ -13,7 +13,7 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import glossary, report
+from include.customer_performance import glossary
 from include.customer_performance.config import settings
 from include.customer_performance.period import add_months
 from include.customer_performance.quality import report as quality_report
@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 PARETO_POINTS = 20  # the curve at every 5 % of the customers who bought (as the KPI top20_revenue_share)
 MOVERS = 10  # the movers shown
 HISTORY_MONTHS = 12  # the months the trends and the bands over time show
-AT_RISK_PAGE = 20  # the at-risk list's page
-# The at-risk list: high risk or the red band, the largest value at stake first (report.AT_RISK).
-AT_RISK = report.AT_RISK
+AT_RISK_PAGE = 20  # the save list's page
+# The save list (churn_model.lists): still active, high risk, the largest expected loss first; the
+# win-back list: most likely gone, the most valuable if won back first. Each in its list_rank order.
+AT_RISK = "churn_list = 'save'"
+WIN_BACK = "churn_list = 'win-back'"
 AT_RISK_COLUMNS = (
-    "customer_id, name, region, segment, health_band, health_score, previous_health_score, health_trend,"
-    " churn_probability, clv_12m, value_at_stake, revenue_at_risk, risk_driver, days_since_last_purchase,"
+    "list_rank, customer_id, name, region, segment, health_band, health_score, previous_health_score, health_trend,"
+    " churn_probability, p_alive, clv_12m, value_if_kept, expected_loss, churn_reason, days_since_last_purchase,"
     " (period_end - 1 - days_since_last_purchase) AS last_purchase_day, days_since_last_login,"
     " (period_end - 1 - days_since_last_login) AS last_login_day"
 )
@@ -95,14 +97,16 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         " coalesce(sum(revenue_at_risk), 0) AS revenue_at_risk FROM {customer_performance}"
         " WHERE report_month = %(m)s GROUP BY 1"
         " ORDER BY array_position(ARRAY['green', 'yellow', 'red'], coalesce(health_band, 'unknown')), 1",
-        "at_risk_total": "SELECT count(*) AS customers, coalesce(sum(value_at_stake), 0) AS value_at_stake"
-        " FROM {customer_performance} WHERE report_month = %(m)s AND " + AT_RISK,
+        "at_risk_total": "SELECT count(*) AS customers, coalesce(sum(expected_loss), 0) AS expected_loss"
+        " FROM {customer_performance} WHERE report_month = %(m)s AND period_end = %(end)s AND " + AT_RISK,
+        "win_back": "SELECT " + AT_RISK_COLUMNS + " FROM {customer_performance}"
+        " WHERE report_month = %(m)s AND period_end = %(end)s AND " + WIN_BACK + " ORDER BY list_rank",
         # the movers: the most valuable customers whose health fell since last month (by the
         # scorecard's trend_delta or more: health_trend 'down')
         "movers": "SELECT customer_id, name, region, segment, health_band, previous_health_score, health_score,"
-        " health_score - previous_health_score AS health_change, churn_probability, value_at_stake, risk_driver"
+        " health_score - previous_health_score AS health_change, churn_probability, expected_loss, risk_driver"
         " FROM {customer_performance} WHERE report_month = %(m)s AND health_trend = 'down'"
-        f" ORDER BY health_score - previous_health_score, value_at_stake DESC NULLS LAST, customer_id LIMIT {MOVERS}",
+        f" ORDER BY health_score - previous_health_score, expected_loss DESC NULLS LAST, customer_id LIMIT {MOVERS}",
         "comparison": "SELECT grouping_level, coalesce(label, 'unknown') AS label, customers, new_customers,"
         " acquisition_rate, active_customers, revenue, previous_period_end, previous_revenue, revenue_change,"
         " revenue_change_share, previous_active_customers, retained_customers, retention_rate"
@@ -196,12 +200,20 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
             if cur.fetchone()["n"]
             else "NULL::numeric AS recency_auc, NULL::numeric AS health_auc"
         )
+        # the lists and the expected loss come with migration 0014
+        cur.execute(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'customer_performance' AND column_name = 'churn_list'",
+            (schema,),
+        )
+        lists = cur.fetchone()["n"] > 0
         out = {}
         for name, text in q.items():
             needs = {field for _, field, _, _ in string.Formatter().parse(text) if field} - {"baselines"}
             if (
                 not needs <= present
-                or (not upgraded and name in ("at_risk_total", "movers", "backtest"))
+                or (not upgraded and name == "backtest")
+                or (not lists and name in ("at_risk_total", "movers", "win_back"))
                 or (name == "penetration" and not penetration)
             ):
                 out[name] = []  # a table or column a later migration adds: shown empty until then
@@ -210,7 +222,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
             out[name] = _plain(cur.fetchall())
         out["at_risk"] = (
             at_risk_page(conn, schema, month, 0, AT_RISK_PAGE, run["period_end"], params["high_risk"])
-            if upgraded  # value_at_stake comes with migration 0006
+            if lists
             else {"total": 0, "offset": 0, "limit": AT_RISK_PAGE, "rows": [], "high_risk_churn": params["high_risk"]}
         )
     history = out.pop("history")
@@ -226,13 +238,14 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         }
         for h in history
     ]
-    totals = (out.pop("at_risk_total") or [{"customers": 0, "value_at_stake": 0}])[0]
-    out["at_risk"] = {**out["at_risk"], "value_at_stake": totals["value_at_stake"]}
+    totals = (out.pop("at_risk_total") or [{"customers": 0, "expected_loss": 0}])[0]
+    out["at_risk"] = {**out["at_risk"], "expected_loss": totals["expected_loss"]}
     out["model"] = {
         "method": model.get("method"),
         "params": model.get("params") or {},
         "fallback_reason": model.get("fallback_reason"),
         "high_risk_churn": card["risk"]["high_risk_churn"],
+        "no_purchase_days": card["churn"].get("no_purchase_days"),
         "red_below": card["health"]["bands"]["yellow"],
     }
     with conn.cursor() as cur:
@@ -371,14 +384,16 @@ class MonthNotLoadedError(LookupError):
 def at_risk_page(
     conn, schema: str, month: date, offset: int, limit: int, period_end=None, high_risk: float | None = None
 ) -> dict:
-    """One page of the at-risk list (``AT_RISK``, largest value at stake first) and its total."""
+    """One page of the save list (``AT_RISK``, in its rank order) and its total."""
     period_end, high_risk = _month_params(conn, schema, month, period_end, high_risk)
     if period_end is None:
         raise MonthNotLoadedError(f"{month:%Y-%m} has not been loaded into the analytics database")
     with conn.cursor(row_factory=dict_row) as cur:
-        params = {"m": month, "high_risk": high_risk, "offset": offset, "limit": limit}
+        params = {"m": month, "end": period_end, "high_risk": high_risk, "offset": offset, "limit": limit}
         cur.execute(
-            sql.SQL("SELECT count(*) AS n FROM {} WHERE report_month = %(m)s AND " + AT_RISK).format(
+            sql.SQL(
+                "SELECT count(*) AS n FROM {} WHERE report_month = %(m)s AND period_end = %(end)s AND " + AT_RISK
+            ).format(
                 sql.Identifier(schema, "customer_performance")
             ),
             params,
@@ -390,19 +405,19 @@ def at_risk_page(
 
 
 def _at_risk_list(schema: str, page: str = "") -> sql.Composed:
-    """The at-risk list of month %(m)s, in its order (value at stake, then id), with ``page``."""
+    """The save list of month %(m)s as loaded up to %(end)s, in its rank order, with ``page``."""
     return sql.SQL(
         "SELECT "
         + AT_RISK_COLUMNS
-        + " FROM {} WHERE report_month = %(m)s AND "
+        + " FROM {} WHERE report_month = %(m)s AND period_end = %(end)s AND "
         + AT_RISK
-        + " ORDER BY value_at_stake DESC NULLS LAST, customer_id"
+        + " ORDER BY list_rank"
         + page
     ).format(sql.Identifier(schema, "customer_performance"))
 
 
 def at_risk_csv(conn, schema: str, month: date):
-    """The whole at-risk list as CSV lines (a header first), streamed from a server-side cursor."""
+    """The whole save list as CSV lines (a header first), streamed from a server-side cursor."""
     import csv
     import io
 
@@ -415,7 +430,7 @@ def at_risk_csv(conn, schema: str, month: date):
     writer.writerow(names)
     yield buf.getvalue()
     with conn.cursor(name="cp_at_risk_csv") as cur:
-        cur.execute(_at_risk_list(schema), {"m": month, "high_risk": high_risk})
+        cur.execute(_at_risk_list(schema), {"m": month, "end": period_end, "high_risk": high_risk})
         while batch := cur.fetchmany(5000):
             buf.seek(0)
             buf.truncate()
@@ -453,7 +468,7 @@ def _month_params(conn, schema: str, month: date, period_end=None, high_risk=Non
 CUSTOMER_COLUMNS = (
     "report_month, period_end, name, region, segment, status, transaction_count, revenue, login_count,"
     " features_used, interaction_count, avg_satisfaction, engagement_score, health_score, health_band,"
-    " health_trend, churn_probability, clv_12m, value_at_stake, revenue_at_risk, risk_driver,"
+    " health_trend, churn_probability, clv_12m, expected_loss, churn_reason, revenue_at_risk, risk_driver,"
     " days_since_last_purchase, days_since_last_login"
 )
 
@@ -473,10 +488,14 @@ def customer_history(conn, schema: str, customer_id: int) -> dict | None:
         )
         loaded = cur.fetchone()["months"] or []
         columns = CUSTOMER_COLUMNS
-        cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.model_backtest",))
-        if cur.fetchone()["t"] is None:  # before migration 0006: its columns shown empty
-            columns = columns.replace("value_at_stake,", "NULL::numeric AS value_at_stake,").replace(
-                "risk_driver,", "NULL::text AS risk_driver,"
+        cur.execute(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'customer_performance' AND column_name = 'churn_reason'",
+            (schema,),
+        )
+        if not cur.fetchone()["n"]:  # before migration 0014: its columns shown empty
+            columns = columns.replace("expected_loss,", "NULL::numeric AS expected_loss,").replace(
+                "churn_reason,", "NULL::text AS churn_reason,"
             )
         cur.execute(
             sql.SQL(

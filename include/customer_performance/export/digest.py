@@ -26,7 +26,7 @@ KPIS = (
     ("active_customers", "count", +1),
     ("new_customers", "count", +1),
     ("mrr_at_risk", "money", -1),
-    ("value_at_stake", "money", -1),
+    ("save_list_expected_loss", "money", -1),
     ("high_risk_customers", "count", -1),
     ("avg_health_score", "score", +1),
     ("nps", "score", +1),
@@ -85,8 +85,12 @@ class Digest:
     kpis: dict
     previous_month: str | None = None
     previous: dict = field(default_factory=dict)
-    at_risk: list[dict] = field(default_factory=list)
-    at_risk_total: int = 0
+    save: list[dict] = field(default_factory=list)  # the save list's first customers
+    save_total: int = 0
+    win_back: list[dict] = field(default_factory=list)
+    win_back_total: int = 0
+    no_purchase_days: int = 90  # the churn event's horizon
+    high_risk: float = 0.6  # the save list's least churn probability
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -100,10 +104,10 @@ def _plain(rows: list[dict]) -> list[dict]:
     return [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
 
 
-def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, link: str | None) -> Digest:
+def gather(
+    conn, run, schema: str, kpis: dict, currency: str, high_risk: float, no_purchase_days: int, link: str | None
+) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
-    from include.customer_performance.report import AT_RISK
-
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT to_regclass(%s) AS t", (f"{schema}.pipeline_runs",))
         previous, previous_month = {}, None
@@ -122,24 +126,25 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
             if found and found["closed"]:
                 previous, previous_month = found["kpis"] or {}, found["report_month"].strftime("%B %Y")
         metrics = run.table("customer_metrics")
-        cur.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE " + AT_RISK).format(metrics), {"high_risk": high_risk})
-        total = cur.fetchone()["n"]
-        cur.execute(
-            sql.SQL(
-                "SELECT customer_id, name, segment, region, health_band, health_score, churn_probability,"
-                " value_at_stake, risk_driver, days_since_last_purchase FROM {} WHERE "
-                + AT_RISK
-                + " ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT %(top)s"
-            ).format(metrics),
-            {"high_risk": high_risk, "top": TOP},
-        )
-        at_risk = _plain(cur.fetchall())
+        lists = {}
+        for name in ("save", "win-back"):
+            cur.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE churn_list = %s").format(metrics), (name,))
+            total = cur.fetchone()["n"]
+            cur.execute(
+                sql.SQL(
+                    "SELECT customer_id, name, segment, region, health_band, churn_probability, expected_loss,"
+                    " value_if_kept, churn_reason, days_since_last_purchase FROM {} WHERE churn_list = %s"
+                    " ORDER BY list_rank LIMIT %s"
+                ).format(metrics),
+                (name, TOP),
+            )
+            lists[name] = (_plain(cur.fetchall()), total)
         cur.execute(
             sql.SQL(
                 "SELECT customer_id, name, segment, region, previous_health_score, health_score,"
-                " health_score - previous_health_score AS health_change, value_at_stake, risk_driver FROM {}"
+                " health_score - previous_health_score AS health_change, expected_loss, risk_driver FROM {}"
                 " WHERE health_trend = 'down' ORDER BY health_score - previous_health_score,"
-                " value_at_stake DESC NULLS LAST, customer_id LIMIT %(top)s"
+                " expected_loss DESC NULLS LAST, customer_id LIMIT %(top)s"
             ).format(metrics),
             {"top": TOP},
         )
@@ -157,8 +162,12 @@ def gather(conn, run, schema: str, kpis: dict, currency: str, high_risk: float, 
         kpis=kpis,
         previous_month=previous_month,
         previous=previous,
-        at_risk=at_risk,
-        at_risk_total=total,
+        save=lists["save"][0],
+        save_total=lists["save"][1],
+        win_back=lists["win-back"][0],
+        win_back_total=lists["win-back"][1],
+        no_purchase_days=no_purchase_days,
+        high_risk=high_risk,
         movers=movers,
         gate=gate,
         quarantined=int(sum(g["quarantined"] for g in gate)),
@@ -233,20 +242,40 @@ def _change(c: dict) -> float | None:
     return float(c["health_score"]) - float(c["previous_health_score"])
 
 
-def _customer_line(c: dict, currency: str, movers: bool = False) -> str:
+def _customer_line(c: dict, currency: str, kind: str = "save") -> str:
     who = (
         f"{c['name'] or 'unnamed'} (#{c['customer_id']}, {c['segment'] or 'no segment'}, {c['region'] or 'no region'})"
     )
-    if movers:
+    if kind == "movers":
         return (
             f"{who}: health {compact(c['previous_health_score'], 'score')} -> {compact(c['health_score'], 'score')};"
-            f" value at stake {compact(c['value_at_stake'], 'money', currency)}; {c['risk_driver'] or 'no weak part'}"
+            f" expected loss {compact(c['expected_loss'], 'money', currency)}; {c['risk_driver'] or 'no weak part'}"
+        )
+    if kind == "win-back":
+        return (
+            f"{who}: value if won back {compact(c['value_if_kept'], 'money', currency)};"
+            f" {c['churn_reason'] or 'no reason given'}"
         )
     return (
-        f"{who}: value at stake {compact(c['value_at_stake'], 'money', currency)},"
-        f" churn {compact(c['churn_probability'], 'share')}, {c['health_band'] or 'no'} band;"
-        f" {c['risk_driver'] or 'no weak part'}"
+        f"{who}: expected loss {compact(c['expected_loss'], 'money', currency)},"
+        f" churn {compact(c['churn_probability'], 'share')}; {c['churn_reason'] or 'no reason given'}"
     )
+
+
+def list_titles(d: Digest) -> dict[str, str]:
+    """The save and win-back lists' titles, each saying what it holds."""
+    return {
+        "save": (
+            f"Save list, who to call: {d.save_total:,} customers still active (more likely a customer than not)"
+            f" with a churn probability of at least {share_text(d.high_risk)} (no completed"
+            f" purchase in the next {d.no_purchase_days} days), the largest expected loss (value if kept x churn"
+            " probability) first"
+        ),
+        "win-back": (
+            f"Win back: {d.win_back_total:,} customers most likely gone already (P(alive) below 50 %), the most"
+            " valuable if won back first"
+        ),
+    }
 
 
 def text(d: Digest, files: list[str], links: list[dict] = ()) -> str:
@@ -261,10 +290,13 @@ def text(d: Digest, files: list[str], links: list[dict] = ()) -> str:
     lines += [_gate_line(d), "", "WHAT TO TRUST", *(f"  {line}" for line in trust_lines(d))]
     lines += ["", f"KEY FIGURES ({vs})"]
     lines += [f"  {label:<28} {value:>18}   {delta}" for label, value, delta, _ in _kpi_rows(d)]
-    lines += ["", f"WHO IS ABOUT TO LEAVE ({d.at_risk_total:,} customers at risk; the largest value at stake first)"]
-    lines += [f"  {_customer_line(c, d.currency)}" for c in d.at_risk] or ["  none"]
+    titles = list_titles(d)
+    lines += ["", titles["save"]]
+    lines += [f"  {_customer_line(c, d.currency)}" for c in d.save] or ["  none"]
+    lines += ["", titles["win-back"]]
+    lines += [f"  {_customer_line(c, d.currency, 'win-back')}" for c in d.win_back] or ["  none"]
     lines += ["", "HEALTH FALLING (the customers whose health fell most since last month)"]
-    lines += [f"  {_customer_line(c, d.currency, movers=True)}" for c in d.movers] or ["  none"]
+    lines += [f"  {_customer_line(c, d.currency, 'movers')}" for c in d.movers] or ["  none"]
     for title, section in d.sections.items():
         lines += ["", title.upper(), *(f"  {line}" for line in section)]
     lines += ["", "FILES" + (" (too large to attach; here:)" if links else " (attached)")]
@@ -316,42 +348,51 @@ def html_body(d: Digest, files: list[str], links: list[dict] = ()) -> str:
         )
     out.append("</table>")
 
-    def customers(title: str, rows: list[dict], movers: bool) -> None:
+    def customers(title: str, rows: list[dict], kind: str) -> None:
         out.append(f"<h3 style='{_H}'>{e(title)}</h3>")
         if not rows:
             out.append(f"<p style='{_H}'>none</p>")
             return
-        keys = (
-            ("customer_id", "segment", "region", "health_change", "value_at_stake", "risk_driver")
-            if movers
-            else ("customer_id", "segment", "region", "churn_probability", "value_at_stake", "risk_driver")
-        )
+        keys = {
+            "movers": ("customer_id", "segment", "region", "health_change", "expected_loss", "risk_driver"),
+            "save": ("customer_id", "segment", "region", "churn_probability", "expected_loss", "churn_reason"),
+            "win-back": (
+                "customer_id",
+                "segment",
+                "region",
+                "days_since_last_purchase",
+                "value_if_kept",
+                "churn_reason",
+            ),
+        }[kind]
         head = [glossary.label(k) for k in keys]
         out.append("<table role='presentation' cellspacing='0' cellpadding='0' style='border-collapse:collapse'><tr>")
         out.extend(f"<th style='{_TD}text-align:left;color:#52606d'>{h}</th>" for h in head)
         out.append("</tr>")
         for c in rows:
-            middle = (
-                f"{e(compact(_change(c), 'score'))} ({compact(c['previous_health_score'], 'score')} &rarr;"
-                f" {compact(c['health_score'], 'score')})"
-                if movers
-                else e(f"{compact(c['churn_probability'], 'share')} ({c['health_band'] or 'no'} band)")
-            )
+            middle = {
+                "movers": lambda c: (
+                    f"{e(compact(_change(c), 'score'))} ({compact(c['previous_health_score'], 'score')}"
+                    f" &rarr; {compact(c['health_score'], 'score')})"
+                ),
+                "save": lambda c: e(compact(c["churn_probability"], "share")),
+                "win-back": lambda c: e(compact(c["days_since_last_purchase"], "count")),
+            }[kind](c)
+            money = c["value_if_kept"] if kind == "win-back" else c["expected_loss"]
+            why = c["risk_driver"] if kind == "movers" else c["churn_reason"]
             out.append(
                 f"<tr><td style='{_TD}'>{e(c['name'] or 'unnamed')} <span style='color:#52606d'>#{c['customer_id']}"
                 f"</span></td><td style='{_TD}'>{e(c['segment'] or '')}</td><td style='{_TD}'>{e(c['region'] or '')}"
                 f"</td><td style='{_TD}'>{middle}</td><td style='{_TD}text-align:right'>"
-                f"{e(compact(c['value_at_stake'], 'money', d.currency))}</td>"
-                f"<td style='{_TD}'>{e(c['risk_driver'] or '')}</td></tr>"
+                f"{e(compact(money, 'money', d.currency))}</td>"
+                f"<td style='{_TD}'>{e(why or '')}</td></tr>"
             )
         out.append("</table>")
 
-    customers(
-        f"Who is about to leave: {d.at_risk_total:,} customers at risk, the largest value at stake first",
-        d.at_risk,
-        False,
-    )
-    customers("Health falling: the customers whose health fell most since last month", d.movers, True)
+    titles = list_titles(d)
+    customers(titles["save"], d.save, "save")
+    customers(titles["win-back"], d.win_back, "win-back")
+    customers("Health falling: the customers whose health fell most since last month", d.movers, "movers")
     for title, section in d.sections.items():
         out.append(f"<h3 style='{_H}'>{e(title)}</h3><ul style='{_H}'>")
         out.extend(f"<li>{e(line)}</li>" for line in section)

@@ -47,10 +47,17 @@ base AS (
         i.resolution_rate,
         i.escalation_rate,
         ch.churn_probability,
+        ch.churn_probability_btyd,
+        ch.p_alive,
         ch.expected_purchases_12m,
         ch.expected_purchases_1m,
         ch.expected_purchases_3m,
         coalesce(ch.clv_12m, 0) AS clv_12m,
+        coalesce(ch.value_if_kept, 0) AS value_if_kept,
+        coalesce(ch.expected_loss, 0) AS expected_loss,
+        ch.churn_list,
+        ch.list_rank,
+        ch.churn_reason,
         ch.churn_method,
         prev.health_score AS previous_health_score
     FROM {int_customers} AS c  -- int_customers: each customer once, its latest version
@@ -175,7 +182,8 @@ SELECT
         WHEN coalesce(engagement_score, 0) < %(activity_low_engagement)s AND transaction_count = 0 THEN 'low'
         ELSE 'medium'
     END AS activity_level,
-    churn_probability, churn_method, expected_purchases_12m, expected_purchases_1m, expected_purchases_3m, clv_12m,
+    churn_probability, churn_method, churn_probability_btyd, p_alive,
+    expected_purchases_12m, expected_purchases_1m, expected_purchases_3m, clv_12m, value_if_kept,
     CASE
         WHEN is_new THEN 'new'
         WHEN lifetime_purchases > 0 AND churn_probability >= %(high_risk_churn)s THEN 'at-risk'
@@ -196,9 +204,8 @@ SELECT
         ELSE 'flat'
     END AS health_trend,
     round(greatest(revenue, 0) * coalesce(churn_probability, 0), 2) AS revenue_at_risk,
-    -- the part of the expected 12-month value riding on the customer's uncertain future: largest
-    -- for valuable customers whose churn is in the balance (clv_12m already weighs P(alive))
-    round(clv_12m * coalesce(churn_probability, 0), 2) AS value_at_stake,
+    -- value if kept x churn probability (churn_model.lists), the save and win-back lists and why
+    expected_loss, churn_list, list_rank, churn_reason,
     -- the part of the health score that costs it the most points (weight x shortfall from 100;
     -- ties in the order engagement, retention, satisfaction, support), in words; NULL when no
     -- part falls short
@@ -208,7 +215,11 @@ SELECT
             WHEN days_since_last_login >= 14 THEN format('no login in %%s days', days_since_last_login)
             ELSE format('engagement %%s/100', round(engagement_score))
         END
-        WHEN w.retention THEN format('churn %%s', to_char(churn_probability, 'FM0.00'))
+        -- the churn model's own reason; else the silence (never the score itself)
+        WHEN w.retention THEN coalesce(churn_reason, CASE
+            WHEN lifetime_purchases <= 1 THEN format('one purchase only, %%s days ago', days_since_last_purchase)
+            ELSE format('no purchase in %%s days', days_since_last_purchase)
+        END)
         WHEN w.satisfaction THEN format('satisfaction %%s/10', round(avg_satisfaction, 1))
         WHEN w.support THEN format(
             '%%s of %%s contacts escalated', round(escalation_rate * interaction_count), interaction_count

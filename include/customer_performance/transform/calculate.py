@@ -29,14 +29,15 @@ recency ratio, computed in Python on three numbers per customer) and finally ``c
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
 from psycopg import sql
 
-from include.customer_performance import scorecard
-from include.customer_performance.churn import ChurnSettings, fit
+from include.customer_performance import churn_model, scorecard
+from include.customer_performance.churn import ChurnSettings, fit, value_if_kept
 from include.customer_performance.db import Connect, on_own_connection
 from include.customer_performance.fx import Refresh, StaleRatesError, refresh_rates, stage_rates, stale_rates_message
 from include.customer_performance.schemas import TRANSACTIONS, value_params
@@ -218,44 +219,74 @@ def _fetch_arrays(cur, query: sql.Composable, params: dict, chunk: int = 100_000
     return [np.concatenate(cols) for cols in zip(*parts, strict=True)]
 
 
+CHURN_COLUMNS = (
+    "customer_id bigint PRIMARY KEY, churn_probability numeric, churn_probability_btyd numeric, p_alive numeric,"
+    " expected_purchases_12m numeric, expected_purchases_1m numeric, expected_purchases_3m numeric,"
+    " clv_12m numeric, value_if_kept numeric, expected_loss numeric, churn_list text, list_rank integer,"
+    " churn_reason text, churn_method text"
+)
+
+
+def _risk(card: scorecard.Scorecard) -> dict:
+    return {
+        "high_risk": card.get("risk.high_risk_churn"),
+        "save_size": card.get("risk.save_list_size"),
+        "win_back_size": card.get("risk.win_back_list_size"),
+    }
+
+
 def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
-    """Fit churn and CLV on the lifetime history and stage them as ``churn``."""
+    """Fit the BTYD model on the lifetime history and stage its figures as ``churn``: the
+    probability of no purchase in the next ``churn.no_purchase_days`` (published unless the
+    gradient-boosted model replaces it, ``apply_churn_model``), P(alive), expected purchases, CLV,
+    value if kept, expected loss, the save and win-back lists (churn_model.lists, over the known
+    customers) and the reasons."""
     query = sql.SQL(
         "SELECT customer_id, purchase_days - 1,"
         " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
-        " greatest(lifetime_revenue, 0) / purchases"  # refunds beyond the sales: no negative order value
+        " greatest(lifetime_revenue, 0) / purchases,"  # refunds beyond the sales: no negative order value
+        " purchases, (customer_id IN (SELECT customer_id FROM {}))::int"
         " FROM {} WHERE purchases > 0 ORDER BY customer_id"
-    ).format(run.table("int_customer_history"))
+    ).format(run.table("int_customers"), run.table("int_customer_history"))
     with conn.cursor(name="churn_input") as cur:
         cols = _fetch_arrays(cur, query, {"last_day": run.period.end - timedelta(days=1)})
     target = run.table("churn")
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-        cur.execute(
-            sql.SQL(
-                "CREATE UNLOGGED TABLE {} (customer_id bigint PRIMARY KEY, churn_probability numeric,"
-                " expected_purchases_12m numeric, expected_purchases_1m numeric, expected_purchases_3m numeric,"
-                " clv_12m numeric, churn_method text)"
-            ).format(target)
-        )
+        cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (" + CHURN_COLUMNS + ")").format(target))
         if not cols:
+            conn.commit()
             return {"customers": 0, "method": None}
-        ids, frequency, recency, T, aov = cols  # noqa: N806
+        ids, frequency, recency, T, aov, purchases, known = cols  # noqa: N806
         out = fit(frequency, recency, T, ChurnSettings.of(card))
         e = out.expected
+        value = value_if_kept(e["expected_purchases_12m"], out.alive, aov)
+        risk = _risk(card)
+        loss, names, ranks = churn_model.lists(out.no_purchase, np.where(known > 0, out.alive, np.nan), value, **risk)
+        says = np.full(len(ids), None, dtype=object)
+        rows = churn_model.reason_rows(loss, value, out.alive, out.no_purchase, risk["high_risk"])
+        says[rows] = churn_model.btyd_reasons(T[rows] - recency[rows], purchases[rows], T[rows])
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in zip(
                 ids.astype(np.int64).tolist(),
-                np.round(out.churn, 4).tolist(),
+                np.round(out.no_purchase, 4).tolist(),
+                np.round(out.no_purchase, 4).tolist(),
+                np.round(out.alive, 4).tolist(),
                 np.round(e["expected_purchases_12m"], 3).tolist(),
                 np.round(e["expected_purchases_1m"], 4).tolist(),
                 np.round(e["expected_purchases_3m"], 4).tolist(),
                 np.round(e["expected_purchases_12m"] * aov, 2).tolist(),
+                np.round(value, 2).tolist(),
+                np.round(loss, 2).tolist(),
+                names.tolist(),
+                [int(r) or None for r in ranks.tolist()],
+                says.tolist(),
                 strict=True,
             ):
                 copy.write_row((*row, out.method))
         analyze(cur, target)
+    conn.commit()
     log.info("churn: %s customers with purchase history, method %s %s", len(ids), out.method, out.params or out.reason)
     # what the run record keeps of the model (pipeline_runs.churn_model)
     return {
@@ -265,6 +296,73 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         "params": {k: round(v, 6) for k, v in out.params.items()},
         "fallback_reason": out.reason,
     }
+
+
+def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schema: str) -> dict:
+    """Train the gradient-boosted model on the published history and, when it beats the BTYD
+    probability on the held-out month, replace ``churn``'s probability, expected loss, lists and
+    reasons with its own (churn_model.py). Returns what the run record keeps; ``replaced`` says
+    whether customer_metrics must be computed again. Commits."""
+    cfg = ChurnSettings.of(card)
+    out = churn_model.train_and_score(conn, run, analytics_schema, cfg, run.table("customer_metrics"))
+    scores = out.pop("scores", None)
+    if scores is None:
+        conn.commit()
+        return {**out, "replaced": False}
+    ids, p, booster, x = scores
+    target = run.table("churn")
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT customer_id, p_alive::float8, value_if_kept::float8 FROM {} WHERE customer_id = ANY(%s)"
+                " ORDER BY customer_id"
+            ).format(target),
+            (ids.tolist(),),
+        )
+        have = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+    keep = np.array([c in have for c in ids.tolist()])
+    ids, p, x = ids[keep], p[keep], x[keep]
+    alive = np.array([have[c][0] for c in ids.tolist()], dtype=float)
+    value = np.array([have[c][1] for c in ids.tolist()], dtype=float)
+    risk = _risk(card)
+    t0 = time.monotonic()
+    loss, names, ranks = churn_model.lists(p, alive, value, **risk)
+    rows = churn_model.reason_rows(loss, value, alive, p, risk["high_risk"])
+    says = np.full(len(ids), None, dtype=object)
+    says[rows] = churn_model.reasons(booster, x, rows)
+    out["reasons_seconds"] = round(time.monotonic() - t0, 2)
+    with conn.cursor() as cur:
+        scored = run.table("churn_scored")
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scored))
+        cur.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {} (customer_id bigint PRIMARY KEY, churn_probability numeric,"
+                " expected_loss numeric, churn_list text, list_rank integer, churn_reason text)"
+            ).format(scored)
+        )
+        with cur.copy(sql.SQL("COPY {} FROM STDIN").format(scored)) as copy:
+            for row in zip(
+                ids.tolist(),
+                np.round(p, 4).tolist(),
+                np.round(loss, 2).tolist(),
+                names.tolist(),
+                [int(r) or None for r in ranks.tolist()],
+                says.tolist(),
+                strict=True,
+            ):
+                copy.write_row(row)
+        cur.execute(sql.SQL("UPDATE {} SET churn_list = NULL, list_rank = NULL").format(target))
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} AS c SET churn_probability = s.churn_probability, expected_loss = s.expected_loss,"
+                " churn_list = s.churn_list, list_rank = s.list_rank, churn_reason = s.churn_reason,"
+                " churn_method = 'gradient_boosting' FROM {} AS s WHERE s.customer_id = c.customer_id"
+            ).format(target, scored)
+        )
+        drop_relation(cur, scored)
+        analyze(cur, target)
+    conn.commit()
+    return {**out, "replaced": True}
 
 
 def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
@@ -292,7 +390,6 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str, card: sco
             model("int_customer_history", run),
             {"rate_day": rate_day},
         )
-    churn = compute_churn(conn, run, card)
     with conn.cursor() as cur:
         replace_table_as(
             cur,
@@ -309,7 +406,7 @@ def per_customer(conn, run: Run, reporting_currency: str, source: str, card: sco
             cur, run.table("int_customers"), model("int_customers", run, **inputs_of(run, source, "customers"))
         )
     conn.commit()
-    return churn
+    return compute_churn(conn, run, card)
 
 
 def stage_customer_sales(conn, run: Run, part: int | None = None) -> None:
@@ -327,6 +424,23 @@ def stage_customer_sales(conn, run: Run, part: int | None = None) -> None:
             + model("int_customer_sales", run, int_transactions=source)
         )
     conn.commit()
+
+
+def stage_customer_metrics(conn, run: Run, card: scorecard.Scorecard, analytics_schema: str) -> int:
+    """``customer_metrics`` from the staged per-customer tables. Commits; returns its rows."""
+    with conn.cursor() as cur:
+        select = model("customer_metrics", run, previous=previous_health(cur, run, analytics_schema))
+        params = {**card.sql_params(), **run.period.as_params()}
+        rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
+        # One row per customer is what every later stage assumes; a join must not multiply rows.
+        cur.execute(
+            sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics"))
+        )
+        dupes = cur.fetchone()[0]
+        if dupes:
+            raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")
+    conn.commit()
+    return rows
 
 
 def calculate_metrics(
@@ -391,18 +505,13 @@ def calculate_metrics(
         churn = side.result() if side is not None else per_customer(conn, run, reporting_currency, source, card)
         with conn.cursor() as cur:
             analyze(cur, target)
-    with conn.cursor() as cur:
-        select = model("customer_metrics", run, previous=previous_health(cur, run, analytics_schema))
-        params = {**card.sql_params(), **run.period.as_params()}
-        rows = replace_table_as(cur, run.table("customer_metrics"), select, params)
-        # One row per customer is what every later stage assumes; a join must not multiply rows.
-        cur.execute(
-            sql.SQL("SELECT count(*) - count(DISTINCT customer_id) FROM {}").format(run.table("customer_metrics"))
-        )
-        dupes = cur.fetchone()[0]
-        if dupes:
-            raise RuntimeError(f"customer_metrics for {run.period}: {dupes} customer_id values appear more than once")
-    conn.commit()
+    rows = stage_customer_metrics(conn, run, card, analytics_schema)
+    # the gradient-boosted model reads the BTYD run's customer_metrics (its features are those of the
+    # published months); when it replaces the probability, customer_metrics is computed again from it
+    churn["model"] = apply_churn_model(conn, run, card, analytics_schema)
+    if churn["model"].pop("replaced"):
+        churn["method"] = churn["model"]["method"]
+        rows = stage_customer_metrics(conn, run, card, analytics_schema)
     log.info("customer_metrics: %s customers", rows)
     return {
         "table": run.table_name("customer_metrics"),

@@ -35,8 +35,9 @@ function drawCustomer(c, month) {
   const band = fact(`Health, ${monthName(focus.month)}`, `${fmt(focus.health_score, 1)} `, { "data-kpi": "Health" });
   bandTag(band.querySelector("b"), focus.health_band);
   fact("Churn probability", pct(focus.churn_probability, 0));
-  fact("Value at stake (12 m)", money(focus.value_at_stake));
-  fact("Risk driver", focus.risk_driver || "n/a");
+  fact("Expected loss (12 m)", money(focus.expected_loss));
+  fact("Why at risk", focus.churn_reason || "n/a");
+  fact("Health's weakest part", focus.risk_driver || "n/a");
   fact("Months loaded", count(rows.length));
 
   line(chart("customer_health"), rows.map(r => ({ label: r.month, value: r.health_score })), {
@@ -59,7 +60,8 @@ function drawCustomer(c, month) {
     { title: "Logins", key: "login_count", num: true, fmt: count },
     { title: "Contacts", key: "interaction_count", num: true, fmt: count },
     { title: "Satisfaction", key: "avg_satisfaction", num: true, fmt: v => fmt(v, 1) },
-    { title: `Value at stake (${CURRENCY})`, key: "value_at_stake", num: true, fmt: v => fmt(v, 0) },
+    { title: `Expected loss (${CURRENCY})`, key: "expected_loss", num: true, fmt: v => fmt(v, 0) },
+    { title: "Why at risk", key: "churn_reason" },
     { title: "Risk driver", key: "risk_driver" },
   ], rows, { rowClass: r => (r.month === month ? "all" : "") });
 }

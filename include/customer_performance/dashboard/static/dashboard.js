@@ -531,8 +531,8 @@ const CARDS = [
   { key: "new_customers", kind: "count", good: 1, sub: () => "registered this month" },
   { key: "mrr_at_risk", alt: "revenue_at_risk", kind: "money", good: -1,
     sub: k => `${pct(k.revenue_at_risk_share)} of revenue` },
-  { key: "value_at_stake", kind: "money", good: -1,
-    sub: k => `${pct(k.value_at_stake_share)} of 12-month CLV` },
+  { key: "save_list_expected_loss", kind: "money", good: -1,
+    sub: k => `${count(k.save_list_customers)} customers on the save list` },
   { key: "high_risk_customers", kind: "count", good: -1,
     sub: (k, m) => `${pct(k.high_risk_share)} of customers (churn ≥ ${fmt(m.high_risk_churn, 2)})` },
   { key: "avg_health_score", kind: "score", good: 1, sub: () => "0–100, higher is healthier" },
@@ -579,7 +579,7 @@ function kpis(d) {
   });
 }
 
-// -- the at-risk list, paged ----------------------------------------------------------------------
+// -- the save list, paged, and the win-back list ---------------------------------------------------
 const PAGE = 20;
 let atRisk = { month: null, total: 0, offset: 0 };
 
@@ -593,17 +593,18 @@ const AT_RISK_COLUMNS = [
   { key: "health_band", cell: (td, r) => bandTag(td, r.health_band) },
   { key: "health_score", cell: healthCell },
   { key: "churn_probability", num: true, fmt: v => pct(v, 0) },
-  { key: "clv_12m", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
-  { key: "value_at_stake", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
+  { key: "value_if_kept", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
+  { key: "expected_loss", num: true, money: true, fmt: v => isNum(v) ? fmt(v, 0) : "n/a" },
   { key: "last_purchase_day", cell: agoCell("last_purchase_day", "days_since_last_purchase", "never") },
   { key: "last_login_day", cell: agoCell("last_login_day", "days_since_last_login", "none on record") },
-  { key: "risk_driver" },
+  { key: "churn_reason" },
 ];
+const WIN_BACK_COLUMNS = AT_RISK_COLUMNS.filter(c => !["health_band", "health_score", "expected_loss"].includes(c.key));
 
 function drawAtRisk(page) {
   atRisk.total = page.total ?? 0;
   atRisk.offset = page.offset ?? 0;
-  table(tableEl("at_risk"), AT_RISK_COLUMNS, page.rows || [], { empty: "No customer is at risk this month." });
+  table(tableEl("at_risk"), AT_RISK_COLUMNS, page.rows || [], { empty: "No active customer is at high risk this month." });
   const first = atRisk.total ? atRisk.offset + 1 : 0, last = Math.min(atRisk.offset + (page.rows || []).length, atRisk.total);
   document.getElementById("at-risk-page").textContent = `${count(first)}–${count(last)} of ${count(atRisk.total)}`;
   document.getElementById("at-risk-prev").disabled = atRisk.offset <= 0;
@@ -633,16 +634,29 @@ function atRiskSection(d) {
   clear(sum);
   sum.dataset.count = "at_risk";
   sum.dataset.value = ar.total ?? 0;
-  sum.dataset.valueAtStake = ar.value_at_stake ?? "";
+  sum.dataset.expectedLoss = ar.expected_loss ?? "";
   h("b", {}, sum, `${count(ar.total)} customers`);
-  sum.appendChild(document.createTextNode(" at risk, "));
-  h("b", {}, sum, `${money(ar.value_at_stake)}`);
-  sum.appendChild(document.createTextNode(" of value at stake over the next 12 months"));
+  sum.appendChild(document.createTextNode(" to call, "));
+  h("b", {}, sum, `${money(ar.expected_loss)}`);
+  sum.appendChild(document.createTextNode(" of expected loss between them"));
   const m = d.model || {};
+  const days = m.no_purchase_days ?? 90;
   document.getElementById("risk-vocabulary").textContent =
-    `At risk: a churn probability of at least ${fmt(ar.high_risk_churn ?? m.high_risk_churn, 2)} (no purchase expected again)` +
-    ` or a red health band (health score below ${fmt(m.red_below, 0)}). Value at stake: the next 12 months' expected value` +
-    " (CLV) × churn probability — call the top of the list first. Health arrows compare with last month.";
+    `Churn probability: the probability of no completed purchase in the next ${days} days` +
+    ` (${m.method === "gradient_boosting" ? "gradient-boosted model trained on this data's own history" : "BTYD model; the trained model needs more published history"}).` +
+    ` Save list: still active (more likely a customer than not), churn probability at least ${fmt(ar.high_risk_churn ?? m.high_risk_churn, 2)},` +
+    " at least 1 to lose, the largest expected loss first. Expected loss: the value a customer brings over the next 12 months if kept" +
+    " × its churn probability. Win back: most likely gone already, the most valuable if won back first. Health arrows compare with last month.";
+  const wb = d.win_back || [];
+  const wsum = document.getElementById("win-back-summary");
+  clear(wsum);
+  wsum.dataset.count = "win_back";
+  wsum.dataset.value = wb.length;
+  h("b", {}, wsum, `${count(wb.length)} customers`);
+  wsum.appendChild(document.createTextNode(" to win back, "));
+  h("b", {}, wsum, money(wb.reduce((s, r) => s + (Number(r.value_if_kept) || 0), 0)));
+  wsum.appendChild(document.createTextNode(" a year between them if won back"));
+  table(tableEl("win_back"), WIN_BACK_COLUMNS, wb, { empty: "No customer is likely gone this month." });
   document.getElementById("at-risk-csv").setAttribute("href", `api/month/${encodeURIComponent(d.month)}/at-risk.csv`);
   document.getElementById("at-risk-prev").onclick = () => turnPage(-1);
   document.getElementById("at-risk-next").onclick = () => turnPage(1);
@@ -682,7 +696,7 @@ function health(d) {
     { key: "health_score", num: true, fmt: v => fmt(v, 1) },
     { key: "health_change", num: true, cell: (td, r) => { td.textContent = signed(r.health_change, v => fmt(v, 1)); td.classList.add("bad"); } },
     { key: "churn_probability", num: true, fmt: v => pct(v, 0) },
-    { key: "value_at_stake", num: true, money: true, fmt: v => fmt(v, 0) },
+    { key: "expected_loss", num: true, money: true, fmt: v => fmt(v, 0) },
     { key: "risk_driver" },
   ], d.movers || [], { empty: previousMonth(d) ? "No customer's health fell since last month." : "No data: last month is not loaded, so there is nothing to compare with." });
 }
