@@ -36,16 +36,26 @@ def calibration(scores, labels, bins: int = 10) -> list[tuple[int, float, float]
     return [(len(part), float(s[part].mean()), float(y[part].mean())) for part in np.array_split(order, bins)]
 
 
-def ground_truth(conn, period_end: date, horizon_days: int = 90) -> dict[int, tuple[bool, int]]:
+def ground_truth(conn, period_end: date) -> dict[int, tuple[bool, int, bool]]:
     """From the generator's ``ground_truth`` table (``conn``: the customer database), per customer
-    who had bought before ``period_end``: (made its last purchase before ``period_end`` +
-    ``horizon_days``, the days it bought on in the 91 days after ``period_end``)."""
+    who had bought before ``period_end``: (made no completed purchase in the 90 days after
+    ``period_end``, the days it bought on in the 91 days after it, gone at ``period_end``: dropped
+    out before it and not back by then)."""
     rows = conn.execute(
-        "SELECT customer_id, coalesce(dropout_at < %s::date + %s, false), purchase_days_next_91d"
+        "SELECT customer_id, no_purchase_next_90d, purchase_days_next_91d,"
+        " coalesce(dropout_at < %s AND (back_at IS NULL OR back_at >= %s), false)"
         " FROM ground_truth WHERE first_purchase < %s",
-        (period_end, horizon_days, period_end),
+        (period_end, period_end, period_end),
     ).fetchall()
-    return {c: (bool(dropped), int(days)) for c, dropped, days in rows}
+    return {c: (bool(event), int(days), bool(gone)) for c, event, days, gone in rows}
+
+
+def calibration_error(scores, labels, bins: int = 10) -> float:
+    """Expected calibration error: over deciles of ``scores``, |mean score - observed rate| weighted
+    by the decile's size."""
+    parts = calibration(scores, labels, bins)
+    n = sum(k for k, _, _ in parts)
+    return float(sum(k * abs(p - o) for k, p, o in parts) / n) if n else float("nan")
 
 
 def features(mysql_kwargs: dict, period_end: date) -> dict[int, tuple[float, float, float]]:

@@ -26,7 +26,8 @@ from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
 from include.customer_performance.period import add_months  # noqa: E402
 
 # the 02:00 runs on 1 July and 1 August close June and July 2025
-LOGICAL_DATES = ("2025-07-01T02:00:00+00:00", "2025-08-01T02:00:00+00:00")
+LOGICAL_DATES = tuple(f"2025-{m:02d}-01T02:00:00+00:00" for m in range(4, 9))  # March to July: the churn model
+# trains on the months whose 90 days after are known by the end of July (March and April)
 
 
 def airflow(args: list[str], env: dict, log: Path) -> int:

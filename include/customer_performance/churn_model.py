@@ -376,7 +376,9 @@ PHRASES = {
     "login_count": _logins,
     "previous_login_count": _logins,
     "session_minutes": lambda f: (
-        None if math.isnan(f["session_minutes"]) else f"{f['session_minutes']:,.0f} minutes in the product this month"
+        None
+        if math.isnan(f["session_minutes"])
+        else f"{_plural(_n(f['session_minutes']), 'minute')} in the product this month"
     ),
     "features_used": lambda f: (
         None if math.isnan(f["features_used"]) else f"{_plural(_n(f['features_used']), 'feature')} used this month"

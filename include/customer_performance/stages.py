@@ -89,7 +89,8 @@ STAGES = (
     Stage("int_customer_sessions", "intermediate", "calculate", "table", "the period's sessions per customer"),
     Stage("int_customer_crm", "intermediate", "calculate", "table", "the period's CRM interactions per customer"),
     Stage("int_customer_history", "intermediate", "calculate", "table", "the lifetime history, converted"),
-    Stage("churn", "intermediate", "calculate", "table", "churn probability and CLV per customer"),
+    Stage("churn", "intermediate", "calculate", "table", "churn probability, CLV, lists and reasons per customer"),
+    Stage("churn_scored", "intermediate", "calculate", "table", "the gradient-boosted model's scores, lists, reasons"),
     Stage(
         "customer_metrics", "mart", "calculate", "table", "one row per customer, every metric", "customer_performance"
     ),

@@ -393,9 +393,7 @@ def at_risk_page(
         cur.execute(
             sql.SQL(
                 "SELECT count(*) AS n FROM {} WHERE report_month = %(m)s AND period_end = %(end)s AND " + AT_RISK
-            ).format(
-                sql.Identifier(schema, "customer_performance")
-            ),
+            ).format(sql.Identifier(schema, "customer_performance")),
             params,
         )
         total = cur.fetchone()["n"]
