@@ -6,6 +6,7 @@ July 2025, run of 1 August: the period is 2025-07-01 .. 2025-07-31, reporting cu
 """
 
 import contextlib
+import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -272,19 +273,22 @@ def test_activity_levels(m):
 
 
 def churn_by_hand(first: date, last: date, purchase_days: int) -> tuple[float, float]:
+    """The recency ratio's (churn.py) probability of no purchase in 90 days and 12-month expected purchases."""
     frequency = purchase_days - 1
     recency = (last - first).days
     T = (date(2025, 7, 31) - first).days  # noqa: N806
     gap = recency / frequency if frequency else 30.0
     ratio = (T - recency) / gap
-    churn = ratio / (1 + ratio)
-    return churn, (1 - churn) * 365 / gap
+    alive = 1 / (1 + ratio)
+    return (1 - alive) + alive * math.exp(-90 / gap), alive * 365 / gap
 
 
 def test_churn_falls_back_to_the_recency_ratio_on_thin_data(metrics_db, m):
     assert metrics_db[1]["churn"]["method"] == "recency_ratio"  # 4 repeat buyers < 50
     c1, e1 = churn_by_hand(date(2025, 4, 1), date(2025, 7, 20), 5)  # gap 27.5 days, 11 silent
-    assert c1 == pytest.approx(0.4 / 1.4)
+    assert c1 == pytest.approx(0.4 / 1.4 + math.exp(-90 / 27.5) / 1.4)
+    assert float(m[1]["p_alive"]) == pytest.approx(1 / 1.4, abs=5e-5)
+    assert float(m[1]["churn_probability_btyd"]) == float(m[1]["churn_probability"])
     assert float(m[1]["churn_probability"]) == pytest.approx(c1, abs=5e-5)
     assert float(m[1]["clv_12m"]) == pytest.approx(e1 * 400 / 6, abs=0.01)
     c2, _ = churn_by_hand(date(2025, 7, 12), date(2025, 7, 12), 1)  # one-time buyer: 30-day gap
@@ -308,8 +312,10 @@ def test_segments_follow_the_documented_precedence(m):
 
 
 def test_health_score_band_and_trend(m):
-    # c1: (.35 x 96.7 + .30 x 100 x (1 - .2857) + .20 x 100 x 7/9 + .15 x 100) / 1
-    assert m[1]["health_score"] == Decimal("85.8") and m[1]["health_band"] == "green"
+    # c1: (.35 x 96.7 + .30 x 100 x (1 - churn) + .20 x 100 x 7/9 + .15 x 100) / 1
+    c1 = float(m[1]["churn_probability"])
+    expected = Decimal(str(0.35 * 96.7 + 30 * (1 - c1) + 20 * 7 / 9 + 15)).quantize(Decimal("0.1"))
+    assert m[1]["health_score"] == expected and m[1]["health_band"] == "green"
     assert (m[1]["previous_health_score"], m[1]["health_trend"]) == (70, "up")
     # c3, no purchase history: (.35 x 74.2 + .20 x 100 x 3/9 + .15 x 50) / .70
     assert m[3]["health_score"] == Decimal("57.3") and m[3]["health_band"] == "yellow"
@@ -493,9 +499,9 @@ def weakest_part(r: dict) -> str | None:
     return part
 
 
-def test_risk_driver_names_the_weakest_part_and_value_at_stake(m):
+def test_risk_driver_names_the_weakest_part_and_expected_loss(m):
     texts = {
-        "retention": lambda r: f"churn {float(r['churn_probability']):.2f}",
+        "retention": lambda r: r["churn_reason"],
         "satisfaction": lambda r: f"satisfaction {float(r['avg_satisfaction']):.1f}/10",
         "support": lambda r: (
             f"{round(float(r['escalation_rate']) * r['interaction_count'])} of"
@@ -516,6 +522,11 @@ def test_risk_driver_names_the_weakest_part_and_value_at_stake(m):
             assert r["risk_driver"] is None
         else:
             assert r["risk_driver"] == texts[part](r), c
-        assert r["value_at_stake"] == (r["clv_12m"] * (r["churn_probability"] or 0)).quantize(Decimal("0.01"))
-    assert m[1]["risk_driver"] == "churn 0.29"  # 0.30 x 28.6 lost: more than satisfaction's 0.20 x 22.2
+        # value if kept x churn, each rounded as published
+        assert float(r["expected_loss"]) == pytest.approx(
+            float(r["value_if_kept"]) * float(r["churn_probability"] or 0), abs=0.01 + float(r["value_if_kept"]) * 1e-4
+        ), c
+        assert "churn" not in (r["risk_driver"] or "")  # never the score itself
+    # 0.30 x 31.3 lost: more than satisfaction's 0.20 x 22.2; the silence against the rhythm, in words
+    assert m[1]["risk_driver"] == m[1]["churn_reason"] == "no purchase in 11 days (usually every 28)"
     assert m[3]["risk_driver"] == "satisfaction 4.0/10"  # no churn part; 0.20 x 66.7 lost

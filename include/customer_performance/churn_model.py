@@ -300,10 +300,13 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 
 def _usual_purchase_gap(f: dict) -> str:
-    purchases, tenure = f["lifetime_purchases"], f["tenure_days"]
-    if purchases >= 2 and tenure > 0:
-        return f" (usually every {max(_n(tenure / purchases), 1)})"
-    return ""
+    """The customer's rhythm: its own gap between purchase days when known (``usual_gap``), else its
+    days as a customer over its purchases."""
+    gap = f.get("usual_gap")
+    if gap is None:
+        purchases, tenure = f["lifetime_purchases"], f["tenure_days"]
+        gap = tenure / purchases if purchases >= 2 and tenure > 0 else math.nan
+    return "" if math.isnan(gap) else f" (usually every {max(_n(gap), 1)})"
 
 
 def _silence(f: dict) -> str | None:
@@ -421,11 +424,12 @@ def reasons(booster, x: np.ndarray, rows: np.ndarray, most: int = 2) -> list[str
     return out
 
 
-def btyd_reasons(days_since: np.ndarray, purchases: np.ndarray, tenure: np.ndarray) -> list[str | None]:
-    """The BTYD probability's reason: its only inputs are the buying rhythm, so the silence against it."""
+def btyd_reasons(days_since: np.ndarray, purchase_days: np.ndarray, gap: np.ndarray) -> list[str | None]:
+    """The BTYD probability's reason: its only inputs are the buying rhythm, so the silence against
+    it (days since the last purchase, purchase days, the usual gap between them; NaN for one)."""
     return [
-        _silence({"days_since_last_purchase": d, "lifetime_purchases": n, "tenure_days": t})
-        for d, n, t in zip(days_since.tolist(), purchases.tolist(), tenure.tolist(), strict=True)
+        _silence({"days_since_last_purchase": d, "lifetime_purchases": n, "usual_gap": g})
+        for d, n, g in zip(days_since.tolist(), purchase_days.tolist(), gap.tolist(), strict=True)
     ]
 
 

@@ -110,7 +110,12 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
             sql.SQL(
                 "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
                 " mean_churn_probability, auc, (to_jsonb(b) ->> 'recency_auc')::numeric AS recency_auc,"
-                " (to_jsonb(b) ->> 'health_auc')::numeric AS health_auc, lift_over_green, expected_purchases,"
+                " (to_jsonb(b) ->> 'health_auc')::numeric AS health_auc,"
+                " (to_jsonb(b) ->> 'btyd_auc')::numeric AS btyd_auc,"
+                " (to_jsonb(b) ->> 'active_auc')::numeric AS active_auc,"
+                " (to_jsonb(b) ->> 'active_recency_auc')::numeric AS active_recency_auc,"
+                " (to_jsonb(b) ->> 'save_list')::bigint AS save_list,"
+                " (to_jsonb(b) ->> 'save_precision')::numeric AS save_precision, lift_over_green, expected_purchases,"
                 " actual_purchases, churn_method"
                 " FROM {} AS b WHERE report_month = %s AND period_end = %s ORDER BY horizon_months, measure, bucket"
             ).format(sql.Identifier(schema, "model_backtest")),
@@ -350,12 +355,30 @@ def risk_lines(k: dict, card: dict, money: str) -> list[str]:
 def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
     """The back-test of earlier months' predictions, and the model fitted this month."""
     model = model or {}
+    trained = model.get("model") or {}
     params = ", ".join(f"{k} {v:.4g}" for k, v in (model.get("params") or {}).items())
+    held = trained.get("holdout") or {}
     lines = [
-        f"Churn model this month: {model.get('method') or 'n/a'}"
-        + (f" ({params})" if params else "")
-        + (f"; fallback because {model['fallback_reason']}" if model.get("fallback_reason") else "")
+        f"Churn probability this month: {model.get('method') or 'n/a'}"
+        + (f"; BTYD fit {params}" if params else "")
+        + (f"; BTYD fallback because {model['fallback_reason']}" if model.get("fallback_reason") else ""),
     ]
+    if trained:
+        lines.append(
+            f"  {trained.get('event') or 'no completed purchase in the 90 days after the period'};"
+            + (
+                f" trained on {trained.get('training_rows') or 0:,} rows of {', '.join(trained['training_months'])};"
+                f" held out {held.get('month')}: ROC AUC {held.get('model_auc')} (BTYD {held.get('btyd_auc')},"
+                f" recency {held.get('recency_auc')})"
+                if held
+                else ""
+            )
+            + (
+                f"; the BTYD probability is published: {trained['fallback_reason']}"
+                if trained.get("fallback_reason")
+                else ""
+            )
+        )
     overall = [r for r in rows if r["measure"] == "overall"]
     if not overall:
         return [*lines, "No back-test: the months before this one are not all published (or this is month to date)."]
@@ -366,21 +389,39 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
         auc = "n/a" if o["auc"] is None else f"{o['auc']:.3f}"
         baselines = ", ".join(
             f"{name} {o[key]:.3f}"
-            for name, key in (("recency", "recency_auc"), ("health score", "health_auc"))
+            for name, key in (("recency", "recency_auc"), ("BTYD", "btyd_auc"), ("health score", "health_auc"))
             if o.get(key) is not None
         )
+        active = (
+            f"; among the customers active then: {o['active_auc']:.3f} (recency {o['active_recency_auc']:.3f})"
+            if o.get("active_auc") is not None and o.get("active_recency_auc") is not None
+            else ""
+        )
+        save = (
+            f"; save list: {o['save_precision']:.0%} of its {o['save_list']:,} made no purchase"
+            if o.get("save_precision") is not None and o.get("save_list")
+            else ""
+        )
         expected = "n/a" if o["expected_purchases"] is None else f"{o['expected_purchases']:,.0f}"
+        churn = (
+            f" churn probability ROC AUC {auc}"
+            + (f" (alone, on the same customers: {baselines})" if baselines else "")
+            + active
+            + save
+            + ";"
+            if o.get("auc") is not None
+            else ""
+        )
         lines += [
             f"Predictions of {o['predicted_month']:%B %Y} against the {h} month(s) after it: {o['customers']:,}"
-            f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});"
-            f" ROC AUC {auc}" + (f" (alone, on the same customers: {baselines})" if baselines else "") + ";"
-            f" red band churned {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
+            f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});{churn}"
+            f" red band without a purchase {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
             f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}",
         ]
         deciles = [r for r in rows if r["measure"] == "churn_decile" and r["horizon_months"] == h]
         if deciles:
             lines.append(
-                "  calibration by decile of predicted churn (predicted -> observed): "
+                "  calibration by decile of the churn probability (predicted -> observed, the same event): "
                 + ", ".join(f"{r['mean_churn_probability']:.2f}->{r['observed_churn_rate']:.2f}" for r in deciles)
             )
     return lines

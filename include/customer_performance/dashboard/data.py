@@ -192,13 +192,15 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         # the back-test's baselines come with migration 0013
         cur.execute(
             "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
-            " AND table_name = 'model_backtest' AND column_name = 'recency_auc'",
+            " AND table_name = 'model_backtest' AND column_name = 'save_precision'",
             (schema,),
         )
         tables["baselines"] = sql.SQL(
-            "recency_auc, health_auc"
+            "recency_auc, health_auc, btyd_auc, active_auc, active_recency_auc, save_list, save_precision"
             if cur.fetchone()["n"]
-            else "NULL::numeric AS recency_auc, NULL::numeric AS health_auc"
+            else "NULL::numeric AS recency_auc, NULL::numeric AS health_auc, NULL::numeric AS btyd_auc,"
+            " NULL::numeric AS active_auc, NULL::numeric AS active_recency_auc, NULL::bigint AS save_list,"
+            " NULL::numeric AS save_precision"
         )
         # the lists and the expected loss come with migration 0014
         cur.execute(
@@ -242,6 +244,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
     out["at_risk"] = {**out["at_risk"], "expected_loss": totals["expected_loss"]}
     out["model"] = {
         "method": model.get("method"),
+        "trained": {k: v for k, v in (model.get("model") or {}).items() if k != "top_features"},
         "params": model.get("params") or {},
         "fallback_reason": model.get("fallback_reason"),
         "high_risk_churn": card["risk"]["high_risk_churn"],

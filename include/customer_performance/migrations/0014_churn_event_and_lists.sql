@@ -20,3 +20,18 @@ CREATE VIEW {schema}.customer_performance_latest AS
 SELECT t.* FROM {schema}.customer_performance AS t
 INNER JOIN {schema}.latest_complete_month AS l USING (report_month)
 WHERE t.period_end = (t.report_month + interval '1 month')::date;
+
+-- The back-test scores the churn probability against its own event at the horizon that holds it
+-- (sql/backtest.sql), beside the BTYD probability (btyd_auc), on the customers active at the
+-- prediction too (active_auc, active_recency_auc), with the save list's size and precision.
+ALTER TABLE {schema}.model_backtest
+ADD COLUMN btyd_auc numeric,
+ADD COLUMN active_auc numeric,
+ADD COLUMN active_recency_auc numeric,
+ADD COLUMN save_list bigint,
+ADD COLUMN save_precision numeric;
+
+CREATE OR REPLACE VIEW {schema}.model_backtest_latest AS
+SELECT t.* FROM {schema}.model_backtest AS t
+INNER JOIN {schema}.latest_complete_month AS l USING (report_month)
+WHERE t.period_end = (t.report_month + interval '1 month')::date;

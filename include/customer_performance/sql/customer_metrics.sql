@@ -215,11 +215,8 @@ SELECT
             WHEN days_since_last_login >= 14 THEN format('no login in %%s days', days_since_last_login)
             ELSE format('engagement %%s/100', round(engagement_score))
         END
-        -- the churn model's own reason; else the silence (never the score itself)
-        WHEN w.retention THEN coalesce(churn_reason, CASE
-            WHEN lifetime_purchases <= 1 THEN format('one purchase only, %%s days ago', days_since_last_purchase)
-            ELSE format('no purchase in %%s days', days_since_last_purchase)
-        END)
+        -- the churn model's own reason (churn_model.py), never the score itself
+        WHEN w.retention THEN churn_reason
         WHEN w.satisfaction THEN format('satisfaction %%s/10', round(avg_satisfaction, 1))
         WHEN w.support THEN format(
             '%%s of %%s contacts escalated', round(escalation_rate * interaction_count), interaction_count

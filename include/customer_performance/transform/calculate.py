@@ -246,7 +246,7 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " greatest(lifetime_revenue, 0) / purchases,"  # refunds beyond the sales: no negative order value
-        " purchases, (customer_id IN (SELECT customer_id FROM {}))::int"
+        " (customer_id IN (SELECT customer_id FROM {}))::int"
         " FROM {} WHERE purchases > 0 ORDER BY customer_id"
     ).format(run.table("int_customers"), run.table("int_customer_history"))
     with conn.cursor(name="churn_input") as cur:
@@ -258,15 +258,16 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         if not cols:
             conn.commit()
             return {"customers": 0, "method": None}
-        ids, frequency, recency, T, aov, purchases, known = cols  # noqa: N806
+        ids, frequency, recency, T, aov, known = cols  # noqa: N806
         out = fit(frequency, recency, T, ChurnSettings.of(card))
         e = out.expected
         value = value_if_kept(e["expected_purchases_12m"], out.alive, aov)
         risk = _risk(card)
         loss, names, ranks = churn_model.lists(out.no_purchase, np.where(known > 0, out.alive, np.nan), value, **risk)
-        says = np.full(len(ids), None, dtype=object)
-        rows = churn_model.reason_rows(loss, value, out.alive, out.no_purchase, risk["high_risk"])
-        says[rows] = churn_model.btyd_reasons(T[rows] - recency[rows], purchases[rows], T[rows])
+        # the BTYD probability's inputs are the buying rhythm alone: its reason is the silence against
+        # it, for every buyer (the gradient-boosted model rewrites those it explains, apply_churn_model)
+        gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), np.nan)
+        says = churn_model.btyd_reasons(T - recency, frequency + 1, gap)
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in zip(
                 ids.astype(np.int64).tolist(),
@@ -281,7 +282,7 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
                 np.round(loss, 2).tolist(),
                 names.tolist(),
                 [int(r) or None for r in ranks.tolist()],
-                says.tolist(),
+                says,
                 strict=True,
             ):
                 copy.write_row((*row, out.method))
@@ -355,7 +356,8 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
         cur.execute(
             sql.SQL(
                 "UPDATE {} AS c SET churn_probability = s.churn_probability, expected_loss = s.expected_loss,"
-                " churn_list = s.churn_list, list_rank = s.list_rank, churn_reason = s.churn_reason,"
+                " churn_list = s.churn_list, list_rank = s.list_rank,"
+                " churn_reason = coalesce(s.churn_reason, c.churn_reason),"
                 " churn_method = 'gradient_boosting' FROM {} AS s WHERE s.customer_id = c.customer_id"
             ).format(target, scored)
         )

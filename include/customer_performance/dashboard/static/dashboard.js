@@ -910,9 +910,14 @@ function model(d) {
   const m = d.model || {};
   const rows = d.backtest || [];
   const params = Object.entries(m.params || {}).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(", ");
-  document.getElementById("model").textContent = `This month's churn model: ${m.method || "n/a"}` +
-    (params ? ` (${params})` : "") + (m.fallback_reason ? `; fallback: ${m.fallback_reason}` : "") +
-    ". The back-test scores earlier months' predictions against what those customers actually did.";
+  const t = m.trained || {}, held = t.holdout || {};
+  document.getElementById("model").textContent =
+    `Churn probability: the probability of no completed purchase in the next ${m.no_purchase_days ?? 90} days. This month's: ${m.method || "n/a"}` +
+    (held.month ? ` (trained on ${count(t.training_rows)} rows of ${(t.training_months || []).join(", ")}; on the held-out month ${held.month}` +
+      ` it ranked the event at ROC AUC ${fmt(held.model_auc, 3)}, the BTYD probability ${fmt(held.btyd_auc, 3)}, recency ${fmt(held.recency_auc, 3)})` : "") +
+    (t.fallback_reason ? `; the BTYD probability is published: ${t.fallback_reason}` : "") +
+    (params ? `. BTYD fit: ${params}` : "") + (m.fallback_reason ? `; BTYD fallback: ${m.fallback_reason}` : "") +
+    ". The back-test scores earlier months' predictions against what those customers actually did: the churn probability at the horizon that holds its event, beside recency, the BTYD probability and the health score on the same customers.";
   const red = Object.fromEntries(rows.filter(r => r.measure === "health_band" && r.bucket === "red")
     .map(r => [r.horizon_months, r.lift_over_green]));
   const empty = "No data: a back-test needs an earlier month's predictions.";
@@ -925,7 +930,11 @@ function model(d) {
     { key: "auc", num: true, fmt: v => fmt(v, 3) },
     // the baselines: the same event ranked by recency alone and by the health score alone
     { key: "recency_auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "btyd_auc", num: true, fmt: v => fmt(v, 3) },
     { key: "health_auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "active_auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "active_recency_auc", num: true, fmt: v => fmt(v, 3) },
+    { key: "save_precision", num: true, fmt: v => pct(v) },
     { key: "red_over_green", term: "lift_over_green", num: true, fmt: v => isNum(v) ? `${fmt(v, 1)}×` : "n/a" },
     { key: "expected_purchases", num: true, fmt: count },
     { key: "actual_purchases", num: true, fmt: count },
