@@ -163,7 +163,7 @@ def main() -> int:
     stack = Stack(checkout_name("cp_bchurn"), work)
     work.mkdir(exist_ok=True)
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-5"}
+    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-6"}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
         print(f"[churn] generating {a.customers:,} customers with their lives (July 2025, 24 months of history)...")

@@ -491,7 +491,7 @@ def main() -> int:
     stack = Stack(checkout_name(a.stack), work)
     work.mkdir(parents=True, exist_ok=True)
     marker = work / "generated.json"
-    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-5", "history_months": a.history_months}
+    wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-6", "history_months": a.history_months}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():
         print(

@@ -59,44 +59,50 @@ def dag_run_state(env: dict, logical_date: str) -> str:
 
 def ground_truth_summary(stack: Stack, period_end: date) -> str:
     """July's published predictions against the generator's ground truth (the customer database's
-    ground_truth table; the pipeline never reads it): who had really made their last purchase by
-    the end of July, or made it within the 90 days after it."""
+    ground_truth table; the pipeline never reads it): who made no completed purchase in the 90 days
+    after July, the event the churn probability predicts; the probability beside plain recency; the
+    save list's precision and its share already gone."""
     import psycopg
 
-    from dev.churn_eval import ground_truth, roc_auc
-    from include.customer_performance import scorecard
+    from dev.churn_eval import calibration_error, ground_truth, roc_auc
 
-    high = scorecard.current().get("risk.high_risk_churn")
     with psycopg.connect(pg_dsn(stack.customer_db)) as conn:
-        truth = {c: dropped for c, (dropped, _) in ground_truth(conn, period_end).items()}
+        truth = ground_truth(conn, period_end)
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         rows = conn.execute(
-            "SELECT customer_id, churn_probability::float8, health_band FROM analytics.customer_performance"
-            " WHERE report_month = %s AND churn_probability IS NOT NULL",
+            "SELECT customer_id, churn_probability::float8, days_since_last_purchase, churn_list, health_band"
+            " FROM analytics.customer_performance WHERE report_month = %s AND churn_probability IS NOT NULL",
             (add_months(period_end, -1),),
         ).fetchall()
-    scored = [(truth[c], p, band) for c, p, band in rows if c in truth]
+    scored = [(truth[c], p, d, lst, band) for c, p, d, lst, band in rows if c in truth]
     if not scored:
         return "GROUND TRUTH: no customer with a purchase to compare"
-    dropped = [t for t, _, _ in scored]
-    flagged = [t for t, p, _ in scored if p >= high]
+    event = [t[0] for t, *_ in scored]
+    active = [(t[0], p, d) for t, p, d, *_ in scored if not t[2]]
+    save = [t for t, _, _, lst, _ in scored if lst == "save"]
     rate = {}
     for band in ("green", "yellow", "red"):
-        members = [t for t, _, b in scored if b == band]
+        members = [t[0] for t, *_, b in scored if b == band]
         rate[band] = (sum(members) / len(members) if members else float("nan"), len(members))
-    lift = rate["red"][0] / rate["green"][0] if rate["green"][0] else float("inf")
+
+    def auc(pairs) -> str:
+        return (
+            f"{roc_auc([p for _, p, _ in pairs], [e for e, _, _ in pairs]):.3f}"
+            f" (days since the last purchase alone: {roc_auc([d for _, _, d in pairs], [e for e, _, _ in pairs]):.3f})"
+        )
+
     return "\n".join(
         [
             "GROUND TRUTH (the generator's; the pipeline never reads it)",
-            f"Customers with a purchase by the period end: {len(scored):,};"
-            f" {sum(dropped):,} ({sum(dropped) / len(scored):.1%}) had made their last"
-            " purchase by then or made it within the next 90 days",
-            f"Churn probability against that: ROC AUC {roc_auc([p for _, p, _ in scored], dropped):.3f}",
-            f"Flagged high risk (churn >= {high:.2f}): {len(flagged):,},"
-            f" of whom {sum(flagged) / max(len(flagged), 1):.1%} had truly dropped out",
-            "Dropped out, by health band: "
-            + ", ".join(f"{b} {r:.1%} of {n:,}" for b, (r, n) in rate.items())
-            + f" (red {lift:.1f}x green)",
+            f"Customers with a purchase by the period end: {len(scored):,}; {sum(event):,}"
+            f" ({sum(event) / len(scored):.1%}) made no completed purchase in the 90 days after it",
+            f"Churn probability against that: ROC AUC {auc([(t[0], p, d) for t, p, d, *_ in scored])},"
+            f" calibration error {calibration_error([p for _, p, *_ in scored], event):.3f}",
+            f"Among the {len(active):,} still active then: ROC AUC {auc(active)}",
+            f"Save list: {len(save)} customers, {sum(t[0] for t in save)} of them made no purchase,"
+            f" {sum(t[2] for t in save)} had already gone",
+            "No purchase in the 90 days, by health band: "
+            + ", ".join(f"{b} {r:.1%} of {n:,}" for b, (r, n) in rate.items()),
         ]
     )
 
@@ -118,7 +124,7 @@ def main() -> int:
         "customers": a.customers,
         "seed": a.seed,
         "month": "2025-07",
-        "generator": "lives-5",
+        "generator": "lives-6",
     }  # lives-2: security incidents
     previous = json.loads(marker.read_text()) if marker.exists() else {}
     if previous.get("params") != wanted or not stack.crm_store.exists():

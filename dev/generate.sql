@@ -11,7 +11,8 @@
 -- rather than after a purchase. Over a lead of 0 to 120 days before that (its own), its purchases
 -- slow to a quarter, its sessions thin out and shorten and its CRM contacts grow more frequent,
 -- angrier and more escalated; a lead near 0 gives no warning. After dropping out it buys nothing and
--- is nearly silent, unless it comes back (15 %%, 2 to 8 months later, then as before). gen.truth
+-- is nearly silent (a rare visit or contact, however heavy a user it was), unless it comes back
+-- (15 %%, 2 to 8 months later, then as before). gen.truth
 -- keeps each customer's dropout and return (NULL when not by truth_end) and whether it made a
 -- completed purchase in the 90 days after the month: dev/generate.py writes it to the table
 -- ground_truth, which only tests, the benchmarks and the demo summary read, never the pipeline.
@@ -292,7 +293,7 @@ CREATE SEQUENCE gen.session_seq;
 CREATE TABLE gen.activity AS
 WITH events AS (
     SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, l.dropout_at, l.lead,
-           l.back_at, CASE WHEN l.buys THEN 1.0 ELSE 0.3 END AS keen
+           l.back_at, l.share, CASE WHEN l.buys THEN 1.0 ELSE 0.3 END AS keen
     FROM gen.life AS l
     CROSS JOIN LATERAL generate_series(1, floor(%(sessions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
@@ -301,7 +302,7 @@ WITH events AS (
 ), drawn AS (
     -- every draw a column of the row (a random() inside a LATERAL subquery may be evaluated once
     -- for many rows)
-    SELECT customer_id, dropout_at, lead, back_at, keen, lo, random() AS r_when, random() AS r_keep, random() AS r_min,
+    SELECT customer_id, dropout_at, lead, back_at, share, keen, lo, random() AS r_when, random() AS r_keep, random() AS r_min,
            random() AS r_neg, random() AS r_feature, random() AS r_narrow
     FROM events
 ), timed AS (
@@ -309,7 +310,10 @@ WITH events AS (
     FROM drawn AS d
 ), kept AS (
     SELECT d.*, gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) AS vitality FROM timed AS d
+    -- a lapsed customer's rare visit does not scale with how much it used the product before
     WHERE d.r_keep < gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) * d.keen
+        / CASE WHEN gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) = 0.04
+               THEN 0.5 + 0.5 * d.share ELSE 1 END
     ORDER BY d.customer_id, d.session_start
 )
 SELECT nextval('gen.session_seq') AS session_id, customer_id, 'login' AS activity_type, session_start,
@@ -337,14 +341,15 @@ WHERE s.customer_id = c.customer_id AND NOT c.is_future_last_login;
 CREATE SEQUENCE gen.interaction_seq;
 CREATE TABLE gen.interactions AS
 WITH events AS (
-    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, l.dropout_at, l.lead, l.back_at
+    SELECT l.customer_id, greatest(%(history_start)s::timestamp, l.registered) AS lo, l.dropout_at, l.lead, l.back_at,
+           l.share
     FROM gen.life AS l
     CROSS JOIN LATERAL generate_series(1, floor(2.5 * %(interactions_rate)s * (0.5 + 0.5 * l.share)
         * extract(epoch FROM %(period_end)s::timestamp - greatest(%(history_start)s::timestamp, l.registered))
         / (30.4375 * 86400) + l.u_contacts)::int) AS i
     ORDER BY l.customer_id, i
 ), drawn AS (
-    SELECT customer_id, dropout_at, lead, back_at, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
+    SELECT customer_id, dropout_at, lead, back_at, share, lo, random() AS r_when, random() AS r_keep, random() AS r_kind,
            random() AS r_sat, random() AS r_sat_defect, random() AS r_sat_pick, random() AS r_res,
            random() AS r_hours, random() AS r_dur, random() AS r_agent, random() AS r_dept
     FROM events
@@ -360,7 +365,8 @@ WITH events AS (
     FROM timed AS t
 ), kept AS (
     SELECT * FROM staged
-    WHERE r_keep < CASE WHEN unhappy THEN 1.0 WHEN lapsed THEN 0.04 ELSE 0.4 END
+    -- a lapsed customer's rare contact, as its rare visit, does not scale with its former weight
+    WHERE r_keep < CASE WHEN unhappy THEN 1.0 WHEN lapsed THEN 0.04 / (0.5 + 0.5 * share) ELSE 0.4 END
     ORDER BY customer_id, interaction_date
 ), numbered AS (
     SELECT nextval('gen.interaction_seq') AS seq, kept.* FROM kept

@@ -7,15 +7,15 @@ computation, and the churn model against the generator's ground truth.
 - The back-test model (sql/backtest.sql) on a fixture of published months: ROC AUC, calibration
   deciles, band lift and purchases equal to a computation in Python (dev/churn_eval.py, the
   Mann-Whitney statistic with average ranks, as scikit-learn's roc_auc_score).
-- On generated customers with their lives: MBG/NBD beats the recency-ratio fallback, and both beat
-  a constant, at telling who has stopped buying.
+- On generated customers with their lives: the BTYD probability of no purchase in 90 days ranks well
+  above a constant and is calibrated (the gradient-boosted model: tests/test_churn_model.py).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -27,10 +27,11 @@ from psycopg.rows import dict_row
 from dev.churn_eval import calibration, features, ground_truth, roc_auc
 from include.customer_performance import metrics, scorecard
 from include.customer_performance.config import settings
+from include.customer_performance.period import add_months
 from include.customer_performance.scorecard import ScorecardError
 from include.customer_performance.sql import model
 from include.customer_performance.staging import make_run, replace_table_as
-from include.customer_performance.transform.aggregate import published_predictions
+from include.customer_performance.transform.aggregate import event_horizon, published_predictions
 from tests.conftest import fresh_pg_db
 
 # -- the scorecard -------------------------------------------------------------------------------
@@ -132,7 +133,13 @@ def _published_fixture(seed: int = 5, customers: int = 400):
     """April to June as their month-close runs published them, and July's purchases: churn
     probabilities with ties, bands, expected purchases, purchase counts related to the churn."""
     rnd = random.Random(seed)
+    more = random.Random(seed + 1)  # the figures added since (BTYD, P(alive), the save list, first purchases)
     published, july = [], []
+
+    def first_day(month: date, bought: int) -> datetime | None:
+        days = (add_months(month, 1) - month).days
+        return datetime(month.year, month.month, 1 + more.randrange(days), 9, tzinfo=UTC) if bought else None
+
     for c in range(1, customers + 1):
         lapsing = rnd.random()  # how likely this customer is to buy nothing in a month
         for month in (date(2025, 4, 1), date(2025, 5, 1), date(2025, 6, 1)):
@@ -157,11 +164,16 @@ def _published_fixture(seed: int = 5, customers: int = 400):
                     (bought + 1) // 2,
                     recency,
                     health,
+                    round(min(max(lapsing + more.uniform(-0.3, 0.3), 0), 1), 3),  # the BTYD probability
+                    round(min(max(1 - 0.8 * lapsing + more.uniform(-0.2, 0.2), 0), 1), 3),  # P(alive)
+                    "save" if p >= 0.6 and c % 4 == 0 else None,
+                    first_day(month, bought),
+                    None if c % 7 == 0 else int(60 * lapsing + more.uniform(-20, 20)),  # days since the last login
                 )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
-        july.append((c, sales, (sales + 1) // 2))
-    july += [(customers + 1, 5, 3)]  # a new customer: nothing was predicted for it
+        july.append((c, sales, (sales + 1) // 2, first_day(date(2025, 7, 1), sales)))
+    july += [(customers + 1, 5, 3, datetime(2025, 7, 2, tzinfo=UTC))]  # a new customer: nothing was predicted for it
     return published, july
 
 
@@ -176,25 +188,29 @@ def _stage_backtest(
             "CREATE TABLE analytics.customer_performance (report_month date, period_end date, customer_id bigint,"
             " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
             " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
-            " days_since_last_purchase bigint, health_score numeric)"
+            " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric,"
+            " p_alive numeric, churn_list text, first_purchase timestamptz, days_since_last_login bigint)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
-            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s)",
-            [(m, m, c, p, band, e1, e3, n, d, r, h) for m, c, p, band, e1, e3, n, d, r, h in published],
+            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(r[0], *r) for r in published],
         )
         # a month-to-date load of July is never a prediction to score
         cur.execute("INSERT INTO analytics.customer_performance VALUES ('2025-07-01', '2025-07-15', 1, 0.9)")
         cur.execute(
-            sql.SQL("CREATE TABLE {} (customer_id bigint, transaction_count bigint, purchase_days bigint)").format(
-                JULY.table("customer_metrics")
-            )
+            sql.SQL(
+                "CREATE TABLE {} (customer_id bigint, transaction_count bigint, purchase_days bigint,"
+                " first_purchase timestamptz)"
+            ).format(JULY.table("customer_metrics"))
         )
-        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(JULY.table("customer_metrics")), july)
+        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(JULY.table("customer_metrics")), july)
         params = {
             **JULY.period.as_params(),
             "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
             "complete_month": complete_month,
+            **event_horizon(90),
+            "active_days": 30,
         }
         select = model("backtest", JULY, published=published_predictions(cur, JULY, "analytics"))
         replace_table_as(cur, JULY.table("backtest"), select, params)
@@ -205,57 +221,84 @@ def _stage_backtest(
 
 
 def test_the_backtest_equals_an_independent_computation():
+    """Worked out here from the fixture: at 1 month, "no purchase in the next month" for the health
+    bands and the expected purchases (the churn probability is not scored there: its event is 90
+    days); at 3 months, the churn probability's own event, no completed purchase in the 90 days
+    after April (1 May to 29 July: a first purchase on 30 or 31 July falls outside), ranked by it and
+    by the baselines on all customers and on those active at the prediction, the calibration
+    deciles and the save list's precision."""
     with fresh_pg_db() as dsn:
         published, july, rows = _stage_backtest(dsn)
-    july_sales = {c: n for c, n, _ in july}
-    july_days = {c: d for c, _, d in july}
+    event_end = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(days=90)
     for h, predicted in ((1, date(2025, 6, 1)), (3, date(2025, 4, 1))):
-        sales, days = dict(july_sales), dict(july_days)  # July's, plus the published months after the prediction
-        for m, c, *_, n, d, _, _ in published:
-            if predicted < m < date(2025, 7, 1):
-                sales[c] = sales.get(c, 0) + n
-                days[c] = days.get(c, 0) + d
-        preds = sorted(
-            (c, p, band, e1 if h == 1 else e3) for m, c, p, band, e1, e3, _, _, _, _ in published if m == predicted
-        )
-        figures = {c: (r, hs) for m, c, *_, r, hs in published if m == predicted}
-        churned = [sales.get(c, 0) == 0 for c, *_ in preds]  # no sale at all since the prediction
-        actual = [days.get(c, 0) for c, *_ in preds]  # purchase days, the model's unit
-        scores = [p for _, p, _, _ in preds]
+        after = [(r[1], r[6], r[7], r[13]) for r in published if predicted < r[0]]  # (c, sales, days, first)
+        after += [(c, n, d, f) for c, n, d, f in july]
+        sales, days, inside = {}, {}, set()
+        for c, n, d, first in after:
+            sales[c] = sales.get(c, 0) + n
+            days[c] = days.get(c, 0) + d
+            if first is not None and first < event_end:
+                inside.add(c)
+        preds = sorted((r[1], r) for r in published if r[0] == predicted)
+        # at 3 months the 90 days after April; at 1, no sale at all in June
+        churned = [c not in inside if h == 3 else sales.get(c, 0) == 0 for c, _ in preds]
         got = {(r["measure"], r["bucket"]): r for r in rows if r["horizon_months"] == h}
         o = got["overall", "all"]
         assert o["predicted_month"] == predicted and o["customers"] == len(preds) == 400
         assert o["churned"] == sum(churned)
-        assert float(o["auc"]) == pytest.approx(roc_auc(scores, churned), abs=1e-4)
-        assert 0.6 < float(o["auc"]) < 1  # the fixture's purchases do follow its predictions
-        # the baselines on the same event and customers: recency alone, the health score alone
-        # (lower is riskier; a customer without one left out), worked out here
-        recency = [figures[c][0] for c, *_ in preds]
-        assert float(o["recency_auc"]) == pytest.approx(roc_auc(recency, churned), abs=1e-4)
-        with_health = [
-            (-figures[c][1], ch) for (c, *_), ch in zip(preds, churned, strict=True) if figures[c][1] is not None
-        ]
-        assert float(o["health_auc"]) == pytest.approx(roc_auc(*zip(*with_health, strict=True)), abs=1e-4)
-        assert 0.55 < float(o["recency_auc"]) < float(o["auc"])  # noisier than the fixture's churn, not noise
-        assert all(r["recency_auc"] is None for r in rows if r["measure"] != "overall")
-        assert float(o["expected_purchases"]) == pytest.approx(sum(e for *_, e in preds), abs=0.05)
-        assert o["actual_purchases"] == sum(actual)
-        # calibration: deciles by predicted churn (ties by customer), as ntile(10) splits them
-        order = sorted(range(len(preds)), key=lambda i: (scores[i], preds[i][0]))
-        expected_deciles = calibration([scores[i] for i in order], [churned[i] for i in order])
-        for k, (n, mean_p, rate) in enumerate(expected_deciles, start=1):
-            d = got["churn_decile", f"{k:02d}"]
-            assert d["customers"] == n
-            assert float(d["mean_churn_probability"]) == pytest.approx(mean_p, abs=1e-4)  # rounded to 4 places
-            assert float(d["observed_churn_rate"]) == pytest.approx(rate, abs=1e-4)
+        e = [r[4] if h == 1 else r[5] for _, r in preds]
+        assert float(o["expected_purchases"]) == pytest.approx(sum(e), abs=0.05)
+        assert o["actual_purchases"] == sum(days.get(c, 0) for c, _ in preds)  # purchase days, the model's unit
         rate = {
-            b: np.mean([ch for (_, _, band, _), ch in zip(preds, churned, strict=True) if band == b])
+            b: np.mean([ch for (_, r), ch in zip(preds, churned, strict=True) if r[3] == b])
             for b in ("green", "yellow", "red")
         }
         assert float(got["health_band", "red"]["lift_over_green"]) == pytest.approx(
             rate["red"] / rate["green"], abs=0.01
         )
         assert got["health_band", "green"]["lift_over_green"] == Decimal("1.00")
+        scored = ("auc", "recency_auc", "health_auc", "btyd_auc", "active_auc", "active_recency_auc")
+        if h == 1:
+            assert all(o[k] is None for k in (*scored, "mean_churn_probability", "save_precision"))
+            assert not any(m == "churn_decile" for m, _ in got)
+            continue
+        scores = [r[2] for _, r in preds]
+        assert float(o["auc"]) == pytest.approx(roc_auc(scores, churned), abs=1e-4)
+        assert 0.6 < float(o["auc"]) < 1  # the fixture's purchases do follow its predictions
+        # the baselines on the same event and customers: recency alone, the BTYD probability, the
+        # health score alone (lower is riskier; a customer without one left out)
+        assert float(o["recency_auc"]) == pytest.approx(roc_auc([r[8] for _, r in preds], churned), abs=1e-4)
+        assert float(o["btyd_auc"]) == pytest.approx(roc_auc([r[10] for _, r in preds], churned), abs=1e-4)
+        with_health = [(-r[9], ch) for (_, r), ch in zip(preds, churned, strict=True) if r[9] is not None]
+        assert float(o["health_auc"]) == pytest.approx(roc_auc(*zip(*with_health, strict=True)), abs=1e-4)
+        # among the customers active at the prediction (a purchase or a login in its last 30 days)
+        active = [
+            (r, ch)
+            for (_, r), ch in zip(preds, churned, strict=True)
+            if r[8] <= 30 or (r[14] is not None and r[14] <= 30)
+        ]
+        assert 50 < len(active) < 400
+        assert float(o["active_auc"]) == pytest.approx(
+            roc_auc([r[2] for r, _ in active], [ch for _, ch in active]), abs=1e-4
+        )
+        assert float(o["active_recency_auc"]) == pytest.approx(
+            roc_auc([r[8] for r, _ in active], [ch for _, ch in active]), abs=1e-4
+        )
+        saved = [ch for (_, r), ch in zip(preds, churned, strict=True) if r[12] == "save"]
+        assert o["save_list"] == len(saved) > 10
+        assert float(o["save_precision"]) == pytest.approx(np.mean(saved), abs=1e-4)
+        assert all(r[k] is None for r in rows if r["measure"] != "overall" for k in scored)
+        # calibration: deciles by predicted churn (ties by customer), as ntile(10) splits them
+        order = sorted(range(len(preds)), key=lambda i: (scores[i], preds[i][0]))
+        expected_deciles = calibration([scores[i] for i in order], [churned[i] for i in order])
+        for k, (n, mean_p, share) in enumerate(expected_deciles, start=1):
+            d = got["churn_decile", f"{k:02d}"]
+            assert d["customers"] == n
+            assert float(d["mean_churn_probability"]) == pytest.approx(mean_p, abs=1e-4)  # rounded to 4 places
+            assert float(d["observed_churn_rate"]) == pytest.approx(share, abs=1e-4)
+    # the event's edge: July first purchases on the 30th or 31st are after it
+    late = {c for c, n, _, f in july if f is not None and f >= event_end}
+    assert late and any(c in late for c in (r[1] for r in published if r[0] == date(2025, 4, 1)))
 
 
 def test_a_month_to_date_run_or_a_gap_scores_nothing():

@@ -164,13 +164,17 @@ def test_a_short_history_publishes_the_btyd_probability(history):
 
 
 def test_the_lists():
-    churn = np.array([0.9, 0.7, 0.65, 0.2, 0.95, 0.99, 0.61])
-    alive = np.array([0.8, 0.9, 0.6, 0.9, 0.3, 0.1, 0.7])
-    value = np.array([100.0, 500.0, 1.0, 900.0, 50.0, 700.0, 300.0])
-    loss, name, rank = churn_model.lists(churn, alive, value, high_risk=0.6, save_size=2, win_back_size=5)
-    assert loss.tolist() == pytest.approx([90, 350, 0.65, 180, 47.5, 693, 183])
+    churn = np.array([0.9, 0.7, 0.65, 0.2, 0.95, 0.99, 0.61, 0.1])
+    # still active: a purchase or a login in the last 30 days (NaN: never)
+    active = churn_model.still_active(
+        np.array([5, 40, 3, 2, 200, 95, 31, 300.0]), np.array([np.nan, 12, 60, 1, 45, np.nan, 30, 90]), 30
+    )
+    assert active.tolist() == [True, True, True, True, False, False, True, False]
+    value = np.array([100.0, 500.0, 1.0, 900.0, 50.0, 700.0, 300.0, 80.0])
+    loss, name, rank = churn_model.lists(churn, active, value, high_risk=0.6, save_size=2, win_back_size=5)
+    assert loss.tolist() == pytest.approx([90, 350, 0.65, 180, 47.5, 693, 183, 8])
     # save: active, high risk, at least 1 to lose (not #3), the largest loss first, two of them
     assert [(i, name[i], rank[i]) for i in np.flatnonzero(name == "save")] == [(1, "save", 1), (6, "save", 2)]
-    # win back: P(alive) below 0.5, the most valuable first
+    # win back: high risk and no longer active, the most valuable first (#7 is low risk)
     assert [(i, rank[i]) for i in np.flatnonzero(name == "win-back")] == [(4, 2), (5, 1)]
-    assert name[0] is None and name[3] is None  # 0: active and risky but third by loss; 3: low risk
+    assert name[0] is None and name[3] is None and name[7] is None  # 0: third by loss; 3, 7: low risk

@@ -24,7 +24,6 @@ from dev.stack import pg_dsn
 from include.customer_performance.dashboard import data
 from include.customer_performance.dashboard.app import create_app
 from include.customer_performance.export import digest
-from include.customer_performance.report import AT_RISK
 
 M = "report_month = '2025-07-01'"
 
@@ -40,33 +39,37 @@ def db(stack, july_run):
         yield conn
 
 
-def _at_risk_sql(db, limit: int = 1_000_000, offset: int = 0) -> list[int]:
+def _at_risk_sql(db, which: str = "save") -> list[int]:
+    """The list as SQL reads it: its customers in rank order."""
     return [
         r[0]
         for r in db.execute(
-            f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND "
-            + AT_RISK
-            + " ORDER BY value_at_stake DESC NULLS LAST, customer_id OFFSET %(o)s LIMIT %(l)s",
-            {"high_risk": 0.6, "o": offset, "l": limit},
+            f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND churn_list = %s ORDER BY list_rank",
+            (which,),
         )
     ]
 
 
-def test_the_at_risk_list_its_total_pages_and_csv_equal_sql(api, db):
+def test_the_save_list_its_total_pages_csv_and_the_win_back_list_equal_sql(api, db):
     everyone = _at_risk_sql(db)
-    assert len(everyone) > 40  # the fixture has enough customers at risk to page through
+    assert 0 < len(everyone) <= 50  # bounded by the scorecard's risk.save_list_size
     month = api.get("/api/month/2025-07").json()
     assert month["at_risk"]["total"] == len(everyone)
     assert [r["customer_id"] for r in month["at_risk"]["rows"]] == everyone[: data.AT_RISK_PAGE]
-    page = api.get("/api/month/2025-07/at-risk", params={"offset": 20, "limit": 20}).json()
-    assert page["total"] == len(everyone) and [r["customer_id"] for r in page["rows"]] == everyone[20:40]
+    page = api.get("/api/month/2025-07/at-risk", params={"offset": 2, "limit": 3}).json()
+    assert page["total"] == len(everyone) and [r["customer_id"] for r in page["rows"]] == everyone[2:5]
     assert api.get("/api/month/2025-07/at-risk", params={"limit": 201}).status_code == 422
     assert api.get("/api/month/2025-07/at-risk", params={"offset": -1}).status_code == 422
     total = db.execute(
-        f"SELECT coalesce(sum(value_at_stake), 0)::float FROM analytics.customer_performance WHERE {M} AND " + AT_RISK,
-        {"high_risk": 0.6},
+        f"SELECT coalesce(sum(expected_loss), 0)::float FROM analytics.customer_performance WHERE {M} AND "
+        + data.AT_RISK
     ).fetchone()[0]
-    assert month["at_risk"]["value_at_stake"] == pytest.approx(total)
+    # the card's total is the list's, and the KPI's
+    assert month["at_risk"]["expected_loss"] == pytest.approx(total) == month["kpis"]["save_list_expected_loss"]
+    assert all(r["churn_reason"] and "churn" not in r["churn_reason"] for r in month["at_risk"]["rows"])
+    assert [r["customer_id"] for r in month["win_back"]] == _at_risk_sql(db, "win-back")
+    assert len(month["win_back"]) == month["kpis"]["win_back_customers"] <= 50
+    assert not set(everyone) & {r["customer_id"] for r in month["win_back"]}
     # the last purchase day is the period's last day minus the days since
     first = month["at_risk"]["rows"][0]
     if first["days_since_last_purchase"] is not None:
@@ -81,7 +84,7 @@ def test_the_at_risk_list_its_total_pages_and_csv_equal_sql(api, db):
     assert 'filename="at_risk_2025-07.csv"' in resp.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(resp.text)))
     assert [int(r["customer_id"]) for r in rows] == everyone
-    assert {"name", "value_at_stake", "risk_driver", "last_purchase_day", "last_login_day"} <= set(rows[0])
+    assert {"name", "expected_loss", "churn_reason", "last_purchase_day", "last_login_day"} <= set(rows[0])
 
 
 def test_a_cell_a_spreadsheet_would_run_is_quoted():
@@ -93,7 +96,7 @@ def test_the_movers_and_a_customers_history_equal_sql(api, db):
     month = api.get("/api/month/2025-07").json()
     expected = db.execute(
         f"SELECT customer_id FROM analytics.customer_performance WHERE {M} AND health_trend = 'down'"
-        " ORDER BY health_score - previous_health_score, value_at_stake DESC NULLS LAST, customer_id LIMIT 10"
+        " ORDER BY health_score - previous_health_score, expected_loss DESC NULLS LAST, customer_id LIMIT 10"
     ).fetchall()
     assert [r["customer_id"] for r in month["movers"]] == [r[0] for r in expected]
     assert all(r["health_change"] < 0 for r in month["movers"])
@@ -202,7 +205,10 @@ def test_the_digest_formats_and_escapes():
         "health_band": "red",
         "health_score": 20,
         "churn_probability": 0.9,
-        "value_at_stake": 100,
+        "expected_loss": 100,
+        "value_if_kept": 150,
+        "days_since_last_purchase": 40,
+        "churn_reason": "<b>x</b>",
         "risk_driver": "<b>x</b>",
         "previous_health_score": 80,
     }
@@ -212,8 +218,10 @@ def test_the_digest_formats_and_escapes():
         run_id="r<1>",
         currency="USD",
         kpis={"mrr": 1000.0},
-        at_risk=[hostile],
-        at_risk_total=1,
+        save=[hostile],
+        save_total=1,
+        win_back=[hostile],
+        win_back_total=1,
         movers=[hostile],
         link="http://x/customer-performance/?month=2025-07&a='b'",
     )
@@ -296,8 +304,8 @@ def test_the_dashboard_reads_a_schema_upgraded_but_not_loaded_since(pg_db, tmp_p
             assert [p["customers_pct"] for p in pareto] == list(range(5, 101, 5))
             assert pareto[3]["revenue_share"] == 0.8333 and pareto[-1]["revenue_share"] == 1.0
             assert out["comparison"] == [] and out["heatmap"] == [] and out["correlations"] == []
-            # the at-risk list needs value_at_stake (0006): customer 1 (churn 0.9, red) once it is there
-            assert out["at_risk"]["total"] == (1 if upgrade or applied == "0006" else 0)
+            # the lists need churn_list (0014): empty before it, and customer 1 is on no list after it
+            assert out["at_risk"]["total"] == 0 and out["win_back"] == []
             assert data.customer_history(conn, "analytics", 1)["months"][0]["health_score"] == 20
 
 

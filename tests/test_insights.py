@@ -89,7 +89,8 @@ def _stage(dsn: str, june: bool = True, june_end: date = date(2025, 7, 1)) -> di
                 " transaction_count bigint, registration_date date, login_count bigint, interaction_count bigint,"
                 " avg_satisfaction numeric, revenue_at_risk numeric, refunds numeric DEFAULT 0, segment text,"
                 " churn_probability numeric DEFAULT 0.1, is_top_20pct boolean DEFAULT false,"
-                " clv_12m numeric DEFAULT 0, value_at_stake numeric DEFAULT 0, engagement_score numeric DEFAULT 50,"
+                " clv_12m numeric DEFAULT 0, value_if_kept numeric DEFAULT 0, expected_loss numeric DEFAULT 0,"
+                " churn_list text, engagement_score numeric DEFAULT 50,"
                 " health_score numeric DEFAULT 50, health_band text DEFAULT 'yellow')"
             ).format(JULY.table("customer_metrics"))
         )

@@ -278,19 +278,21 @@ def test_the_dashboard_draws_the_month_from_the_analytics_tables(airflow):
         top20 = one(f"SELECT (kpis ->> 'top20_revenue_share')::float FROM analytics.pipeline_runs WHERE {closed}")
         assert dict(pareto)["20"] == pytest.approx(100 * top20, abs=1.0)
 
-        # the at-risk list: high risk or red, largest value at stake first, 20 a page, and its total
-        at_risk_sql = (
-            f"FROM analytics.customer_performance WHERE {m} AND (churn_probability >= 0.6 OR health_band = 'red')"
-        )
+        # the save list: in its rank order, 20 a page, its total; the win-back list apart, whole
+        at_risk_sql = f"FROM analytics.customer_performance WHERE {m} AND churn_list = 'save'"
         at_risk = [int(r["customer_id"]) for r in page.rows("at_risk")]
-        assert at_risk == [
+        assert at_risk == [r[0] for r in conn.execute(f"SELECT customer_id {at_risk_sql} ORDER BY list_rank LIMIT 20")]
+        assert page.counts["at_risk"] == one(f"SELECT count(*) {at_risk_sql}") > 0
+        assert f"{int(page.counts['at_risk']):,} customers" in "".join(page.text)
+        win_back = [int(r["customer_id"]) for r in page.rows("win_back")]
+        assert win_back == [
             r[0]
             for r in conn.execute(
-                f"SELECT customer_id {at_risk_sql} ORDER BY value_at_stake DESC NULLS LAST, customer_id LIMIT 20"
+                f"SELECT customer_id FROM analytics.customer_performance WHERE {m} AND churn_list = 'win-back'"
+                " ORDER BY list_rank"
             )
         ]
-        assert page.counts["at_risk"] == one(f"SELECT count(*) {at_risk_sql}") > 20
-        assert f"{int(page.counts['at_risk']):,} customers" in "".join(page.text)
+        assert page.counts["win_back"] == len(win_back) > 0
 
         # the activity heatmap: every weekday x hour cell is the month's sessions there
         assert page.charts["heatmap"] == rows(
@@ -407,8 +409,7 @@ def test_the_stakeholder_email_reads_like_the_dashboard(airflow):
         }
         first = conn.execute(
             "SELECT name FROM analytics.customer_performance WHERE report_month = '2025-07-01'"
-            " AND (churn_probability >= 0.6 OR health_band = 'red') ORDER BY value_at_stake DESC NULLS LAST,"
-            " customer_id LIMIT 1"
+            " AND churn_list = 'save' ORDER BY list_rank LIMIT 1"
         ).fetchone()[0]
     active, before = k["2025-07"]["active_customers"], k["2025-06"]["active_customers"]
     line = next(x for x in text.splitlines() if x.strip().startswith("Active customers"))

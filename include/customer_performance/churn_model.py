@@ -435,27 +435,33 @@ def btyd_reasons(days_since: np.ndarray, purchase_days: np.ndarray, gap: np.ndar
 
 # ------------------------------------------------------------------------------------- the lists
 
-ACTIVE_P_ALIVE = 0.5  # "still active": more likely a customer than not (P(alive) >= 0.5)
+
+def still_active(since_purchase: np.ndarray, since_login: np.ndarray, days: int) -> np.ndarray:
+    """Still active: a completed purchase or a login in the last ``days`` (risk.active_days) of the
+    period (NaN: never)."""
+    with np.errstate(invalid="ignore"):
+        return (np.nan_to_num(since_purchase, nan=np.inf) <= days) | (np.nan_to_num(since_login, nan=np.inf) <= days)
 
 
 def lists(
-    churn: np.ndarray, alive: np.ndarray, value: np.ndarray, high_risk: float, save_size: int, win_back_size: int
+    churn: np.ndarray, active: np.ndarray, value: np.ndarray, high_risk: float, save_size: int, win_back_size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The two lists, as (expected loss, list name per customer or None, rank in its list or 0).
 
     - expected loss = value if kept x churn probability: what the customer is expected to take
       away over the CLV horizon;
-    - save: still active (P(alive) >= 0.5), high risk (churn >= high_risk) and at least 1 to lose,
-      the ``save_size`` with the largest expected loss;
-    - win-back: most likely gone already (P(alive) < 0.5), the ``win_back_size`` with the largest
-      value if won back (value if kept).
+    - save: still active (``active``), high risk (churn >= high_risk) and at least 1 to lose, the
+      ``save_size`` with the largest expected loss;
+    - win-back: high risk and no longer active (most likely gone already), the ``win_back_size``
+      with the largest value if won back (value if kept).
     Ties by position (the customers come in id order)."""
     loss = value * churn
     name = np.full(len(churn), None, dtype=object)
     rank = np.zeros(len(churn), dtype=np.int64)
-    save = np.flatnonzero((alive >= ACTIVE_P_ALIVE) & (churn >= high_risk) & (np.round(loss, 2) >= 1))
+    risky = np.nan_to_num(churn, nan=0.0) >= high_risk
+    save = np.flatnonzero(active & risky & (np.round(loss, 2) >= 1))
     top = save[np.argsort(-loss[save], kind="stable")][:save_size]
-    gone = np.flatnonzero(alive < ACTIVE_P_ALIVE)
+    gone = np.flatnonzero(~active & risky)
     back = gone[np.argsort(-value[gone], kind="stable")][:win_back_size]
     for which, rows in (("save", top), ("win-back", back)):
         name[rows] = which
@@ -464,12 +470,13 @@ def lists(
 
 
 def reason_rows(
-    loss: np.ndarray, value: np.ndarray, alive: np.ndarray, churn: np.ndarray, high_risk: float, top: int = 2000
+    loss: np.ndarray, value: np.ndarray, active: np.ndarray, churn: np.ndarray, high_risk: float, top: int = 2000
 ) -> np.ndarray:
-    """The customers whose reason is written: the ``top`` high-risk ones with the largest expected
-    loss and the ``top`` // 2 most valuable of the likely gone (both lists within them)."""
-    risky = np.flatnonzero(churn >= high_risk)
-    gone = np.flatnonzero(alive < ACTIVE_P_ALIVE)
+    """The customers whose reason the model writes: the ``top`` high-risk ones with the largest
+    expected loss and the ``top`` // 2 most valuable of the high-risk no longer active (both lists
+    within them)."""
+    risky = np.flatnonzero(np.nan_to_num(churn, nan=0.0) >= high_risk)
+    gone = risky[~active[risky]]
     rows = np.concatenate(
         [
             risky[np.argsort(-loss[risky], kind="stable")][:top],

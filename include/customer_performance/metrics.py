@@ -33,11 +33,17 @@ DEFAULTS: dict[str, dict] = {
     # high_risk_churn (the KPI high_risk_customers); the "at-risk" segment is the high-risk customers
     # who have bought before and are not new; "likely to renew" is churn below renewal_likely_churn.
     # The red health band is a different, broader signal (engagement, satisfaction, support too).
-    # The save list ("who to call"): the save_list_size high-risk customers still active (P(alive) at
-    # least 0.5) with the largest expected loss, each with at least 1 (reporting currency) to lose;
-    # the win-back list: the win_back_list_size customers most likely gone already (P(alive) below
-    # 0.5) with the largest value if won back.
-    "risk": {"high_risk_churn": 0.6, "renewal_likely_churn": 0.3, "save_list_size": 50, "win_back_list_size": 50},
+    # The save list ("who to call"): the save_list_size high-risk customers still active (a purchase or
+    # a login in the last active_days) with the largest expected loss, each with at least 1
+    # (reporting currency) to lose; the win-back list: the win_back_list_size high-risk customers no
+    # longer active (most likely gone already) with the largest value if won back.
+    "risk": {
+        "high_risk_churn": 0.6,
+        "renewal_likely_churn": 0.3,
+        "active_days": 30,
+        "save_list_size": 50,
+        "win_back_list_size": 50,
+    },
     # Segments, in order of precedence (the first that applies wins): new (registered inside the
     # report month), at-risk (above), VIP (the top vip_share of the period's customers by revenue,
     # revenue > 0), regular (everyone else).

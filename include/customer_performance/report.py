@@ -133,14 +133,9 @@ def high_risk_of(summary: dict) -> float:
     return float(card["risk"]["high_risk_churn"])
 
 
-# The at-risk list (the report, the email, the dashboard): high risk (churn at least the month's
-# threshold, %(high_risk)s) or the red health band, the largest value at stake first.
-AT_RISK = "(churn_probability >= %(high_risk)s OR health_band = 'red')"
-
-
 def breakdowns(conn, schema: str, report_month: date, high_risk: float | None = None) -> dict[str, list[dict]]:
-    """Segments, health bands and regions of the month, its insights, and the head of its at-risk
-    list (``high_risk``: the month's threshold, by default the scorecard's default)."""
+    """Segments, health bands and regions of the month, its insights, and the heads of its save and
+    win-back lists (``high_risk``: the month's threshold, by default the scorecard's default)."""
     from include.customer_performance import metrics
 
     high_risk = metrics.DEFAULTS["risk"]["high_risk_churn"] if high_risk is None else high_risk

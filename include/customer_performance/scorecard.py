@@ -41,6 +41,7 @@ RULES: dict[str, tuple[str, float, float]] = {
     "risk.renewal_likely_churn": _SHARE,
     "segments.vip_share": _PART,
     "pareto.top_share": _PART,
+    "risk.active_days": ("int", 1, 365),
     "risk.save_list_size": ("int", 1, 10000),
     "risk.win_back_list_size": ("int", 1, 10000),
     "churn.no_purchase_days": ("int", 7, 730),

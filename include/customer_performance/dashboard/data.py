@@ -249,6 +249,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "fallback_reason": model.get("fallback_reason"),
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "no_purchase_days": card["churn"].get("no_purchase_days"),
+        "active_days": card["risk"].get("active_days"),
         "red_below": card["health"]["bands"]["yellow"],
     }
     with conn.cursor() as cur:

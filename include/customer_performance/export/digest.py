@@ -91,6 +91,7 @@ class Digest:
     win_back_total: int = 0
     no_purchase_days: int = 90  # the churn event's horizon
     high_risk: float = 0.6  # the save list's least churn probability
+    active_days: int = 30  # still active: a purchase or a login in this many days
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -105,7 +106,15 @@ def _plain(rows: list[dict]) -> list[dict]:
 
 
 def gather(
-    conn, run, schema: str, kpis: dict, currency: str, high_risk: float, no_purchase_days: int, link: str | None
+    conn,
+    run,
+    schema: str,
+    kpis: dict,
+    currency: str,
+    high_risk: float,
+    no_purchase_days: int,
+    link: str | None,
+    active_days: int = 30,
 ) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -168,6 +177,7 @@ def gather(
         win_back_total=lists["win-back"][1],
         no_purchase_days=no_purchase_days,
         high_risk=high_risk,
+        active_days=active_days,
         movers=movers,
         gate=gate,
         quarantined=int(sum(g["quarantined"] for g in gate)),
@@ -266,14 +276,15 @@ def list_titles(d: Digest) -> dict[str, str]:
     """The save and win-back lists' titles, each saying what it holds."""
     return {
         "save": (
-            f"Save list, who to call: {d.save_total:,} customers still active (more likely a customer than not)"
+            f"Save list, who to call: {d.save_total:,} customers still active (a purchase or a login in the last"
+            f" {d.active_days} days)"
             f" with a churn probability of at least {share_text(d.high_risk)} (no completed"
             f" purchase in the next {d.no_purchase_days} days), the largest expected loss (value if kept x churn"
             " probability) first"
         ),
         "win-back": (
-            f"Win back: {d.win_back_total:,} customers most likely gone already (P(alive) below 50 %), the most"
-            " valuable if won back first"
+            f"Win back: {d.win_back_total:,} customers most likely gone already (high risk, no purchase or login in"
+            f" the last {d.active_days} days), the most valuable if won back first"
         ),
     }
 

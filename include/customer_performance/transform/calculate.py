@@ -239,16 +239,14 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
     """Fit the BTYD model on the lifetime history and stage its figures as ``churn``: the
     probability of no purchase in the next ``churn.no_purchase_days`` (published unless the
     gradient-boosted model replaces it, ``apply_churn_model``), P(alive), expected purchases, CLV,
-    value if kept, expected loss, the save and win-back lists (churn_model.lists, over the known
-    customers) and the reasons."""
+    value if kept, expected loss and the reasons (the buying rhythm's)."""
     query = sql.SQL(
         "SELECT customer_id, purchase_days - 1,"
         " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
-        " greatest(lifetime_revenue, 0) / purchases,"  # refunds beyond the sales: no negative order value
-        " (customer_id IN (SELECT customer_id FROM {}))::int"
+        " greatest(lifetime_revenue, 0) / purchases"  # refunds beyond the sales: no negative order value
         " FROM {} WHERE purchases > 0 ORDER BY customer_id"
-    ).format(run.table("int_customers"), run.table("int_customer_history"))
+    ).format(run.table("int_customer_history"))
     with conn.cursor(name="churn_input") as cur:
         cols = _fetch_arrays(cur, query, {"last_day": run.period.end - timedelta(days=1)})
     target = run.table("churn")
@@ -258,12 +256,11 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         if not cols:
             conn.commit()
             return {"customers": 0, "method": None}
-        ids, frequency, recency, T, aov, known = cols  # noqa: N806
+        ids, frequency, recency, T, aov = cols  # noqa: N806
         out = fit(frequency, recency, T, ChurnSettings.of(card))
         e = out.expected
         value = value_if_kept(e["expected_purchases_12m"], out.alive, aov)
-        risk = _risk(card)
-        loss, names, ranks = churn_model.lists(out.no_purchase, np.where(known > 0, out.alive, np.nan), value, **risk)
+        loss = value * out.no_purchase  # the lists are drawn after customer_metrics (apply_churn_model)
         # the BTYD probability's inputs are the buying rhythm alone: its reason is the silence against
         # it, for every buyer (the gradient-boosted model rewrites those it explains, apply_churn_model)
         gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), np.nan)
@@ -280,8 +277,8 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
                 np.round(e["expected_purchases_12m"] * aov, 2).tolist(),
                 np.round(value, 2).tolist(),
                 np.round(loss, 2).tolist(),
-                names.tolist(),
-                [int(r) or None for r in ranks.tolist()],
+                [None] * len(ids),
+                [None] * len(ids),
                 says,
                 strict=True,
             ):
@@ -300,38 +297,54 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
 
 
 def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schema: str) -> dict:
-    """Train the gradient-boosted model on the published history and, when it beats the BTYD
-    probability on the held-out month, replace ``churn``'s probability, expected loss, lists and
-    reasons with its own (churn_model.py). Returns what the run record keeps; ``replaced`` says
-    whether customer_metrics must be computed again. Commits."""
+    """After the first ``customer_metrics``: train the gradient-boosted model on the published
+    history and, when it beats the BTYD probability on the held-out month, take its probability,
+    expected loss and reasons into ``churn`` (churn_model.py); then draw the save and win-back lists
+    (churn_model.lists, over the customers who bought, still active by their days since the last
+    purchase or login) and mark them in ``churn`` and ``customer_metrics``. Returns what the run
+    record keeps; ``replaced`` says whether customer_metrics must be computed again (the model's
+    probability feeds the health score). Commits."""
     cfg = ChurnSettings.of(card)
-    out = churn_model.train_and_score(conn, run, analytics_schema, cfg, run.table("customer_metrics"))
+    metrics_table, target = run.table("customer_metrics"), run.table("churn")
+    out = churn_model.train_and_score(conn, run, analytics_schema, cfg, metrics_table)
     scores = out.pop("scores", None)
-    if scores is None:
-        conn.commit()
-        return {**out, "replaced": False}
-    ids, p, booster, x = scores
-    target = run.table("churn")
     with conn.cursor() as cur:
+        # this run's figures of every customer who bought, in id order: the BTYD probability (or the
+        # model's, below), the value if kept and the days of silence the activity rule reads
         cur.execute(
             sql.SQL(
-                "SELECT customer_id, p_alive::float8, value_if_kept::float8 FROM {} WHERE customer_id = ANY(%s)"
-                " ORDER BY customer_id"
-            ).format(target),
-            (ids.tolist(),),
+                "SELECT m.customer_id, c.churn_probability::float8, c.value_if_kept::float8,"
+                " m.days_since_last_purchase::float8, m.days_since_last_login::float8"
+                " FROM {} AS m JOIN {} AS c USING (customer_id) ORDER BY m.customer_id"
+            ).format(metrics_table, target)
         )
-        have = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-    keep = np.array([c in have for c in ids.tolist()])
-    ids, p, x = ids[keep], p[keep], x[keep]
-    alive = np.array([have[c][0] for c in ids.tolist()], dtype=float)
-    value = np.array([have[c][1] for c in ids.tolist()], dtype=float)
+        got = cur.fetchall()
+    if not got:
+        conn.commit()
+        return {**out, "replaced": False}
+    ids = np.array([r[0] for r in got], dtype=np.int64)
+    churn, value, since_purchase, since_login = (
+        np.array([np.nan if r[i] is None else r[i] for r in got], dtype=float) for i in range(1, 5)
+    )
     risk = _risk(card)
-    t0 = time.monotonic()
-    loss, names, ranks = churn_model.lists(p, alive, value, **risk)
-    rows = churn_model.reason_rows(loss, value, alive, p, risk["high_risk"])
+    active = churn_model.still_active(since_purchase, since_login, card.get("risk.active_days"))
     says = np.full(len(ids), None, dtype=object)
-    says[rows] = churn_model.reasons(booster, x, rows)
-    out["reasons_seconds"] = round(time.monotonic() - t0, 2)
+    if scores is not None:
+        model_ids, p, booster, x = scores
+        at = np.searchsorted(ids, model_ids)
+        found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == model_ids)
+        churn[at[found]] = p[found]
+    t0 = time.monotonic()
+    loss, names, ranks = churn_model.lists(churn, active, value, **risk)
+    if scores is not None:
+        rows = churn_model.reason_rows(loss, value, active, churn, risk["high_risk"])
+        # the model's rows of those customers (its feature matrix is in id order too)
+        where = np.searchsorted(model_ids, ids[rows])
+        ok = (where < len(model_ids)) & (model_ids[np.minimum(where, len(model_ids) - 1)] == ids[rows])
+        says[rows[ok]] = churn_model.reasons(booster, x, where[ok])
+        out["reasons_seconds"] = round(time.monotonic() - t0, 2)
+    listed = np.flatnonzero(names != None)  # noqa: E711 - an object array compared element-wise
+    changed = np.arange(len(ids)) if scores is not None else listed
     with conn.cursor() as cur:
         scored = run.table("churn_scored")
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scored))
@@ -342,29 +355,32 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
             ).format(scored)
         )
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(scored)) as copy:
-            for row in zip(
-                ids.tolist(),
-                np.round(p, 4).tolist(),
-                np.round(loss, 2).tolist(),
-                names.tolist(),
-                [int(r) or None for r in ranks.tolist()],
-                says.tolist(),
-                strict=True,
-            ):
-                copy.write_row(row)
-        cur.execute(sql.SQL("UPDATE {} SET churn_list = NULL, list_rank = NULL").format(target))
+            for i in changed.tolist():
+                copy.write_row(
+                    (int(ids[i]), round(float(churn[i]), 4), round(float(loss[i]), 2), names[i], int(ranks[i]) or None,
+                     says[i])
+                )  # fmt: skip
+        model = sql.SQL(", churn_method = 'gradient_boosting'") if scores is not None else sql.SQL("")
         cur.execute(
             sql.SQL(
                 "UPDATE {} AS c SET churn_probability = s.churn_probability, expected_loss = s.expected_loss,"
                 " churn_list = s.churn_list, list_rank = s.list_rank,"
-                " churn_reason = coalesce(s.churn_reason, c.churn_reason),"
-                " churn_method = 'gradient_boosting' FROM {} AS s WHERE s.customer_id = c.customer_id"
-            ).format(target, scored)
+                " churn_reason = coalesce(s.churn_reason, c.churn_reason){} FROM {} AS s"
+                " WHERE s.customer_id = c.customer_id"
+            ).format(target, model, scored)
         )
+        if scores is None:  # the figures stand; only the lists are marked, in customer_metrics too
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} AS m SET churn_list = s.churn_list, list_rank = s.list_rank FROM {} AS s"
+                    " WHERE s.customer_id = m.customer_id"
+                ).format(metrics_table, scored)
+            )
         drop_relation(cur, scored)
         analyze(cur, target)
     conn.commit()
-    return {**out, "replaced": True}
+    out["save_list"], out["win_back_list"] = int(np.sum(names == "save")), int(np.sum(names == "win-back"))
+    return {**out, "replaced": scores is not None}
 
 
 def previous_health(cur, run: Run, analytics_schema: str) -> sql.Composable:
