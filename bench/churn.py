@@ -81,6 +81,7 @@ COLUMNS = (
     "churn_list",
     "expected_purchases_3m",
     "churn_method",
+    "usual_gap_days",
 )
 
 
@@ -124,15 +125,18 @@ def score(pub: dict[int, dict], real: dict[int, tuple[bool, int, bool]], card: d
         "health score": -_f(rows, "health_score", 0.0),
     }
     out = {"customers": len(ids), "event": int(event.sum()), "gone": int(gone.sum()), "active": int(active.sum())}
-    value, alive = _f(rows, "value_if_kept", 0.0), _f(rows, "p_alive", 0.0)
+    value = _f(rows, "value_if_kept", 0.0)
     risk = card["risk"]
+    still = churn_model.still_active(
+        _f(rows, "days_since_last_purchase"), _f(rows, "usual_gap_days"), risk["active_gaps"], risk["active_days"]
+    )
     for name, s in scores.items():
         r = {"auc_all": roc_auc(s, event), "auc_active": roc_auc(s[active], event[active])}
         if name in ("published", "BTYD"):
             r["ece"] = calibration_error(s, event)
             r["calibration"] = calibration(s, event)
             loss, lists_, _ = churn_model.lists(
-                s, alive, value, risk["high_risk_churn"], risk["save_list_size"], risk["win_back_list_size"]
+                s, still, value, risk["high_risk_churn"], risk["save_list_size"], risk["win_back_list_size"]
             )
             on = lists_ == "save"
             r["save_list"] = int(on.sum())
@@ -158,6 +162,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--customers", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--score-only", action="store_true", help="score what the last run published, without running")
     a = p.parse_args()
     work = ROOT / ".bench-churn"
     stack = Stack(checkout_name("cp_bchurn"), work)
@@ -165,7 +170,9 @@ def main() -> int:
     marker = work / "generated.json"
     wanted = {"customers": a.customers, "seed": a.seed, "generator": "lives-6"}
     previous = json.loads(marker.read_text()) if marker.exists() else {}
-    if previous.get("params") != wanted or not stack.crm_store.exists():
+    if a.score_only:
+        planted = previous["planted"]
+    elif previous.get("params") != wanted or not stack.crm_store.exists():
         print(f"[churn] generating {a.customers:,} customers with their lives (July 2025, 24 months of history)...")
         stack.create_databases()
         planted = stack.generate(a.customers, "2025-07", seed=a.seed)
@@ -180,16 +187,18 @@ def main() -> int:
         f" then, {lives['no_purchase_next_90_days']:,} without a purchase in the 90 days after",
         flush=True,
     )
-    env = stack.prepare_airflow(work / "airflow")
     real = truth(stack)
     seconds = {}
-    stack.start_services()
+    if not a.score_only:
+        env = stack.prepare_airflow(work / "airflow")
+        stack.start_services()
     try:
-        for logical_date in LOGICAL_DATES:
+        for logical_date in () if a.score_only else LOGICAL_DATES:
             print(f"[churn] running the DAG for {logical_date[:7]} (the month before)...", flush=True)
             seconds[logical_date[:7]] = run_dag(stack, env, logical_date)
     finally:
-        stack.stop_services()
+        if not a.score_only:
+            stack.stop_services()
     pub, model = published(stack)
     from include.customer_performance import metrics
 

@@ -168,7 +168,7 @@ def _published_fixture(seed: int = 5, customers: int = 400):
                     round(min(max(1 - 0.8 * lapsing + more.uniform(-0.2, 0.2), 0), 1), 3),  # P(alive)
                     "save" if p >= 0.6 and c % 4 == 0 else None,
                     first_day(month, bought),
-                    None if c % 7 == 0 else int(60 * lapsing + more.uniform(-20, 20)),  # days since the last login
+                    None if c % 7 == 0 else round(more.uniform(5, 60), 1),  # the usual gap between purchases
                 )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
@@ -189,7 +189,7 @@ def _stage_backtest(
             " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
             " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
             " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric,"
-            " p_alive numeric, churn_list text, first_purchase timestamptz, days_since_last_login bigint)"
+            " p_alive numeric, churn_list text, first_purchase timestamptz, usual_gap_days numeric)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
@@ -210,7 +210,9 @@ def _stage_backtest(
             "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
             "complete_month": complete_month,
             **event_horizon(90),
-            "active_days": 30,
+            "active_days": 7,
+            "active_gaps": 1.5,
+            "fallback_gap_days": 30.0,
         }
         select = model("backtest", JULY, published=published_predictions(cur, JULY, "analytics"))
         replace_table_as(cur, JULY.table("backtest"), select, params)
@@ -271,11 +273,11 @@ def test_the_backtest_equals_an_independent_computation():
         assert float(o["btyd_auc"]) == pytest.approx(roc_auc([r[10] for _, r in preds], churned), abs=1e-4)
         with_health = [(-r[9], ch) for (_, r), ch in zip(preds, churned, strict=True) if r[9] is not None]
         assert float(o["health_auc"]) == pytest.approx(roc_auc(*zip(*with_health, strict=True)), abs=1e-4)
-        # among the customers active at the prediction (a purchase or a login in its last 30 days)
+        # among the customers still active at the prediction (silent for at most 1.5 usual gaps, or 7 days)
         active = [
             (r, ch)
             for (_, r), ch in zip(preds, churned, strict=True)
-            if r[8] <= 30 or (r[14] is not None and r[14] <= 30)
+            if r[8] <= max(1.5 * (30.0 if r[14] is None else r[14]), 7)
         ]
         assert 50 < len(active) < 400
         assert float(o["active_auc"]) == pytest.approx(

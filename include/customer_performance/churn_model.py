@@ -436,11 +436,12 @@ def btyd_reasons(days_since: np.ndarray, purchase_days: np.ndarray, gap: np.ndar
 # ------------------------------------------------------------------------------------- the lists
 
 
-def still_active(since_purchase: np.ndarray, since_login: np.ndarray, days: int) -> np.ndarray:
-    """Still active: a completed purchase or a login in the last ``days`` (risk.active_days) of the
-    period (NaN: never)."""
-    with np.errstate(invalid="ignore"):
-        return (np.nan_to_num(since_purchase, nan=np.inf) <= days) | (np.nan_to_num(since_login, nan=np.inf) <= days)
+def still_active(since_purchase: np.ndarray, usual_gap: np.ndarray, gaps: float, days: int) -> np.ndarray:
+    """Still active: silent since its last completed purchase for at most ``gaps`` times its usual
+    gap between purchase days (risk.active_gaps; a one-time buyer's usual gap is the BTYD fallback's,
+    30 days) or ``days`` (risk.active_days), whichever is longer. NaN: never bought."""
+    limit = np.maximum(gaps * np.nan_to_num(usual_gap, nan=0.0), days)
+    return np.nan_to_num(since_purchase, nan=np.inf) <= limit
 
 
 def lists(

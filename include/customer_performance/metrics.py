@@ -33,14 +33,16 @@ DEFAULTS: dict[str, dict] = {
     # high_risk_churn (the KPI high_risk_customers); the "at-risk" segment is the high-risk customers
     # who have bought before and are not new; "likely to renew" is churn below renewal_likely_churn.
     # The red health band is a different, broader signal (engagement, satisfaction, support too).
-    # The save list ("who to call"): the save_list_size high-risk customers still active (a purchase or
-    # a login in the last active_days) with the largest expected loss, each with at least 1
+    # The save list ("who to call"): the save_list_size high-risk customers still active (silent since
+    # their last purchase for at most active_gaps times their usual gap between purchases, or
+    # active_days, whichever is longer) with the largest expected loss, each with at least 1
     # (reporting currency) to lose; the win-back list: the win_back_list_size high-risk customers no
     # longer active (most likely gone already) with the largest value if won back.
     "risk": {
         "high_risk_churn": 0.6,
         "renewal_likely_churn": 0.3,
-        "active_days": 30,
+        "active_gaps": 1.5,
+        "active_days": 7,
         "save_list_size": 50,
         "win_back_list_size": 50,
     },

@@ -250,6 +250,7 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "no_purchase_days": card["churn"].get("no_purchase_days"),
         "active_days": card["risk"].get("active_days"),
+        "active_gaps": card["risk"].get("active_gaps"),
         "red_below": card["health"]["bands"]["yellow"],
     }
     with conn.cursor() as cur:

@@ -91,7 +91,6 @@ class Digest:
     win_back_total: int = 0
     no_purchase_days: int = 90  # the churn event's horizon
     high_risk: float = 0.6  # the save list's least churn probability
-    active_days: int = 30  # still active: a purchase or a login in this many days
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -114,7 +113,6 @@ def gather(
     high_risk: float,
     no_purchase_days: int,
     link: str | None,
-    active_days: int = 30,
 ) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -177,7 +175,6 @@ def gather(
         win_back_total=lists["win-back"][1],
         no_purchase_days=no_purchase_days,
         high_risk=high_risk,
-        active_days=active_days,
         movers=movers,
         gate=gate,
         quarantined=int(sum(g["quarantined"] for g in gate)),
@@ -276,15 +273,15 @@ def list_titles(d: Digest) -> dict[str, str]:
     """The save and win-back lists' titles, each saying what it holds."""
     return {
         "save": (
-            f"Save list, who to call: {d.save_total:,} customers still active (a purchase or a login in the last"
-            f" {d.active_days} days)"
+            f"Save list, who to call: {d.save_total:,} customers still active (silent since their last purchase"
+            " for at most 1.5 times their usual gap between purchases, or a week)"
             f" with a churn probability of at least {share_text(d.high_risk)} (no completed"
             f" purchase in the next {d.no_purchase_days} days), the largest expected loss (value if kept x churn"
             " probability) first"
         ),
         "win-back": (
-            f"Win back: {d.win_back_total:,} customers most likely gone already (high risk, no purchase or login in"
-            f" the last {d.active_days} days), the most valuable if won back first"
+            f"Win back: {d.win_back_total:,} customers most likely gone already (high risk and silent for longer),"
+            " the most valuable if won back first"
         ),
     }
 

@@ -2,8 +2,8 @@
 -- (churn.no_purchase_days), from the gradient-boosted model or the BTYD fallback (churn_model.py);
 -- beside it the BTYD probability of the same event and P(alive). The value at stake (CLV x the old
 -- churn, a priority score summed as money) goes: its place is taken by the expected loss (value if
--- kept x churn probability), with the save and win-back lists, each customer's rank in its list
--- and the churn reason in words. Earlier months keep their rows; the new columns are NULL there.
+-- kept x churn probability), with the save and win-back lists, each customer's rank in its list,
+-- its usual gap between purchases (what "still active" is judged against) and the churn reason. Earlier months keep their rows; the new columns are NULL there.
 DROP VIEW {schema}.customer_performance_latest;
 
 ALTER TABLE {schema}.customer_performance
@@ -12,6 +12,7 @@ ADD COLUMN churn_probability_btyd numeric,
 ADD COLUMN p_alive numeric,
 ADD COLUMN value_if_kept numeric,
 ADD COLUMN expected_loss numeric,
+ADD COLUMN usual_gap_days numeric,
 ADD COLUMN churn_list text,
 ADD COLUMN list_rank integer,
 ADD COLUMN churn_reason text;

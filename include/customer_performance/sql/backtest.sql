@@ -12,7 +12,7 @@
 -- baselines a team would use without it (recency_auc: days since the last purchase, more is
 -- riskier; health_auc: the health score, less is riskier; btyd_auc: the BTYD probability of the
 -- same event) on the same customers, on all of them and on those active at the prediction
--- (a purchase or a login in its last %(active_days)s days: active_auc, active_recency_auc), with the save list's precision (its
+-- (churn_model.still_active: active_auc, active_recency_auc), with the save list's precision (its
 -- share without a purchase). At the other horizon "churned" is no purchase in its months, for the
 -- health bands and the expected purchases only.
 WITH horizons AS (
@@ -37,7 +37,8 @@ predicted AS (
     SELECT
         c.horizon_months, c.predicted_month, p.customer_id, p.churn_probability, p.health_band,
         p.churn_method, p.days_since_last_purchase, p.health_score, p.churn_probability_btyd,
-        coalesce(p.days_since_last_purchase <= %(active_days)s OR p.days_since_last_login <= %(active_days)s, FALSE)
+        coalesce(p.days_since_last_purchase
+            <= greatest(%(active_gaps)s * coalesce(p.usual_gap_days, %(fallback_gap_days)s), %(active_days)s), FALSE)
             AS active,
         p.churn_list = 'save' AS on_save_list,
         (c.predicted_month + interval '1 month') + make_interval(days => %(no_purchase_days)s) AS event_end,

@@ -55,6 +55,7 @@ base AS (
         coalesce(ch.clv_12m, 0) AS clv_12m,
         coalesce(ch.value_if_kept, 0) AS value_if_kept,
         coalesce(ch.expected_loss, 0) AS expected_loss,
+        ch.usual_gap_days,
         ch.churn_list,
         ch.list_rank,
         ch.churn_reason,
@@ -205,7 +206,7 @@ SELECT
     END AS health_trend,
     round(greatest(revenue, 0) * coalesce(churn_probability, 0), 2) AS revenue_at_risk,
     -- value if kept x churn probability (churn_model.lists), the save and win-back lists and why
-    expected_loss, churn_list, list_rank, churn_reason,
+    expected_loss, usual_gap_days, churn_list, list_rank, churn_reason,
     -- the part of the health score that costs it the most points (weight x shortfall from 100;
     -- ties in the order engagement, retention, satisfaction, support), in words; NULL when no
     -- part falls short

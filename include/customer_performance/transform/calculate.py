@@ -222,7 +222,8 @@ def _fetch_arrays(cur, query: sql.Composable, params: dict, chunk: int = 100_000
 CHURN_COLUMNS = (
     "customer_id bigint PRIMARY KEY, churn_probability numeric, churn_probability_btyd numeric, p_alive numeric,"
     " expected_purchases_12m numeric, expected_purchases_1m numeric, expected_purchases_3m numeric,"
-    " clv_12m numeric, value_if_kept numeric, expected_loss numeric, churn_list text, list_rank integer,"
+    " clv_12m numeric, value_if_kept numeric, expected_loss numeric, usual_gap_days numeric, churn_list text,"
+    " list_rank integer,"
     " churn_reason text, churn_method text"
 )
 
@@ -265,6 +266,7 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         # it, for every buyer (the gradient-boosted model rewrites those it explains, apply_churn_model)
         gap = np.where(frequency > 0, recency / np.maximum(frequency, 1), np.nan)
         says = churn_model.btyd_reasons(T - recency, frequency + 1, gap)
+        usual = np.where(np.isnan(gap), ChurnSettings.of(card).fallback_gap_days, np.maximum(gap, 1.0))
         with cur.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
             for row in zip(
                 ids.astype(np.int64).tolist(),
@@ -277,6 +279,7 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
                 np.round(e["expected_purchases_12m"] * aov, 2).tolist(),
                 np.round(value, 2).tolist(),
                 np.round(loss, 2).tolist(),
+                np.round(usual, 1).tolist(),
                 [None] * len(ids),
                 [None] * len(ids),
                 says,
@@ -314,7 +317,7 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
         cur.execute(
             sql.SQL(
                 "SELECT m.customer_id, c.churn_probability::float8, c.value_if_kept::float8,"
-                " m.days_since_last_purchase::float8, m.days_since_last_login::float8"
+                " m.days_since_last_purchase::float8, c.usual_gap_days::float8"
                 " FROM {} AS m JOIN {} AS c USING (customer_id) ORDER BY m.customer_id"
             ).format(metrics_table, target)
         )
@@ -323,11 +326,13 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
         conn.commit()
         return {**out, "replaced": False}
     ids = np.array([r[0] for r in got], dtype=np.int64)
-    churn, value, since_purchase, since_login = (
+    churn, value, since_purchase, usual_gap = (
         np.array([np.nan if r[i] is None else r[i] for r in got], dtype=float) for i in range(1, 5)
     )
     risk = _risk(card)
-    active = churn_model.still_active(since_purchase, since_login, card.get("risk.active_days"))
+    active = churn_model.still_active(
+        since_purchase, usual_gap, card.get("risk.active_gaps"), card.get("risk.active_days")
+    )
     says = np.full(len(ids), None, dtype=object)
     if scores is not None:
         model_ids, p, booster, x = scores
