@@ -85,7 +85,7 @@ def test_every_published_name_is_in_the_glossary(stack, july_run):
     for part in ("scores", "warnings"):
         for row in month["trust"][part]:
             keys |= {k for k in row if not k.endswith(("_min", "_detail", "_days")) and k != "fresh"}
-    keys |= set(month["at_risk"]["rows"][0])
+    keys |= set((month["at_risk"]["rows"] or month["win_back"])[0])
     assert _unknown(keys) == [], "dashboard API fields"
     assert month["labels"] == glossary.labels()
 

@@ -492,14 +492,16 @@ def customer_history(conn, schema: str, customer_id: int) -> dict | None:
         loaded = cur.fetchone()["months"] or []
         columns = CUSTOMER_COLUMNS
         cur.execute(
-            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
-            " AND table_name = 'customer_performance' AND column_name = 'churn_reason'",
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'customer_performance'",
             (schema,),
         )
-        if not cur.fetchone()["n"]:  # before migration 0014: its columns shown empty
-            columns = columns.replace("expected_loss,", "NULL::numeric AS expected_loss,").replace(
-                "churn_reason,", "NULL::text AS churn_reason,"
-            )
+        have = {r["column_name"] for r in cur.fetchall()}
+        # a column a later migration adds (0006: risk_driver; 0014: expected_loss, churn_reason) is
+        # shown empty until then
+        for name, kind in (("expected_loss", "numeric"), ("churn_reason", "text"), ("risk_driver", "text")):
+            if name not in have:
+                columns = columns.replace(f"{name},", f"NULL::{kind} AS {name},")
         cur.execute(
             sql.SQL(
                 "SELECT " + columns + " FROM {} WHERE report_month = ANY(%s) AND customer_id = %s ORDER BY report_month"

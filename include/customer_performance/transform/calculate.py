@@ -365,14 +365,20 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
                     (int(ids[i]), round(float(churn[i]), 4), round(float(loss[i]), 2), names[i], int(ranks[i]) or None,
                      says[i])
                 )  # fmt: skip
-        model = sql.SQL(", churn_method = 'gradient_boosting'") if scores is not None else sql.SQL("")
+        # the model's figures replace the BTYD's; without it only the lists are new
+        figures = (
+            sql.SQL(
+                "churn_probability = s.churn_probability, expected_loss = s.expected_loss,"
+                " churn_reason = coalesce(s.churn_reason, c.churn_reason), churn_method = 'gradient_boosting', "
+            )
+            if scores is not None
+            else sql.SQL("")
+        )
         cur.execute(
             sql.SQL(
-                "UPDATE {} AS c SET churn_probability = s.churn_probability, expected_loss = s.expected_loss,"
-                " churn_list = s.churn_list, list_rank = s.list_rank,"
-                " churn_reason = coalesce(s.churn_reason, c.churn_reason){} FROM {} AS s"
+                "UPDATE {} AS c SET {}churn_list = s.churn_list, list_rank = s.list_rank FROM {} AS s"
                 " WHERE s.customer_id = c.customer_id"
-            ).format(target, model, scored)
+            ).format(target, figures, scored)
         )
         if scores is None:  # the figures stand; only the lists are marked, in customer_metrics too
             cur.execute(

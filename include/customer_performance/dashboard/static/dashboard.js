@@ -910,12 +910,12 @@ function model(d) {
   const m = d.model || {};
   const rows = d.backtest || [];
   const params = Object.entries(m.params || {}).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(", ");
-  const t = m.trained || {}, held = t.holdout || {};
+  const trained = m.trained || {}, held = trained.holdout || {};
   document.getElementById("model").textContent =
     `Churn probability: the probability of no completed purchase in the next ${m.no_purchase_days ?? 90} days. This month's: ${m.method || "n/a"}` +
-    (held.month ? ` (trained on ${count(t.training_rows)} rows of ${(t.training_months || []).join(", ")}; on the held-out month ${held.month}` +
+    (held.month ? ` (trained on ${count(trained.training_rows)} rows of ${(trained.training_months || []).join(", ")}; on the held-out month ${held.month}` +
       ` it ranked the event at ROC AUC ${fmt(held.model_auc, 3)}, the BTYD probability ${fmt(held.btyd_auc, 3)}, recency ${fmt(held.recency_auc, 3)})` : "") +
-    (t.fallback_reason ? `; the BTYD probability is published: ${t.fallback_reason}` : "") +
+    (trained.fallback_reason ? `; the BTYD probability is published: ${trained.fallback_reason}` : "") +
     (params ? `. BTYD fit: ${params}` : "") + (m.fallback_reason ? `; BTYD fallback: ${m.fallback_reason}` : "") +
     ". The back-test scores earlier months' predictions against what those customers actually did: the churn probability at the horizon that holds its event, beside recency, the BTYD probability and the health score on the same customers.";
   const red = Object.fromEntries(rows.filter(r => r.measure === "health_band" && r.bucket === "red")
