@@ -11,13 +11,13 @@ in the ``no_purchase_days`` after that month end, read from the months published
 month's first completed purchase) and this run's. Only months whose outcome is complete by this
 run's period end are used (matured labels); no row sees a day after its own month end. The latest
 of them is held out: the model is trained on the earlier ones and must rank the held-out month's
-event better than the BTYD probability of no purchase (churn.py) does, else the BTYD probability
-is published. It is then trained again on every matured month (as many trees as the held-out
+event better than the BTYD probability of no purchase (churn.py) and plain recency do, else the
+BTYD probability is published. It is then trained again on every matured month (as many trees as the held-out
 month chose) and scores this run's customers from the same features of this run's
 ``customer_metrics``.
 
 Where the history is too short (fewer than two matured months, fewer than ``min_training_rows``
-rows or one class empty) or the model does not beat the BTYD probability on the held-out month, the
+rows or one class empty) or the model does not beat them on the held-out month, the
 run publishes the BTYD probability, logs why, and the run record says so (``pipeline_runs.
 churn_model``). Why LightGBM and not scikit-learn's gradient boosting: the same trees in a fraction
 of the time and memory at a million rows, missing values (a source silent for the month) handled
@@ -255,10 +255,13 @@ def train_and_score(conn, run, schema: str, cfg: ChurnSettings, customer_metrics
         **{f"{k}_auc": None if v is None else round(v, 4) for k, v in auc.items()},
     }
     summary["rounds"] = rounds
-    if auc["model"] is None or auc["btyd"] is not None and auc["model"] <= auc["btyd"]:
+    # it must beat both: the BTYD probability it would replace and the days since the last purchase
+    # (a month published before the BTYD columns existed has no BTYD probability to compare with)
+    best = max((v for k, v in auc.items() if k != "model" and v is not None), default=0.5)
+    if auc["model"] is None or auc["model"] <= best:
         return _fallback(
             f"the model ranked the held-out month {ready[-1]:%Y-%m} at AUC {auc['model']}, not above the BTYD"
-            f" probability's {auc['btyd']}",
+            f" probability's {auc['btyd']} and recency's {auc['recency']}",
             summary,
         )
     final = lgb.train(

@@ -5,8 +5,10 @@ by side (each step reads only committed tables). As the calculate task runs them
 
     main: fx_rates -> probable_duplicate_keys -> int_transactions + dq_flagged_transactions
             -> latest versions -> int_customer_sales (even ids) -> customer_metrics
-    side: repeated_transaction_ids -> int_customer_history -> churn -> int_customer_sessions
-            -> int_customer_crm -> int_customers -> int_customer_sales (odd ids)
+    side: repeated_transaction_ids -> int_customer_history -> int_customer_sessions
+            -> int_customer_crm -> int_customers -> churn -> int_customer_sales (odd ids)
+    then: customer_metrics -> the churn model and the lists (apply_churn_model)
+            [-> customer_metrics again, when the model's probability is published]
 
 (``repeated_transaction_ids`` and ``probable_duplicate_keys``: the keys the gate's grouping rules
 read, each a sort of every staged transaction.)
@@ -22,8 +24,11 @@ once: ``repeated_transaction_ids`` names the few ids whose versions need ranking
 fresh rate fails the run, fx.StaleRatesError; rows in a missing or unknown currency are moved to
 ``dq_quarantine_unconverted``), ``int_customer_sales`` /
 ``_sessions`` / ``_crm`` (the period per customer), ``int_customers`` (each customer's latest
-version), ``int_customer_history`` (lifetime history, converted), ``churn`` (MBG/NBD or the
-recency ratio, computed in Python on three numbers per customer) and finally ``customer_metrics``.
+version), ``int_customer_history`` (lifetime history, converted), ``churn`` (the BTYD figures:
+MBG/NBD or the recency ratio, computed in Python on three numbers per customer), then
+``customer_metrics``; the gradient-boosted churn model (churn_model.py) reads it, and its
+probability, the save and win-back lists and the reasons go into ``churn`` (and, when the model
+publishes, ``customer_metrics`` is computed again).
 """
 
 from __future__ import annotations
