@@ -127,12 +127,17 @@ def _feature_query(current: sql.Composable, previous: sql.Composable, sample: in
     ).format(cols, current, previous, keep)
 
 
-def _fetch(cur, query: sql.Composable, last_day: date) -> tuple[np.ndarray, np.ndarray]:
-    cur.execute(query, {"last_day": last_day})
-    rows = cur.fetchall()
-    if not rows:
+def _fetch(cur, query: sql.Composable, last_day: date, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and the feature matrix of ``query``, through a server-side cursor a chunk at a time:
+    a million customers' features are 200 MB as floats, several times that as Python rows."""
+    parts = []
+    with cur.connection.cursor(name="churn_features") as named:
+        named.execute(query, {"last_day": last_day})
+        while rows := named.fetchmany(chunk):
+            parts.append(np.array(rows, dtype=float))
+    if not parts:
         return np.empty(0, dtype=np.int64), np.empty((0, len(NAMES)))
-    data = np.array(rows, dtype=float)
+    data = np.vstack(parts)
     return data[:, 0].astype(np.int64), data[:, 1:]
 
 

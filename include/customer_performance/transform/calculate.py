@@ -316,24 +316,20 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
     metrics_table, target = run.table("customer_metrics"), run.table("churn")
     out = churn_model.train_and_score(conn, run, analytics_schema, cfg, metrics_table)
     scores = out.pop("scores", None)
-    with conn.cursor() as cur:
-        # this run's figures of every customer who bought, in id order: the BTYD probability (or the
-        # model's, below), the value if kept and the days of silence the activity rule reads
-        cur.execute(
-            sql.SQL(
-                "SELECT m.customer_id, c.churn_probability::float8, c.value_if_kept::float8,"
-                " m.days_since_last_purchase::float8, c.usual_gap_days::float8"
-                " FROM {} AS m JOIN {} AS c USING (customer_id) ORDER BY m.customer_id"
-            ).format(metrics_table, target)
-        )
-        got = cur.fetchall()
+    # this run's figures of every customer who bought, in id order: the BTYD probability (or the
+    # model's, below), the value if kept and the silence the activity rule reads
+    query = sql.SQL(
+        "SELECT m.customer_id, c.churn_probability::float8, c.value_if_kept::float8,"
+        " m.days_since_last_purchase::float8, c.usual_gap_days::float8"
+        " FROM {} AS m JOIN {} AS c USING (customer_id) ORDER BY m.customer_id"
+    ).format(metrics_table, target)
+    with conn.cursor(name="churn_lists") as cur:
+        got = _fetch_arrays(cur, query, {})
     if not got:
         conn.commit()
         return {**out, "replaced": False}
-    ids = np.array([r[0] for r in got], dtype=np.int64)
-    churn, value, since_purchase, usual_gap = (
-        np.array([np.nan if r[i] is None else r[i] for r in got], dtype=float) for i in range(1, 5)
-    )
+    ids, churn, value, since_purchase, usual_gap = got
+    ids = ids.astype(np.int64)
     risk = _risk(card)
     active = churn_model.still_active(
         since_purchase, usual_gap, card.get("risk.active_gaps"), card.get("risk.active_days")
