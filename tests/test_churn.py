@@ -169,6 +169,7 @@ def _published_fixture(seed: int = 5, customers: int = 400):
                     "save" if p >= 0.6 and c % 4 == 0 else None,
                     first_day(month, bought),
                     None if c % 7 == 0 else round(more.uniform(5, 60), 1),  # the usual gap between purchases
+                    1 + int(more.random() ** 2 * 20),  # lifetime purchases
                 )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
@@ -189,11 +190,13 @@ def _stage_backtest(
             " churn_probability numeric, health_band text, churn_method text, expected_purchases_1m numeric,"
             " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
             " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric,"
-            " p_alive numeric, churn_list text, first_purchase timestamptz, usual_gap_days numeric)"
+            " p_alive numeric, churn_list text, first_purchase timestamptz, usual_gap_days numeric,"
+            " lifetime_purchases bigint)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
-            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s)",
             [(r[0], *r) for r in published],
         )
         # a month-to-date load of July is never a prediction to score
@@ -259,6 +262,20 @@ def test_the_backtest_equals_an_independent_computation():
             rate["red"] / rate["green"], abs=0.01
         )
         assert got["health_band", "green"]["lift_over_green"] == Decimal("1.00")
+
+        # the expected purchases against those made, per frequency group (lifetime purchases then)
+        def group(n: int) -> str:
+            return "1" if n <= 1 else "2-3" if n <= 3 else "4-9" if n <= 9 else "10+"
+
+        for g in ("1", "2-3", "4-9", "10+"):
+            members = [(c, r) for c, r in preds if group(r[15]) == g]
+            row = got["frequency_group", g]
+            assert row["customers"] == len(members) > 0
+            assert float(row["expected_purchases"]) == pytest.approx(
+                sum(r[4] if h == 1 else r[5] for _, r in members), abs=0.05
+            )
+            assert row["actual_purchases"] == sum(days.get(c, 0) for c, _ in members)
+            assert row["auc"] is None and row["lift_over_green"] is None
         scored = ("auc", "recency_auc", "health_auc", "btyd_auc", "active_auc", "active_recency_auc")
         if h == 1:
             assert all(o[k] is None for k in (*scored, "mean_churn_probability", "save_precision"))

@@ -265,7 +265,7 @@ TERMS = _terms(
     # -- the back-test --------------------------------------------------------------------------------
     ("predicted_month", "Predicted at", "date", "The month end the predictions were made at."),
     ("horizon_months", "Horizon (months)", "count", "Months after the prediction the outcome is observed over."),
-    ("measure", "Measure", "text", "overall, churn_decile or health_band."),
+    ("measure", "Measure", "text", "overall, churn_decile, health_band or frequency_group (lifetime purchases at the prediction: 1, 2-3, 4-9, 10+)."),
     ("churned", "Without a purchase", "count", "Customers with no completed sale within the horizon."),
     ("observed_churn_rate", "Observed rate without a purchase", "share", "Customers without a completed sale within the horizon / customers."),
     ("mean_churn_probability", "Mean churn probability", "probability", "The bucket's mean published churn probability."),

@@ -413,6 +413,15 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
             f" red band without a purchase {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
             f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}",
         ]
+        groups = [r for r in rows if r["measure"] == "frequency_group" and r["horizon_months"] == h]
+        if groups:
+            lines.append(
+                "  purchase days expected / made by lifetime purchases then: "
+                + ", ".join(
+                    f"{r['bucket']}: {r['expected_purchases'] or 0:,.0f} / {r['actual_purchases'] or 0:,.0f}"
+                    for r in sorted(groups, key=lambda r: ("1", "2-3", "4-9", "10+").index(r["bucket"]))
+                )
+            )
         deciles = [r for r in rows if r["measure"] == "churn_decile" and r["horizon_months"] == h]
         if deciles:
             lines.append(

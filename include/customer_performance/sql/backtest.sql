@@ -14,7 +14,9 @@
 -- same event) on the same customers, on all of them and on those active at the prediction
 -- (churn_model.still_active: active_auc, active_recency_auc), with the save list's precision (its
 -- share without a purchase). At the other horizon "churned" is no purchase in its months, for the
--- health bands and the expected purchases only.
+-- health bands and the expected purchases only. The expected purchases are also compared with those
+-- made per frequency group (lifetime purchases at the prediction: 1, 2-3, 4-9, 10+), where a bias
+-- of the BTYD model (light buyers, seasons) shows.
 WITH horizons AS (
     SELECT
         h AS horizon_months,
@@ -37,6 +39,13 @@ predicted AS (
     SELECT
         c.horizon_months, c.predicted_month, p.customer_id, p.churn_probability, p.health_band,
         p.churn_method, p.days_since_last_purchase, p.health_score, p.churn_probability_btyd,
+        -- the expected purchases are checked per frequency group too (lifetime purchases then)
+        CASE
+            WHEN p.lifetime_purchases <= 1 THEN '1'
+            WHEN p.lifetime_purchases <= 3 THEN '2-3'
+            WHEN p.lifetime_purchases <= 9 THEN '4-9'
+            ELSE '10+'
+        END AS frequency_group,
         coalesce(p.days_since_last_purchase
             <= greatest(%(active_gaps)s * coalesce(p.usual_gap_days, %(fallback_gap_days)s), %(active_days)s), FALSE)
             AS active,
@@ -112,43 +121,44 @@ grouped AS (
         CASE
             WHEN grouping(decile) = 0 THEN 'churn_decile'
             WHEN grouping(health_band) = 0 THEN 'health_band'
+            WHEN grouping(frequency_group) = 0 THEN 'frequency_group'
             ELSE 'overall'
         END AS measure,
-        coalesce(lpad(decile::text, 2, '0'), health_band, 'all') AS bucket,
+        coalesce(lpad(decile::text, 2, '0'), health_band, frequency_group, 'all') AS bucket,
         count(*) AS customers,
         count(*) FILTER (WHERE churned) AS churned,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(avg_rank) FILTER (WHERE churned)
              - count(*) FILTER (WHERE churned) * (count(*) FILTER (WHERE churned) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned) * count(*) FILTER (WHERE NOT churned), 0)
         END AS auc,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(recency_rank) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
              - count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
              * (count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned AND days_since_last_purchase IS NOT NULL)
                      * count(*) FILTER (WHERE NOT churned AND days_since_last_purchase IS NOT NULL), 0)
         END AS recency_auc,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(health_rank) FILTER (WHERE churned AND health_score IS NOT NULL)
              - count(*) FILTER (WHERE churned AND health_score IS NOT NULL)
              * (count(*) FILTER (WHERE churned AND health_score IS NOT NULL) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned AND health_score IS NOT NULL)
                      * count(*) FILTER (WHERE NOT churned AND health_score IS NOT NULL), 0)
         END AS health_auc,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(btyd_rank) FILTER (WHERE churned AND churn_probability_btyd IS NOT NULL)
              - count(*) FILTER (WHERE churned AND churn_probability_btyd IS NOT NULL)
              * (count(*) FILTER (WHERE churned AND churn_probability_btyd IS NOT NULL) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned AND churn_probability_btyd IS NOT NULL)
                      * count(*) FILTER (WHERE NOT churned AND churn_probability_btyd IS NOT NULL), 0)
         END AS btyd_auc,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(active_rank) FILTER (WHERE churned AND active)
              - count(*) FILTER (WHERE churned AND active) * (count(*) FILTER (WHERE churned AND active) + 1) / 2.0)
             / nullif(count(*) FILTER (WHERE churned AND active) * count(*) FILTER (WHERE NOT churned AND active), 0)
         END AS active_auc,
-        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 THEN
+        CASE WHEN grouping(decile) = 1 AND grouping(health_band) = 1 AND grouping(frequency_group) = 1 THEN
             (sum(active_recency_rank) FILTER (WHERE churned AND active AND days_since_last_purchase IS NOT NULL)
              - count(*) FILTER (WHERE churned AND active AND days_since_last_purchase IS NOT NULL)
              * (count(*) FILTER (WHERE churned AND active AND days_since_last_purchase IS NOT NULL) + 1) / 2.0)
@@ -165,7 +175,8 @@ grouped AS (
     GROUP BY GROUPING SETS (
         (horizon_months, predicted_month),
         (horizon_months, predicted_month, decile),
-        (horizon_months, predicted_month, health_band)
+        (horizon_months, predicted_month, health_band),
+        (horizon_months, predicted_month, frequency_group)
     )
     -- customers without a band count overall and in their decile, in no band
     HAVING grouping(health_band) = 1 OR health_band IS NOT NULL
