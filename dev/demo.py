@@ -175,11 +175,11 @@ def main() -> int:
 
     import psycopg
 
-    from include.customer_performance.report import breakdowns, executive_dashboard, high_risk_of, month_summary
+    from include.customer_performance.report import breakdowns, executive_dashboard, month_summary
 
     with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
         s = month_summary(conn, "analytics", date(2025, 7, 1))
-        parts = breakdowns(conn, "analytics", date(2025, 7, 1), high_risk_of(s))
+        parts = breakdowns(conn, "analytics", date(2025, 7, 1))
     mail = stack.mails()[-1]
     msg = email.message_from_bytes(mail.read_bytes())
     attachments = [part.get_filename() for part in msg.walk() if part.get_filename()]

@@ -32,11 +32,7 @@ def report(args) -> int:
         except rpt.MonthNotLoadedError as exc:
             print(exc, file=sys.stderr)
             return 2
-        print(
-            rpt.executive_dashboard(
-                summary, rpt.breakdowns(conn, schema, month, rpt.high_risk_of(summary)), cfg.reporting_currency
-            )
-        )
+        print(rpt.executive_dashboard(summary, rpt.breakdowns(conn, schema, month), cfg.reporting_currency))
     return 0
 
 

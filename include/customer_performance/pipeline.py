@@ -392,6 +392,7 @@ def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
         card.get("risk.high_risk_churn"),
         card.get("churn.no_purchase_days"),
         link,
+        (card.get("risk.active_gaps"), card.get("risk.active_days")),
     )
     sections = {title.capitalize(): lines for title, lines in executive_sections(kpis, money).items()}
     d.sections = {**sections, **model_notes(conn, run, kpis)}

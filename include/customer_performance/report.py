@@ -125,20 +125,10 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
     return {**run, "row_counts": counts, "failed_checks": failed, "alerts": alerts, "backtest": backtest}
 
 
-def high_risk_of(summary: dict) -> float:
-    """The high-risk threshold the month was computed with (its run record's scorecard)."""
-    from include.customer_performance import metrics
-
-    card = (summary.get("churn_model") or {}).get("scorecard") or metrics.DEFAULTS
-    return float(card["risk"]["high_risk_churn"])
-
-
-def breakdowns(conn, schema: str, report_month: date, high_risk: float | None = None) -> dict[str, list[dict]]:
+def breakdowns(conn, schema: str, report_month: date) -> dict[str, list[dict]]:
     """Segments, health bands and regions of the month, its insights, and the heads of its save and
-    win-back lists (``high_risk``: the month's threshold, by default the scorecard's default)."""
-    from include.customer_performance import metrics
+    win-back lists."""
 
-    high_risk = metrics.DEFAULTS["risk"]["high_risk_churn"] if high_risk is None else high_risk
     out = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for name, column in (("segments", "segment"), ("health_bands", "health_band")):

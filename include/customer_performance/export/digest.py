@@ -91,6 +91,7 @@ class Digest:
     win_back_total: int = 0
     no_purchase_days: int = 90  # the churn event's horizon
     high_risk: float = 0.6  # the save list's least churn probability
+    active: tuple[float, int] = (1.5, 7)  # still active: silent for at most this many usual gaps, or days
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -113,6 +114,7 @@ def gather(
     high_risk: float,
     no_purchase_days: int,
     link: str | None,
+    active: tuple[float, int] = (1.5, 7),
 ) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -175,6 +177,7 @@ def gather(
         win_back_total=lists["win-back"][1],
         no_purchase_days=no_purchase_days,
         high_risk=high_risk,
+        active=active,
         movers=movers,
         gate=gate,
         quarantined=int(sum(g["quarantined"] for g in gate)),
@@ -274,7 +277,7 @@ def list_titles(d: Digest) -> dict[str, str]:
     return {
         "save": (
             f"Save list, who to call: {d.save_total:,} customers still active (silent since their last purchase"
-            " for at most 1.5 times their usual gap between purchases, or a week)"
+            f" for at most {d.active[0]:g} times their usual gap between purchases, or {d.active[1]} days)"
             f" with a churn probability of at least {share_text(d.high_risk)} (no completed"
             f" purchase in the next {d.no_purchase_days} days), the largest expected loss (value if kept x churn"
             " probability) first"
