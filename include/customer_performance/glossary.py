@@ -262,6 +262,7 @@ TERMS = _terms(
     ("feature_usage", "Features used last month", "text", "Features a customer used last month (0 .. 5+)."),
     ("mean_sessions", "Mean sessions", "number", "The bucket's mean sessions per customer."),
     ("churn_decile", "Churn probability decile", "text", "A decile of the customers by their published churn probability."),
+    ("frequency_group", "Lifetime purchases then", "text", "The customers' lifetime purchases at the prediction: 1, 2-3, 4-9 or 10+ (the back-test's check of the expected purchases per group)."),
     # -- the back-test --------------------------------------------------------------------------------
     ("predicted_month", "Predicted at", "date", "The month end the predictions were made at."),
     ("horizon_months", "Horizon (months)", "count", "Months after the prediction the outcome is observed over."),

@@ -946,6 +946,15 @@ function model(d) {
     { key: "mean_churn_probability", num: true, fmt: v => pct(v) },
     { key: "observed_churn_rate", num: true, fmt: v => pct(v) },
   ], rows.filter(r => r.measure === "churn_decile"), { empty });
+  const GROUPS = ["1", "2-3", "4-9", "10+"];
+  table(tableEl("frequency_groups"), [
+    { key: "horizon_months", num: true, fmt: count },
+    { key: "bucket", term: "frequency_group" },
+    { key: "customers", num: true, fmt: count },
+    { key: "expected_purchases", num: true, fmt: count },
+    { key: "actual_purchases", num: true, fmt: count },
+  ], rows.filter(r => r.measure === "frequency_group")
+    .sort((a, b) => a.horizon_months - b.horizon_months || GROUPS.indexOf(a.bucket) - GROUPS.indexOf(b.bucket)), { empty });
   table(tableEl("quality"), [
     { key: "period", cell: (td, r) => { td.textContent = `${r.period_start} to ${addDays(r.period_end, -1)}`; } },
     { key: "checks", num: true, fmt: count },
