@@ -146,23 +146,15 @@ CREATE FUNCTION gen.season(at timestamp) RETURNS float8 LANGUAGE sql IMMUTABLE A
     SELECT 1 + 0.35 * cos(2 * pi() * (extract(doy FROM at) - 350) / 365.25)
 $$;
 
--- the stage of life at any moment (sessions, contacts): 1 while the customer is well, fading to
--- 0.15 over its lead before dropping out, 0.04 after it (the rare visit of a lapsed customer), 1
--- again once it is back
-CREATE FUNCTION gen.vitality(at timestamp, dropout timestamp, lead interval, back timestamp)
+-- the stage of life at any moment, as a share of the customer's usual: 1 while well, fading to
+-- ``low`` over its lead before dropping out, ``gone`` after it, 1 again once it is back. Sessions and
+-- contacts (low 0.15, gone 0.04: the rare visit of a lapsed customer) and purchases (low 0.25, gone
+-- 0: none until it is back) follow it.
+CREATE FUNCTION gen.stage(at timestamp, dropout timestamp, lead interval, back timestamp, low float8, gone float8)
 RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN dropout IS NULL OR at < dropout - lead OR at >= back THEN 1.0
-                WHEN at < dropout THEN 0.15 + 0.85 * extract(epoch FROM dropout - at) / extract(epoch FROM lead)
-                ELSE 0.04 END
-$$;
-
--- the purchase rate at any moment, as a share of the seasonal rate: full while well, slowing to a
--- quarter over the lead, none after dropping out until it is back
-CREATE FUNCTION gen.buying(at timestamp, dropout timestamp, lead interval, back timestamp)
-RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN dropout IS NULL OR at < dropout - lead OR at >= back THEN 1.0
-                WHEN at < dropout THEN 0.25 + 0.75 * extract(epoch FROM dropout - at) / extract(epoch FROM lead)
-                ELSE 0.0 END
+                WHEN at < dropout THEN low + (1 - low) * extract(epoch FROM dropout - at) / extract(epoch FROM lead)
+                ELSE gone END
 $$;
 
 -- the purchases inside the window, in order: the candidates kept at the seasonal rate times the
@@ -178,7 +170,7 @@ WITH events AS (
     FROM events AS e
 ), kept AS (
     SELECT customer_id, at FROM drawn
-    WHERE r_keep < gen.season(at) / 1.35 * gen.buying(at, dropout_at, lead, back_at)
+    WHERE r_keep < gen.season(at) / 1.35 * gen.stage(at, dropout_at, lead, back_at, 0.25, 0.0)
     UNION ALL
     SELECT customer_id, first_purchase FROM gen.life
     WHERE first_purchase >= %(history_start)s::timestamp AND first_purchase < %(truth_end)s::timestamp
@@ -308,13 +300,16 @@ WITH events AS (
 ), timed AS (
     SELECT d.*, date_trunc('second', d.lo + d.r_when * (%(period_end)s::timestamp - d.lo)) AS session_start
     FROM drawn AS d
+), staged AS (
+    SELECT d.*, gen.stage(d.session_start, d.dropout_at, d.lead, d.back_at, 0.15, 0.04) AS vitality,
+           d.dropout_at IS NOT NULL AND d.session_start >= d.dropout_at
+               AND (d.back_at IS NULL OR d.session_start < d.back_at) AS lapsed
+    FROM timed AS d
 ), kept AS (
-    SELECT d.*, gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) AS vitality FROM timed AS d
+    SELECT * FROM staged
     -- a lapsed customer's rare visit does not scale with how much it used the product before
-    WHERE d.r_keep < gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) * d.keen
-        / CASE WHEN gen.vitality(d.session_start, d.dropout_at, d.lead, d.back_at) = 0.04
-               THEN 0.5 + 0.5 * d.share ELSE 1 END
-    ORDER BY d.customer_id, d.session_start
+    WHERE r_keep < vitality * keen / CASE WHEN lapsed THEN 0.5 + 0.5 * share ELSE 1 END
+    ORDER BY customer_id, session_start
 )
 SELECT nextval('gen.session_seq') AS session_id, customer_id, 'login' AS activity_type, session_start,
        CASE WHEN session_start >= %(period_start)s::timestamp AND r_neg < %(negative_duration)s
