@@ -170,11 +170,16 @@ def _published_fixture(seed: int = 5, customers: int = 400):
                     first_day(month, bought),
                     None if c % 7 == 0 else round(more.uniform(5, 60), 1),  # the usual gap between purchases
                     1 + int(more.random() ** 2 * 20),  # lifetime purchases
+                    round(bought * 37.5, 2),  # revenue
+                    round(24 * (1 - p), 3),  # expected purchases in 12 months
+                    round(24 * (1 - p) * (20 + c % 13), 2),  # the CLV: a purchase day worth 20 to 32
                 )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
-        july.append((c, sales, (sales + 1) // 2, first_day(date(2025, 7, 1), sales)))
-    july += [(customers + 1, 5, 3, datetime(2025, 7, 2, tzinfo=UTC))]  # a new customer: nothing was predicted for it
+        july.append((c, sales, (sales + 1) // 2, first_day(date(2025, 7, 1), sales), sales * 37.5))
+    july += [
+        (customers + 1, 5, 3, datetime(2025, 7, 2, tzinfo=UTC), 187.5)
+    ]  # a new customer: nothing was predicted for it
     return published, july
 
 
@@ -191,12 +196,12 @@ def _stage_backtest(
             " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
             " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric,"
             " p_alive numeric, churn_list text, first_purchase timestamptz, usual_gap_days numeric,"
-            " lifetime_purchases bigint)"
+            " lifetime_purchases bigint, revenue numeric, expected_purchases_12m numeric, clv_12m numeric)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
             " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s)",
+            " %s, %s, %s, %s)",
             [(r[0], *r) for r in published],
         )
         # a month-to-date load of July is never a prediction to score
@@ -204,10 +209,12 @@ def _stage_backtest(
         cur.execute(
             sql.SQL(
                 "CREATE TABLE {} (customer_id bigint, transaction_count bigint, purchase_days bigint,"
-                " first_purchase timestamptz)"
+                " first_purchase timestamptz, revenue numeric)"
             ).format(JULY.table("customer_metrics"))
         )
-        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(JULY.table("customer_metrics")), july)
+        cur.executemany(
+            sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s)").format(JULY.table("customer_metrics")), july
+        )
         params = {
             **JULY.period.as_params(),
             "backtest_horizons": list(metrics.BACKTEST_HORIZONS_MONTHS),
@@ -236,12 +243,14 @@ def test_the_backtest_equals_an_independent_computation():
         published, july, rows = _stage_backtest(dsn)
     event_end = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(days=90)
     for h, predicted in ((1, date(2025, 6, 1)), (3, date(2025, 4, 1))):
-        after = [(r[1], r[6], r[7], r[13]) for r in published if predicted < r[0]]  # (c, sales, days, first)
-        after += [(c, n, d, f) for c, n, d, f in july]
-        sales, days, inside = {}, {}, set()
-        for c, n, d, first in after:
+        # (c, sales, days, first, revenue)
+        after = [(r[1], r[6], r[7], r[13], r[16]) for r in published if predicted < r[0]]
+        after += july
+        sales, days, revenue, inside = {}, {}, {}, set()
+        for c, n, d, first, money in after:
             sales[c] = sales.get(c, 0) + n
             days[c] = days.get(c, 0) + d
+            revenue[c] = revenue.get(c, 0) + money
             if first is not None and first < event_end:
                 inside.add(c)
         preds = sorted((r[1], r) for r in published if r[0] == predicted)
@@ -254,6 +263,12 @@ def test_the_backtest_equals_an_independent_computation():
         e = [r[4] if h == 1 else r[5] for _, r in preds]
         assert float(o["expected_purchases"]) == pytest.approx(sum(e), abs=0.05)
         assert o["actual_purchases"] == sum(days.get(c, 0) for c, _ in preds)  # purchase days, the model's unit
+        # the CLV's value over the horizon: the expected purchase days x the CLV's value of one
+        assert float(o["expected_revenue"]) == pytest.approx(
+            sum((r[4] if h == 1 else r[5]) * r[18] / r[17] for _, r in preds if r[17]), abs=0.01
+        )
+        assert float(o["actual_revenue"]) == pytest.approx(sum(revenue.get(c, 0) for c, _ in preds))
+        assert float(o["actual_revenue"]) > 0
         rate = {
             b: np.mean([ch for (_, r), ch in zip(preds, churned, strict=True) if r[3] == b])
             for b in ("green", "yellow", "red")
@@ -275,6 +290,7 @@ def test_the_backtest_equals_an_independent_computation():
                 sum(r[4] if h == 1 else r[5] for _, r in members), abs=0.05
             )
             assert row["actual_purchases"] == sum(days.get(c, 0) for c, _ in members)
+            assert float(row["actual_revenue"]) == pytest.approx(sum(revenue.get(c, 0) for c, _ in members))
             assert row["auc"] is None and row["lift_over_green"] is None
         scored = ("auc", "recency_auc", "health_auc", "btyd_auc", "active_auc", "active_recency_auc")
         if h == 1:
@@ -316,7 +332,7 @@ def test_the_backtest_equals_an_independent_computation():
             assert float(d["mean_churn_probability"]) == pytest.approx(mean_p, abs=1e-4)  # rounded to 4 places
             assert float(d["observed_churn_rate"]) == pytest.approx(share, abs=1e-4)
     # the event's edge: July first purchases on the 30th or 31st are after it
-    late = {c for c, n, _, f in july if f is not None and f >= event_end}
+    late = {c for c, n, _, f, _ in july if f is not None and f >= event_end}
     assert late and any(c in late for c in (r[1] for r in published if r[0] == date(2025, 4, 1)))
 
 

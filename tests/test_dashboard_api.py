@@ -256,7 +256,11 @@ def test_a_month_to_date_email_is_not_compared_with_a_whole_month():
     assert digest._kpi_rows(d)[0][2] == "-500 USD (-50.0 %)"
 
 
-@pytest.mark.parametrize("applied", ["0005", "0006"], ids=["before the back-test", "before the insights"])
+@pytest.mark.parametrize(
+    "applied",
+    ["0005", "0006", "0014"],
+    ids=["before the back-test", "before the insights", "before the back-test's revenue"],
+)
 def test_the_dashboard_reads_a_schema_upgraded_but_not_loaded_since(pg_db, tmp_path, applied):
     """A deployment that upgraded the package but has not loaded since: the analytics schema is
     an older migration's (or the newer one's, without rows). The page shows what is there and the

@@ -290,7 +290,8 @@ def test_churn_falls_back_to_the_recency_ratio_on_thin_data(metrics_db, m):
     assert float(m[1]["p_alive"]) == pytest.approx(1 / 1.4, abs=5e-5)
     assert float(m[1]["churn_probability_btyd"]) == float(m[1]["churn_probability"])
     assert float(m[1]["churn_probability"]) == pytest.approx(c1, abs=5e-5)
-    assert float(m[1]["clv_12m"]) == pytest.approx(e1 * 400 / 6, abs=0.01)
+    # 6 orders on 5 days: the CLV counts purchase days, each worth 400 / 5
+    assert float(m[1]["clv_12m"]) == pytest.approx(e1 * 400 / 5, abs=0.01)
     c2, _ = churn_by_hand(date(2025, 7, 12), date(2025, 7, 12), 1)  # one-time buyer: 30-day gap
     assert float(m[2]["churn_probability"]) == pytest.approx(c2, abs=5e-5)
     c4, _ = churn_by_hand(date(2025, 2, 2), date(2025, 2, 2), 1)

@@ -13,9 +13,9 @@ customer drops out only after a purchase, so
 
     P(no purchase in t days) = (1 - P(alive)) + P(alive) x ((alpha + T) / (alpha + T + t))^(r + x).
 
-Expected purchases over the scorecard's ``churn.horizon_days`` times the customer's lifetime average
-order value is the CLV; divided by P(alive) (a customer gone buys nothing, so E[X] = P(alive) x
-E[X | alive]) it is the value if kept. The expected purchases over the next month and the next
+Expected purchases (purchase days) over the scorecard's ``churn.horizon_days`` times the customer's
+lifetime revenue per purchase day is the CLV; divided by P(alive) (a customer gone buys nothing,
+so E[X] = P(alive) x E[X | alive]) it is the value if kept. The expected purchases over the next month and the next
 three (``HORIZONS``) are what the back-test scores.
 
 Fallback (fewer than ``churn.min_repeat_customers`` repeat buyers, a failed or degenerate fit): the
@@ -150,6 +150,6 @@ def _clipped(out: Fit) -> Fit:
 
 def value_if_kept(expected_12m: np.ndarray, alive: np.ndarray, order_value: np.ndarray) -> np.ndarray:
     """The value a customer brings over the CLV horizon if it stays: E[purchases | alive] x its
-    average order value, E[purchases | alive] = E[purchases] / P(alive) (P(alive) floored at 0.001,
-    where the ratio is all noise)."""
+    revenue per purchase day (``order_value``), E[purchases | alive] = E[purchases] / P(alive)
+    (P(alive) floored at 0.001, where the ratio is all noise)."""
     return expected_12m / np.maximum(alive, 1e-3) * order_value

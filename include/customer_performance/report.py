@@ -116,7 +116,8 @@ def month_summary(conn, schema: str, report_month: date) -> dict:
                 " (to_jsonb(b) ->> 'active_recency_auc')::numeric AS active_recency_auc,"
                 " (to_jsonb(b) ->> 'save_list')::bigint AS save_list,"
                 " (to_jsonb(b) ->> 'save_precision')::numeric AS save_precision, lift_over_green, expected_purchases,"
-                " actual_purchases, churn_method"
+                " actual_purchases, (to_jsonb(b) ->> 'expected_revenue')::numeric AS expected_revenue,"
+                " (to_jsonb(b) ->> 'actual_revenue')::numeric AS actual_revenue, churn_method"
                 " FROM {} AS b WHERE report_month = %s AND period_end = %s ORDER BY horizon_months, measure, bucket"
             ).format(sql.Identifier(schema, "model_backtest")),
             (report_month, run["period_end"]),
@@ -401,7 +402,7 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
             f"Predictions of {o['predicted_month']:%B %Y} against the {h} month(s) after it: {o['customers']:,}"
             f" customers, {o['churned']:,} made no purchase ({_pct(o['observed_churn_rate'])});{churn}"
             f" red band without a purchase {'n/a' if red is None else f'{red:.1f}x'} as often as green;"
-            f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}",
+            f" purchase days expected {expected}, made {o['actual_purchases'] or 0:,.0f}{_revenue(o)}",
         ]
         groups = [r for r in rows if r["measure"] == "frequency_group" and r["horizon_months"] == h]
         if groups:
@@ -409,6 +410,7 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
                 "  purchase days expected / made by lifetime purchases then: "
                 + ", ".join(
                     f"{r['bucket']}: {r['expected_purchases'] or 0:,.0f} / {r['actual_purchases'] or 0:,.0f}"
+                    f"{_revenue(r, short=True)}"
                     for r in sorted(groups, key=lambda r: ("1", "2-3", "4-9", "10+").index(r["bucket"]))
                 )
             )
@@ -419,6 +421,15 @@ def backtest_lines(rows: list[dict], model: dict | None) -> list[str]:
                 + ", ".join(f"{r['mean_churn_probability']:.2f}->{r['observed_churn_rate']:.2f}" for r in deciles)
             )
     return lines
+
+
+def _revenue(row: dict, short: bool = False) -> str:
+    """The back-test's CLV check: the revenue the CLV expected over the horizon against the revenue
+    made (empty before migration 0015 added them)."""
+    if row.get("expected_revenue") is None or row.get("actual_revenue") is None:
+        return ""
+    pair = f"{row['expected_revenue']:,.0f} / {row['actual_revenue']:,.0f}"
+    return f" (revenue {pair})" if short else f"; revenue expected by the CLV / made: {pair}"
 
 
 def _pct(part: float | None, whole: float | None = None) -> str:

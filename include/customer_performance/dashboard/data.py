@@ -128,7 +128,8 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         f" WHERE report_month <= %(m)s AND report_month > (%(m)s::date - interval '{HISTORY_MONTHS} months')"
         " ORDER BY report_month DESC, period_end DESC",
         "backtest": "SELECT predicted_month, horizon_months, measure, bucket, customers, churned, observed_churn_rate,"
-        " mean_churn_probability, auc, {baselines}, lift_over_green, expected_purchases, actual_purchases, churn_method"
+        " mean_churn_probability, auc, {backtest_added}, lift_over_green, expected_purchases, actual_purchases,"
+        " churn_method"
         " FROM {model_backtest} WHERE report_month = %(m)s AND period_end = (SELECT max(period_end)"
         " FROM {model_backtest} WHERE report_month = %(m)s) ORDER BY horizon_months, measure, bucket",
         "engagement": "SELECT least(floor(engagement_score / 10), 9)::int * 10 AS bucket, count(*) AS customers"
@@ -182,36 +183,14 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
 
         card = model.get("scorecard") or metrics.DEFAULTS
         params = {"m": month, "end": run["period_end"], "high_risk": card["risk"]["high_risk_churn"]}
-        # market penetration comes with migration 0011
-        cur.execute(
-            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
-            " AND table_name = 'regional_summary' AND column_name = 'market_penetration'",
-            (schema,),
-        )
-        penetration = cur.fetchone()["n"] > 0
-        # the back-test's baselines come with migration 0013
-        cur.execute(
-            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
-            " AND table_name = 'model_backtest' AND column_name = 'save_precision'",
-            (schema,),
-        )
-        tables["baselines"] = sql.SQL(
-            "recency_auc, health_auc, btyd_auc, active_auc, active_recency_auc, save_list, save_precision"
-            if cur.fetchone()["n"]
-            else "NULL::numeric AS recency_auc, NULL::numeric AS health_auc, NULL::numeric AS btyd_auc,"
-            " NULL::numeric AS active_auc, NULL::numeric AS active_recency_auc, NULL::bigint AS save_list,"
-            " NULL::numeric AS save_precision"
-        )
-        # the lists and the expected loss come with migration 0014
-        cur.execute(
-            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = %s"
-            " AND table_name = 'customer_performance' AND column_name = 'churn_list'",
-            (schema,),
-        )
-        lists = cur.fetchone()["n"] > 0
+        # what later migrations add (0011: market penetration; 0013, 0015: the back-test's baselines
+        # and revenue; 0014: the lists and the expected loss), shown empty until the schema has it
+        penetration = _has_column(cur, schema, "regional_summary", "market_penetration")
+        tables["backtest_added"] = _or_null(cur, schema, "model_backtest", BACKTEST_ADDED)
+        lists = _has_column(cur, schema, "customer_performance", "churn_list")
         out = {}
         for name, text in q.items():
-            needs = {field for _, field, _, _ in string.Formatter().parse(text) if field} - {"baselines"}
+            needs = {field for _, field, _, _ in string.Formatter().parse(text) if field} - {"backtest_added"}
             if (
                 not needs <= present
                 or (not upgraded and name == "backtest")
@@ -291,6 +270,43 @@ def _present(cur, schema: str) -> set[str]:
         (schema, list(TABLES)),
     )
     return {r["relname"] for r in cur.fetchall()}
+
+
+# the back-test's columns later migrations add (0013: the baselines; 0015: the revenue), with their types
+BACKTEST_ADDED = {
+    "recency_auc": "numeric",
+    "health_auc": "numeric",
+    "btyd_auc": "numeric",
+    "active_auc": "numeric",
+    "active_recency_auc": "numeric",
+    "save_list": "bigint",
+    "save_precision": "numeric",
+    "expected_revenue": "numeric",
+    "actual_revenue": "numeric",
+}
+
+
+def _table_columns(cur, schema: str, table: str) -> set[str]:
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        (schema, table),
+    )
+    return {r["column_name"] for r in cur.fetchall()}
+
+
+def _has_column(cur, schema: str, table: str, column: str) -> bool:
+    """Whether the schema's ``table`` has ``column`` yet (a migration not applied since: not)."""
+    return column in _table_columns(cur, schema, table)
+
+
+def _or_null(cur, schema: str, table: str, columns: dict[str, str]) -> sql.Composable:
+    """A select list of ``columns`` (name: type): each as itself where ``table`` has it, else a NULL
+    of its type under its name, so a query reads a schema a later migration has not reached yet."""
+    have = _table_columns(cur, schema, table)
+    return sql.SQL(", ").join(
+        sql.Identifier(name) if name in have else sql.SQL("NULL::{} AS {}").format(sql.SQL(kind), sql.Identifier(name))
+        for name, kind in columns.items()
+    )
 
 
 def data_docs_link(location: str | None, hours: int = 12) -> str | None:

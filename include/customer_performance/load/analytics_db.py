@@ -344,7 +344,8 @@ def read_backtest(conn, run: Run) -> list[dict]:
         cur.execute(
             sql.SQL(
                 "SELECT o.predicted_month, o.horizon_months, o.customers, o.churned, o.observed_churn_rate, o.auc,"
-                " o.expected_purchases, o.actual_purchases, o.churn_method, r.lift_over_green AS red_over_green"
+                " o.expected_purchases, o.actual_purchases, o.expected_revenue, o.actual_revenue, o.churn_method,"
+                " r.lift_over_green AS red_over_green"
                 " FROM {t} AS o LEFT JOIN {t} AS r ON r.horizon_months = o.horizon_months"
                 " AND r.measure = 'health_band' AND r.bucket = 'red'"
                 " WHERE o.measure = 'overall' ORDER BY o.horizon_months"

@@ -16,7 +16,9 @@
 -- share without a purchase). At the other horizon "churned" is no purchase in its months, for the
 -- health bands and the expected purchases only. The expected purchases are also compared with those
 -- made per frequency group (lifetime purchases at the prediction: 1, 2-3, 4-9, 10+), where a bias
--- of the BTYD model (light buyers, seasons) shows.
+-- of the BTYD model (light buyers, seasons) shows, and the CLV's part over the horizon (expected
+-- purchases x the revenue per purchase day the CLV uses, clv_12m / expected_purchases_12m) with
+-- the revenue made: the CLV's own 12 months are never scored, its rate and its value are.
 WITH horizons AS (
     SELECT
         h AS horizon_months,
@@ -53,7 +55,9 @@ predicted AS (
         (c.predicted_month + interval '1 month') + make_interval(days => %(no_purchase_days)s) AS event_end,
         -- the horizons are 1 and 3 (metrics.BACKTEST_HORIZONS_MONTHS, checked by aggregate.py)
         CASE c.horizon_months WHEN 1 THEN p.expected_purchases_1m WHEN 3 THEN p.expected_purchases_3m END
-            AS expected_purchases
+            AS expected_purchases,
+        CASE c.horizon_months WHEN 1 THEN p.expected_purchases_1m WHEN 3 THEN p.expected_purchases_3m END
+        * coalesce(p.clv_12m / nullif(p.expected_purchases_12m, 0), 0) AS expected_revenue
     FROM covered AS c
     INNER JOIN {published} AS p ON p.report_month = c.predicted_month
     WHERE p.churn_probability IS NOT NULL
@@ -63,6 +67,7 @@ between_months AS (
     -- the purchases of the published months after the prediction and before this one
     SELECT
         c.horizon_months, p.customer_id, sum(p.transaction_count) AS purchases, sum(p.purchase_days) AS days,
+        sum(p.revenue) AS revenue,
         bool_or(p.first_purchase < (c.predicted_month + interval '1 month') + make_interval(days => %(no_purchase_days)s))
             AS bought_in_event
     FROM covered AS c
@@ -75,6 +80,7 @@ scored AS (
         pr.*,
         -- purchase days, the unit the model predicts in (transactions would count two on a day twice)
         coalesce(m.purchase_days, 0) + coalesce(b.days, 0) AS actual_purchases,
+        coalesce(m.revenue, 0) + coalesce(b.revenue, 0) AS actual_revenue,
         CASE
             WHEN pr.horizon_months = %(event_horizon)s
                 THEN NOT (coalesce(b.bought_in_event, FALSE) OR coalesce(m.first_purchase < pr.event_end, FALSE))
@@ -170,6 +176,8 @@ grouped AS (
         avg(churn_probability) AS mean_churn_probability,
         sum(expected_purchases) AS expected_purchases,
         sum(actual_purchases) AS actual_purchases,
+        sum(expected_revenue) AS expected_revenue,
+        sum(actual_revenue) AS actual_revenue,
         max(churn_method) AS churn_method
     FROM ranked
     GROUP BY GROUPING SETS (
@@ -199,6 +207,8 @@ SELECT
     END AS lift_over_green,
     round(a.expected_purchases, 1) AS expected_purchases,
     a.actual_purchases,
+    round(a.expected_revenue, 2) AS expected_revenue,
+    a.actual_revenue,
     a.churn_method,
     CASE WHEN a.horizon_months = %(event_horizon)s THEN round(a.recency_auc, 4) END AS recency_auc,
     CASE WHEN a.horizon_months = %(event_horizon)s THEN round(a.health_auc, 4) END AS health_auc,

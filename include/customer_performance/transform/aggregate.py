@@ -85,7 +85,8 @@ def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composabl
         "report_month date, customer_id bigint, churn_probability numeric, health_band text, churn_method text,"
         " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
         " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric, p_alive numeric,"
-        " churn_list text, first_purchase timestamptz, usual_gap_days numeric, lifetime_purchases bigint"
+        " churn_list text, first_purchase timestamptz, usual_gap_days numeric, lifetime_purchases bigint,"
+        " revenue numeric, expected_purchases_12m numeric, clv_12m numeric"
     )
     cur.execute(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"

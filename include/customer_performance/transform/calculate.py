@@ -250,7 +250,9 @@ def compute_churn(conn, run: Run, card: scorecard.Scorecard) -> dict:
         "SELECT customer_id, purchase_days - 1,"
         " (last_purchase AT TIME ZONE 'UTC')::date - (first_purchase AT TIME ZONE 'UTC')::date,"
         " %(last_day)s::date - (first_purchase AT TIME ZONE 'UTC')::date,"
-        " greatest(lifetime_revenue, 0) / purchases"  # refunds beyond the sales: no negative order value
+        # the value of a purchase day, the unit the expected purchases count in (two orders on one
+        # day are one purchase of their sum); refunds beyond the sales: no negative order value
+        " greatest(lifetime_revenue, 0) / purchase_days"
         " FROM {} WHERE purchases > 0 ORDER BY customer_id"
     ).format(run.table("int_customer_history"))
     with conn.cursor(name="churn_input") as cur:

@@ -938,6 +938,9 @@ function model(d) {
     { key: "red_over_green", term: "lift_over_green", num: true, fmt: v => isNum(v) ? `${fmt(v, 1)}×` : "n/a" },
     { key: "expected_purchases", num: true, fmt: count },
     { key: "actual_purchases", num: true, fmt: count },
+    // the CLV's value over the horizon against the revenue made
+    { key: "expected_revenue", num: true, fmt: money },
+    { key: "actual_revenue", num: true, fmt: money },
   ], rows.filter(r => r.measure === "overall").map(r => ({ ...r, red_over_green: red[r.horizon_months] ?? null })), { empty });
   table(tableEl("calibration"), [
     { key: "horizon_months", num: true, fmt: count },
@@ -953,6 +956,8 @@ function model(d) {
     { key: "customers", num: true, fmt: count },
     { key: "expected_purchases", num: true, fmt: count },
     { key: "actual_purchases", num: true, fmt: count },
+    { key: "expected_revenue", num: true, fmt: money },
+    { key: "actual_revenue", num: true, fmt: money },
   ], rows.filter(r => r.measure === "frequency_group")
     .sort((a, b) => a.horizon_months - b.horizon_months || GROUPS.indexOf(a.bucket) - GROUPS.indexOf(b.bucket)), { empty });
   table(tableEl("quality"), [
