@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from dev.churn_eval import calibration, calibration_error, ground_truth, roc_auc  # noqa: E402
 from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
-from include.customer_performance import churn_model  # noqa: E402
+from include.customer_performance import churn_model, metrics  # noqa: E402
 
 LOGICAL_DATES = tuple(f"2025-{m:02d}-01T02:00:00+00:00" for m in range(4, 9))  # March to July 2025
 PERIOD_END = date(2025, 8, 1)
@@ -82,6 +82,7 @@ COLUMNS = (
     "expected_purchases_3m",
     "churn_method",
     "usual_gap_days",
+    "days_since_last_login",
 )
 
 
@@ -128,7 +129,12 @@ def score(pub: dict[int, dict], real: dict[int, tuple[bool, int, bool]], card: d
     value = _f(rows, "value_if_kept", 0.0)
     risk = card["risk"]
     still = churn_model.still_active(
-        _f(rows, "days_since_last_purchase"), _f(rows, "usual_gap_days"), risk["active_gaps"], risk["active_days"]
+        _f(rows, "days_since_last_purchase"),
+        _f(rows, "usual_gap_days"),
+        _f(rows, "days_since_last_login"),
+        risk["active_gaps"],
+        risk["active_days"],
+        risk.get("active_login_days", metrics.DEFAULTS["risk"]["active_login_days"]),
     )
     for name, s in scores.items():
         r = {"auc_all": roc_auc(s, event), "auc_active": roc_auc(s[active], event[active])}
@@ -143,6 +149,16 @@ def score(pub: dict[int, dict], real: dict[int, tuple[bool, int, bool]], card: d
             r["precision"] = float(event[on].mean()) if on.any() else float("nan")
             r["already_gone"] = float(gone[on].mean()) if on.any() else float("nan")
             r["loss_share"] = float(loss[on].sum() / loss.sum()) if loss.sum() else float("nan")
+            # the same rule with a list four times as long: how far down the list holds
+            _, longer, _ = churn_model.lists(
+                s, still, value, risk["high_risk_churn"], 4 * risk["save_list_size"], risk["win_back_list_size"]
+            )
+            on = longer == "save"
+            r["longer_list"] = {
+                "size": int(on.sum()),
+                "precision": float(event[on].mean()) if on.any() else float("nan"),
+                "already_gone": float(gone[on].mean()) if on.any() else float("nan"),
+            }
         out[name] = r
     expected = _f(rows, "expected_purchases_3m")
     out["expected_purchases"] = {
@@ -200,8 +216,6 @@ def main() -> int:
         if not a.score_only:
             stack.stop_services()
     pub, model = published(stack)
-    from include.customer_performance import metrics
-
     card = model.get("scorecard") or metrics.DEFAULTS
     r = score(pub, real, card)
     m = model.get("model") or {}
@@ -245,6 +259,11 @@ def main() -> int:
     print()
     for what, ok in checks.items():
         print(f"  [{'met' if ok else 'NOT MET'}] {what}")
+    longer = pu["longer_list"]
+    print(
+        f"  (a save list of {longer['size']} by the same rule: precision {_n(longer['precision'], '.1%')},"
+        f" already gone {_n(longer['already_gone'], '.1%')})"
+    )
     print("\nreliability of the published probability (decile: mean predicted -> observed):")
     print("  " + ", ".join(f"{p_:.2f}->{o:.2f}" for _, p_, o in pu["calibration"]))
     e = r["expected_purchases"]

@@ -173,6 +173,7 @@ def _published_fixture(seed: int = 5, customers: int = 400):
                     round(bought * 37.5, 2),  # revenue
                     round(24 * (1 - p), 3),  # expected purchases in 12 months
                     round(24 * (1 - p) * (20 + c % 13), 2),  # the CLV: a purchase day worth 20 to 32
+                    None if c % 9 == 0 else c % 11,  # days since the last login (none on record for some)
                 )
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
@@ -196,12 +197,13 @@ def _stage_backtest(
             " expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
             " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric,"
             " p_alive numeric, churn_list text, first_purchase timestamptz, usual_gap_days numeric,"
-            " lifetime_purchases bigint, revenue numeric, expected_purchases_12m numeric, clv_12m numeric)"
+            " lifetime_purchases bigint, revenue numeric, expected_purchases_12m numeric, clv_12m numeric,"
+            " days_since_last_login bigint)"
         )
         cur.executemany(
             "INSERT INTO analytics.customer_performance VALUES"
             " (%s, (%s + interval '1 month')::date, %s, %s, %s, 'mbg_nbd', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s, %s, %s)",
+            " %s, %s, %s, %s, %s)",
             [(r[0], *r) for r in published],
         )
         # a month-to-date load of July is never a prediction to score
@@ -222,6 +224,7 @@ def _stage_backtest(
             **event_horizon(90),
             "active_days": 7,
             "active_gaps": 1.5,
+            "active_login_days": 7,
             "fallback_gap_days": 30.0,
         }
         select = model("backtest", JULY, published=published_predictions(cur, JULY, "analytics"))
@@ -306,11 +309,12 @@ def test_the_backtest_equals_an_independent_computation():
         assert float(o["btyd_auc"]) == pytest.approx(roc_auc([r[10] for _, r in preds], churned), abs=1e-4)
         with_health = [(-r[9], ch) for (_, r), ch in zip(preds, churned, strict=True) if r[9] is not None]
         assert float(o["health_auc"]) == pytest.approx(roc_auc(*zip(*with_health, strict=True)), abs=1e-4)
-        # among the customers still active at the prediction (silent for at most 1.5 usual gaps, or 7 days)
+        # among the customers still active at the prediction (silent for at most 1.5 usual gaps, or 7
+        # days, and a login within 7 days, or none on record)
         active = [
             (r, ch)
             for (_, r), ch in zip(preds, churned, strict=True)
-            if r[8] <= max(1.5 * (30.0 if r[14] is None else r[14]), 7)
+            if r[8] <= max(1.5 * (30.0 if r[14] is None else r[14]), 7) and (r[19] is None or r[19] <= 7)
         ]
         assert 50 < len(active) < 400
         assert float(o["active_auc"]) == pytest.approx(

@@ -165,15 +165,21 @@ def test_a_short_history_publishes_the_btyd_probability(history):
 
 def test_the_lists():
     churn = np.array([0.9, 0.7, 0.65, 0.2, 0.95, 0.99, 0.61, 0.1])
-    # still active: silent for at most 1.5 usual gaps, or 7 days (NaN: never bought)
+    # still active: silent for at most 1.5 usual gaps, or 7 days (NaN: never bought), and a login
+    # within 7 days (NaN: none on record, judged by the purchases alone)
+    logins = np.array([0, np.nan, 7, 3, 1, 2, 5, 1.0])
     active = churn_model.still_active(
-        np.array([5, 40, 3, 2, 200, 95, 44, 300.0]), np.array([2, 30, 1, 1, 45, 30, 30, 90]), 1.5, 7
+        np.array([5, 40, 3, 2, 200, 95, 44, 300.0]), np.array([2, 30, 1, 1, 45, 30, 30, 90]), logins, 1.5, 7, 7
     )
     assert active.tolist() == [True, True, True, True, False, False, True, False]
-    assert churn_model.still_active(np.array([np.nan, 8.0]), np.array([np.nan, np.nan]), 1.5, 7).tolist() == [
-        False,
-        False,
-    ]
+    nan2 = np.array([np.nan, np.nan])
+    assert churn_model.still_active(np.array([np.nan, 8.0]), nan2, nan2, 1.5, 7, 7).tolist() == [False, False]
+    # bought within its rhythm but away from the product for 8 days: no longer active
+    assert churn_model.still_active(np.array([5.0]), np.array([10.0]), np.array([8.0]), 1.5, 7, 7).tolist() == [False]
+    assert churn_model.active_text(1.5, 7, 7) == (
+        "silent since the last purchase for at most 1.5 times the usual gap between purchases, or 7 days,"
+        " and in the product within the last 7 days"
+    )
     value = np.array([100.0, 500.0, 1.0, 900.0, 50.0, 700.0, 300.0, 80.0])
     loss, name, rank = churn_model.lists(churn, active, value, high_risk=0.6, save_size=2, win_back_size=5)
     assert loss.tolist() == pytest.approx([90, 350, 0.65, 180, 47.5, 693, 183, 8])

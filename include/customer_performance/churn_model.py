@@ -444,12 +444,26 @@ def btyd_reasons(days_since: np.ndarray, purchase_days: np.ndarray, gap: np.ndar
 # ------------------------------------------------------------------------------------- the lists
 
 
-def still_active(since_purchase: np.ndarray, usual_gap: np.ndarray, gaps: float, days: int) -> np.ndarray:
+def still_active(
+    since_purchase: np.ndarray, usual_gap: np.ndarray, since_login: np.ndarray, gaps: float, days: int, login_days: int
+) -> np.ndarray:
     """Still active: silent since its last completed purchase for at most ``gaps`` times its usual
     gap between purchase days (risk.active_gaps; a one-time buyer's usual gap is the BTYD fallback's,
-    30 days) or ``days`` (risk.active_days), whichever is longer. NaN: never bought."""
+    30 days) or ``days`` (risk.active_days), whichever is longer, and in the product within the last
+    ``login_days`` (risk.active_login_days: a customer that has stopped using it has most likely
+    stopped, whatever its last purchase says). NaN since the last purchase: never bought; NaN since
+    the last login: no login on record (or no activity source), judged by its purchases alone."""
     limit = np.maximum(gaps * np.nan_to_num(usual_gap, nan=0.0), days)
-    return np.nan_to_num(since_purchase, nan=np.inf) <= limit
+    using = np.nan_to_num(since_login, nan=-np.inf) <= login_days
+    return (np.nan_to_num(since_purchase, nan=np.inf) <= limit) & using
+
+
+def active_text(gaps: float, days: int, login_days: int) -> str:
+    """ "Still active" in words, as every list title and definition prints it (still_active)."""
+    return (
+        f"silent since the last purchase for at most {gaps:g} times the usual gap between purchases, or"
+        f" {days} days, and in the product within the last {login_days} days"
+    )
 
 
 def lists(

@@ -35,7 +35,8 @@ DEFAULTS: dict[str, dict] = {
     # The red health band is a different, broader signal (engagement, satisfaction, support too).
     # The save list ("who to call"): the save_list_size high-risk customers still active (silent since
     # their last purchase for at most active_gaps times their usual gap between purchases, or
-    # active_days, whichever is longer) with the largest expected loss, each with at least 1
+    # active_days, whichever is longer, and in the product within the last active_login_days; no
+    # login on record: by the purchases alone) with the largest expected loss, each with at least 1
     # (reporting currency) to lose; the win-back list: the win_back_list_size high-risk customers no
     # longer active (most likely gone already) with the largest value if won back.
     "risk": {
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, dict] = {
         "renewal_likely_churn": 0.3,
         "active_gaps": 1.5,
         "active_days": 7,
+        "active_login_days": 7,
         "save_list_size": 50,
         "win_back_list_size": 50,
     },

@@ -43,6 +43,7 @@ RULES: dict[str, tuple[str, float, float]] = {
     "pareto.top_share": _PART,
     "risk.active_gaps": ("number", 0.1, 100.0),
     "risk.active_days": ("int", 0, 365),
+    "risk.active_login_days": ("int", 0, 3650),
     "risk.save_list_size": ("int", 1, 10000),
     "risk.win_back_list_size": ("int", 1, 10000),
     "churn.no_purchase_days": ("int", 7, 730),

@@ -13,7 +13,7 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import glossary
+from include.customer_performance import churn_model, glossary, metrics
 from include.customer_performance.config import settings
 from include.customer_performance.period import add_months
 from include.customer_performance.quality import report as quality_report
@@ -179,8 +179,6 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
             return None
         run = _plain(found)[0]
         model = run.pop("churn_model") or {}
-        from include.customer_performance import metrics
-
         card = model.get("scorecard") or metrics.DEFAULTS
         params = {"m": month, "end": run["period_end"], "high_risk": card["risk"]["high_risk_churn"]}
         # what later migrations add (0011: market penetration; 0013, 0015: the back-test's baselines
@@ -228,8 +226,12 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "fallback_reason": model.get("fallback_reason"),
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "no_purchase_days": card["churn"].get("no_purchase_days"),
-        "active_days": card["risk"].get("active_days"),
-        "active_gaps": card["risk"].get("active_gaps"),
+        # still active, in words, by the scorecard the run used (an older run's has no login days)
+        "active": churn_model.active_text(
+            card["risk"].get("active_gaps", 1.5),
+            card["risk"].get("active_days", 7),
+            card["risk"].get("active_login_days", metrics.DEFAULTS["risk"]["active_login_days"]),
+        ),
         "red_below": card["health"]["bands"]["yellow"],
     }
     with conn.cursor() as cur:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import glossary
+from include.customer_performance import churn_model, glossary
 from include.customer_performance.config import settings
 from include.customer_performance.glossary import share_text
 from include.customer_performance.quality import report as quality_report
@@ -91,7 +91,7 @@ class Digest:
     win_back_total: int = 0
     no_purchase_days: int = 90  # the churn event's horizon
     high_risk: float = 0.6  # the save list's least churn probability
-    active: tuple[float, int] = (1.5, 7)  # still active: silent for at most this many usual gaps, or days
+    active: str = churn_model.active_text(1.5, 7, 7)  # still active, in words (the scorecard's rule)
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -114,7 +114,7 @@ def gather(
     high_risk: float,
     no_purchase_days: int,
     link: str | None,
-    active: tuple[float, int] = (1.5, 7),
+    active: str = churn_model.active_text(1.5, 7, 7),
 ) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -276,14 +276,13 @@ def list_titles(d: Digest) -> dict[str, str]:
     """The save and win-back lists' titles, each saying what it holds."""
     return {
         "save": (
-            f"Save list, who to call: {d.save_total:,} customers still active (silent since their last purchase"
-            f" for at most {d.active[0]:g} times their usual gap between purchases, or {d.active[1]} days)"
+            f"Save list, who to call: {d.save_total:,} customers still active ({d.active})"
             f" with a churn probability of at least {share_text(d.high_risk)} (no completed"
             f" purchase in the next {d.no_purchase_days} days), the largest expected loss (value if kept x churn"
             " probability) first"
         ),
         "win-back": (
-            f"Win back: {d.win_back_total:,} customers most likely gone already (high risk and silent for longer),"
+            f"Win back: {d.win_back_total:,} customers most likely gone already (high risk and no longer active),"
             " the most valuable if won back first"
         ),
     }

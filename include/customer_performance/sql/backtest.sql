@@ -50,7 +50,7 @@ predicted AS (
         END AS frequency_group,
         coalesce(p.days_since_last_purchase
             <= greatest(%(active_gaps)s * coalesce(p.usual_gap_days, %(fallback_gap_days)s), %(active_days)s), FALSE)
-            AS active,
+        AND coalesce(p.days_since_last_login <= %(active_login_days)s, TRUE) AS active,
         p.churn_list = 'save' AS on_save_list,
         (c.predicted_month + interval '1 month') + make_interval(days => %(no_purchase_days)s) AS event_end,
         -- the horizons are 1 and 3 (metrics.BACKTEST_HORIZONS_MONTHS, checked by aggregate.py)

@@ -86,7 +86,7 @@ def published_predictions(cur, run: Run, analytics_schema: str) -> sql.Composabl
         " expected_purchases_1m numeric, expected_purchases_3m numeric, transaction_count bigint, purchase_days bigint,"
         " days_since_last_purchase bigint, health_score numeric, churn_probability_btyd numeric, p_alive numeric,"
         " churn_list text, first_purchase timestamptz, usual_gap_days numeric, lifetime_purchases bigint,"
-        " revenue numeric, expected_purchases_12m numeric, clv_12m numeric"
+        " revenue numeric, expected_purchases_12m numeric, clv_12m numeric, days_since_last_login bigint"
     )
     cur.execute(
         "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'customer_performance'"
@@ -144,6 +144,7 @@ def aggregate(cur, run: Run, cfg: Settings, connect: Connect | None = None) -> d
         **event_horizon(card.get("churn.no_purchase_days")),
         "active_days": card.get("risk.active_days"),
         "active_gaps": card.get("risk.active_gaps"),
+        "active_login_days": card.get("risk.active_login_days"),
         "fallback_gap_days": card.get("churn.fallback_gap_days"),
         "complete_month": run.month_closed,
         "previous_loaded": last_month_loaded,

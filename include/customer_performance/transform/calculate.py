@@ -322,7 +322,7 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
     # model's, below), the value if kept and the silence the activity rule reads
     query = sql.SQL(
         "SELECT m.customer_id, c.churn_probability::float8, c.value_if_kept::float8,"
-        " m.days_since_last_purchase::float8, c.usual_gap_days::float8"
+        " m.days_since_last_purchase::float8, c.usual_gap_days::float8, m.days_since_last_login::float8"
         " FROM {} AS m JOIN {} AS c USING (customer_id) ORDER BY m.customer_id"
     ).format(metrics_table, target)
     with conn.cursor(name="churn_lists") as cur:
@@ -330,11 +330,16 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
     if not got:
         conn.commit()
         return {**out, "replaced": False}
-    ids, churn, value, since_purchase, usual_gap = got
+    ids, churn, value, since_purchase, usual_gap, since_login = got
     ids = ids.astype(np.int64)
     risk = _risk(card)
     active = churn_model.still_active(
-        since_purchase, usual_gap, card.get("risk.active_gaps"), card.get("risk.active_days")
+        since_purchase,
+        usual_gap,
+        since_login,
+        card.get("risk.active_gaps"),
+        card.get("risk.active_days"),
+        card.get("risk.active_login_days"),
     )
     says = np.full(len(ids), None, dtype=object)
     if scores is not None:

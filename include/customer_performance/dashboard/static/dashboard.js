@@ -644,9 +644,9 @@ function atRiskSection(d) {
   document.getElementById("risk-vocabulary").textContent =
     `Churn probability: the probability of no completed purchase in the next ${days} days` +
     ` (${m.method === "gradient_boosting" ? "gradient-boosted model trained on this data's own history" : "BTYD model; the trained model needs more published history"}).` +
-    ` Save list: still active (silent since the last purchase for at most ${fmt(m.active_gaps ?? 1.5, 1)} times the customer's usual gap between purchases, or ${m.active_days ?? 7} days), churn probability at least ${fmt(ar.high_risk_churn ?? m.high_risk_churn, 2)},` +
+    ` Save list: still active (${m.active || "n/a"}), churn probability at least ${fmt(ar.high_risk_churn ?? m.high_risk_churn, 2)},` +
     " at least 1 to lose, the largest expected loss first. Expected loss: the value a customer brings over the next 12 months if kept" +
-    " × its churn probability. Win back: high risk and silent for longer (most likely gone already), the most valuable if won back first. Health arrows compare with last month.";
+    " × its churn probability. Win back: high risk and no longer active (most likely gone already), the most valuable if won back first. Health arrows compare with last month.";
   const wb = d.win_back || [];
   const wsum = document.getElementById("win-back-summary");
   clear(wsum);
