@@ -8,9 +8,10 @@ In one run it
 1. generates N customers acquired over two years, with their lives (July 2025 and 24 months of
    history; the ground truth covers 120 days after July), reusing the sources when N and the seed
    match;
-2. runs the DAG for March to July 2025 with `airflow dags test`, as a deployment would have
-   published them: July's run trains the gradient-boosted model on the months whose 90 days after
-   are known by then (March, April) and publishes its churn probability;
+2. runs the DAG for July 2024 to July 2025 with `airflow dags test`, as a deployment that
+   backfilled a year would have published them: July's run trains the gradient-boosted model on
+   the last six months whose 90 days after are known by then (November to April) and publishes its
+   churn probability;
 3. scores July's published figures against the truth, over the customers who had bought by the end
    of July, for the event "no completed purchase in the 90 days after July", side by side for the
    published churn probability, the BTYD probability of the same event (churn_probability_btyd),
@@ -45,7 +46,8 @@ from dev.churn_eval import calibration, calibration_error, ground_truth, roc_auc
 from dev.stack import Stack, checkout_name, pg_dsn  # noqa: E402
 from include.customer_performance import churn_model, metrics  # noqa: E402
 
-LOGICAL_DATES = tuple(f"2025-{m:02d}-01T02:00:00+00:00" for m in range(4, 9))  # March to July 2025
+# July 2024 to July 2025, as a deployment that backfilled a year would have published them
+LOGICAL_DATES = tuple(f"{2024 + (m > 12)}-{(m - 1) % 12 + 1:02d}-01T02:00:00+00:00" for m in range(8, 21))
 PERIOD_END = date(2025, 8, 1)
 GOALS = {"auc_active": 0.05, "auc_all": 0.02, "ece": 0.05, "gone": 0.10}
 
