@@ -180,6 +180,9 @@ def test_the_lists():
         "silent since the last purchase for at most 1.5 times the usual gap between purchases, or 7 days,"
         " and in the product within the last 7 days"
     )
+    assert churn_model.active_text(2, 10, None) == (
+        "silent since the last purchase for at most 2 times the usual gap between purchases, or 10 days"
+    )
     value = np.array([100.0, 500.0, 1.0, 900.0, 50.0, 700.0, 300.0, 80.0])
     loss, name, rank = churn_model.lists(churn, active, value, high_risk=0.6, save_size=2, win_back_size=5)
     assert loss.tolist() == pytest.approx([90, 350, 0.65, 180, 47.5, 693, 183, 8])

@@ -458,12 +458,11 @@ def still_active(
     return (np.nan_to_num(since_purchase, nan=np.inf) <= limit) & using
 
 
-def active_text(gaps: float, days: int, login_days: int) -> str:
-    """ "Still active" in words, as every list title and definition prints it (still_active)."""
-    return (
-        f"silent since the last purchase for at most {gaps:g} times the usual gap between purchases, or"
-        f" {days} days, and in the product within the last {login_days} days"
-    )
+def active_text(gaps: float, days: int, login_days: int | None) -> str:
+    """Still active in words, as every list title and definition prints it (still_active); without
+    ``login_days`` (a run's scorecard from before risk.active_login_days), by the purchases alone."""
+    words = f"silent since the last purchase for at most {gaps:g} times the usual gap between purchases, or {days} days"
+    return words if login_days is None else f"{words}, and in the product within the last {login_days} days"
 
 
 def lists(

@@ -226,11 +226,12 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "fallback_reason": model.get("fallback_reason"),
         "high_risk_churn": card["risk"]["high_risk_churn"],
         "no_purchase_days": card["churn"].get("no_purchase_days"),
-        # still active, in words, by the scorecard the run used (an older run's has no login days)
+        # still active, in words, by the scorecard the run used (an older run's lists were drawn
+        # without the login days)
         "active": churn_model.active_text(
             card["risk"].get("active_gaps", 1.5),
             card["risk"].get("active_days", 7),
-            card["risk"].get("active_login_days", metrics.DEFAULTS["risk"]["active_login_days"]),
+            card["risk"].get("active_login_days"),
         ),
         "red_below": card["health"]["bands"]["yellow"],
     }
