@@ -265,7 +265,23 @@ def run_dag(stack: Stack, env: dict, log: str = "dag_test.log") -> dict:
         "cpu": cpu,
         "peak_rss_mb": _rss(out.stdout),
         "source_rows_read": source_read,
+        "churn_model": churn_record(stack),
     }
+
+
+def churn_record(stack: Stack) -> dict:
+    """What July's run kept of its churn model (pipeline_runs.churn_model): the method, and the
+    gradient-boosted model's training, scoring and reason seconds, or why it fell back."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn(stack.analytics_db)) as conn:
+        row = conn.execute(
+            "SELECT churn_model FROM analytics.pipeline_runs WHERE report_month = %s"
+            " ORDER BY period_end DESC, loaded_at DESC LIMIT 1",
+            (START,),
+        ).fetchone()
+    record = (row[0] or {}) if row else {}
+    return {"method": record.get("method"), **(record.get("model") or {})}
 
 
 def run_scheduled(stack: Stack, home: Path) -> dict:
@@ -618,6 +634,17 @@ def main() -> int:
         f"   {source_rows / dag['wall']:,.0f} source rows/s"
     )
     print(f"  worker peak RSS         {dag['peak_rss_mb']:8.0f} MB")
+    churn = dag.get("churn_model") or {}
+    print(
+        f"  churn model             {churn.get('method')}: "
+        + (
+            f"training {churn.get('training_seconds')} s on {churn.get('training_rows') or 0:,} rows, scoring"
+            f" {churn.get('scoring_seconds')} s, reasons {churn.get('reasons_seconds')} s"
+            if churn.get("training_seconds") is not None
+            else f"the BTYD probability published ({churn.get('fallback_reason')})"
+        )
+        + f"; the whole step in calculate {churn.get('seconds')} s"
+    )
     print(
         f"  sales DB rows read      {dag['source_rows_read']:>12,}   (MariaDB Handler_read_*, server-wide;"
         f" {dag['source_rows_read'] / max(moved.get('transactions', 1), 1):.1f} per transaction of the month)"

@@ -311,9 +311,10 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
     history and, when it beats the BTYD probability on the held-out month, take its probability,
     expected loss and reasons into ``churn`` (churn_model.py); then draw the save and win-back lists
     (churn_model.lists, over the customers who bought, still active by their days since the last
-    purchase or login) and mark them in ``churn`` and ``customer_metrics``. Returns what the run
+    purchase and since the last login) and mark them in ``churn`` and ``customer_metrics``. Returns what the run
     record keeps; ``replaced`` says whether customer_metrics must be computed again (the model's
     probability feeds the health score). Commits."""
+    started = time.monotonic()
     cfg = ChurnSettings.of(card)
     metrics_table, target = run.table("customer_metrics"), run.table("churn")
     out = churn_model.train_and_score(conn, run, analytics_schema, cfg, metrics_table)
@@ -399,6 +400,8 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
         analyze(cur, target)
     conn.commit()
     out["save_list"], out["win_back_list"] = int(np.sum(names == "save")), int(np.sum(names == "win-back"))
+    # the whole step (model, lists, reasons, writes; not the second customer_metrics when it publishes)
+    out["seconds"] = round(time.monotonic() - started, 2)
     return {**out, "replaced": scores is not None}
 
 
