@@ -45,5 +45,5 @@ bench: setup  ## the DAG at N customers (default 1,000,000) and HISTORY months o
 bench-scaling: setup  ## the nightly run at SIZES customers (100k..3M) with 1 and HISTORY months of history: time and peak RSS per size
 	@$(PY) bench/scaling.py $(if $(SIZES),--sizes $(SIZES)) $(if $(HISTORY),--history-months $(HISTORY))
 
-bench-churn: setup  ## churn model and health bands against the generator's ground truth at N customers (default 100,000)
-	@$(PY) bench/churn.py $(if $(N),--customers $(N))
+bench-churn: setup  ## churn model and health bands against the generator's ground truth at N customers (default 100,000), MONTHS published up to July (13)
+	@$(PY) bench/churn.py $(if $(N),--customers $(N)) $(if $(MONTHS),--months $(MONTHS))
