@@ -643,7 +643,6 @@ def main() -> int:
             if churn.get("training_seconds") is not None
             else f"the BTYD probability published ({churn.get('fallback_reason')})"
         )
-        + f"; the whole step in calculate {churn.get('seconds')} s"
     )
     print(
         f"  sales DB rows read      {dag['source_rows_read']:>12,}   (MariaDB Handler_read_*, server-wide;"

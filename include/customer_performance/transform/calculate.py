@@ -314,7 +314,6 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
     purchase and since the last login) and mark them in ``churn`` and ``customer_metrics``. Returns what the run
     record keeps; ``replaced`` says whether customer_metrics must be computed again (the model's
     probability feeds the health score). Commits."""
-    started = time.monotonic()
     cfg = ChurnSettings.of(card)
     metrics_table, target = run.table("customer_metrics"), run.table("churn")
     out = churn_model.train_and_score(conn, run, analytics_schema, cfg, metrics_table)
@@ -400,8 +399,6 @@ def apply_churn_model(conn, run: Run, card: scorecard.Scorecard, analytics_schem
         analyze(cur, target)
     conn.commit()
     out["save_list"], out["win_back_list"] = int(np.sum(names == "save")), int(np.sum(names == "win-back"))
-    # the whole step (model, lists, reasons, writes; not the second customer_metrics when it publishes)
-    out["seconds"] = round(time.monotonic() - started, 2)
     return {**out, "replaced": scores is not None}
 
 
