@@ -410,13 +410,18 @@ def bootstrap(env: dict) -> dict:
     """`lifetime rebuild --month 2025-07`: the state a first run (or June's month close) leaves."""
     read_before = source_rows_read()
     t0 = time.monotonic()
-    subprocess.run(
+    out = subprocess.run(
         [sys.executable, "-m", "include.customer_performance", "lifetime", "rebuild", "--month", "2025-07"],
         env=env,
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if out.returncode:
+        raise SystemExit(
+            f"lifetime rebuild failed after {time.monotonic() - t0:.0f} s (exit {out.returncode}):\n"
+            + (out.stdout + out.stderr)[-4000:]
+        )
     return {"seconds": time.monotonic() - t0, "source_rows_read": source_rows_read() - read_before}
 
 
