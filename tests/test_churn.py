@@ -178,9 +178,8 @@ def _published_fixture(seed: int = 5, customers: int = 400):
             )
         sales = 0 if rnd.random() < published[-1][2] else rnd.randint(1, 3)
         july.append((c, sales, (sales + 1) // 2, first_day(date(2025, 7, 1), sales), sales * 37.5))
-    july += [
-        (customers + 1, 5, 3, datetime(2025, 7, 2, tzinfo=UTC), 187.5)
-    ]  # a new customer: nothing was predicted for it
+    # a new customer: nothing was predicted for it
+    july += [(customers + 1, 5, 3, datetime(2025, 7, 2, tzinfo=UTC), 187.5)]
     return published, july
 
 
