@@ -19,7 +19,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from include.customer_performance import churn_model
+from include.customer_performance import churn_model, glossary
 from include.customer_performance.churn import DEFAULT_SETTINGS
 from include.customer_performance.period import add_months
 
@@ -176,11 +176,11 @@ def test_the_lists():
     assert churn_model.still_active(np.array([np.nan, 8.0]), nan2, nan2, 1.5, 7, 7).tolist() == [False, False]
     # bought within its rhythm but away from the product for 8 days: no longer active
     assert churn_model.still_active(np.array([5.0]), np.array([10.0]), np.array([8.0]), 1.5, 7, 7).tolist() == [False]
-    assert churn_model.active_text(1.5, 7, 7) == (
+    assert glossary.active_text(1.5, 7, 7) == (
         "silent since the last purchase for at most 1.5 times the usual gap between purchases, or 7 days,"
         " and in the product within the last 7 days"
     )
-    assert churn_model.active_text(2, 10, None) == (
+    assert glossary.active_text(2, 10, None) == (
         "silent since the last purchase for at most 2 times the usual gap between purchases, or 10 days"
     )
     value = np.array([100.0, 500.0, 1.0, 900.0, 50.0, 700.0, 300.0, 80.0])

@@ -452,17 +452,11 @@ def still_active(
     30 days) or ``days`` (risk.active_days), whichever is longer, and in the product within the last
     ``login_days`` (risk.active_login_days: a customer that has stopped using it has most likely
     stopped, whatever its last purchase says). NaN since the last purchase: never bought; NaN since
-    the last login: no login on record (or no activity source), judged by its purchases alone."""
+    the last login: no login on record (or no activity source), judged by its purchases alone. In
+    words: glossary.active_text."""
     limit = np.maximum(gaps * np.nan_to_num(usual_gap, nan=0.0), days)
     using = np.nan_to_num(since_login, nan=-np.inf) <= login_days
     return (np.nan_to_num(since_purchase, nan=np.inf) <= limit) & using
-
-
-def active_text(gaps: float, days: int, login_days: int | None) -> str:
-    """Still active in words, as every list title and definition prints it (still_active); without
-    ``login_days`` (a run's scorecard from before risk.active_login_days), by the purchases alone."""
-    words = f"silent since the last purchase for at most {gaps:g} times the usual gap between purchases, or {days} days"
-    return words if login_days is None else f"{words}, and in the product within the last {login_days} days"
 
 
 def lists(

@@ -317,6 +317,14 @@ def decimals(name: str) -> int | None:
     return EXPORT_DECIMALS[found.unit] if found else 4
 
 
+def active_text(gaps: float, days: int, login_days: int | None) -> str:
+    """Still active in words, as every list title and definition prints it (churn_model.still_active);
+    without ``login_days`` (a run's scorecard from before risk.active_login_days), by the purchases
+    alone."""
+    words = f"silent since the last purchase for at most {gaps:g} times the usual gap between purchases, or {days} days"
+    return words if login_days is None else f"{words}, and in the product within the last {login_days} days"
+
+
 def share_text(share: float | None, decimals: int = 1) -> str:
     """A share (0-1, published to 4 decimals) as a percent, rounded half away from zero on its
     integer ten-thousandths: 0.65345 -> 0.6535 -> "65.4 %". The dashboard's pct() rounds alike, so

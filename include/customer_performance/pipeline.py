@@ -374,7 +374,7 @@ def push_bi_api(run: Run, cfg: Settings) -> dict:
 def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
     """What the stakeholder email says (export/digest.py): the dashboard's month in brief, the
     seed's executive sections, the risk vocabulary and the back-test."""
-    from include.customer_performance import churn_model, scorecard
+    from include.customer_performance import glossary, scorecard
     from include.customer_performance.export import digest
     from include.customer_performance.notify import cfg_base_url
     from include.customer_performance.report import executive_sections
@@ -392,7 +392,7 @@ def email_digest(conn, run: Run, cfg: Settings, kpis: dict):
         card.get("risk.high_risk_churn"),
         card.get("churn.no_purchase_days"),
         link,
-        churn_model.active_text(
+        glossary.active_text(
             card.get("risk.active_gaps"), card.get("risk.active_days"), card.get("risk.active_login_days")
         ),
     )

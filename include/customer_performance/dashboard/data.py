@@ -13,7 +13,7 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import churn_model, glossary, metrics
+from include.customer_performance import glossary, metrics
 from include.customer_performance.config import settings
 from include.customer_performance.period import add_months
 from include.customer_performance.quality import report as quality_report
@@ -228,9 +228,9 @@ def month_data(conn, schema: str, month: date, currency: str = "USD") -> dict | 
         "no_purchase_days": card["churn"].get("no_purchase_days"),
         # still active, in words, by the scorecard the run used (an older run's lists were drawn
         # without the login days)
-        "active": churn_model.active_text(
-            card["risk"].get("active_gaps", 1.5),
-            card["risk"].get("active_days", 7),
+        "active": glossary.active_text(
+            card["risk"].get("active_gaps", metrics.DEFAULTS["risk"]["active_gaps"]),
+            card["risk"].get("active_days", metrics.DEFAULTS["risk"]["active_days"]),
             card["risk"].get("active_login_days"),
         ),
         "red_below": card["health"]["bands"]["yellow"],

@@ -15,7 +15,7 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from include.customer_performance import churn_model, glossary
+from include.customer_performance import glossary, metrics
 from include.customer_performance.config import settings
 from include.customer_performance.glossary import share_text
 from include.customer_performance.quality import report as quality_report
@@ -76,6 +76,12 @@ def change(now: float | None, before: float | None, kind: str, currency: str = "
     return shown, sign
 
 
+# still active in words, by the scorecard's defaults (a digest gathered without the run's scorecard)
+_ACTIVE = glossary.active_text(
+    *(metrics.DEFAULTS["risk"][k] for k in ("active_gaps", "active_days", "active_login_days"))
+)
+
+
 @dataclass
 class Digest:
     month: str  # "July 2025"
@@ -91,7 +97,7 @@ class Digest:
     win_back_total: int = 0
     no_purchase_days: int = 90  # the churn event's horizon
     high_risk: float = 0.6  # the save list's least churn probability
-    active: str = churn_model.active_text(1.5, 7, 7)  # still active, in words (the scorecard's rule)
+    active: str = _ACTIVE  # still active, in words (the scorecard's rule)
     movers: list[dict] = field(default_factory=list)
     gate: list[dict] = field(default_factory=list)
     quarantined: int = 0
@@ -114,7 +120,7 @@ def gather(
     high_risk: float,
     no_purchase_days: int,
     link: str | None,
-    active: str = churn_model.active_text(1.5, 7, 7),
+    active: str = _ACTIVE,
 ) -> Digest:
     """The digest of ``run`` from its staged tables and the previous month's run record."""
     with conn.cursor(row_factory=dict_row) as cur:
